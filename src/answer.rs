@@ -1,0 +1,436 @@
+//! Turning upstream answers into cacheable form, and cached answers into client replies.
+//!
+//! An upstream answer is stored without its OPT record (EDNS is hop-by-hop), with TTLs
+//! clamped and the offsets of every TTL recorded. A reply is a copy of that with the
+//! client's ID, flags and spelling of the name, TTLs counted down, a fresh OPT record
+//! when the client sent one, and truncation to the client's UDP size.
+
+use crate::wire::build::{push_opt, EdnsReply};
+use crate::wire::message::Section;
+use crate::wire::{self, rcode, rtype, Header, QueryView, Scan, HEADER_LEN};
+
+/// TTL limits applied to answers before they are cached (seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TtlPolicy {
+    pub min_ttl: u32,
+    pub max_ttl: u32,
+    pub neg_ttl: u32,
+}
+
+impl Default for TtlPolicy {
+    fn default() -> Self {
+        TtlPolicy {
+            min_ttl: 0,
+            max_ttl: 86400,
+            neg_ttl: 3600,
+        }
+    }
+}
+
+/// What kind of answer an upstream gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// NOERROR with data for the question.
+    Positive,
+    /// NXDOMAIN, or NOERROR without data for the question type (RFC 2308).
+    Negative,
+    /// SERVFAIL, REFUSED, NOTIMP and anything else unusual.
+    Failure,
+}
+
+/// An upstream answer made ready for the cache and for replies.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The message without OPT, AA cleared, AD cleared unless trusted, TTLs clamped.
+    pub msg: Vec<u8>,
+    pub ttl_pos: Vec<u16>,
+    /// How long it may be cached (0 = not at all).
+    pub lifetime: u32,
+    pub kind: Kind,
+    pub rcode: u8,
+}
+
+/// RFC 2181 8: a TTL with the top bit set counts as zero.
+fn sane_ttl(t: u32) -> u32 {
+    if t & 0x8000_0000 != 0 {
+        0
+    } else {
+        t
+    }
+}
+
+/// Prepares an upstream answer. `scan` must be the walk of `raw`.
+/// The caller has already matched the question against the query it sent.
+pub fn prepare(raw: &[u8], scan: &Scan, policy: &TtlPolicy, trust_ad: bool) -> Prepared {
+    // Cut the OPT record (and any record after it) out of the additional section.
+    let (mut msg, kept) = match scan.opt {
+        Some(opt) => {
+            let kept: Vec<_> = scan
+                .records
+                .iter()
+                .filter(|r| r.start < opt.start)
+                .copied()
+                .collect();
+            (raw[..opt.start].to_vec(), kept)
+        }
+        None => (raw[..scan.end].to_vec(), scan.records.clone()),
+    };
+    let arcount = kept
+        .iter()
+        .filter(|r| r.section == Section::Additional)
+        .count() as u16;
+    let qtype = scan.question.as_ref().map(|q| q.qtype).unwrap_or(0);
+    if let Ok(mut h) = Header::new_checked(&mut msg[..]) {
+        h.set_arcount(arcount);
+        h.set_aa(false);
+        h.set_ra(true);
+        if !trust_ad {
+            h.set_ad(false);
+        }
+    }
+
+    let has_data = kept
+        .iter()
+        .any(|r| r.section == Section::Answer && (r.rtype == qtype || qtype == rtype::ANY));
+    let kind = match scan.rcode {
+        rcode::NOERROR if has_data => Kind::Positive,
+        rcode::NOERROR | rcode::NXDOMAIN => Kind::Negative,
+        _ => Kind::Failure,
+    };
+
+    let mut ttl_pos = Vec::with_capacity(kept.len());
+    let mut lifetime: Option<u32> = None;
+    let mut soa_seen = false;
+    for r in &kept {
+        let mut ttl = sane_ttl(r.ttl).clamp(policy.min_ttl, policy.max_ttl.max(policy.min_ttl));
+        if kind == Kind::Negative && r.section == Section::Authority && r.rtype == rtype::SOA {
+            // RFC 2308 5: the negative TTL is the smaller of the SOA's TTL and MINIMUM.
+            let minimum = r
+                .rdata
+                .checked_add(r.rdlen as usize)
+                .and_then(|end| end.checked_sub(4))
+                .and_then(|p| wire::read_u32(raw, p).ok())
+                .unwrap_or(0);
+            ttl = sane_ttl(r.ttl).min(sane_ttl(minimum)).min(policy.neg_ttl);
+            soa_seen = true;
+        }
+        wire::write_u32(&mut msg, r.ttl_pos, ttl);
+        ttl_pos.push(r.ttl_pos as u16);
+        lifetime = Some(lifetime.map_or(ttl, |l| l.min(ttl)));
+    }
+    let lifetime = match kind {
+        Kind::Positive => lifetime.unwrap_or(0),
+        Kind::Negative if soa_seen => lifetime.unwrap_or(0),
+        // Without an SOA there is no negative TTL to go by (RFC 2308 5).
+        Kind::Negative | Kind::Failure => 0,
+    };
+    Prepared {
+        msg,
+        ttl_pos,
+        lifetime: if scan.tc { 0 } else { lifetime },
+        kind,
+        rcode: scan.rcode,
+    }
+}
+
+/// How a reply is to be dressed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReplyOpts {
+    /// Seconds to subtract from every TTL.
+    pub elapsed: u32,
+    /// Serve every TTL as this value instead (stale answers).
+    pub fixed_ttl: Option<u32>,
+    /// Extended error to attach for EDNS clients.
+    pub ede: Option<wire::build::Ede>,
+    /// Set AA (local data).
+    pub authoritative: bool,
+    /// The reply goes over UDP: apply the client's size limit.
+    pub udp: bool,
+}
+
+/// Writes a reply for `q` (raw client question name in `q.question.name`) from a stored
+/// answer into `out`. Returns true if the reply had to be truncated.
+pub fn write_reply(
+    out: &mut Vec<u8>,
+    stored: &[u8],
+    ttl_pos: impl Iterator<Item = usize>,
+    q: &QueryView,
+    opts: &ReplyOpts,
+) -> bool {
+    out.clear();
+    out.extend_from_slice(stored);
+    let qname = q.question.name.as_bytes();
+    // The stored question was checked to be the same name; restore the client's spelling.
+    if let Some(dst) = out.get_mut(HEADER_LEN..HEADER_LEN + qname.len()) {
+        if dst.eq_ignore_ascii_case(qname) {
+            dst.copy_from_slice(qname);
+        }
+    }
+    for p in ttl_pos {
+        let t = match opts.fixed_ttl {
+            Some(t) => t,
+            None => wire::read_u32(stored, p)
+                .unwrap_or(0)
+                .saturating_sub(opts.elapsed),
+        };
+        wire::write_u32(out, p, t);
+    }
+    if let Ok(mut h) = Header::new_checked(&mut out[..]) {
+        h.set_id(q.id);
+        h.set_qr(true);
+        h.set_rd(q.rd);
+        h.set_cd(q.cd);
+        h.set_ra(true);
+        h.set_aa(opts.authoritative);
+    }
+    let edns = q.opt.map(|o| EdnsReply {
+        do_bit: o.do_bit,
+        ext_rcode: 0,
+        ede: opts.ede,
+    });
+    let opt_len = match edns.and_then(|e| e.ede) {
+        Some(e) => 11 + 6 + e.text.len(),
+        None if edns.is_some() => 11,
+        None => 0,
+    };
+    let mut truncated = false;
+    if opts.udp && out.len() + opt_len > q.udp_limit() {
+        // Keep header and question only; the client retries over TCP (RFC 7766).
+        let qend = HEADER_LEN + qname.len() + 4;
+        out.truncate(qend.min(out.len()));
+        if let Ok(mut h) = Header::new_checked(&mut out[..]) {
+            h.set_tc(true);
+            h.set_ancount(0);
+            h.set_nscount(0);
+            h.set_arcount(0);
+        }
+        truncated = true;
+    }
+    if let Some(e) = edns {
+        push_opt(out, wire::EDNS_UDP_SIZE, e.ext_rcode, e.do_bit, e.ede);
+    }
+    truncated
+}
+
+/// Writes an answer with `rcode` and no records for a parsed query.
+pub fn write_error(out: &mut Vec<u8>, q: &QueryView, rc: u8, ede: Option<wire::build::Ede>) {
+    wire::build::query(
+        out,
+        q.id,
+        &q.question.name,
+        q.question.qtype,
+        q.question.qclass,
+        q.rd,
+        q.cd,
+    );
+    if let Ok(mut h) = Header::new_checked(&mut out[..]) {
+        h.set_qr(true);
+        h.set_ra(true);
+        h.set_rcode(rc);
+    }
+    if let Some(o) = q.opt {
+        push_opt(out, wire::EDNS_UDP_SIZE, 0, o.do_bit, ede);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::build;
+    use crate::wire::{parse_query, scan_message, NameBuf};
+
+    /// An answer for `name` A with `n` records of TTL `ttl`, plus an OPT record.
+    fn upstream_answer(name: &str, n: usize, ttl: u32) -> Vec<u8> {
+        let mut m = Vec::new();
+        build::query(
+            &mut m,
+            7,
+            &NameBuf::from_dotted(name).unwrap(),
+            1,
+            1,
+            true,
+            false,
+        );
+        m[2] |= 0x84; // QR, AA
+        m[3] |= 0x20; // AD
+        for i in 0..n {
+            m.extend_from_slice(b"\xc0\x0c\x00\x01\x00\x01");
+            m.extend_from_slice(&ttl.to_be_bytes());
+            m.extend_from_slice(&[0, 4, 10, 0, 0, i as u8]);
+        }
+        m[7] = n as u8;
+        build::push_opt(&mut m, 4096, 0, false, None);
+        m
+    }
+
+    fn negative(rc: u8, soa_ttl: u32, minimum: u32) -> Vec<u8> {
+        let mut m = Vec::new();
+        build::query(
+            &mut m,
+            7,
+            &NameBuf::from_dotted("nx.test").unwrap(),
+            1,
+            1,
+            true,
+            false,
+        );
+        m[2] |= 0x80;
+        m[3] |= rc;
+        m.extend_from_slice(b"\x04test\x00\x00\x06\x00\x01");
+        m.extend_from_slice(&soa_ttl.to_be_bytes());
+        let mut rdata = b"\x02ns\xc0\x14\x05admin\xc0\x14".to_vec();
+        for v in [1u32, 2, 3, 4, minimum] {
+            rdata.extend_from_slice(&v.to_be_bytes());
+        }
+        m.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        m.extend_from_slice(&rdata);
+        m[9] = 1;
+        m
+    }
+
+    fn client(name: &str, edns: Option<u16>) -> (Vec<u8>, QueryView) {
+        let mut q = Vec::new();
+        build::query(
+            &mut q,
+            0xabcd,
+            &NameBuf::from_dotted(name).unwrap(),
+            1,
+            1,
+            true,
+            false,
+        );
+        if let Some(s) = edns {
+            build::push_opt(&mut q, s, 0, true, None);
+        }
+        let v = parse_query(&q).unwrap();
+        (q, v)
+    }
+
+    #[test]
+    fn positive_answer_is_prepared_and_replied() {
+        let raw = upstream_answer("www.test", 2, 300);
+        let p = prepare(
+            &raw,
+            &scan_message(&raw).unwrap(),
+            &TtlPolicy::default(),
+            false,
+        );
+        assert_eq!(
+            (p.kind, p.lifetime, p.ttl_pos.len()),
+            (Kind::Positive, 300, 2)
+        );
+        let s = scan_message(&p.msg).unwrap();
+        assert!(s.opt.is_none() && !s.aa && !s.ad);
+
+        let (_, q) = client("WWW.Test", Some(1232));
+        let mut out = Vec::new();
+        let opts = ReplyOpts {
+            elapsed: 100,
+            udp: true,
+            ..Default::default()
+        };
+        assert!(!write_reply(
+            &mut out,
+            &p.msg,
+            p.ttl_pos.iter().map(|&x| x as usize),
+            &q,
+            &opts
+        ));
+        let s = scan_message(&out).unwrap();
+        assert_eq!(s.id, 0xabcd);
+        assert_eq!(s.question.unwrap().name.to_dotted(), "WWW.Test");
+        assert!(s.records.iter().all(|r| r.ttl == 200));
+        let o = s.opt.unwrap();
+        assert!(o.do_bit);
+        assert_eq!(o.udp_size, 1232);
+    }
+
+    #[test]
+    fn ttls_are_clamped() {
+        let raw = upstream_answer("www.test", 1, 5);
+        let pol = TtlPolicy {
+            min_ttl: 60,
+            max_ttl: 120,
+            neg_ttl: 10,
+        };
+        let p = prepare(&raw, &scan_message(&raw).unwrap(), &pol, false);
+        assert_eq!(p.lifetime, 60);
+        let raw = upstream_answer("www.test", 1, 100_000);
+        let p = prepare(&raw, &scan_message(&raw).unwrap(), &pol, false);
+        assert_eq!(p.lifetime, 120);
+        let raw = upstream_answer("www.test", 1, 0x8000_0001);
+        let p = prepare(
+            &raw,
+            &scan_message(&raw).unwrap(),
+            &TtlPolicy::default(),
+            false,
+        );
+        assert_eq!(p.lifetime, 0);
+    }
+
+    #[test]
+    fn negative_ttl_follows_rfc2308() {
+        let pol = TtlPolicy::default();
+        let raw = negative(rcode::NXDOMAIN, 900, 300);
+        let p = prepare(&raw, &scan_message(&raw).unwrap(), &pol, false);
+        assert_eq!((p.kind, p.lifetime), (Kind::Negative, 300));
+        let raw = negative(rcode::NOERROR, 60, 300);
+        let p = prepare(&raw, &scan_message(&raw).unwrap(), &pol, false);
+        assert_eq!((p.kind, p.lifetime), (Kind::Negative, 60));
+        let capped = TtlPolicy { neg_ttl: 30, ..pol };
+        let raw = negative(rcode::NXDOMAIN, 900, 300);
+        let p = prepare(&raw, &scan_message(&raw).unwrap(), &capped, false);
+        assert_eq!(p.lifetime, 30);
+        let raw = negative(rcode::SERVFAIL, 900, 300);
+        let p = prepare(&raw, &scan_message(&raw).unwrap(), &pol, false);
+        assert_eq!((p.kind, p.lifetime), (Kind::Failure, 0));
+    }
+
+    #[test]
+    fn truncated_upstream_answer_is_not_cacheable() {
+        let mut raw = upstream_answer("www.test", 1, 300);
+        raw[2] |= 0x02;
+        let p = prepare(
+            &raw,
+            &scan_message(&raw).unwrap(),
+            &TtlPolicy::default(),
+            false,
+        );
+        assert_eq!(p.lifetime, 0);
+    }
+
+    #[test]
+    fn large_answer_is_truncated_for_small_udp_clients() {
+        let raw = upstream_answer("www.test", 40, 300);
+        let p = prepare(
+            &raw,
+            &scan_message(&raw).unwrap(),
+            &TtlPolicy::default(),
+            true,
+        );
+        assert!(p.msg.len() > 512);
+        let pos = || p.ttl_pos.iter().map(|&x| x as usize);
+        let (_, q) = client("www.test", None);
+        let mut out = Vec::new();
+        let udp = ReplyOpts {
+            udp: true,
+            ..Default::default()
+        };
+        assert!(write_reply(&mut out, &p.msg, pos(), &q, &udp));
+        let s = scan_message(&out).unwrap();
+        assert!(s.tc && s.records.is_empty() && s.opt.is_none());
+        // Over TCP the whole answer goes.
+        assert!(!write_reply(
+            &mut out,
+            &p.msg,
+            pos(),
+            &q,
+            &ReplyOpts::default()
+        ));
+        assert_eq!(scan_message(&out).unwrap().records.len(), 40);
+        // An EDNS client with room gets it all over UDP.
+        let (_, q) = client("www.test", Some(1232));
+        assert!(!write_reply(&mut out, &p.msg, pos(), &q, &udp));
+        assert!(out.len() <= 1232);
+    }
+}

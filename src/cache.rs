@@ -1,0 +1,501 @@
+//! The answer cache: a byte budget, LRU eviction, O(1) lookup, insert and eviction.
+//!
+//! Each entry is one allocation holding the key, the answer in wire form and the
+//! offsets of its TTL fields. The index maps a keyed 64-bit hash (random seed per
+//! process, so no hash flooding) to a slot; the slot's own key is compared on every hit.
+
+use std::collections::hash_map::RandomState;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+
+/// Per-entry bookkeeping counted against the budget on top of the entry's bytes
+/// (slot, index bucket, allocator overhead).
+pub const ENTRY_OVERHEAD: usize = 80;
+
+/// Largest key: flags, type, class, and a 255-byte name.
+pub const MAX_KEY_LEN: usize = 5 + crate::wire::MAX_NAME_LEN;
+
+/// Entry flags.
+pub mod flag {
+    /// NXDOMAIN or NODATA.
+    pub const NEGATIVE: u8 = 0x01;
+    /// A resolution failure kept only briefly; never served stale.
+    pub const FAILURE: u8 = 0x02;
+    /// Learned while the link was down; dropped at link up.
+    pub const OFFLINE: u8 = 0x04;
+}
+
+/// A cache key: query flags, type, class and the lowercased name in wire form.
+#[derive(Clone)]
+pub struct Key {
+    buf: [u8; MAX_KEY_LEN],
+    len: usize,
+}
+
+/// Key flag bits: DNSSEC OK and checking disabled change what an upstream returns.
+pub const KEY_DO: u8 = 0x01;
+pub const KEY_CD: u8 = 0x02;
+
+impl Key {
+    pub fn new(name_wire: &[u8], qtype: u16, qclass: u16, flags: u8) -> Key {
+        let mut buf = [0u8; MAX_KEY_LEN];
+        buf[0] = flags;
+        buf[1..3].copy_from_slice(&qtype.to_be_bytes());
+        buf[3..5].copy_from_slice(&qclass.to_be_bytes());
+        let n = name_wire.len().min(crate::wire::MAX_NAME_LEN);
+        buf[5..5 + n].copy_from_slice(&name_wire[..n]);
+        buf[5..5 + n].make_ascii_lowercase();
+        Key { buf, len: 5 + n }
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    pub fn qtype(&self) -> u16 {
+        u16::from_be_bytes([self.buf[1], self.buf[2]])
+    }
+
+    pub fn qclass(&self) -> u16 {
+        u16::from_be_bytes([self.buf[3], self.buf[4]])
+    }
+
+    pub fn flags(&self) -> u8 {
+        self.buf[0]
+    }
+
+    /// The lowercased name in wire form.
+    pub fn name_wire(&self) -> &[u8] {
+        &self.buf[5..self.len]
+    }
+
+    /// Rebuilds a key from its bytes (as stored in the persist file).
+    pub fn from_bytes(b: &[u8]) -> Option<Key> {
+        if b.len() < 6 || b.len() > MAX_KEY_LEN {
+            return None;
+        }
+        let mut buf = [0u8; MAX_KEY_LEN];
+        buf[..b.len()].copy_from_slice(b);
+        Some(Key { buf, len: b.len() })
+    }
+}
+
+/// The index hashes are already keyed hashes: pass them through.
+#[derive(Default)]
+struct IdentityHasher(u64);
+impl Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | b as u64;
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+const NIL: u32 = u32::MAX;
+
+struct Entry {
+    /// key ++ message ++ TTL offsets (u16, big-endian).
+    buf: Box<[u8]>,
+    key_len: u16,
+    msg_len: u16,
+    hash: u64,
+    /// Seconds on the cache clock.
+    inserted: u32,
+    expires: u32,
+    hits: u16,
+    flags: u8,
+    prev: u32,
+    next: u32,
+}
+
+impl Entry {
+    fn key(&self) -> &[u8] {
+        &self.buf[..self.key_len as usize]
+    }
+    fn cost(&self) -> usize {
+        self.buf.len() + ENTRY_OVERHEAD
+    }
+}
+
+/// A read-only view of a cached answer.
+pub struct Cached<'a> {
+    pub key: &'a [u8],
+    /// The answer as stored: TTL fields hold the TTLs at insertion.
+    pub msg: &'a [u8],
+    ttl_pos: &'a [u8],
+    pub inserted: u32,
+    pub expires: u32,
+    pub hits: u16,
+    pub flags: u8,
+}
+
+impl<'a> Cached<'a> {
+    /// Offsets of the TTL fields in `msg`.
+    pub fn ttl_positions(&self) -> impl Iterator<Item = usize> + 'a {
+        self.ttl_pos
+            .chunks_exact(2)
+            .map(|c| u16::from_be_bytes([c[0], c[1]]) as usize)
+    }
+
+    /// Seconds of lifetime left at `now` (0 once expired).
+    pub fn remaining(&self, now: u32) -> u32 {
+        self.expires.saturating_sub(now)
+    }
+
+    pub fn lifetime(&self) -> u32 {
+        self.expires.saturating_sub(self.inserted)
+    }
+}
+
+/// The cache itself.
+pub struct Cache {
+    index: HashMap<u64, u32, BuildHasherDefault<IdentityHasher>>,
+    slots: Vec<Option<Entry>>,
+    free: Vec<u32>,
+    /// Most recently used.
+    head: u32,
+    /// Least recently used.
+    tail: u32,
+    bytes: usize,
+    budget: usize,
+    seed: RandomState,
+}
+
+impl Cache {
+    /// A cache that holds at most `budget` bytes (entries plus their bookkeeping).
+    pub fn new(budget: usize) -> Cache {
+        Cache {
+            index: HashMap::default(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            head: NIL,
+            tail: NIL,
+            bytes: 0,
+            budget,
+            seed: RandomState::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// Bytes held, bookkeeping included.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn budget(&self) -> usize {
+        self.budget
+    }
+
+    /// Changes the budget, evicting least recently used entries to fit.
+    pub fn set_budget(&mut self, budget: usize) {
+        self.budget = budget;
+        self.evict_to(budget);
+    }
+
+    fn hash(&self, key: &[u8]) -> u64 {
+        self.seed.hash_one(key)
+    }
+
+    fn slot(&self, i: u32) -> Option<&Entry> {
+        self.slots.get(i as usize).and_then(|s| s.as_ref())
+    }
+
+    fn slot_mut(&mut self, i: u32) -> Option<&mut Entry> {
+        self.slots.get_mut(i as usize).and_then(|s| s.as_mut())
+    }
+
+    fn find(&self, key: &[u8]) -> Option<u32> {
+        let i = *self.index.get(&self.hash(key))?;
+        match self.slot(i) {
+            Some(e) if e.key() == key => Some(i),
+            _ => None,
+        }
+    }
+
+    fn unlink(&mut self, i: u32) {
+        let (prev, next) = match self.slot(i) {
+            Some(e) => (e.prev, e.next),
+            None => return,
+        };
+        match self.slot_mut(prev) {
+            Some(p) => p.next = next,
+            None => self.head = next,
+        }
+        match self.slot_mut(next) {
+            Some(n) => n.prev = prev,
+            None => self.tail = prev,
+        }
+    }
+
+    fn push_front(&mut self, i: u32) {
+        let old = self.head;
+        if let Some(e) = self.slot_mut(i) {
+            e.prev = NIL;
+            e.next = old;
+        }
+        match self.slot_mut(old) {
+            Some(o) => o.prev = i,
+            None => self.tail = i,
+        }
+        self.head = i;
+    }
+
+    /// Looks a key up and marks it most recently used; expired entries are returned too
+    /// (the caller decides about serving stale).
+    pub fn get(&mut self, key: &[u8]) -> Option<Cached<'_>> {
+        let i = self.find(key)?;
+        if self.head != i {
+            self.unlink(i);
+            self.push_front(i);
+        }
+        let e = self.slot_mut(i)?;
+        e.hits = e.hits.saturating_add(1);
+        Some(view(self.slot(i)?))
+    }
+
+    /// Looks a key up without touching recency or hit counts.
+    pub fn peek(&self, key: &[u8]) -> Option<Cached<'_>> {
+        self.find(key).and_then(|i| self.slot(i)).map(view)
+    }
+
+    /// Stores an answer. `ttl_pos` are offsets into `msg`. Replaces an entry with the same key.
+    /// Returns false if the entry could not be stored (too large for the budget).
+    pub fn insert(
+        &mut self,
+        key: &[u8],
+        msg: &[u8],
+        ttl_pos: &[u16],
+        now: u32,
+        lifetime: u32,
+        flags: u8,
+    ) -> bool {
+        self.remove(key);
+        let size = key.len() + msg.len() + 2 * ttl_pos.len();
+        if key.len() > u16::MAX as usize
+            || msg.len() > u16::MAX as usize
+            || size + ENTRY_OVERHEAD > self.budget
+        {
+            return false;
+        }
+        self.evict_to(self.budget - size - ENTRY_OVERHEAD);
+        let mut buf = Vec::with_capacity(size);
+        buf.extend_from_slice(key);
+        buf.extend_from_slice(msg);
+        for p in ttl_pos {
+            buf.extend_from_slice(&p.to_be_bytes());
+        }
+        let hash = self.hash(key);
+        let entry = Entry {
+            buf: buf.into_boxed_slice(),
+            key_len: key.len() as u16,
+            msg_len: msg.len() as u16,
+            hash,
+            inserted: now,
+            expires: now.saturating_add(lifetime),
+            hits: 0,
+            flags,
+            prev: NIL,
+            next: NIL,
+        };
+        self.bytes += entry.cost();
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = Some(entry);
+                i
+            }
+            None => {
+                self.slots.push(Some(entry));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        // A different key with the same 64-bit keyed hash loses its place.
+        if let Some(old) = self.index.insert(hash, i) {
+            self.drop_slot(old);
+        }
+        self.push_front(i);
+        true
+    }
+
+    fn drop_slot(&mut self, i: u32) {
+        self.unlink(i);
+        if let Some(e) = self.slots.get_mut(i as usize).and_then(|s| s.take()) {
+            self.bytes -= e.cost();
+            self.free.push(i);
+        }
+    }
+
+    /// Removes a key; true if it was there.
+    pub fn remove(&mut self, key: &[u8]) -> bool {
+        match self.find(key) {
+            Some(i) => {
+                if let Some(h) = self.slot(i).map(|e| e.hash) {
+                    self.index.remove(&h);
+                }
+                self.drop_slot(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn evict_to(&mut self, target: usize) {
+        while self.bytes > target && self.tail != NIL {
+            let t = self.tail;
+            if let Some(h) = self.slot(t).map(|e| e.hash) {
+                self.index.remove(&h);
+            }
+            self.drop_slot(t);
+        }
+    }
+
+    /// Empties the cache.
+    pub fn clear(&mut self) {
+        self.index.clear();
+        self.slots.clear();
+        self.free.clear();
+        self.head = NIL;
+        self.tail = NIL;
+        self.bytes = 0;
+    }
+
+    /// Removes every entry for which `drop` says true.
+    pub fn retain(&mut self, mut keep: impl FnMut(&Cached<'_>) -> bool) {
+        let doomed: Vec<u32> = (0..self.slots.len() as u32)
+            .filter(|&i| matches!(self.slot(i), Some(e) if !keep(&view(e))))
+            .collect();
+        for i in doomed {
+            if let Some(h) = self.slot(i).map(|e| e.hash) {
+                self.index.remove(&h);
+            }
+            self.drop_slot(i);
+        }
+    }
+
+    /// Visits entries from most to least recently used.
+    pub fn for_each(&self, mut f: impl FnMut(&Cached<'_>)) {
+        let mut i = self.head;
+        while let Some(e) = self.slot(i) {
+            f(&view(e));
+            i = e.next;
+        }
+    }
+}
+
+fn view(e: &Entry) -> Cached<'_> {
+    let k = e.key_len as usize;
+    let m = k + e.msg_len as usize;
+    Cached {
+        key: &e.buf[..k],
+        msg: &e.buf[k..m],
+        ttl_pos: &e.buf[m..],
+        inserted: e.inserted,
+        expires: e.expires,
+        hits: e.hits,
+        flags: e.flags,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: u32) -> Vec<u8> {
+        Key::new(
+            format!("\x04h{:03}\x04test\x00", n % 1000).as_bytes(),
+            1,
+            1,
+            0,
+        )
+        .as_bytes()
+        .to_vec()
+    }
+
+    #[test]
+    fn keys_ignore_case_and_keep_flags() {
+        let a = Key::new(b"\x03WWW\x04Test\x00", 28, 1, KEY_DO);
+        let b = Key::new(b"\x03www\x04test\x00", 28, 1, KEY_DO);
+        let c = Key::new(b"\x03www\x04test\x00", 28, 1, 0);
+        assert_eq!(a.as_bytes(), b.as_bytes());
+        assert_ne!(a.as_bytes(), c.as_bytes());
+        assert_eq!((a.qtype(), a.qclass(), a.flags()), (28, 1, KEY_DO));
+        assert_eq!(a.name_wire(), b"\x03www\x04test\x00");
+        assert_eq!(
+            Key::from_bytes(a.as_bytes()).unwrap().as_bytes(),
+            a.as_bytes()
+        );
+    }
+
+    #[test]
+    fn insert_get_remove() {
+        let mut c = Cache::new(1 << 20);
+        assert!(c.insert(&key(1), b"hello", &[1, 3], 10, 60, 0));
+        let e = c.get(&key(1)).unwrap();
+        assert_eq!(e.msg, b"hello");
+        assert_eq!(e.ttl_positions().collect::<Vec<_>>(), vec![1, 3]);
+        assert_eq!((e.inserted, e.expires, e.hits), (10, 70, 1));
+        assert_eq!(e.remaining(65), 5);
+        assert_eq!(e.remaining(80), 0);
+        assert!(c.get(&key(2)).is_none());
+        assert!(c.insert(&key(1), b"again", &[], 20, 5, flag::NEGATIVE));
+        assert_eq!(c.len(), 1);
+        assert_eq!(c.peek(&key(1)).unwrap().flags, flag::NEGATIVE);
+        assert!(c.remove(&key(1)));
+        assert!(!c.remove(&key(1)));
+        assert_eq!((c.len(), c.bytes()), (0, 0));
+    }
+
+    #[test]
+    fn byte_budget_evicts_least_recently_used() {
+        let one = key(0).len() + 100 + ENTRY_OVERHEAD;
+        let mut c = Cache::new(one * 3);
+        for n in 0..3 {
+            assert!(c.insert(&key(n), &[0u8; 100], &[], 0, 60, 0));
+        }
+        // Touch 0 so that 1 is now the oldest.
+        assert!(c.get(&key(0)).is_some());
+        assert!(c.insert(&key(3), &[0u8; 100], &[], 0, 60, 0));
+        assert!(c.bytes() <= c.budget());
+        assert!(c.peek(&key(1)).is_none());
+        for n in [0, 2, 3] {
+            assert!(c.peek(&key(n)).is_some(), "entry {n} should survive");
+        }
+        // An entry larger than the whole budget is refused and evicts nothing.
+        assert!(!c.insert(&key(9), &[0u8; 1000], &[], 0, 60, 0));
+        assert_eq!(c.len(), 3);
+        c.set_budget(one);
+        assert_eq!(c.len(), 1);
+        assert!(c.peek(&key(3)).is_some());
+    }
+
+    #[test]
+    fn many_entries_stay_within_budget() {
+        let mut c = Cache::new(64 * 1024);
+        for n in 0..5000u32 {
+            let k = Key::new(format!("\x05n{:04}\x04test\x00", n).as_bytes(), 1, 1, 0);
+            c.insert(k.as_bytes(), &[1u8; 60], &[12], n, 60, 0);
+            assert!(c.bytes() <= c.budget());
+        }
+        let mut seen = 0;
+        c.for_each(|_| seen += 1);
+        assert_eq!(seen, c.len());
+        c.retain(|e| e.inserted % 2 == 0);
+        let mut odd = 0;
+        c.for_each(|e| odd += e.inserted % 2);
+        assert_eq!(odd, 0);
+        c.clear();
+        assert!(c.is_empty());
+    }
+}

@@ -1,0 +1,236 @@
+//! The command line: options, `--check-config`, logging setup, and starting the daemon.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use crate::config::{self, Config};
+
+const USAGE: &str = "\
+usage: dproxy [-c FILE] [-l ADDR[:PORT]]... [-u ADDR[:PORT]]... [-v|-q] [--check-config]
+       dproxy --help | --version
+
+  -c FILE          read the UCI config FILE (section: config dproxy 'main')
+  -l ADDR[:PORT]   listen here instead of the configured addresses (repeatable)
+  -u ADDR[:PORT]   forward to this upstream instead of the configured ones (repeatable)
+  -v               log debug messages too
+  -q               log errors only
+  --check-config   check the configuration, print what is wrong, exit 0 or 1
+  --version        print the version
+
+Signals: HUP reloads the config (the cache is kept), USR1 link up, USR2 link down,
+TERM/INT exit.
+";
+
+/// What the command line said.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Args {
+    pub config: Option<PathBuf>,
+    pub listen: Vec<SocketAddr>,
+    pub servers: Vec<SocketAddr>,
+    pub verbose: bool,
+    pub quiet: bool,
+    pub check: bool,
+}
+
+/// What to do.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Command {
+    Run(Args),
+    Help,
+    Version,
+}
+
+/// Parses the arguments (without the program name).
+pub fn parse(args: &[String]) -> Result<Command, String> {
+    let mut a = Args::default();
+    let mut it = args.iter();
+    let port = config::DEFAULT_PORT;
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
+        match arg.as_str() {
+            "-h" | "--help" => return Ok(Command::Help),
+            "-V" | "--version" => return Ok(Command::Version),
+            "-c" | "--config" => a.config = Some(PathBuf::from(value(arg)?)),
+            "-l" | "--listen" => {
+                let v = value(arg)?;
+                let sa = config::parse_sockaddr(&v, port)
+                    .ok_or_else(|| format!("-l: '{v}' is not an address or address:port"))?;
+                a.listen.push(sa);
+            }
+            "-u" | "--upstream" => {
+                let v = value(arg)?;
+                let sa = config::parse_sockaddr(&v, 53)
+                    .ok_or_else(|| format!("-u: '{v}' is not an address or address:port"))?;
+                a.servers.push(sa);
+            }
+            "-v" | "--verbose" => a.verbose = true,
+            "-q" | "--quiet" => a.quiet = true,
+            "--check-config" => a.check = true,
+            other => return Err(format!("unknown argument '{other}'")),
+        }
+    }
+    if a.verbose && a.quiet {
+        return Err("-v and -q contradict each other".into());
+    }
+    Ok(Command::Run(a))
+}
+
+static ARGS: OnceLock<Args> = OnceLock::new();
+
+/// True if `-u` replaced the configured servers (a reload keeps them replaced).
+pub fn servers_overridden() -> bool {
+    ARGS.get().is_some_and(|a| !a.servers.is_empty())
+}
+
+/// The log level in force: -v and -q win over the config.
+pub fn effective_level(configured: log::LevelFilter) -> log::LevelFilter {
+    match ARGS.get() {
+        Some(a) if a.verbose => log::LevelFilter::Debug,
+        Some(a) if a.quiet => log::LevelFilter::Error,
+        _ => configured,
+    }
+}
+
+fn init_logging() {
+    let mut b = env_logger::Builder::new();
+    b.filter_level(log::LevelFilter::Trace);
+    b.format(|buf, rec| {
+        let level = match rec.level() {
+            log::Level::Error => "error",
+            log::Level::Warn => "warn",
+            log::Level::Info => "info",
+            log::Level::Debug => "debug",
+            log::Level::Trace => "trace",
+        };
+        writeln!(buf, "dproxy: {level}: {}", rec.args())
+    });
+    let _ = b.try_init();
+    log::set_max_level(log::LevelFilter::Info);
+}
+
+/// Builds the configuration from the file (if any) and the command line.
+fn build_config(a: &Args) -> Result<Config, Vec<String>> {
+    let mut cfg = match &a.config {
+        Some(path) => {
+            let loaded = config::load(path);
+            for w in &loaded.warnings {
+                log::warn!("{w}");
+            }
+            loaded
+                .config
+                .map_err(|errs| errs.iter().map(|e| e.to_string()).collect::<Vec<_>>())?
+        }
+        None => Config::default(),
+    };
+    if !a.listen.is_empty() {
+        cfg.listen = a.listen.clone();
+    }
+    if !a.servers.is_empty() {
+        cfg.servers = a.servers.clone();
+    }
+    Ok(cfg)
+}
+
+/// The program: returns the exit status.
+pub fn main() -> i32 {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    init_logging();
+    let a = match parse(&args) {
+        Ok(Command::Help) => {
+            print!("{USAGE}");
+            return 0;
+        }
+        Ok(Command::Version) => {
+            println!("{}", env!("CARGO_PKG_VERSION"));
+            return 0;
+        }
+        Ok(Command::Run(a)) => a,
+        Err(e) => {
+            eprintln!("dproxy: {e}\n{USAGE}");
+            return 2;
+        }
+    };
+    let _ = ARGS.set(a.clone());
+    let cfg = match build_config(&a) {
+        Ok(c) => c,
+        Err(errs) => {
+            for e in errs {
+                eprintln!("dproxy: error: {e}");
+            }
+            return 1;
+        }
+    };
+    if a.check {
+        println!("configuration ok");
+        return 0;
+    }
+    log::set_max_level(effective_level(cfg.log_level));
+    log::info!("dproxy {} starting", env!("CARGO_PKG_VERSION"));
+    let mut server = match crate::server::Server::new(cfg) {
+        Ok(s) => s,
+        Err(e) => {
+            log::error!("{e}");
+            return 1;
+        }
+    };
+    match server.run() {
+        Ok(()) => 0,
+        Err(e) => {
+            log::error!("event loop: {e}");
+            1
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &[&str]) -> Result<Command, String> {
+        parse(&s.iter().map(|x| x.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn flags() {
+        assert_eq!(p(&["--version"]), Ok(Command::Version));
+        assert_eq!(p(&["--help"]), Ok(Command::Help));
+        let Ok(Command::Run(a)) = p(&[
+            "-c",
+            "/etc/config/dproxy",
+            "-l",
+            "127.0.0.1",
+            "-l",
+            "[::1]:53",
+            "-u",
+            "192.0.2.1#5300",
+            "-v",
+            "--check-config",
+        ]) else {
+            panic!("should parse")
+        };
+        assert_eq!(a.config, Some(PathBuf::from("/etc/config/dproxy")));
+        assert_eq!(
+            a.listen,
+            vec![
+                "127.0.0.1:1296".parse().unwrap(),
+                "[::1]:53".parse().unwrap()
+            ]
+        );
+        assert_eq!(a.servers, vec!["192.0.2.1:5300".parse().unwrap()]);
+        assert!(a.verbose && a.check && !a.quiet);
+    }
+
+    #[test]
+    fn mistakes() {
+        assert!(p(&["-c"]).is_err());
+        assert!(p(&["-l", "nowhere"]).is_err());
+        assert!(p(&["--frobnicate"]).is_err());
+        assert!(p(&["-v", "-q"]).is_err());
+    }
+}

@@ -1,0 +1,729 @@
+//! Configuration: one UCI file (`config dproxy 'main'`) read with uci_rs, plus defaults.
+//!
+//! Every bad value is reported with the file, section and option it came from;
+//! unknown options are warnings, so an older daemon keeps running on a newer config.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use uci_rs::UciCommand;
+
+use crate::answer::TtlPolicy;
+
+pub const DEFAULT_PORT: u16 = 1296;
+pub const DEFAULT_RESOLVFILE: &str = "/etc/resolv.conf";
+pub const DEFAULT_CONTROL_SOCKET: &str = "/var/run/dproxy.sock";
+
+/// What to do with a query that cannot be forwarded while the link is down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OfflinePolicy {
+    Servfail,
+    Hold,
+}
+
+/// What a refused client gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefuseAction {
+    Drop,
+    Refused,
+}
+
+/// An address block, for `allow` / `deny`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl Cidr {
+    pub fn parse(s: &str) -> Option<Cidr> {
+        let (a, p) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = a.parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            Some(p) => p.parse::<u8>().ok().filter(|&p| p <= max)?,
+            None => max,
+        };
+        Some(Cidr { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => prefix_eq(&n.octets(), &a.octets(), self.prefix),
+            (IpAddr::V6(n), IpAddr::V6(a)) => prefix_eq(&n.octets(), &a.octets(), self.prefix),
+            (IpAddr::V6(_), IpAddr::V4(a)) => self.contains(IpAddr::V6(a.to_ipv6_mapped())),
+            (IpAddr::V4(_), IpAddr::V6(a)) => match a.to_ipv4_mapped() {
+                Some(v4) => self.contains(IpAddr::V4(v4)),
+                None => false,
+            },
+        }
+    }
+}
+
+fn prefix_eq(a: &[u8], b: &[u8], prefix: u8) -> bool {
+    let full = (prefix / 8) as usize;
+    let rest = prefix % 8;
+    if a.get(..full) != b.get(..full) {
+        return false;
+    }
+    if rest == 0 {
+        return true;
+    }
+    let mask = 0xffu8 << (8 - rest);
+    match (a.get(full), b.get(full)) {
+        (Some(x), Some(y)) => x & mask == y & mask,
+        _ => false,
+    }
+}
+
+/// The daemon's whole configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The file it came from, if any.
+    pub file: Option<PathBuf>,
+    pub listen: Vec<SocketAddr>,
+    pub servers: Vec<SocketAddr>,
+    pub resolvfile: Option<PathBuf>,
+    pub cache_size_kib: u32,
+    pub ttl: TtlPolicy,
+    pub log_level: log::LevelFilter,
+    pub trust_ad: bool,
+    // Local names.
+    pub hosts: Vec<PathBuf>,
+    pub leasefiles: Vec<PathBuf>,
+    pub domain: Option<String>,
+    pub domain_needed: bool,
+    pub bogus_priv: bool,
+    pub local_ttl: u32,
+    // Link loss.
+    pub control_socket: Option<PathBuf>,
+    pub stale_max: u32,
+    pub stale_exclude: Vec<String>,
+    pub offline_policy: OfflinePolicy,
+    pub hold_timeout: u32,
+    pub stale_timeout_ms: u32,
+    pub prefetch: bool,
+    pub persist_file: Option<PathBuf>,
+    pub persist_interval: u32,
+    // Hardening.
+    pub local_service: bool,
+    pub allow: Vec<Cidr>,
+    pub deny: Vec<Cidr>,
+    pub refuse_action: RefuseAction,
+    pub rebind_protection: bool,
+    pub rebind_domain: Vec<String>,
+    pub rebind_localhost: bool,
+    pub case_randomization: bool,
+    pub rate_limit: u32,
+    pub rate_burst: u32,
+    pub memory_limit_kib: u32,
+    pub user: Option<String>,
+    pub chroot: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            file: None,
+            listen: vec![
+                SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), DEFAULT_PORT),
+                SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), DEFAULT_PORT),
+            ],
+            servers: Vec::new(),
+            resolvfile: Some(PathBuf::from(DEFAULT_RESOLVFILE)),
+            cache_size_kib: 1024,
+            ttl: TtlPolicy::default(),
+            log_level: log::LevelFilter::Info,
+            trust_ad: false,
+            hosts: vec![PathBuf::from("/etc/hosts")],
+            leasefiles: Vec::new(),
+            domain: None,
+            domain_needed: false,
+            bogus_priv: false,
+            local_ttl: 60,
+            control_socket: Some(PathBuf::from(DEFAULT_CONTROL_SOCKET)),
+            stale_max: 86400,
+            stale_exclude: Vec::new(),
+            offline_policy: OfflinePolicy::Servfail,
+            hold_timeout: 10,
+            stale_timeout_ms: 1800,
+            prefetch: true,
+            persist_file: None,
+            persist_interval: 0,
+            local_service: true,
+            allow: Vec::new(),
+            deny: Vec::new(),
+            refuse_action: RefuseAction::Refused,
+            rebind_protection: true,
+            rebind_domain: Vec::new(),
+            rebind_localhost: false,
+            case_randomization: true,
+            rate_limit: 0,
+            rate_burst: 0,
+            memory_limit_kib: 0,
+            user: None,
+            chroot: None,
+        }
+    }
+}
+
+/// A problem with one option (or with the file as a whole).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: String,
+    /// `main.port`, or empty for the whole file.
+    pub place: String,
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.place.is_empty() {
+            write!(f, "{}: {}", self.file, self.problem)
+        } else {
+            write!(f, "{}: {}: {}", self.file, self.place, self.problem)
+        }
+    }
+}
+
+/// The result of reading a file: a config, or every problem found; warnings either way.
+pub struct Loaded {
+    pub config: Result<Config, Vec<ConfigError>>,
+    pub warnings: Vec<ConfigError>,
+}
+
+/// Parses `addr`, `addr:port`, `[v6]:port` or a bare IPv6 address.
+pub fn parse_sockaddr(s: &str, default_port: u16) -> Option<SocketAddr> {
+    let s = s.trim();
+    if let Ok(sa) = s.parse::<SocketAddr>() {
+        return Some(sa);
+    }
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Some(SocketAddr::new(ip, default_port));
+    }
+    // dnsmasq style "addr#port" is what OpenWrt users type for servers.
+    if let Some((a, p)) = s.split_once('#') {
+        let ip: IpAddr = a.parse().ok()?;
+        let port: u16 = p.parse().ok().filter(|&p| p != 0)?;
+        return Some(SocketAddr::new(ip, port));
+    }
+    None
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "yes" | "on" | "true" | "enabled" => Some(true),
+        "0" | "no" | "off" | "false" | "disabled" => Some(false),
+        _ => None,
+    }
+}
+
+/// Options the shell scripts read; the daemon accepts them silently.
+const SCRIPT_OPTIONS: &[&str] = &["enabled", "dnsmasq_integration", "wan_interface"];
+
+/// UCI keywords must appear inside a section; uci_rs panics otherwise, so look first.
+fn precheck(text: &str) -> Result<(), String> {
+    let mut in_section = false;
+    for (n, line) in text.lines().enumerate() {
+        let word = line.split_whitespace().next().unwrap_or("");
+        match word {
+            "config" => in_section = true,
+            "option" | "list" if !in_section => {
+                return Err(format!(
+                    "line {}: '{}' before any 'config' section",
+                    n + 1,
+                    word
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Reads and validates a config file.
+pub fn load(path: &Path) -> Loaded {
+    let fname = path.display().to_string();
+    let whole = |problem: String| ConfigError {
+        file: fname.clone(),
+        place: String::new(),
+        problem,
+    };
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => {
+            return Loaded {
+                config: Err(vec![whole(format!("cannot read: {e}"))]),
+                warnings: Vec::new(),
+            }
+        }
+    };
+    let text = match String::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(_) => {
+            return Loaded {
+                config: Err(vec![whole("not valid UTF-8".into())]),
+                warnings: Vec::new(),
+            }
+        }
+    };
+    if let Err(p) = precheck(&text) {
+        return Loaded {
+            config: Err(vec![whole(p)]),
+            warnings: Vec::new(),
+        };
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "dproxy".into());
+    let parsed = std::panic::catch_unwind(|| uci_rs::parse_raw_to_uci(&name, text));
+    let uci = match parsed {
+        Ok(Ok(u)) => u,
+        Ok(Err(e)) => {
+            return Loaded {
+                config: Err(vec![whole(e.message)]),
+                warnings: Vec::new(),
+            }
+        }
+        Err(_) => {
+            return Loaded {
+                config: Err(vec![whole("cannot parse as UCI".into())]),
+                warnings: Vec::new(),
+            }
+        }
+    };
+    let sections = uci.get_all_sections();
+    let section = if sections.iter().any(|(t, n)| t == "dproxy" && n == "main") {
+        "main".to_string()
+    } else if let Some((_, n)) = uci.get_section_first("dproxy") {
+        n
+    } else {
+        return Loaded {
+            config: Err(vec![whole("no 'config dproxy' section".into())]),
+            warnings: Vec::new(),
+        };
+    };
+    let mut warnings = Vec::new();
+    for (t, n) in &sections {
+        if t != "dproxy" {
+            warnings.push(whole(format!("section '{n}' of type '{t}' ignored")));
+        }
+    }
+    let options: Vec<(String, Vec<String>)> = uci
+        .get_all_options(&section)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, v.clone()))
+        .collect();
+    let mut b = Builder {
+        file: fname,
+        section,
+        errors: Vec::new(),
+        warnings,
+    };
+    let mut cfg = b.apply(&options);
+    cfg.file = Some(path.to_path_buf());
+    Loaded {
+        config: if b.errors.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(b.errors)
+        },
+        warnings: b.warnings,
+    }
+}
+
+struct Builder {
+    file: String,
+    section: String,
+    errors: Vec<ConfigError>,
+    warnings: Vec<ConfigError>,
+}
+
+impl Builder {
+    fn err(&mut self, opt: &str, problem: String) {
+        self.errors.push(ConfigError {
+            file: self.file.clone(),
+            place: format!("{}.{}", self.section, opt),
+            problem,
+        });
+    }
+
+    fn num(&mut self, opt: &str, v: &str, min: u32, max: u32) -> Option<u32> {
+        match v.trim().parse::<u32>() {
+            Ok(n) if (min..=max).contains(&n) => Some(n),
+            _ => {
+                self.err(
+                    opt,
+                    format!("'{v}' is not a whole number from {min} to {max}"),
+                );
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, opt: &str, v: &str) -> Option<bool> {
+        let b = parse_bool(v);
+        if b.is_none() {
+            self.err(opt, format!("'{v}' is not a boolean (0/1, yes/no, on/off)"));
+        }
+        b
+    }
+
+    fn apply(&mut self, options: &[(String, Vec<String>)]) -> Config {
+        let mut c = Config::default();
+        let last = |vals: &Vec<String>| vals.last().cloned().unwrap_or_default();
+        // The port applies to every listen address without one, so read it first.
+        let mut port = DEFAULT_PORT;
+        if let Some((_, v)) = options.iter().find(|(k, _)| k == "port") {
+            if let Some(p) = self.num("port", &last(v), 1, 65535) {
+                port = p as u16;
+            }
+        }
+        let mut listen = Vec::new();
+        let mut listen_given = false;
+        for (opt, vals) in options {
+            let v = last(vals);
+            let o = opt.as_str();
+            match o {
+                "port" => {}
+                "listen" => {
+                    listen_given = true;
+                    for s in vals {
+                        match parse_sockaddr(s, port) {
+                            Some(sa) => listen.push(sa),
+                            None => self.err(o, format!("'{s}' is not an address or address:port")),
+                        }
+                    }
+                }
+                "server" => {
+                    for s in vals {
+                        match parse_sockaddr(s, 53) {
+                            Some(sa) => c.servers.push(sa),
+                            None => self.err(o, format!("'{s}' is not an address or address:port")),
+                        }
+                    }
+                }
+                "resolvfile" => c.resolvfile = non_empty(&v).map(PathBuf::from),
+                "cache_size" => {
+                    if let Some(n) = self.num(o, &v, 0, 4 * 1024 * 1024) {
+                        c.cache_size_kib = n;
+                    }
+                }
+                "min_ttl" => {
+                    if let Some(n) = self.num(o, &v, 0, 604_800) {
+                        c.ttl.min_ttl = n;
+                    }
+                }
+                "max_ttl" => {
+                    if let Some(n) = self.num(o, &v, 0, 604_800) {
+                        c.ttl.max_ttl = n;
+                    }
+                }
+                "neg_ttl" => {
+                    if let Some(n) = self.num(o, &v, 0, 604_800) {
+                        c.ttl.neg_ttl = n;
+                    }
+                }
+                "log_level" => match v.parse::<log::LevelFilter>() {
+                    Ok(l) if l != log::LevelFilter::Off => c.log_level = l,
+                    _ => self.err(o, format!("'{v}' is not one of error, warn, info, debug")),
+                },
+                "trust_ad" => c.trust_ad = self.boolean(o, &v).unwrap_or(c.trust_ad),
+                "hosts" => c.hosts = paths(vals),
+                "leasefile" => c.leasefiles = paths(vals),
+                "domain" => {
+                    let d = v.trim().trim_end_matches('.').to_ascii_lowercase();
+                    if d.is_empty() {
+                        c.domain = None;
+                    } else if crate::wire::NameBuf::from_dotted(&d).is_ok() {
+                        c.domain = Some(d);
+                    } else {
+                        self.err(o, format!("'{v}' is not a domain name"));
+                    }
+                }
+                "domain_needed" => c.domain_needed = self.boolean(o, &v).unwrap_or(false),
+                "bogus_priv" => c.bogus_priv = self.boolean(o, &v).unwrap_or(false),
+                "local_ttl" => {
+                    if let Some(n) = self.num(o, &v, 0, 604_800) {
+                        c.local_ttl = n;
+                    }
+                }
+                "control_socket" => c.control_socket = non_empty(&v).map(PathBuf::from),
+                "stale_max" => {
+                    if let Some(n) = self.num(o, &v, 0, 30 * 86400) {
+                        c.stale_max = n;
+                    }
+                }
+                "stale_exclude" => c.stale_exclude = names(vals),
+                "offline_policy" => match v.as_str() {
+                    "servfail" => c.offline_policy = OfflinePolicy::Servfail,
+                    "hold" => c.offline_policy = OfflinePolicy::Hold,
+                    _ => self.err(o, format!("'{v}' is not one of servfail, hold")),
+                },
+                "hold_timeout" => {
+                    if let Some(n) = self.num(o, &v, 1, 300) {
+                        c.hold_timeout = n;
+                    }
+                }
+                "stale_timeout" => {
+                    if let Some(n) = self.num(o, &v, 0, 60_000) {
+                        c.stale_timeout_ms = n;
+                    }
+                }
+                "prefetch" => c.prefetch = self.boolean(o, &v).unwrap_or(c.prefetch),
+                "persist_file" => c.persist_file = non_empty(&v).map(PathBuf::from),
+                "persist_interval" => {
+                    if let Some(n) = self.num(o, &v, 0, 7 * 86400) {
+                        c.persist_interval = n;
+                    }
+                }
+                "local_service" => c.local_service = self.boolean(o, &v).unwrap_or(true),
+                "allow" | "deny" => {
+                    let mut out = Vec::new();
+                    for s in vals {
+                        match Cidr::parse(s) {
+                            Some(n) => out.push(n),
+                            None => self.err(o, format!("'{s}' is not an address or CIDR block")),
+                        }
+                    }
+                    if o == "allow" {
+                        c.allow = out;
+                    } else {
+                        c.deny = out;
+                    }
+                }
+                "refuse_action" => match v.as_str() {
+                    "drop" => c.refuse_action = RefuseAction::Drop,
+                    "refused" => c.refuse_action = RefuseAction::Refused,
+                    _ => self.err(o, format!("'{v}' is not one of drop, refused")),
+                },
+                "rebind_protection" => c.rebind_protection = self.boolean(o, &v).unwrap_or(true),
+                "rebind_domain" => c.rebind_domain = names(vals),
+                "rebind_localhost" => c.rebind_localhost = self.boolean(o, &v).unwrap_or(false),
+                "case_randomization" => c.case_randomization = self.boolean(o, &v).unwrap_or(true),
+                "rate_limit" => {
+                    if let Some(n) = self.num(o, &v, 0, 1_000_000) {
+                        c.rate_limit = n;
+                    }
+                }
+                "rate_burst" => {
+                    if let Some(n) = self.num(o, &v, 0, 1_000_000) {
+                        c.rate_burst = n;
+                    }
+                }
+                "memory_limit" => {
+                    if let Some(n) = self.num(o, &v, 0, 4 * 1024 * 1024) {
+                        c.memory_limit_kib = n;
+                    }
+                }
+                "user" => c.user = non_empty(&v),
+                "chroot" => c.chroot = non_empty(&v).map(PathBuf::from),
+                _ if SCRIPT_OPTIONS.contains(&o) => {}
+                _ => self.warnings.push(ConfigError {
+                    file: self.file.clone(),
+                    place: format!("{}.{}", self.section, o),
+                    problem: "unknown option, ignored".into(),
+                }),
+            }
+        }
+        if listen_given {
+            c.listen = listen;
+        } else {
+            for l in &mut c.listen {
+                l.set_port(port);
+            }
+        }
+        if c.ttl.min_ttl > c.ttl.max_ttl {
+            self.err(
+                "min_ttl",
+                format!(
+                    "min_ttl {} is larger than max_ttl {}",
+                    c.ttl.min_ttl, c.ttl.max_ttl
+                ),
+            );
+        }
+        c
+    }
+}
+
+fn non_empty(v: &str) -> Option<String> {
+    let v = v.trim();
+    (!v.is_empty()).then(|| v.to_string())
+}
+
+fn paths(vals: &[String]) -> Vec<PathBuf> {
+    vals.iter()
+        .filter_map(|v| non_empty(v))
+        .map(PathBuf::from)
+        .collect()
+}
+
+fn names(vals: &[String]) -> Vec<String> {
+    vals.iter()
+        .filter_map(|v| non_empty(v))
+        .map(|v| v.trim_end_matches('.').to_ascii_lowercase())
+        .collect()
+}
+
+/// Reads upstream servers from a resolv.conf-style file, skipping our own listen addresses.
+pub fn read_resolvfile(path: &Path, own: &[SocketAddr]) -> std::io::Result<Vec<SocketAddr>> {
+    let text = std::fs::read(path)?;
+    let text = String::from_utf8_lossy(&text);
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let mut w = line.split_whitespace();
+        if w.next() != Some("nameserver") {
+            continue;
+        }
+        let Some(a) = w.next() else { continue };
+        // A scoped address ("fe80::1%eth0") cannot be represented in SocketAddr parsing here.
+        let Ok(ip) = a.parse::<IpAddr>() else {
+            continue;
+        };
+        let sa = SocketAddr::new(ip, 53);
+        let is_us = own.iter().any(|l| {
+            l.port() == 53 && (l.ip() == ip || (l.ip().is_unspecified() && ip.is_loopback()))
+        });
+        if !is_us && !out.contains(&sa) {
+            out.push(sa);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn write_tmp(name: &str, text: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("dproxy-cfg-{}-{}", std::process::id(), name));
+        let _ = std::fs::create_dir_all(&dir);
+        let p = dir.join("dproxy");
+        let mut f = std::fs::File::create(&p).unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        p
+    }
+
+    #[test]
+    fn full_file_is_read() {
+        let p = write_tmp(
+            "full",
+            "config dproxy 'main'\n\toption port '5353'\n\tlist listen '127.0.0.1'\n\tlist listen '[::1]:53'\n\
+             \tlist server '192.0.2.1'\n\tlist server '192.0.2.2#5300'\n\toption cache_size '64'\n\
+             \toption min_ttl '10'\n\toption log_level 'debug'\n\toption domain 'LAN'\n\
+             \toption offline_policy 'hold'\n\tlist allow '10.0.0.0/8'\n\toption enabled '1'\n",
+        );
+        let l = load(&p);
+        let c = l.config.unwrap();
+        assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+        assert_eq!(
+            c.listen,
+            vec![
+                "127.0.0.1:5353".parse().unwrap(),
+                "[::1]:53".parse().unwrap()
+            ]
+        );
+        assert_eq!(
+            c.servers,
+            vec![
+                "192.0.2.1:53".parse().unwrap(),
+                "192.0.2.2:5300".parse().unwrap()
+            ]
+        );
+        assert_eq!(c.cache_size_kib, 64);
+        assert_eq!(c.ttl.min_ttl, 10);
+        assert_eq!(c.log_level, log::LevelFilter::Debug);
+        assert_eq!(c.domain.as_deref(), Some("lan"));
+        assert_eq!(c.offline_policy, OfflinePolicy::Hold);
+        assert!(c.allow[0].contains("10.1.2.3".parse().unwrap()));
+    }
+
+    #[test]
+    fn bad_values_name_file_section_and_option() {
+        let p = write_tmp(
+            "bad",
+            "config dproxy 'main'\n\toption port 'abc'\n\toption prefetch 'maybe'\n",
+        );
+        let errs = load(&p).config.unwrap_err();
+        assert_eq!(errs.len(), 2);
+        let line = errs[0].to_string();
+        assert!(
+            line.contains(&p.display().to_string()) && line.contains("main.port"),
+            "{line}"
+        );
+        assert!(errs[1].to_string().contains("main.prefetch"));
+    }
+
+    #[test]
+    fn unknown_option_is_a_warning() {
+        let p = write_tmp("unknown", "config dproxy 'main'\n\toption frobnicate '1'\n");
+        let l = load(&p);
+        assert!(l.config.is_ok());
+        assert_eq!(l.warnings.len(), 1);
+        assert!(l.warnings[0].to_string().contains("main.frobnicate"));
+    }
+
+    #[test]
+    fn broken_files_are_errors_not_panics() {
+        for (n, text) in [
+            ("orphan", "option port '1'\n"),
+            ("quote", "config dproxy 'main'\n\toption port '1\n"),
+            ("nosection", "config other 'x'\n"),
+            ("garbage", "\u{0}\u{1}zzz"),
+        ] {
+            let p = write_tmp(n, text);
+            assert!(load(&p).config.is_err(), "{n}");
+        }
+        let p = write_tmp("binary", "");
+        std::fs::write(&p, [0xff, 0xfe, 0x00]).unwrap();
+        assert!(load(&p).config.is_err());
+        assert!(load(Path::new("/nonexistent/dproxy")).config.is_err());
+    }
+
+    #[test]
+    fn anonymous_section_and_default_port() {
+        let p = write_tmp("anon", "config dproxy\n\toption port '5300'\n");
+        let c = load(&p).config.unwrap();
+        assert!(c.listen.iter().all(|l| l.port() == 5300));
+        assert_eq!(c.listen.len(), 2);
+    }
+
+    #[test]
+    fn resolvfile_skips_ourselves() {
+        let p = write_tmp("resolv", "");
+        std::fs::write(
+            &p,
+            "# comment\nnameserver 127.0.0.1\nnameserver 192.0.2.9\nnameserver ::1\nnameserver bogus\nsearch lan\n",
+        )
+        .unwrap();
+        let own = ["127.0.0.1:53".parse().unwrap()];
+        let s = read_resolvfile(&p, &own).unwrap();
+        assert_eq!(
+            s,
+            vec!["192.0.2.9:53".parse().unwrap(), "[::1]:53".parse().unwrap()]
+        );
+    }
+
+    #[test]
+    fn cidr_matching() {
+        let c = Cidr::parse("192.168.1.0/24").unwrap();
+        assert!(c.contains("192.168.1.77".parse().unwrap()));
+        assert!(!c.contains("192.168.2.1".parse().unwrap()));
+        assert!(c.contains("::ffff:192.168.1.5".parse().unwrap()));
+        let c = Cidr::parse("fd00::/8").unwrap();
+        assert!(c.contains("fd12::1".parse().unwrap()));
+        assert!(!c.contains("fe80::1".parse().unwrap()));
+        assert!(Cidr::parse("10.0.0.0/33").is_none());
+        assert!(Cidr::parse("x").is_none());
+        assert!(Cidr::parse("10.0.0.1")
+            .unwrap()
+            .contains("10.0.0.1".parse().unwrap()));
+    }
+}

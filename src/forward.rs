@@ -1,0 +1,587 @@
+//! Forwarding misses upstream (RFC 5452): a random ID and a fresh random-port socket per
+//! attempt, strict matching of answers, merging of identical questions, retransmits with
+//! backoff and failover, and a TCP retry when an answer comes back truncated.
+
+use std::io::{self, Read, Write};
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+use mio::Interest;
+
+use crate::answer::{self, Kind, Prepared, ReplyOpts};
+use crate::cache::{flag, Key};
+use crate::query::ReplyTo;
+use crate::server::{Conn, Server, Timer};
+use crate::wire::build::{self, Ede};
+use crate::wire::message::read_question;
+use crate::wire::{ede, scan_message, Header, NameBuf, Opt, QueryView, Question, HEADER_LEN};
+
+/// Give up on a question after this long.
+const QUERY_DEADLINE: Duration = Duration::from_millis(4000);
+/// Attempts per question, across all upstreams.
+const MAX_ATTEMPTS: usize = 8;
+/// Attempts kept listening for a late answer.
+const MAX_OPEN_ATTEMPTS: usize = 3;
+/// Clients waiting on one question.
+const MAX_WAITERS: usize = 256;
+/// Questions in flight at once.
+const MAX_PENDING: usize = 4096;
+/// How long an upstream SERVFAIL or REFUSED is remembered.
+const FAILURE_TTL: u32 = 2;
+
+/// A client waiting for an answer.
+pub struct Waiter {
+    pub to: ReplyTo,
+    pub id: u16,
+    pub rd: bool,
+    pub cd: bool,
+    pub opt: Option<Opt>,
+    /// The client's spelling of the name.
+    pub name: NameBuf,
+}
+
+impl Waiter {
+    fn query_view(&self, qtype: u16, qclass: u16) -> QueryView {
+        QueryView {
+            id: self.id,
+            rd: self.rd,
+            cd: self.cd,
+            ad: false,
+            question: Question {
+                name: self.name.clone(),
+                qtype,
+                qclass,
+                end: 0,
+            },
+            opt: self.opt,
+        }
+    }
+}
+
+/// One query sent to one upstream.
+pub struct Attempt {
+    pub upstream: usize,
+    pub id: u16,
+    /// Conn slot of its socket while open.
+    pub conn: Option<usize>,
+    pub sent_at: Instant,
+    pub tcp: bool,
+}
+
+/// A question in flight.
+pub struct Pending {
+    pub gen: u32,
+    pub key: Key,
+    /// The name as sent upstream.
+    pub name: NameBuf,
+    pub qtype: u16,
+    pub qclass: u16,
+    pub do_bit: bool,
+    pub cd: bool,
+    pub waiters: Vec<Waiter>,
+    pub attempts: Vec<Attempt>,
+    pub next_timeout: Instant,
+    pub deadline: Instant,
+    /// The last useless answer (SERVFAIL, REFUSED), given to clients if nothing better comes.
+    pub last_failure: Option<Prepared>,
+}
+
+impl Pending {
+    fn tried(&self) -> Vec<usize> {
+        self.attempts.iter().map(|a| a.upstream).collect()
+    }
+}
+
+/// A TCP query to an upstream (after a truncated UDP answer).
+pub struct UpTcp {
+    pub stream: TcpStream,
+    pub pending: usize,
+    pub gen: u32,
+    pub wbuf: Vec<u8>,
+    pub written: usize,
+    pub rbuf: Vec<u8>,
+}
+
+/// Does `msg` answer the attempt's query? Source address and port are already
+/// guaranteed by the connected socket.
+fn matches(msg: &[u8], id: u16, p: &Pending) -> bool {
+    let Ok(h) = Header::new_checked(msg) else {
+        return false;
+    };
+    if !h.qr() || h.id() != id || h.qdcount() != 1 {
+        return false;
+    }
+    match read_question(msg, HEADER_LEN) {
+        Ok(q) => q.qtype == p.qtype && q.qclass == p.qclass && q.name.eq_ignore_case(&p.name),
+        Err(_) => false,
+    }
+}
+
+const EDE_NO_UPSTREAM: Ede = Ede {
+    code: ede::NO_REACHABLE_AUTHORITY,
+    text: "no upstream server answered",
+};
+const EDE_NONE_CONFIGURED: Ede = Ede {
+    code: ede::NO_REACHABLE_AUTHORITY,
+    text: "no upstream servers configured",
+};
+const EDE_OVERLOAD: Ede = Ede {
+    code: ede::OTHER,
+    text: "too many queries in flight",
+};
+
+impl Server {
+    /// Sends a miss upstream, or joins an identical question already in flight.
+    pub(crate) fn forward(&mut self, q: QueryView, key: Key, to: ReplyTo) {
+        let waiter = Waiter {
+            to,
+            id: q.id,
+            rd: q.rd,
+            cd: q.cd,
+            opt: q.opt,
+            name: q.question.name.clone(),
+        };
+        if let Some(&pi) = self.inflight.get(key.as_bytes()) {
+            if let Some(p) = self.pending.get_mut(pi) {
+                if p.waiters.len() >= MAX_WAITERS {
+                    self.stats.drop_overload += 1;
+                    return;
+                }
+                // A client retrying with the same ID and address is already waiting.
+                if !p.waiters.iter().any(|w| w.to == to && w.id == q.id) {
+                    p.waiters.push(waiter);
+                    self.client_outstanding(to, 1);
+                }
+                self.stats.merged += 1;
+                return;
+            }
+        }
+        if self.upstreams.is_empty() {
+            self.reply_servfail(&q, to, EDE_NONE_CONFIGURED);
+            return;
+        }
+        if self.pending.len() >= MAX_PENDING {
+            self.stats.drop_overload += 1;
+            self.reply_servfail(&q, to, EDE_OVERLOAD);
+            return;
+        }
+        let mut name = q.question.name.clone();
+        name.make_lowercase();
+        self.pending_gen = self.pending_gen.wrapping_add(1);
+        let p = Pending {
+            gen: self.pending_gen,
+            key: key.clone(),
+            name,
+            qtype: q.question.qtype,
+            qclass: q.question.qclass,
+            do_bit: q.do_bit(),
+            cd: q.cd,
+            waiters: vec![waiter],
+            attempts: Vec::new(),
+            next_timeout: self.now,
+            deadline: self.now + QUERY_DEADLINE,
+            last_failure: None,
+        };
+        let pi = self.pending.insert(p);
+        self.inflight.insert(key.as_bytes().into(), pi);
+        self.client_outstanding(to, 1);
+        self.send_attempt(pi, None, false);
+    }
+
+    /// Adjusts a TCP client's count of unanswered queries.
+    fn client_outstanding(&mut self, to: ReplyTo, delta: i32) {
+        if let ReplyTo::Tcp { conn, serial } = to {
+            if let Some(Conn::Client(c)) = self.conns.get_mut(conn) {
+                if c.serial == serial {
+                    c.outstanding = c.outstanding.saturating_add_signed(delta);
+                }
+            }
+        }
+    }
+
+    /// Starts a new attempt for pending `pi`: to `upstream` if given, else the best untried.
+    fn send_attempt(&mut self, pi: usize, upstream: Option<usize>, tcp: bool) {
+        loop {
+            let Some(p) = self.pending.get(pi) else {
+                return;
+            };
+            if p.attempts.len() >= MAX_ATTEMPTS || self.now >= p.deadline {
+                self.give_up(pi);
+                return;
+            }
+            let tried = p.tried();
+            let Some(ui) = upstream.or_else(|| self.upstreams.pick(&tried, &mut self.rng)) else {
+                self.give_up(pi);
+                return;
+            };
+            let Some(addr) = self.upstreams.list.get(ui).map(|u| u.addr) else {
+                self.give_up(pi);
+                return;
+            };
+            let id = self.rng.u16();
+            let (gen, name, qtype, qclass, cd, do_bit) =
+                (p.gen, p.name.clone(), p.qtype, p.qclass, p.cd, p.do_bit);
+            build::query(&mut self.qbuf, id, &name, qtype, qclass, true, cd);
+            build::push_opt(&mut self.qbuf, crate::wire::EDNS_UDP_SIZE, 0, do_bit, None);
+            let sent = if tcp {
+                self.open_tcp(addr, pi, gen)
+            } else {
+                self.open_udp(addr, pi, gen)
+            };
+            let rto = self.upstreams.list[ui].rto();
+            if let Some(u) = self.upstreams.list.get_mut(ui) {
+                u.queries += 1;
+            }
+            self.stats.upstream_queries += 1;
+            let now = self.now;
+            let Some(p) = self.pending.get_mut(pi) else {
+                return;
+            };
+            p.attempts.push(Attempt {
+                upstream: ui,
+                id,
+                conn: sent.as_ref().ok().copied(),
+                sent_at: now,
+                tcp,
+            });
+            match sent {
+                Ok(_) => {
+                    // Exponential backoff over the attempts made so far.
+                    let n = p.attempts.len().min(4) as u32 - 1;
+                    let wait = (rto * (1 << n)).min(Duration::from_millis(2000));
+                    p.next_timeout = (now + wait).min(p.deadline);
+                    let (at, gen) = (p.next_timeout, p.gen);
+                    self.add_timer(at, Timer::Pending(pi, gen));
+                    self.limit_open_attempts(pi);
+                    return;
+                }
+                Err(e) => {
+                    log::debug!("query to {addr}: {e}");
+                    self.upstreams.on_failure(ui);
+                    // Try the next server at once.
+                    if upstream.is_some() {
+                        return self.send_attempt(pi, None, false);
+                    }
+                }
+            }
+        }
+    }
+
+    fn open_udp(&mut self, addr: std::net::SocketAddr, pi: usize, gen: u32) -> io::Result<usize> {
+        let sock = crate::sockets::upstream_udp(addr)?;
+        sock.send(&self.qbuf)?;
+        self.register_conn(
+            Conn::UpUdp {
+                sock,
+                pending: pi,
+                gen,
+            },
+            Interest::READABLE,
+        )
+    }
+
+    fn open_tcp(&mut self, addr: std::net::SocketAddr, pi: usize, gen: u32) -> io::Result<usize> {
+        let stream = TcpStream::connect(addr)?;
+        let mut wbuf = Vec::with_capacity(self.qbuf.len() + 2);
+        wbuf.extend_from_slice(&(self.qbuf.len() as u16).to_be_bytes());
+        wbuf.extend_from_slice(&self.qbuf);
+        self.register_conn(
+            Conn::UpTcp(UpTcp {
+                stream,
+                pending: pi,
+                gen,
+                wbuf,
+                written: 0,
+                rbuf: Vec::new(),
+            }),
+            Interest::READABLE | Interest::WRITABLE,
+        )
+    }
+
+    /// Keeps only the newest few attempts listening.
+    fn limit_open_attempts(&mut self, pi: usize) {
+        let Some(p) = self.pending.get_mut(pi) else {
+            return;
+        };
+        let open: Vec<usize> = p.attempts.iter().filter_map(|a| a.conn).collect();
+        if open.len() <= MAX_OPEN_ATTEMPTS {
+            return;
+        }
+        let doomed = open[0];
+        for a in &mut p.attempts {
+            if a.conn == Some(doomed) {
+                a.conn = None;
+            }
+        }
+        self.close_conn(doomed);
+    }
+
+    /// The pending slot and attempt index that own conn `ci`, if still current.
+    fn owner(&self, ci: usize) -> Option<(usize, usize)> {
+        let (pi, gen) = match self.conns.get(ci)? {
+            Conn::UpUdp { pending, gen, .. } => (*pending, *gen),
+            Conn::UpTcp(t) => (t.pending, t.gen),
+            Conn::Client(_) => return None,
+        };
+        let p = self.pending.get(pi)?;
+        if p.gen != gen {
+            return None;
+        }
+        let ai = p.attempts.iter().position(|a| a.conn == Some(ci))?;
+        Some((pi, ai))
+    }
+
+    pub(crate) fn upstream_udp_readable(&mut self, ci: usize) {
+        let Some((pi, ai)) = self.owner(ci) else {
+            self.close_conn(ci);
+            return;
+        };
+        let mut buf = std::mem::take(&mut self.rbuf);
+        for _ in 0..64 {
+            let r = match self.conns.get(ci) {
+                Some(Conn::UpUdp { sock, .. }) => sock.recv(&mut buf),
+                _ => break,
+            };
+            match r {
+                Ok(n) => {
+                    let ok = match self.pending.get(pi) {
+                        Some(p) => matches(&buf[..n], p.attempts[ai].id, p),
+                        None => false,
+                    };
+                    if ok {
+                        self.on_answer(pi, ai, &buf[..n]);
+                        break;
+                    }
+                    // Wrong ID or question: a spoofing attempt or a stale answer.
+                    self.stats.drop_mismatch += 1;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // ICMP unreachable and friends: this server is not there.
+                    log::debug!("upstream receive: {e}");
+                    self.attempt_failed(pi, ai);
+                    break;
+                }
+            }
+        }
+        self.rbuf = buf;
+    }
+
+    pub(crate) fn upstream_tcp_ready(&mut self, ci: usize) {
+        let Some((pi, ai)) = self.owner(ci) else {
+            self.close_conn(ci);
+            return;
+        };
+        let Some(Conn::UpTcp(t)) = self.conns.get_mut(ci) else {
+            return;
+        };
+        let mut failed = false;
+        // Write what is left of the query.
+        while t.written < t.wbuf.len() {
+            match t.stream.write(&t.wbuf[t.written..]) {
+                Ok(0) => {
+                    failed = true;
+                    break;
+                }
+                Ok(n) => t.written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        let mut chunk = [0u8; 4096];
+        let mut answer = None;
+        while !failed {
+            match t.stream.read(&mut chunk) {
+                Ok(0) => {
+                    failed = true;
+                }
+                Ok(n) => {
+                    t.rbuf.extend_from_slice(&chunk[..n]);
+                    if t.rbuf.len() >= 2 {
+                        let len = u16::from_be_bytes([t.rbuf[0], t.rbuf[1]]) as usize;
+                        if t.rbuf.len() >= 2 + len {
+                            answer = Some(t.rbuf[2..2 + len].to_vec());
+                            break;
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => failed = true,
+            }
+        }
+        if let Some(msg) = answer {
+            let ok = self
+                .pending
+                .get(pi)
+                .is_some_and(|p| matches(&msg, p.attempts[ai].id, p));
+            if ok {
+                self.on_answer(pi, ai, &msg);
+            } else {
+                self.stats.drop_mismatch += 1;
+                self.attempt_failed(pi, ai);
+            }
+        } else if failed {
+            self.attempt_failed(pi, ai);
+        }
+    }
+
+    /// An attempt's socket failed: close it and, if nothing else is listening, move on now.
+    fn attempt_failed(&mut self, pi: usize, ai: usize) {
+        let Some(p) = self.pending.get_mut(pi) else {
+            return;
+        };
+        let Some(a) = p.attempts.get_mut(ai) else {
+            return;
+        };
+        let conn = a.conn.take();
+        let ui = a.upstream;
+        let others_open = p.attempts.iter().any(|a| a.conn.is_some());
+        if let Some(c) = conn {
+            self.close_conn(c);
+        }
+        self.upstreams.on_failure(ui);
+        if !others_open {
+            self.send_attempt(pi, None, false);
+        }
+    }
+
+    fn on_answer(&mut self, pi: usize, ai: usize, msg: &[u8]) {
+        let Some(p) = self.pending.get_mut(pi) else {
+            return;
+        };
+        let a = &mut p.attempts[ai];
+        let (ui, rtt, was_tcp) = (
+            a.upstream,
+            self.now.saturating_duration_since(a.sent_at),
+            a.tcp,
+        );
+        if let Some(c) = a.conn.take() {
+            self.close_conn(c);
+        }
+        self.stats.upstream_answers += 1;
+        let scan = match scan_message(msg) {
+            Ok(s) => s,
+            Err(e) => {
+                log::debug!("malformed answer from upstream: {e}");
+                self.stats.drop_upstream_malformed += 1;
+                self.upstreams.on_failure(ui);
+                self.send_attempt(pi, None, false);
+                return;
+            }
+        };
+        self.upstreams.on_answer(ui, rtt, self.now);
+        if scan.tc && !was_tcp {
+            self.send_attempt(pi, Some(ui), true);
+            return;
+        }
+        let prepared = answer::prepare(msg, &scan, &self.cfg.ttl, self.cfg.trust_ad);
+        if prepared.kind == Kind::Failure {
+            self.upstreams.on_failure(ui);
+            let untried = self
+                .pending
+                .get(pi)
+                .map(|p| {
+                    let t = p.tried();
+                    (0..self.upstreams.list.len()).any(|i| !t.contains(&i))
+                })
+                .unwrap_or(false);
+            if untried {
+                if let Some(p) = self.pending.get_mut(pi) {
+                    p.last_failure = Some(prepared);
+                }
+                self.send_attempt(pi, None, false);
+                return;
+            }
+        }
+        self.deliver(pi, prepared);
+    }
+
+    /// Ends a pending question: caches the answer and replies to every waiter.
+    fn deliver(&mut self, pi: usize, mut prepared: Prepared) {
+        let Some(p) = self.finish(pi) else { return };
+        let now = self.now_secs();
+        let mut flags = 0;
+        match prepared.kind {
+            Kind::Negative => flags |= flag::NEGATIVE,
+            Kind::Failure => {
+                flags |= flag::FAILURE;
+                prepared.lifetime = FAILURE_TTL;
+            }
+            Kind::Positive => {}
+        }
+        if prepared.lifetime > 0 {
+            self.cache.insert(
+                p.key.as_bytes(),
+                &prepared.msg,
+                &prepared.ttl_pos,
+                now,
+                prepared.lifetime,
+                flags,
+            );
+        }
+        for w in &p.waiters {
+            let q = w.query_view(p.qtype, p.qclass);
+            let opts = ReplyOpts {
+                udp: w.to.is_udp(),
+                ..Default::default()
+            };
+            let pos = prepared.ttl_pos.iter().map(|&x| x as usize);
+            if answer::write_reply(&mut self.out, &prepared.msg, pos, &q, &opts) {
+                self.stats.truncated += 1;
+            }
+            if prepared.kind == Kind::Failure {
+                self.stats.servfail += 1;
+            }
+            self.client_outstanding(w.to, -1);
+            self.reply(w.to);
+        }
+    }
+
+    /// Nothing useful came back in time: the last failure answer, or SERVFAIL.
+    fn give_up(&mut self, pi: usize) {
+        if let Some(f) = self.pending.get_mut(pi).and_then(|p| p.last_failure.take()) {
+            self.deliver(pi, f);
+            return;
+        }
+        let Some(p) = self.finish(pi) else { return };
+        for w in &p.waiters {
+            let q = w.query_view(p.qtype, p.qclass);
+            self.client_outstanding(w.to, -1);
+            self.reply_servfail(&q, w.to, EDE_NO_UPSTREAM);
+        }
+    }
+
+    /// Removes a pending question and closes its sockets.
+    fn finish(&mut self, pi: usize) -> Option<Pending> {
+        let p = self.pending.remove(pi)?;
+        self.inflight.remove(p.key.as_bytes());
+        for a in &p.attempts {
+            if let Some(c) = a.conn {
+                self.close_conn(c);
+            }
+        }
+        Some(p)
+    }
+
+    pub(crate) fn pending_timer(&mut self, pi: usize, gen: u32) {
+        let Some(p) = self.pending.get(pi) else {
+            return;
+        };
+        if p.gen != gen || self.now < p.next_timeout {
+            return;
+        }
+        if let Some(a) = p.attempts.last() {
+            let ui = a.upstream;
+            self.upstreams.on_timeout(ui);
+        }
+        self.send_attempt(pi, None, false);
+    }
+}

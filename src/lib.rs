@@ -1,0 +1,20 @@
+//! dproxy: a DNS caching proxy for routers and gateways.
+//!
+//! The data path: socket (`server`) → parse (`wire`) → cache / local names / upstream
+//! (`cache`, `forward`) → reply (`answer`).
+
+pub mod answer;
+pub mod cache;
+pub mod cli;
+pub mod config;
+pub mod forward;
+pub mod query;
+pub mod rand;
+pub mod server;
+pub mod signals;
+pub mod slab;
+pub mod sockets;
+pub mod stats;
+pub mod tcp;
+pub mod upstream;
+pub mod wire;

@@ -1,0 +1,167 @@
+//! A client query, from bytes to reply: parse, answer locally or from the cache, or forward.
+
+use std::net::SocketAddr;
+
+use crate::answer::{self, ReplyOpts};
+use crate::cache::{flag, Key, KEY_CD, KEY_DO};
+use crate::server::{Conn, Server};
+use crate::wire::build::{error_reply, Ede, EdnsReply};
+use crate::wire::message::QueryError;
+use crate::wire::{parse_query, rcode, rtype, QueryView};
+
+/// Where a reply goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyTo {
+    Udp { listener: usize, peer: SocketAddr },
+    Tcp { conn: usize, serial: u32 },
+}
+
+impl ReplyTo {
+    pub fn is_udp(&self) -> bool {
+        matches!(self, ReplyTo::Udp { .. })
+    }
+}
+
+/// The cache key for a query.
+pub fn key_for(q: &QueryView) -> Key {
+    let mut flags = 0;
+    if q.do_bit() {
+        flags |= KEY_DO;
+    }
+    if q.cd {
+        flags |= KEY_CD;
+    }
+    Key::new(
+        q.question.name.as_bytes(),
+        q.question.qtype,
+        q.question.qclass,
+        flags,
+    )
+}
+
+/// RFC 8482 answer to ANY over UDP: one synthesized HINFO record.
+fn write_any_reply(out: &mut Vec<u8>, q: &QueryView) {
+    answer::write_error(out, q, rcode::NOERROR, None);
+    // write_error appended an OPT for EDNS clients; rebuild without it, then add the record.
+    out.truncate(12 + q.question.name.len() + 4);
+    out.extend_from_slice(&[0xc0, 0x0c]);
+    out.extend_from_slice(&rtype::HINFO.to_be_bytes());
+    out.extend_from_slice(&q.question.qclass.to_be_bytes());
+    out.extend_from_slice(&3600u32.to_be_bytes());
+    let rdata = b"\x07RFC8482\x00";
+    out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+    out.extend_from_slice(rdata);
+    crate::wire::write_u16(out, 6, 1);
+    crate::wire::write_u16(out, 10, 0);
+    if let Some(o) = q.opt {
+        crate::wire::build::push_opt(out, crate::wire::EDNS_UDP_SIZE, 0, o.do_bit, None);
+    }
+}
+
+impl Server {
+    /// Handles one query from a client.
+    pub(crate) fn handle_query(&mut self, msg: &[u8], to: ReplyTo) {
+        self.stats.queries += 1;
+        let q = match parse_query(msg) {
+            Ok(q) => q,
+            Err(QueryError::Ignore) => {
+                self.stats.drop_malformed += 1;
+                return;
+            }
+            Err(e) => {
+                self.stats.drop_malformed += 1;
+                let (rc, edns) = match e {
+                    QueryError::NotImp => (rcode::NOTIMP, None),
+                    QueryError::BadVers => (
+                        0,
+                        Some(EdnsReply {
+                            ext_rcode: (rcode::BADVERS >> 4) as u8,
+                            ..Default::default()
+                        }),
+                    ),
+                    _ => (rcode::FORMERR, None),
+                };
+                error_reply(&mut self.out, msg, rc, edns);
+                self.reply(to);
+                return;
+            }
+        };
+        let qtype = q.question.qtype;
+        if qtype == rtype::AXFR || qtype == rtype::IXFR || qtype == rtype::OPT {
+            answer::write_error(&mut self.out, &q, rcode::NOTIMP, None);
+            self.reply(to);
+            return;
+        }
+        if qtype == rtype::ANY && to.is_udp() {
+            write_any_reply(&mut self.out, &q);
+            self.reply(to);
+            return;
+        }
+        let key = key_for(&q);
+        if self.answer_from_cache(&q, &key, to) {
+            return;
+        }
+        self.stats.misses += 1;
+        self.forward(q, key, to);
+    }
+
+    /// Serves a fresh cache entry; false on a miss.
+    fn answer_from_cache(&mut self, q: &QueryView, key: &Key, to: ReplyTo) -> bool {
+        let now = self.now_secs();
+        let Some(hit) = self.cache.get(key.as_bytes()) else {
+            return false;
+        };
+        if hit.expires <= now {
+            return false;
+        }
+        let opts = ReplyOpts {
+            elapsed: now.saturating_sub(hit.inserted),
+            udp: to.is_udp(),
+            ..Default::default()
+        };
+        let failure = hit.flags & flag::FAILURE != 0;
+        let truncated = answer::write_reply(&mut self.out, hit.msg, hit.ttl_positions(), q, &opts);
+        self.stats.hits += 1;
+        if truncated {
+            self.stats.truncated += 1;
+        }
+        if failure {
+            self.stats.servfail += 1;
+        }
+        self.reply(to);
+        true
+    }
+
+    /// Answers SERVFAIL (with an Extended DNS Error for EDNS clients).
+    pub(crate) fn reply_servfail(&mut self, q: &QueryView, to: ReplyTo, ede: Ede) {
+        self.stats.servfail += 1;
+        answer::write_error(&mut self.out, q, rcode::SERVFAIL, Some(ede));
+        self.reply(to);
+    }
+
+    /// Sends `self.out` to a client.
+    pub(crate) fn reply(&mut self, to: ReplyTo) {
+        if self.out.is_empty() {
+            return;
+        }
+        match to {
+            ReplyTo::Udp { listener, peer } => self.send_udp(listener, peer),
+            ReplyTo::Tcp { conn, serial } => {
+                let out = std::mem::take(&mut self.out);
+                let ok = match self.conns.get_mut(conn) {
+                    Some(Conn::Client(c)) if c.serial == serial => c.queue_reply(&out),
+                    _ => true,
+                };
+                self.out = out;
+                if ok {
+                    self.stats.replies += 1;
+                    self.client_flush(conn);
+                } else {
+                    // The client stopped reading: let it go rather than buffer without bound.
+                    self.stats.drop_tcp_full += 1;
+                    self.close_conn(conn);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,408 @@
+//! The event loop: one thread, one `mio::Poll`, every socket, signal and timer in it.
+//!
+//! Data path: a listener becomes readable → `query` parses and answers from local names
+//! or the cache → a miss goes to `forward`, whose upstream sockets come back here →
+//! the answer is cached and replied to every waiting client.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, UdpSocket};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+
+use crate::cache::Cache;
+use crate::config::{self, Config};
+use crate::forward::{Pending, UpTcp};
+use crate::rand::Rng;
+use crate::signals::{Action, Signals};
+use crate::slab::Slab;
+use crate::stats::Stats;
+use crate::tcp::TcpClient;
+use crate::upstream::Upstreams;
+
+pub const SIGNAL_TOKEN: Token = Token(usize::MAX - 1);
+/// Tokens below this are listeners; from here on, slab slots of `conns`.
+pub const CONN_BASE: usize = 1 << 16;
+/// How often housekeeping runs (file checks, timers of last resort).
+const HOUSEKEEPING: Duration = Duration::from_secs(1);
+
+pub enum Listener {
+    Udp(UdpSocket, SocketAddr),
+    Tcp(TcpListener, SocketAddr),
+}
+
+/// Everything with a token besides listeners and the signalfd.
+pub enum Conn {
+    /// One UDP socket per upstream attempt.
+    UpUdp {
+        sock: UdpSocket,
+        pending: usize,
+        gen: u32,
+    },
+    UpTcp(UpTcp),
+    Client(TcpClient),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Timer {
+    Pending(usize, u32),
+    Client(usize, u32),
+}
+
+/// Identity of a file for change detection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: i64,
+    mtime_ns: i64,
+}
+
+impl FileStamp {
+    pub fn of(path: &std::path::Path) -> Option<FileStamp> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).ok()?;
+        Some(FileStamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime: m.mtime(),
+            mtime_ns: m.mtime_nsec(),
+        })
+    }
+}
+
+pub struct Server {
+    pub(crate) poll: Poll,
+    pub(crate) cfg: Config,
+    pub(crate) listeners: Vec<Listener>,
+    pub(crate) conns: Slab<Conn>,
+    pub(crate) pending: Slab<Pending>,
+    /// Cache key → pending slot, for merging identical questions in flight.
+    pub(crate) inflight: HashMap<Box<[u8]>, usize>,
+    pub(crate) cache: Cache,
+    pub(crate) upstreams: Upstreams,
+    pub(crate) rng: Rng,
+    signals: Signals,
+    pub(crate) timers: BinaryHeap<Reverse<(Instant, Timer)>>,
+    pub(crate) start: Instant,
+    pub(crate) now: Instant,
+    pub(crate) stats: Stats,
+    /// Scratch buffers: a reply being written, a query being sent, a datagram received.
+    pub(crate) out: Vec<u8>,
+    pub(crate) qbuf: Vec<u8>,
+    pub(crate) rbuf: Vec<u8>,
+    resolv_stamp: Option<FileStamp>,
+    next_housekeeping: Instant,
+    pub(crate) serial: u32,
+    pub(crate) pending_gen: u32,
+    running: bool,
+}
+
+impl Server {
+    /// Binds every listen address; fails if any cannot be bound.
+    pub fn new(cfg: Config) -> Result<Server, String> {
+        let poll = Poll::new().map_err(|e| format!("cannot create poll: {e}"))?;
+        let signals = Signals::new().map_err(|e| format!("cannot set up signals: {e}"))?;
+        poll.registry()
+            .register(
+                &mut SourceFd(&signals.raw_fd()),
+                SIGNAL_TOKEN,
+                Interest::READABLE,
+            )
+            .map_err(|e| format!("cannot watch signals: {e}"))?;
+        let mut listeners = Vec::new();
+        for addr in &cfg.listen {
+            let udp = crate::sockets::udp_listener(*addr)
+                .map_err(|e| format!("cannot listen on {addr} (udp): {e}"))?;
+            let tcp = crate::sockets::tcp_listener(*addr)
+                .map_err(|e| format!("cannot listen on {addr} (tcp): {e}"))?;
+            listeners.push(Listener::Udp(udp, *addr));
+            listeners.push(Listener::Tcp(tcp, *addr));
+        }
+        for (i, l) in listeners.iter_mut().enumerate() {
+            let r = match l {
+                Listener::Udp(s, _) => poll.registry().register(s, Token(i), Interest::READABLE),
+                Listener::Tcp(s, _) => poll.registry().register(s, Token(i), Interest::READABLE),
+            };
+            r.map_err(|e| format!("cannot register listener: {e}"))?;
+        }
+        let now = Instant::now();
+        let mut s = Server {
+            poll,
+            cache: Cache::new(cfg.cache_size_kib as usize * 1024),
+            cfg,
+            listeners,
+            conns: Slab::default(),
+            pending: Slab::default(),
+            inflight: HashMap::new(),
+            upstreams: Upstreams::default(),
+            rng: Rng::new(),
+            signals,
+            timers: BinaryHeap::new(),
+            start: now,
+            now,
+            stats: Stats::default(),
+            out: Vec::with_capacity(4096),
+            qbuf: Vec::with_capacity(512),
+            rbuf: vec![0u8; 65536],
+            resolv_stamp: None,
+            next_housekeeping: now,
+            serial: 0,
+            pending_gen: 0,
+            running: true,
+        };
+        s.load_servers();
+        for l in &s.cfg.listen {
+            log::info!("listening on {l} (udp, tcp)");
+        }
+        Ok(s)
+    }
+
+    /// Seconds since start, the cache's clock.
+    pub(crate) fn now_secs(&self) -> u32 {
+        self.now.saturating_duration_since(self.start).as_secs() as u32
+    }
+
+    pub(crate) fn add_timer(&mut self, at: Instant, t: Timer) {
+        self.timers.push(Reverse((at, t)));
+    }
+
+    /// Runs until SIGTERM or SIGINT.
+    pub fn run(&mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(256);
+        while self.running {
+            let next = self
+                .timers
+                .peek()
+                .map(|Reverse((at, _))| *at)
+                .unwrap_or(self.next_housekeeping)
+                .min(self.next_housekeeping);
+            let timeout = next.saturating_duration_since(Instant::now());
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+            self.now = Instant::now();
+            for ev in events.iter() {
+                self.dispatch(ev);
+            }
+            self.run_timers();
+            if self.now >= self.next_housekeeping {
+                self.housekeeping();
+                self.next_housekeeping = self.now + HOUSEKEEPING;
+            }
+        }
+        log::info!("exiting");
+        Ok(())
+    }
+
+    fn dispatch(&mut self, ev: &mio::event::Event) {
+        let t = ev.token();
+        if t == SIGNAL_TOKEN {
+            while let Some(a) = self.signals.pending() {
+                self.on_signal(a);
+            }
+        } else if t.0 < self.listeners.len() {
+            match self.listeners[t.0] {
+                Listener::Udp(..) => self.udp_readable(t.0),
+                Listener::Tcp(..) => self.accept(t.0),
+            }
+        } else if t.0 >= CONN_BASE {
+            let i = t.0 - CONN_BASE;
+            match self.conns.get(i) {
+                Some(Conn::UpUdp { .. }) => self.upstream_udp_readable(i),
+                Some(Conn::UpTcp(_)) => self.upstream_tcp_ready(i),
+                Some(Conn::Client(_)) => self.client_ready(i, ev.is_readable(), ev.is_writable()),
+                None => {}
+            }
+        }
+    }
+
+    fn run_timers(&mut self) {
+        while let Some(Reverse((at, t))) = self.timers.peek().copied() {
+            if at > self.now {
+                break;
+            }
+            self.timers.pop();
+            match t {
+                Timer::Pending(i, gen) => self.pending_timer(i, gen),
+                Timer::Client(i, serial) => self.client_timer(i, serial),
+            }
+        }
+    }
+
+    fn on_signal(&mut self, a: Action) {
+        match a {
+            Action::Exit => {
+                log::info!("signal: exit");
+                self.running = false;
+            }
+            Action::Reload => {
+                log::info!("signal: reload");
+                self.reload();
+            }
+            Action::LinkUp => log::info!("signal: link up"),
+            Action::LinkDown => log::info!("signal: link down"),
+        }
+    }
+
+    /// Re-reads the config file (SIGHUP). The cache is kept; a bad file changes nothing.
+    fn reload(&mut self) {
+        let Some(path) = self.cfg.file.clone() else {
+            self.load_servers();
+            return;
+        };
+        let loaded = config::load(&path);
+        for w in &loaded.warnings {
+            log::warn!("{w}");
+        }
+        let mut new = match loaded.config {
+            Ok(c) => c,
+            Err(errs) => {
+                for e in errs {
+                    log::error!("{e}");
+                }
+                log::error!("reload: keeping the running configuration");
+                return;
+            }
+        };
+        // Command-line overrides stay in force.
+        if self.cfg.listen != new.listen {
+            log::warn!("reload: listen addresses changed; restart dproxy to apply");
+            new.listen = self.cfg.listen.clone();
+        }
+        if crate::cli::servers_overridden() {
+            new.servers = self.cfg.servers.clone();
+        }
+        log::set_max_level(crate::cli::effective_level(new.log_level));
+        self.cache.set_budget(new.cache_size_kib as usize * 1024);
+        self.cfg = new;
+        self.load_servers();
+    }
+
+    /// Takes upstream servers from the config, or else from the resolv file.
+    fn load_servers(&mut self) {
+        let servers = if !self.cfg.servers.is_empty() {
+            self.resolv_stamp = None;
+            self.cfg.servers.clone()
+        } else if let Some(rf) = self.cfg.resolvfile.clone() {
+            self.resolv_stamp = FileStamp::of(&rf);
+            match config::read_resolvfile(&rf, &self.cfg.listen) {
+                Ok(s) => s,
+                Err(e) => {
+                    log::warn!(
+                        "{}: {e}; no upstream servers until it appears",
+                        rf.display()
+                    );
+                    Vec::new()
+                }
+            }
+        } else {
+            Vec::new()
+        };
+        if servers != self.upstreams.addrs() {
+            if servers.is_empty() {
+                log::warn!("no upstream servers: misses are answered SERVFAIL");
+            } else {
+                let list: Vec<String> = servers.iter().map(|s| s.to_string()).collect();
+                log::info!("upstream servers: {}", list.join(" "));
+            }
+            self.upstreams.set(&servers);
+        }
+    }
+
+    fn resolvfile(&self) -> Option<PathBuf> {
+        if self.cfg.servers.is_empty() {
+            self.cfg.resolvfile.clone()
+        } else {
+            None
+        }
+    }
+
+    fn housekeeping(&mut self) {
+        if let Some(rf) = self.resolvfile() {
+            if FileStamp::of(&rf) != self.resolv_stamp {
+                log::info!("{} changed", rf.display());
+                self.load_servers();
+            }
+        }
+    }
+
+    /// Sends the reply in `self.out` to a UDP client.
+    pub(crate) fn send_udp(&mut self, listener: usize, peer: SocketAddr) {
+        if let Some(Listener::Udp(s, _)) = self.listeners.get(listener) {
+            match s.send_to(&self.out, peer) {
+                Ok(_) => self.stats.replies += 1,
+                Err(e) => {
+                    self.stats.send_errors += 1;
+                    log::debug!("send to {peer}: {e}");
+                }
+            }
+        }
+    }
+
+    fn udp_readable(&mut self, li: usize) {
+        let mut buf = std::mem::take(&mut self.rbuf);
+        // Bounded so that one busy socket cannot starve the others.
+        for _ in 0..256 {
+            let r = match &self.listeners[li] {
+                Listener::Udp(s, _) => s.recv_from(&mut buf),
+                Listener::Tcp(..) => break,
+            };
+            match r {
+                Ok((n, peer)) => {
+                    let to = crate::query::ReplyTo::Udp { listener: li, peer };
+                    self.handle_query(&buf[..n], to);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::debug!("udp receive: {e}");
+                    break;
+                }
+            }
+        }
+        self.rbuf = buf;
+    }
+
+    pub(crate) fn register_conn(&mut self, conn: Conn, interest: Interest) -> io::Result<usize> {
+        let i = self.conns.insert(conn);
+        let token = Token(CONN_BASE + i);
+        let reg = self.poll.registry();
+        let r = match self.conns.get_mut(i) {
+            Some(Conn::UpUdp { sock, .. }) => reg.register(sock, token, interest),
+            Some(Conn::UpTcp(t)) => reg.register(&mut t.stream, token, interest),
+            Some(Conn::Client(c)) => reg.register(&mut c.stream, token, interest),
+            None => Ok(()),
+        };
+        if let Err(e) = r {
+            self.conns.remove(i);
+            return Err(e);
+        }
+        Ok(i)
+    }
+
+    pub(crate) fn close_conn(&mut self, i: usize) {
+        let reg = self.poll.registry();
+        match self.conns.remove(i) {
+            Some(Conn::UpUdp { mut sock, .. }) => {
+                let _ = reg.deregister(&mut sock);
+            }
+            Some(Conn::UpTcp(mut t)) => {
+                let _ = reg.deregister(&mut t.stream);
+            }
+            Some(Conn::Client(mut c)) => {
+                let _ = reg.deregister(&mut c.stream);
+            }
+            None => {}
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! DNS over TCP from clients (RFC 7766): length-prefixed messages, many per connection,
+//! pipelined, answered in completion order, with an idle timeout and bounded buffers.
+
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+use mio::{Interest, Token};
+
+use crate::query::ReplyTo;
+use crate::server::{Conn, Listener, Server, Timer, CONN_BASE};
+
+/// Close a connection after this long without traffic or outstanding queries.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections at once; beyond, new ones are closed at accept.
+pub const MAX_CLIENTS: usize = 128;
+/// Unsent reply bytes a client may leave with us before it is dropped.
+const MAX_UNSENT: usize = 256 * 1024;
+/// Unparsed request bytes held per connection (one full message plus its length).
+const MAX_READ: usize = 65537;
+
+pub struct TcpClient {
+    pub stream: TcpStream,
+    pub peer: SocketAddr,
+    /// Distinguishes this connection from a later one in the same slot.
+    pub serial: u32,
+    rbuf: Vec<u8>,
+    wbuf: Vec<u8>,
+    wpos: usize,
+    pub outstanding: u32,
+    last_active: Instant,
+    read_closed: bool,
+    wants_write: bool,
+}
+
+impl TcpClient {
+    /// Queues a length-prefixed reply; false if the client has let too much pile up.
+    pub fn queue_reply(&mut self, msg: &[u8]) -> bool {
+        if self.wbuf.len() - self.wpos + msg.len() > MAX_UNSENT {
+            return false;
+        }
+        if self.wpos == self.wbuf.len() {
+            self.wbuf.clear();
+            self.wpos = 0;
+        }
+        self.wbuf
+            .extend_from_slice(&(msg.len() as u16).to_be_bytes());
+        self.wbuf.extend_from_slice(msg);
+        true
+    }
+
+    /// Takes the next complete message out of the read buffer.
+    fn next_message(&mut self) -> Option<Vec<u8>> {
+        if self.rbuf.len() < 2 {
+            return None;
+        }
+        let len = u16::from_be_bytes([self.rbuf[0], self.rbuf[1]]) as usize;
+        if self.rbuf.len() < 2 + len {
+            return None;
+        }
+        let msg = self.rbuf[2..2 + len].to_vec();
+        self.rbuf.drain(..2 + len);
+        Some(msg)
+    }
+}
+
+impl Server {
+    pub(crate) fn accept(&mut self, li: usize) {
+        for _ in 0..64 {
+            let r = match &self.listeners[li] {
+                Listener::Tcp(l, _) => l.accept(),
+                Listener::Udp(..) => return,
+            };
+            match r {
+                Ok((stream, peer)) => {
+                    let clients = self
+                        .conns
+                        .iter()
+                        .filter(|(_, c)| matches!(c, Conn::Client(_)))
+                        .count();
+                    if clients >= MAX_CLIENTS {
+                        self.stats.drop_overload += 1;
+                        log::debug!("tcp: too many clients, closing {peer}");
+                        continue;
+                    }
+                    let _ = stream.set_nodelay(true);
+                    self.serial = self.serial.wrapping_add(1);
+                    let c = TcpClient {
+                        stream,
+                        peer,
+                        serial: self.serial,
+                        rbuf: Vec::new(),
+                        wbuf: Vec::new(),
+                        wpos: 0,
+                        outstanding: 0,
+                        last_active: self.now,
+                        read_closed: false,
+                        wants_write: false,
+                    };
+                    match self.register_conn(Conn::Client(c), Interest::READABLE) {
+                        Ok(i) => {
+                            self.stats.tcp_clients += 1;
+                            let at = self.now + IDLE_TIMEOUT;
+                            let serial = self.serial;
+                            self.add_timer(at, Timer::Client(i, serial));
+                        }
+                        Err(e) => log::debug!("tcp: register {peer}: {e}"),
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // Out of descriptors and the like: try again on the next event.
+                    log::warn!("tcp accept: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    pub(crate) fn client_ready(&mut self, ci: usize, readable: bool, writable: bool) {
+        if writable {
+            self.client_flush(ci);
+        }
+        if readable {
+            self.client_read(ci);
+        }
+    }
+
+    fn client_read(&mut self, ci: usize) {
+        let mut chunk = [0u8; 4096];
+        loop {
+            let Some(Conn::Client(c)) = self.conns.get_mut(ci) else {
+                return;
+            };
+            if c.rbuf.len() >= MAX_READ {
+                break;
+            }
+            match c.stream.read(&mut chunk) {
+                Ok(0) => {
+                    c.read_closed = true;
+                    break;
+                }
+                Ok(n) => {
+                    c.rbuf.extend_from_slice(&chunk[..n]);
+                    c.last_active = self.now;
+                    self.client_process(ci);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    self.close_conn(ci);
+                    return;
+                }
+            }
+        }
+        self.client_process(ci);
+        self.client_maybe_close(ci);
+    }
+
+    /// Handles every complete message in the read buffer.
+    fn client_process(&mut self, ci: usize) {
+        loop {
+            let (msg, serial) = match self.conns.get_mut(ci) {
+                Some(Conn::Client(c)) => match c.next_message() {
+                    Some(m) => (m, c.serial),
+                    None => return,
+                },
+                _ => return,
+            };
+            self.handle_query(&msg, ReplyTo::Tcp { conn: ci, serial });
+        }
+    }
+
+    fn client_maybe_close(&mut self, ci: usize) {
+        if let Some(Conn::Client(c)) = self.conns.get(ci) {
+            if c.read_closed && c.outstanding == 0 && c.wpos == c.wbuf.len() {
+                self.close_conn(ci);
+            }
+        }
+    }
+
+    /// Writes what is queued; asks for writability if the socket is full.
+    pub(crate) fn client_flush(&mut self, ci: usize) {
+        let Some(Conn::Client(c)) = self.conns.get_mut(ci) else {
+            return;
+        };
+        let mut dead = false;
+        while c.wpos < c.wbuf.len() {
+            match c.stream.write(&c.wbuf[c.wpos..]) {
+                Ok(0) => {
+                    dead = true;
+                    break;
+                }
+                Ok(n) => {
+                    c.wpos += n;
+                    c.last_active = self.now;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    dead = true;
+                    break;
+                }
+            }
+        }
+        if dead {
+            self.close_conn(ci);
+            return;
+        }
+        let pending_out = c.wpos < c.wbuf.len();
+        if pending_out != c.wants_write {
+            c.wants_write = pending_out;
+            let interest = if pending_out {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            let token = Token(CONN_BASE + ci);
+            let _ = self
+                .poll
+                .registry()
+                .reregister(&mut c.stream, token, interest);
+        }
+        if !pending_out {
+            self.client_maybe_close(ci);
+        }
+    }
+
+    pub(crate) fn client_timer(&mut self, ci: usize, serial: u32) {
+        let Some(Conn::Client(c)) = self.conns.get(ci) else {
+            return;
+        };
+        if c.serial != serial {
+            return;
+        }
+        let due = c.last_active + IDLE_TIMEOUT;
+        if self.now >= due && c.outstanding == 0 {
+            log::debug!("tcp: closing idle {}", c.peer);
+            self.close_conn(ci);
+        } else {
+            let at = due.max(self.now + Duration::from_secs(1));
+            self.add_timer(at, Timer::Client(ci, serial));
+        }
+    }
+}

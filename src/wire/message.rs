@@ -1,0 +1,371 @@
+//! Whole messages: the question, resource records with their TTL offsets, and the OPT record.
+//!
+//! [`parse_query`] reads a client query without allocating (the hot path);
+//! [`scan_message`] walks an upstream answer and records where every TTL lives,
+//! so that a cached copy can be served later with its TTLs rewritten in place.
+
+use super::name::{read_name, skip_name, NameBuf};
+use super::{opcode, read_u16, read_u32, rtype, Error, Header, Result, HEADER_LEN};
+
+/// The question of a message.
+#[derive(Debug, Clone, Default)]
+pub struct Question {
+    /// The name as the sender spelled it.
+    pub name: NameBuf,
+    pub qtype: u16,
+    pub qclass: u16,
+    /// Offset just past the question.
+    pub end: usize,
+}
+
+/// The EDNS0 OPT pseudo-record (RFC 6891).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Opt {
+    /// Advertised UDP payload size (values below 512 count as 512).
+    pub udp_size: u16,
+    /// Upper 8 bits of the extended rcode.
+    pub ext_rcode: u8,
+    pub version: u8,
+    /// DNSSEC OK.
+    pub do_bit: bool,
+    /// Offset of the record's first byte (its root name).
+    pub start: usize,
+    /// Offset just past the record.
+    pub end: usize,
+}
+
+/// Which section a record belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    Answer,
+    Authority,
+    Additional,
+}
+
+/// One resource record, located in its message.
+#[derive(Debug, Clone, Copy)]
+pub struct Record {
+    pub section: Section,
+    /// Offset of the owner name.
+    pub start: usize,
+    pub rtype: u16,
+    pub class: u16,
+    pub ttl: u32,
+    /// Offset of the 4-byte TTL field.
+    pub ttl_pos: usize,
+    /// Offset of the RDATA.
+    pub rdata: usize,
+    pub rdlen: u16,
+    /// Offset just past the record.
+    pub end: usize,
+}
+
+/// Reads the question at `pos`.
+pub fn read_question(msg: &[u8], pos: usize) -> Result<Question> {
+    let mut q = Question::default();
+    let p = read_name(msg, pos, Some(&mut q.name))?;
+    q.qtype = read_u16(msg, p)?;
+    q.qclass = read_u16(msg, p + 2)?;
+    q.end = p + 4;
+    Ok(q)
+}
+
+/// Reads the record at `pos`, checking that its RDATA lies inside the message.
+pub fn read_record(msg: &[u8], pos: usize, section: Section) -> Result<Record> {
+    let p = skip_name(msg, pos)?;
+    let rtype = read_u16(msg, p)?;
+    let class = read_u16(msg, p + 2)?;
+    let ttl = read_u32(msg, p + 4)?;
+    let rdlen = read_u16(msg, p + 8)?;
+    let rdata = p + 10;
+    let end = rdata + rdlen as usize;
+    if end > msg.len() {
+        return Err(Error::Truncated);
+    }
+    Ok(Record {
+        section,
+        start: pos,
+        rtype,
+        class,
+        ttl,
+        ttl_pos: p + 4,
+        rdata,
+        rdlen,
+        end,
+    })
+}
+
+fn opt_from_record(msg: &[u8], r: &Record) -> Result<Opt> {
+    // The OPT owner must be the root name.
+    if msg.get(r.start) != Some(&0) {
+        return Err(Error::BadOpt);
+    }
+    let ttl = r.ttl.to_be_bytes();
+    Ok(Opt {
+        udp_size: r.class.max(512),
+        ext_rcode: ttl[0],
+        version: ttl[1],
+        do_bit: ttl[2] & 0x80 != 0,
+        start: r.start,
+        end: r.end,
+    })
+}
+
+/// Why a client query gets no normal processing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryError {
+    /// Not worth an answer: shorter than a header, or a response (QR set).
+    Ignore,
+    /// Readable header but malformed body, or QDCOUNT ≠ 1.
+    FormErr,
+    /// An opcode other than QUERY.
+    NotImp,
+    /// An EDNS version we do not speak.
+    BadVers,
+}
+
+/// A parsed client query.
+#[derive(Debug, Clone)]
+pub struct QueryView {
+    pub id: u16,
+    pub rd: bool,
+    pub cd: bool,
+    pub ad: bool,
+    pub question: Question,
+    pub opt: Option<Opt>,
+}
+
+impl QueryView {
+    /// The largest UDP answer this client accepts.
+    pub fn udp_limit(&self) -> usize {
+        match self.opt {
+            Some(o) => o.udp_size as usize,
+            None => super::PLAIN_UDP_SIZE as usize,
+        }
+    }
+
+    pub fn do_bit(&self) -> bool {
+        self.opt.map(|o| o.do_bit).unwrap_or(false)
+    }
+}
+
+/// Parses a client query. Allocates nothing.
+pub fn parse_query(msg: &[u8]) -> core::result::Result<QueryView, QueryError> {
+    let h = Header::new_checked(msg).map_err(|_| QueryError::Ignore)?;
+    if h.qr() {
+        return Err(QueryError::Ignore);
+    }
+    if h.opcode() != opcode::QUERY {
+        return Err(QueryError::NotImp);
+    }
+    if h.qdcount() != 1 {
+        return Err(QueryError::FormErr);
+    }
+    let question = read_question(msg, HEADER_LEN).map_err(|_| QueryError::FormErr)?;
+    let mut pos = question.end;
+    let mut opt = None;
+    let sections = [
+        (h.ancount(), Section::Answer),
+        (h.nscount(), Section::Authority),
+        (h.arcount(), Section::Additional),
+    ];
+    for (count, section) in sections {
+        for _ in 0..count {
+            let r = read_record(msg, pos, section).map_err(|_| QueryError::FormErr)?;
+            if r.rtype == rtype::OPT {
+                if section != Section::Additional || opt.is_some() {
+                    return Err(QueryError::FormErr);
+                }
+                opt = Some(opt_from_record(msg, &r).map_err(|_| QueryError::FormErr)?);
+            }
+            pos = r.end;
+        }
+    }
+    let q = QueryView {
+        id: h.id(),
+        rd: h.rd(),
+        cd: h.cd(),
+        ad: h.ad(),
+        question,
+        opt,
+    };
+    if matches!(q.opt, Some(o) if o.version > 0) {
+        return Err(QueryError::BadVers);
+    }
+    Ok(q)
+}
+
+/// The walk of a whole message: question, records and OPT.
+#[derive(Debug, Clone)]
+pub struct Scan {
+    pub id: u16,
+    pub rcode: u8,
+    pub tc: bool,
+    pub aa: bool,
+    pub ad: bool,
+    pub question: Option<Question>,
+    /// Every record except OPT, in message order.
+    pub records: Vec<Record>,
+    pub opt: Option<Opt>,
+    /// Offset just past the last record.
+    pub end: usize,
+}
+
+/// Walks a whole message (typically an upstream answer), validating every name and length.
+/// Bytes after the last announced record are an error.
+pub fn scan_message(msg: &[u8]) -> Result<Scan> {
+    let h = Header::new_checked(msg)?;
+    let mut pos = HEADER_LEN;
+    let mut question = None;
+    for i in 0..h.qdcount() {
+        let q = read_question(msg, pos)?;
+        pos = q.end;
+        if i == 0 {
+            question = Some(q);
+        }
+    }
+    let total = h.ancount() as usize + h.nscount() as usize + h.arcount() as usize;
+    // Each record takes at least 11 bytes: a cheap bound before allocating.
+    if total * 11 > msg.len() {
+        return Err(Error::Truncated);
+    }
+    let mut records = Vec::with_capacity(total);
+    let mut opt = None;
+    let sections = [
+        (h.ancount(), Section::Answer),
+        (h.nscount(), Section::Authority),
+        (h.arcount(), Section::Additional),
+    ];
+    for (count, section) in sections {
+        for _ in 0..count {
+            let r = read_record(msg, pos, section)?;
+            if r.rtype == rtype::OPT {
+                if section != Section::Additional || opt.is_some() {
+                    return Err(Error::BadOpt);
+                }
+                opt = Some(opt_from_record(msg, &r)?);
+            } else {
+                records.push(r);
+            }
+            pos = r.end;
+        }
+    }
+    if pos != msg.len() {
+        return Err(Error::TrailingData);
+    }
+    Ok(Scan {
+        id: h.id(),
+        rcode: h.rcode(),
+        tc: h.tc(),
+        aa: h.aa(),
+        ad: h.ad(),
+        question,
+        records,
+        opt,
+        end: pos,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::build;
+    use super::*;
+
+    fn query(name: &str, qtype: u16, edns: Option<(u16, bool)>) -> Vec<u8> {
+        let mut out = Vec::new();
+        let n = NameBuf::from_dotted(name).unwrap();
+        build::query(&mut out, 0x1234, &n, qtype, 1, true, false);
+        if let Some((size, d)) = edns {
+            build::push_opt(&mut out, size, 0, d, None);
+        }
+        out
+    }
+
+    #[test]
+    fn query_round_trip() {
+        let q = query("Example.test", rtype::AAAA, Some((4096, true)));
+        let v = parse_query(&q).unwrap();
+        assert_eq!(v.id, 0x1234);
+        assert!(v.rd && !v.cd);
+        assert_eq!(v.question.name.to_dotted(), "Example.test");
+        assert_eq!((v.question.qtype, v.question.qclass), (rtype::AAAA, 1));
+        assert_eq!(v.opt.map(|o| (o.udp_size, o.do_bit)), Some((4096, true)));
+        assert_eq!(v.udp_limit(), 4096);
+        let v = parse_query(&query("a.test", 1, None)).unwrap();
+        assert!(v.opt.is_none());
+        assert_eq!(v.udp_limit(), 512);
+    }
+
+    #[test]
+    fn tiny_edns_size_counts_as_512() {
+        let v = parse_query(&query("a.test", 1, Some((100, false)))).unwrap();
+        assert_eq!(v.udp_limit(), 512);
+    }
+
+    #[test]
+    fn malformed_queries() {
+        assert_eq!(parse_query(&[0u8; 5]).err(), Some(QueryError::Ignore));
+        let mut q = query("a.test", 1, None);
+        // Response bit set: ignored.
+        q[2] |= 0x80;
+        assert_eq!(parse_query(&q).err(), Some(QueryError::Ignore));
+        // Opcode NOTIFY.
+        let mut q = query("a.test", 1, None);
+        q[2] |= 4 << 3;
+        assert_eq!(parse_query(&q).err(), Some(QueryError::NotImp));
+        // QDCOUNT 0 and 2.
+        let mut q = query("a.test", 1, None);
+        q[5] = 0;
+        assert_eq!(parse_query(&q).err(), Some(QueryError::FormErr));
+        q[5] = 2;
+        assert_eq!(parse_query(&q).err(), Some(QueryError::FormErr));
+        // Truncated question.
+        let q = query("a.test", 1, None);
+        assert_eq!(
+            parse_query(&q[..q.len() - 1]).err(),
+            Some(QueryError::FormErr)
+        );
+        // Pointer loop in the question.
+        let mut q = q[..12].to_vec();
+        q.extend_from_slice(b"\xc0\x0c\x00\x01\x00\x01");
+        assert_eq!(parse_query(&q).err(), Some(QueryError::FormErr));
+        // ARCOUNT announces a record that is not there.
+        let mut q = query("a.test", 1, None);
+        q[11] = 1;
+        assert_eq!(parse_query(&q).err(), Some(QueryError::FormErr));
+        // Two OPT records.
+        let mut q = query("a.test", 1, Some((1232, false)));
+        build::push_opt(&mut q, 1232, 0, false, None);
+        assert_eq!(parse_query(&q).err(), Some(QueryError::FormErr));
+        // EDNS version 1.
+        let mut q = query("a.test", 1, Some((1232, false)));
+        let n = q.len();
+        q[n - 5] = 1;
+        assert_eq!(parse_query(&q).err(), Some(QueryError::BadVers));
+    }
+
+    #[test]
+    fn scan_finds_ttls_and_opt() {
+        let mut m = query("a.test", 1, None);
+        m[2] |= 0x80;
+        // Answer: a.test A 1.2.3.4 TTL 300, compressed owner.
+        m.extend_from_slice(b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x01\x2c\x00\x04\x01\x02\x03\x04");
+        m[7] = 1;
+        build::push_opt(&mut m, 1232, 0, true, None);
+        let s = scan_message(&m).unwrap();
+        assert_eq!(s.records.len(), 1);
+        let r = s.records[0];
+        assert_eq!((r.rtype, r.ttl, r.rdlen), (rtype::A, 300, 4));
+        assert_eq!(read_u32(&m, r.ttl_pos), Ok(300));
+        assert_eq!(s.opt.map(|o| (o.udp_size, o.do_bit)), Some((1232, true)));
+        // Trailing garbage is an error, as is a record running past the end.
+        let mut t = m.clone();
+        t.push(0);
+        assert_eq!(scan_message(&t).err(), Some(Error::TrailingData));
+        assert!(scan_message(&m[..m.len() - 12]).is_err());
+        // A huge announced count is refused before allocating.
+        let mut t = m.clone();
+        t[6] = 0xff;
+        assert_eq!(scan_message(&t).err(), Some(Error::Truncated));
+    }
+}
