@@ -9,6 +9,7 @@ use crate::config::{self, Config};
 
 const USAGE: &str = "\
 usage: dproxy [-c FILE] [-l ADDR[:PORT]]... [-u ADDR[:PORT]]... [-v|-q] [--check-config]
+       dproxy ctl [--socket PATH] stats|dump|flush|link up|link down
        dproxy --help | --version
 
   -c FILE          read the UCI config FILE (section: config dproxy 'main')
@@ -140,6 +141,9 @@ fn build_config(a: &Args) -> Result<Config, Vec<String>> {
 /// The program: returns the exit status.
 pub fn main() -> i32 {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(|s| s.as_str()) == Some("ctl") {
+        return crate::control::ctl_main(&args[1..]);
+    }
     init_logging();
     let a = match parse(&args) {
         Ok(Command::Help) => {

@@ -9,7 +9,8 @@ use mio::net::TcpStream;
 use mio::Interest;
 
 use crate::answer::{self, Kind, Prepared, ReplyOpts};
-use crate::cache::{flag, Key};
+use crate::cache::{flag, Key, KEY_CD, KEY_DO};
+use crate::config::OfflinePolicy;
 use crate::query::ReplyTo;
 use crate::server::{Conn, Server, Timer};
 use crate::wire::build::{self, Ede};
@@ -84,6 +85,10 @@ pub struct Pending {
     pub deadline: Instant,
     /// The last useless answer (SERVFAIL, REFUSED), given to clients if nothing better comes.
     pub last_failure: Option<Prepared>,
+    /// Waiting for the link to come back (offline_policy hold); nothing sent yet.
+    pub held: bool,
+    /// A stale answer exists: waiters get it if the upstream is slower than this (RFC 8767).
+    pub stale_at: Option<Instant>,
 }
 
 impl Pending {
@@ -125,6 +130,10 @@ const EDE_NONE_CONFIGURED: Ede = Ede {
     code: ede::NO_REACHABLE_AUTHORITY,
     text: "no upstream servers configured",
 };
+pub(crate) const EDE_NETWORK_DOWN: Ede = Ede {
+    code: ede::NETWORK_ERROR,
+    text: "link down",
+};
 const EDE_OVERLOAD: Ede = Ede {
     code: ede::OTHER,
     text: "too many queries in flight",
@@ -156,7 +165,12 @@ impl Server {
                 return;
             }
         }
-        if self.upstreams.is_empty() {
+        let hold = self.offline() && self.cfg.offline_policy == OfflinePolicy::Hold;
+        if self.offline() && !hold {
+            self.reply_servfail(&q, to, EDE_NETWORK_DOWN);
+            return;
+        }
+        if self.upstreams.is_empty() && !hold {
             self.reply_servfail(&q, to, EDE_NONE_CONFIGURED);
             return;
         }
@@ -165,27 +179,119 @@ impl Server {
             self.reply_servfail(&q, to, EDE_OVERLOAD);
             return;
         }
-        let mut name = q.question.name.clone();
+        let Some(pi) = self.new_pending(&key, Some(waiter)) else {
+            return;
+        };
+        self.client_outstanding(to, 1);
+        if hold {
+            self.hold(pi);
+            return;
+        }
+        if self.stale_entry(&key).is_some() {
+            let at = self.now + Duration::from_millis(self.cfg.stale_timeout_ms as u64);
+            if let Some(p) = self.pending.get_mut(pi) {
+                p.stale_at = Some(at);
+                let gen = p.gen;
+                self.add_timer(at, Timer::Stale(pi, gen));
+            }
+        }
+        self.send_attempt(pi, None, false);
+    }
+
+    /// Creates a pending question for `key` (with no waiter for prefetches and probes).
+    pub(crate) fn new_pending(&mut self, key: &Key, waiter: Option<Waiter>) -> Option<usize> {
+        let mut name = NameBuf::from_wire(key.name_wire()).ok()?;
         name.make_lowercase();
         self.pending_gen = self.pending_gen.wrapping_add(1);
         let p = Pending {
             gen: self.pending_gen,
             key: key.clone(),
             name,
-            qtype: q.question.qtype,
-            qclass: q.question.qclass,
-            do_bit: q.do_bit(),
-            cd: q.cd,
-            waiters: vec![waiter],
+            qtype: key.qtype(),
+            qclass: key.qclass(),
+            do_bit: key.flags() & KEY_DO != 0,
+            cd: key.flags() & KEY_CD != 0,
+            waiters: waiter.into_iter().collect(),
             attempts: Vec::new(),
             next_timeout: self.now,
             deadline: self.now + QUERY_DEADLINE,
             last_failure: None,
+            held: false,
+            stale_at: None,
         };
         let pi = self.pending.insert(p);
         self.inflight.insert(key.as_bytes().into(), pi);
-        self.client_outstanding(to, 1);
-        self.send_attempt(pi, None, false);
+        Some(pi)
+    }
+
+    /// Starts resolving `key` with nobody waiting (prefetch, refresh, probe).
+    pub(crate) fn background(&mut self, key: &Key) -> bool {
+        if self.inflight.contains_key(key.as_bytes())
+            || self.upstreams.is_empty()
+            || self.pending.len() >= MAX_PENDING / 2
+        {
+            return false;
+        }
+        match self.new_pending(key, None) {
+            Some(pi) => {
+                self.send_attempt(pi, None, false);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Parks a pending question until the link comes back or hold_timeout passes.
+    fn hold(&mut self, pi: usize) {
+        let wait = Duration::from_secs(self.cfg.hold_timeout as u64);
+        let now = self.now;
+        let attempts: Vec<usize> = match self.pending.get_mut(pi) {
+            Some(p) => {
+                p.held = true;
+                p.deadline = now + wait;
+                p.next_timeout = p.deadline;
+                p.attempts
+                    .iter_mut()
+                    .filter_map(|a| a.conn.take())
+                    .collect()
+            }
+            None => return,
+        };
+        for c in attempts {
+            self.close_conn(c);
+        }
+        if let Some(p) = self.pending.get(pi) {
+            let (at, gen) = (p.next_timeout, p.gen);
+            self.add_timer(at, Timer::Pending(pi, gen));
+        }
+    }
+
+    /// Link up: held questions go upstream now.
+    pub(crate) fn release_held(&mut self) {
+        for pi in self.pending.keys() {
+            let held = self.pending.get(pi).is_some_and(|p| p.held);
+            if held {
+                if let Some(p) = self.pending.get_mut(pi) {
+                    p.held = false;
+                    p.deadline = self.now + QUERY_DEADLINE;
+                }
+                self.send_attempt(pi, None, false);
+            }
+        }
+    }
+
+    /// Link down: in-flight questions are held, or answered from stale data or SERVFAIL.
+    pub(crate) fn offline_pending(&mut self) {
+        for pi in self.pending.keys() {
+            if self.pending.get(pi).is_some_and(|p| p.held) {
+                continue;
+            }
+            if self.cfg.offline_policy == OfflinePolicy::Hold {
+                self.hold(pi);
+            } else {
+                self.give_up(pi, EDE_NETWORK_DOWN);
+            }
+        }
     }
 
     /// Adjusts a TCP client's count of unanswered queries.
@@ -206,16 +312,16 @@ impl Server {
                 return;
             };
             if p.attempts.len() >= MAX_ATTEMPTS || self.now >= p.deadline {
-                self.give_up(pi);
+                self.give_up(pi, EDE_NO_UPSTREAM);
                 return;
             }
             let tried = p.tried();
             let Some(ui) = upstream.or_else(|| self.upstreams.pick(&tried, &mut self.rng)) else {
-                self.give_up(pi);
+                self.give_up(pi, EDE_NONE_CONFIGURED);
                 return;
             };
             let Some(addr) = self.upstreams.list.get(ui).map(|u| u.addr) else {
-                self.give_up(pi);
+                self.give_up(pi, EDE_NONE_CONFIGURED);
                 return;
             };
             let id = self.rng.u16();
@@ -321,7 +427,7 @@ impl Server {
         let (pi, gen) = match self.conns.get(ci)? {
             Conn::UpUdp { pending, gen, .. } => (*pending, *gen),
             Conn::UpTcp(t) => (t.pending, t.gen),
-            Conn::Client(_) => return None,
+            Conn::Client(_) | Conn::Ctl(_) => return None,
         };
         let p = self.pending.get(pi)?;
         if p.gen != gen {
@@ -478,6 +584,7 @@ impl Server {
             }
         };
         self.upstreams.on_answer(ui, rtt, self.now);
+        self.upstream_answered();
         if scan.tc && !was_tcp {
             self.send_attempt(pi, Some(ui), true);
             return;
@@ -506,9 +613,20 @@ impl Server {
 
     /// Ends a pending question: caches the answer and replies to every waiter.
     fn deliver(&mut self, pi: usize, mut prepared: Prepared) {
+        if prepared.kind == Kind::Failure {
+            let key = self.pending.get(pi).map(|p| p.key.clone());
+            if key.is_some_and(|k| self.stale_entry(&k).is_some()) {
+                // RFC 8767: a stale answer beats a failure.
+                self.give_up(pi, EDE_NO_UPSTREAM);
+                return;
+            }
+        }
         let Some(p) = self.finish(pi) else { return };
         let now = self.now_secs();
         let mut flags = 0;
+        if self.offline() {
+            flags |= flag::OFFLINE;
+        }
         match prepared.kind {
             Kind::Negative => flags |= flag::NEGATIVE,
             Kind::Failure => {
@@ -545,17 +663,44 @@ impl Server {
         }
     }
 
-    /// Nothing useful came back in time: the last failure answer, or SERVFAIL.
-    fn give_up(&mut self, pi: usize) {
-        if let Some(f) = self.pending.get_mut(pi).and_then(|p| p.last_failure.take()) {
-            self.deliver(pi, f);
+    /// Nothing useful came back in time: a stale answer, the last failure answer, or SERVFAIL.
+    pub(crate) fn give_up(&mut self, pi: usize, why: Ede) {
+        let Some(key) = self.pending.get(pi).map(|p| p.key.clone()) else {
             return;
+        };
+        if self.stale_entry(&key).is_none() {
+            if let Some(f) = self.pending.get_mut(pi).and_then(|p| p.last_failure.take()) {
+                self.deliver(pi, f);
+                return;
+            }
         }
         let Some(p) = self.finish(pi) else { return };
         for w in &p.waiters {
             let q = w.query_view(p.qtype, p.qclass);
             self.client_outstanding(w.to, -1);
-            self.reply_servfail(&q, w.to, EDE_NO_UPSTREAM);
+            if !self.reply_stale(&q, &p.key, w.to) {
+                self.reply_servfail(&q, w.to, why);
+            }
+        }
+    }
+
+    /// The client-response timer (RFC 8767): waiters get the stale answer, resolution goes on.
+    pub(crate) fn stale_timer(&mut self, pi: usize, gen: u32) {
+        let Some(p) = self.pending.get_mut(pi) else {
+            return;
+        };
+        if p.gen != gen || p.stale_at.is_none() {
+            return;
+        }
+        p.stale_at = None;
+        let waiters = std::mem::take(&mut p.waiters);
+        let (key, qtype, qclass) = (p.key.clone(), p.qtype, p.qclass);
+        for w in waiters {
+            let q = w.query_view(qtype, qclass);
+            self.client_outstanding(w.to, -1);
+            if !self.reply_stale(&q, &key, w.to) {
+                self.reply_servfail(&q, w.to, EDE_NO_UPSTREAM);
+            }
         }
     }
 
@@ -578,9 +723,16 @@ impl Server {
         if p.gen != gen || self.now < p.next_timeout {
             return;
         }
+        if p.held {
+            self.give_up(pi, EDE_NETWORK_DOWN);
+            return;
+        }
         if let Some(a) = p.attempts.last() {
             let ui = a.upstream;
             self.upstreams.on_timeout(ui);
+        }
+        if self.check_auto_down() {
+            return;
         }
         self.send_attempt(pi, None, false);
     }

@@ -101,6 +101,9 @@ impl Server {
         if self.answer_from_cache(&q, &key, to) {
             return;
         }
+        if self.offline() && self.reply_stale(&q, &key, to) {
+            return;
+        }
         self.stats.misses += 1;
         self.forward(q, key, to);
     }
@@ -120,6 +123,12 @@ impl Server {
             ..Default::default()
         };
         let failure = hit.flags & flag::FAILURE != 0;
+        // Prefetch: asked at least twice (the miss that filled it, and a hit since) and
+        // under 10 % of its lifetime left.
+        let prefetch = self.cfg.prefetch
+            && !failure
+            && hit.hits >= 1
+            && (hit.remaining(now) as u64) * 10 < hit.lifetime() as u64;
         let truncated = answer::write_reply(&mut self.out, hit.msg, hit.ttl_positions(), q, &opts);
         self.stats.hits += 1;
         if truncated {
@@ -129,6 +138,9 @@ impl Server {
             self.stats.servfail += 1;
         }
         self.reply(to);
+        if prefetch && !self.offline() && self.background(key) {
+            self.stats.prefetch += 1;
+        }
         true
     }
 

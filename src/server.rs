@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use mio::net::{TcpListener, UdpSocket};
+use mio::net::{TcpListener, UdpSocket, UnixListener};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
@@ -28,12 +28,16 @@ use crate::upstream::Upstreams;
 pub const SIGNAL_TOKEN: Token = Token(usize::MAX - 1);
 /// Tokens below this are listeners; from here on, slab slots of `conns`.
 pub const CONN_BASE: usize = 1 << 16;
-/// How often housekeeping runs (file checks, timers of last resort).
+/// How often housekeeping runs (file checks, probes, periodic writes).
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
+/// The cache clock starts here rather than at 0, so entries loaded from the persist file
+/// can have been inserted before this process started.
+const CLOCK_BASE: u32 = 1 << 30;
 
 pub enum Listener {
     Udp(UdpSocket, SocketAddr),
     Tcp(TcpListener, SocketAddr),
+    Ctl(UnixListener, PathBuf),
 }
 
 /// Everything with a token besides listeners and the signalfd.
@@ -46,11 +50,13 @@ pub enum Conn {
     },
     UpTcp(UpTcp),
     Client(TcpClient),
+    Ctl(crate::control::CtlConn),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Timer {
     Pending(usize, u32),
+    Stale(usize, u32),
     Client(usize, u32),
 }
 
@@ -102,6 +108,10 @@ pub struct Server {
     next_housekeeping: Instant,
     pub(crate) serial: u32,
     pub(crate) pending_gen: u32,
+    pub(crate) link: crate::link::Link,
+    /// `stale_exclude` as names.
+    pub(crate) stale_exclude: Vec<crate::wire::NameBuf>,
+    next_persist: Option<Instant>,
     running: bool,
 }
 
@@ -126,10 +136,18 @@ impl Server {
             listeners.push(Listener::Udp(udp, *addr));
             listeners.push(Listener::Tcp(tcp, *addr));
         }
+        if let Some(path) = &cfg.control_socket {
+            // Without the control socket the daemon still serves DNS.
+            match crate::control::bind(path) {
+                Ok(l) => listeners.push(Listener::Ctl(l, path.clone())),
+                Err(e) => log::warn!("control socket {}: {e}", path.display()),
+            }
+        }
         for (i, l) in listeners.iter_mut().enumerate() {
             let r = match l {
                 Listener::Udp(s, _) => poll.registry().register(s, Token(i), Interest::READABLE),
                 Listener::Tcp(s, _) => poll.registry().register(s, Token(i), Interest::READABLE),
+                Listener::Ctl(s, _) => poll.registry().register(s, Token(i), Interest::READABLE),
             };
             r.map_err(|e| format!("cannot register listener: {e}"))?;
         }
@@ -156,9 +174,14 @@ impl Server {
             next_housekeeping: now,
             serial: 0,
             pending_gen: 0,
+            link: crate::link::Link::default(),
+            stale_exclude: Vec::new(),
+            next_persist: None,
             running: true,
         };
+        s.apply_config();
         s.load_servers();
+        s.load_persisted();
         for l in &s.cfg.listen {
             log::info!("listening on {l} (udp, tcp)");
         }
@@ -167,7 +190,93 @@ impl Server {
 
     /// Seconds since start, the cache's clock.
     pub(crate) fn now_secs(&self) -> u32 {
-        self.now.saturating_duration_since(self.start).as_secs() as u32
+        CLOCK_BASE + self.now.saturating_duration_since(self.start).as_secs() as u32
+    }
+
+    /// UNIX time in seconds.
+    pub(crate) fn wall_secs(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    }
+
+    /// Derived settings that follow the config (at start and on reload).
+    fn apply_config(&mut self) {
+        self.stale_exclude = self
+            .cfg
+            .stale_exclude
+            .iter()
+            .filter_map(|n| match crate::wire::NameBuf::from_dotted(n) {
+                Ok(n) => Some(n),
+                Err(_) => {
+                    log::warn!("stale_exclude: '{n}' is not a domain name, ignored");
+                    None
+                }
+            })
+            .collect();
+        self.next_persist = match (&self.cfg.persist_file, self.cfg.persist_interval) {
+            (Some(_), n) if n > 0 => Some(self.now + Duration::from_secs(n as u64)),
+            _ => None,
+        };
+    }
+
+    fn load_persisted(&mut self) {
+        let Some(path) = self.cfg.persist_file.clone() else {
+            return;
+        };
+        let data = match std::fs::read(&path) {
+            Ok(d) => d,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                log::info!("{}: no saved cache yet", path.display());
+                return;
+            }
+            Err(e) => {
+                log::warn!("{}: {e}; starting with an empty cache", path.display());
+                return;
+            }
+        };
+        let (clock, wall, stale_max) = (self.now_secs(), self.wall_secs(), self.cfg.stale_max);
+        match crate::persist::decode(&data, &mut self.cache, clock, wall, stale_max) {
+            Ok(r) => {
+                if r.clock_behind {
+                    log::warn!(
+                        "{}: the clock is earlier than when it was written; loaded as stale",
+                        path.display()
+                    );
+                }
+                log::info!(
+                    "{}: loaded {} fresh and {} stale entries ({} dropped)",
+                    path.display(),
+                    r.fresh,
+                    r.stale,
+                    r.skipped
+                );
+            }
+            Err(e) => log::warn!("{}: {e}; starting with an empty cache", path.display()),
+        }
+    }
+
+    /// Writes the cache to the persist file, if one is configured.
+    pub(crate) fn save_persisted(&mut self) {
+        let Some(path) = self.cfg.persist_file.clone() else {
+            return;
+        };
+        let data = crate::persist::encode(
+            &self.cache,
+            self.now_secs(),
+            self.wall_secs(),
+            self.cfg.stale_max,
+        );
+        match crate::persist::write_atomic(&path, &data) {
+            Ok(()) => log::info!("{}: saved {} bytes", path.display(), data.len()),
+            Err(e) => log::warn!("{}: cannot save the cache: {e}", path.display()),
+        }
+    }
+
+    /// Counters kept outside `Stats`.
+    pub(crate) fn extra_stats(&self) -> Vec<(&'static str, u64)> {
+        vec![("pending", self.pending.len() as u64)]
     }
 
     pub(crate) fn add_timer(&mut self, at: Instant, t: Timer) {
@@ -200,6 +309,14 @@ impl Server {
                 self.next_housekeeping = self.now + HOUSEKEEPING;
             }
         }
+        self.save_persisted();
+        if let Some(Listener::Ctl(_, path)) = self
+            .listeners
+            .iter()
+            .find(|l| matches!(l, Listener::Ctl(..)))
+        {
+            let _ = std::fs::remove_file(path);
+        }
         log::info!("exiting");
         Ok(())
     }
@@ -214,6 +331,7 @@ impl Server {
             match self.listeners[t.0] {
                 Listener::Udp(..) => self.udp_readable(t.0),
                 Listener::Tcp(..) => self.accept(t.0),
+                Listener::Ctl(..) => self.ctl_accept(t.0),
             }
         } else if t.0 >= CONN_BASE {
             let i = t.0 - CONN_BASE;
@@ -221,6 +339,7 @@ impl Server {
                 Some(Conn::UpUdp { .. }) => self.upstream_udp_readable(i),
                 Some(Conn::UpTcp(_)) => self.upstream_tcp_ready(i),
                 Some(Conn::Client(_)) => self.client_ready(i, ev.is_readable(), ev.is_writable()),
+                Some(Conn::Ctl(_)) => self.ctl_ready(i),
                 None => {}
             }
         }
@@ -234,6 +353,7 @@ impl Server {
             self.timers.pop();
             match t {
                 Timer::Pending(i, gen) => self.pending_timer(i, gen),
+                Timer::Stale(i, gen) => self.stale_timer(i, gen),
                 Timer::Client(i, serial) => self.client_timer(i, serial),
             }
         }
@@ -249,8 +369,8 @@ impl Server {
                 log::info!("signal: reload");
                 self.reload();
             }
-            Action::LinkUp => log::info!("signal: link up"),
-            Action::LinkDown => log::info!("signal: link down"),
+            Action::LinkUp => self.link_up("SIGUSR1"),
+            Action::LinkDown => self.link_down("SIGUSR2"),
         }
     }
 
@@ -285,11 +405,12 @@ impl Server {
         log::set_max_level(crate::cli::effective_level(new.log_level));
         self.cache.set_budget(new.cache_size_kib as usize * 1024);
         self.cfg = new;
+        self.apply_config();
         self.load_servers();
     }
 
     /// Takes upstream servers from the config, or else from the resolv file.
-    fn load_servers(&mut self) {
+    pub(crate) fn load_servers(&mut self) {
         let servers = if !self.cfg.servers.is_empty() {
             self.resolv_stamp = None;
             self.cfg.servers.clone()
@@ -334,6 +455,14 @@ impl Server {
                 self.load_servers();
             }
         }
+        self.link_housekeeping();
+        if let Some(at) = self.next_persist {
+            if self.now >= at {
+                self.save_persisted();
+                let every = Duration::from_secs(self.cfg.persist_interval.max(1) as u64);
+                self.next_persist = Some(self.now + every);
+            }
+        }
     }
 
     /// Sends the reply in `self.out` to a UDP client.
@@ -355,7 +484,7 @@ impl Server {
         for _ in 0..256 {
             let r = match &self.listeners[li] {
                 Listener::Udp(s, _) => s.recv_from(&mut buf),
-                Listener::Tcp(..) => break,
+                _ => break,
             };
             match r {
                 Ok((n, peer)) => {
@@ -381,6 +510,7 @@ impl Server {
             Some(Conn::UpUdp { sock, .. }) => reg.register(sock, token, interest),
             Some(Conn::UpTcp(t)) => reg.register(&mut t.stream, token, interest),
             Some(Conn::Client(c)) => reg.register(&mut c.stream, token, interest),
+            Some(Conn::Ctl(c)) => reg.register(&mut c.stream, token, interest),
             None => Ok(()),
         };
         if let Err(e) = r {
@@ -400,6 +530,9 @@ impl Server {
                 let _ = reg.deregister(&mut t.stream);
             }
             Some(Conn::Client(mut c)) => {
+                let _ = reg.deregister(&mut c.stream);
+            }
+            Some(Conn::Ctl(mut c)) => {
                 let _ = reg.deregister(&mut c.stream);
             }
             None => {}

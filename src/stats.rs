@@ -9,6 +9,7 @@ pub struct Stats {
     pub merged: u64,
     pub local: u64,
     pub stale: u64,
+    pub prefetch: u64,
     pub upstream_queries: u64,
     pub upstream_answers: u64,
     pub servfail: u64,

@@ -70,7 +70,7 @@ impl Server {
         for _ in 0..64 {
             let r = match &self.listeners[li] {
                 Listener::Tcp(l, _) => l.accept(),
-                Listener::Udp(..) => return,
+                _ => return,
             };
             match r {
                 Ok((stream, peer)) => {

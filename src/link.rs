@@ -1,0 +1,201 @@
+//! Link state and what changes with it: offline answers, serve-stale (RFC 8767),
+//! automatic down-detection with bounded probes, and recovery when the link returns.
+
+use std::time::{Duration, Instant};
+
+use crate::answer::{self, ReplyOpts};
+use crate::cache::{flag, Key};
+use crate::query::ReplyTo;
+use crate::server::Server;
+use crate::wire::build::Ede;
+use crate::wire::{ede, rtype, NameBuf, QueryView, CLASS_IN};
+
+/// TTL of a stale answer (RFC 8767 4).
+pub const STALE_TTL: u32 = 30;
+/// Silence from every upstream for this long (with failures) means the link is down.
+const AUTO_DOWN_AFTER: Duration = Duration::from_secs(3);
+/// While down by itself, one probe per upstream this often.
+const PROBE_EVERY: Duration = Duration::from_secs(5);
+/// Stale entries refreshed after the link comes back, at most, and per second.
+const REFRESH_MAX: usize = 64;
+const REFRESH_PER_SECOND: usize = 8;
+
+const EDE_STALE: Ede = Ede {
+    code: ede::STALE_ANSWER,
+    text: "stale answer",
+};
+
+#[derive(Default)]
+pub struct Link {
+    /// SIGUSR2 / `ctl link down` said so: no upstream traffic at all.
+    pub told_down: bool,
+    /// No upstream has answered for a while: only probes go out.
+    pub auto_down: bool,
+    pub since: Option<Instant>,
+    pub next_probe: Option<Instant>,
+    /// Stale keys to refresh after link up, most used first.
+    pub refresh: Vec<Key>,
+    pub last_answer: Option<Instant>,
+}
+
+impl Server {
+    pub(crate) fn offline(&self) -> bool {
+        self.link.told_down || self.link.auto_down
+    }
+
+    /// Is `name` (wire form) excluded from stale answers?
+    fn stale_excluded(&self, name_wire: &[u8]) -> bool {
+        if self.stale_exclude.is_empty() {
+            return false;
+        }
+        match NameBuf::from_wire(name_wire) {
+            Ok(n) => self.stale_exclude.iter().any(|z| n.is_subdomain_of(z)),
+            Err(_) => true,
+        }
+    }
+
+    /// An expired entry that may still be served stale: (seconds expired).
+    pub(crate) fn stale_entry(&self, key: &Key) -> Option<u32> {
+        if self.cfg.stale_max == 0 {
+            return None;
+        }
+        let now = self.now_secs();
+        let e = self.cache.peek(key.as_bytes())?;
+        if e.flags & flag::FAILURE != 0 || e.expires > now {
+            return None;
+        }
+        let age = now - e.expires;
+        if age > self.cfg.stale_max || self.stale_excluded(key.name_wire()) {
+            return None;
+        }
+        Some(age)
+    }
+
+    /// Replies from a stale entry (TTL 30, EDE 3); false if there is none.
+    pub(crate) fn reply_stale(&mut self, q: &QueryView, key: &Key, to: ReplyTo) -> bool {
+        if self.stale_entry(key).is_none() {
+            return false;
+        }
+        let Some(e) = self.cache.get(key.as_bytes()) else {
+            return false;
+        };
+        let opts = ReplyOpts {
+            fixed_ttl: Some(STALE_TTL),
+            ede: Some(EDE_STALE),
+            udp: to.is_udp(),
+            ..Default::default()
+        };
+        answer::write_reply(&mut self.out, e.msg, e.ttl_positions(), q, &opts);
+        self.stats.stale += 1;
+        self.reply(to);
+        true
+    }
+
+    /// The link went down (signal, control socket).
+    pub(crate) fn link_down(&mut self, why: &str) {
+        if !self.link.told_down {
+            log::warn!("link down ({why}): answering from cache only");
+        }
+        self.link.told_down = true;
+        self.link.since = Some(self.now);
+        self.link.next_probe = None;
+        self.link.refresh.clear();
+        self.offline_pending();
+    }
+
+    /// The link came up (signal, control socket), or upstreams answer again.
+    pub(crate) fn link_up(&mut self, why: &str) {
+        let was = self.offline();
+        self.link.told_down = false;
+        self.link.auto_down = false;
+        self.link.since = None;
+        self.link.next_probe = None;
+        self.link.last_answer = Some(self.now);
+        // netifd rewrites the resolv file on every ifup.
+        self.load_servers();
+        self.upstreams.reset_health();
+        // What was learned while down is not trusted past link up.
+        self.cache.retain(|e| {
+            e.flags & flag::OFFLINE == 0 || e.flags & (flag::NEGATIVE | flag::FAILURE) == 0
+        });
+        self.cache.retain(|e| e.flags & flag::FAILURE == 0);
+        if was {
+            log::info!("link up ({why})");
+        }
+        self.queue_refresh();
+        self.release_held();
+    }
+
+    /// Picks the most used stale entries for a background refresh.
+    fn queue_refresh(&mut self) {
+        let now = self.now_secs();
+        let mut cands: Vec<(u16, Key)> = Vec::new();
+        let stale_max = self.cfg.stale_max;
+        self.cache.for_each(|e| {
+            if e.expires <= now && now - e.expires <= stale_max && e.flags & flag::FAILURE == 0 {
+                if let Some(k) = Key::from_bytes(e.key) {
+                    cands.push((e.hits, k));
+                }
+            }
+        });
+        cands.sort_by_key(|c| std::cmp::Reverse(c.0));
+        cands.truncate(REFRESH_MAX);
+        // Popped from the end: most used last.
+        self.link.refresh = cands.into_iter().rev().map(|(_, k)| k).collect();
+    }
+
+    /// An upstream answered: the link is evidently there.
+    pub(crate) fn upstream_answered(&mut self) {
+        self.link.last_answer = Some(self.now);
+        if self.link.auto_down && !self.link.told_down {
+            self.link_up("an upstream answered again");
+        }
+    }
+
+    /// After a timeout: are all upstreams failing for a while? Then go offline by ourselves.
+    pub(crate) fn check_auto_down(&mut self) -> bool {
+        if self.offline() || self.upstreams.is_empty() || self.upstreams.any_up() {
+            return false;
+        }
+        let quiet = match self.link.last_answer {
+            Some(t) => self.now.saturating_duration_since(t) >= AUTO_DOWN_AFTER,
+            None => self.now.saturating_duration_since(self.start) >= AUTO_DOWN_AFTER,
+        };
+        if !quiet {
+            return false;
+        }
+        log::warn!("no upstream server answers: answering from cache only, probing");
+        self.link.auto_down = true;
+        self.link.since = Some(self.now);
+        self.link.next_probe = Some(self.now + PROBE_EVERY);
+        self.offline_pending();
+        true
+    }
+
+    /// Once a second: probes while down by ourselves, refreshes after link up.
+    pub(crate) fn link_housekeeping(&mut self) {
+        if self.link.auto_down && !self.link.told_down {
+            if let Some(at) = self.link.next_probe {
+                if self.now >= at {
+                    self.link.next_probe = Some(self.now + PROBE_EVERY);
+                    // One small question ("." NS) per round; any answer means the link is back.
+                    let key = Key::new(b"\x00", rtype::NS, CLASS_IN, 0);
+                    self.cache.remove(key.as_bytes());
+                    self.background(&key);
+                }
+            }
+            return;
+        }
+        if self.offline() {
+            return;
+        }
+        for _ in 0..REFRESH_PER_SECOND {
+            let Some(k) = self.link.refresh.pop() else {
+                break;
+            };
+            if self.stale_entry(&k).is_some() {
+                self.background(&k);
+            }
+        }
+    }
+}
