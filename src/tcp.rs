@@ -52,16 +52,32 @@ impl TcpClient {
 
     /// Takes the next complete message out of the read buffer.
     fn next_message(&mut self) -> Option<Vec<u8>> {
-        if self.rbuf.len() < 2 {
-            return None;
-        }
-        let len = u16::from_be_bytes([self.rbuf[0], self.rbuf[1]]) as usize;
-        if self.rbuf.len() < 2 + len {
-            return None;
-        }
-        let msg = self.rbuf[2..2 + len].to_vec();
-        self.rbuf.drain(..2 + len);
+        let (msg, used) = split_frame(&self.rbuf)?;
+        let msg = msg.to_vec();
+        self.rbuf.drain(..used);
         Some(msg)
+    }
+}
+
+/// Splits the first length-prefixed message off a TCP byte stream:
+/// the message and the bytes it used, or None until it is complete.
+pub fn split_frame(buf: &[u8]) -> Option<(&[u8], usize)> {
+    let len = u16::from_be_bytes([*buf.first()?, *buf.get(1)?]) as usize;
+    let msg = buf.get(2..2 + len)?;
+    Some((msg, 2 + len))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_frame;
+
+    #[test]
+    fn frames_split_only_when_complete() {
+        assert_eq!(split_frame(&[]), None);
+        assert_eq!(split_frame(&[0]), None);
+        assert_eq!(split_frame(&[0, 3, 1, 2]), None);
+        assert_eq!(split_frame(&[0, 2, 1, 2, 9]), Some((&[1u8, 2][..], 4)));
+        assert_eq!(split_frame(&[0, 0, 7]), Some((&[][..], 2)));
     }
 }
 
