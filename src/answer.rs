@@ -61,27 +61,33 @@ fn sane_ttl(t: u32) -> u32 {
 
 /// Prepares an upstream answer. `scan` must be the walk of `raw`.
 /// The caller has already matched the question against the query it sent.
-pub fn prepare(raw: &[u8], scan: &Scan, policy: &TtlPolicy, trust_ad: bool) -> Prepared {
-    // Cut the OPT record (and any record after it) out of the additional section.
-    let (mut msg, kept) = match scan.opt {
-        Some(opt) => {
-            let kept: Vec<_> = scan
+///
+/// Only the question's CNAME chain (and the zone's SOA/NS) is kept; if that drops
+/// anything, or the OPT record is not last, the message is rewritten uncompressed.
+/// None if that rewrite fails (RDATA that does not hold what its type says).
+pub fn prepare(raw: &[u8], scan: &Scan, policy: &TtlPolicy, trust_ad: bool) -> Option<Prepared> {
+    let keep = crate::sanitize::chain_filter(raw, scan);
+    let opt_last = scan.opt.map_or(true, |o| o.end == scan.end);
+    let plain_question = raw.get(HEADER_LEN).is_some_and(|&b| b & 0xc0 == 0);
+    let (mut msg, rescan);
+    let scan = if keep.iter().all(|&k| k) && opt_last && plain_question {
+        msg = raw[..scan.opt.map_or(scan.end, |o| o.start)].to_vec();
+        if let Ok(mut h) = Header::new_checked(&mut msg[..]) {
+            let ar = scan
                 .records
                 .iter()
-                .filter(|r| r.start < opt.start)
-                .copied()
-                .collect();
-            (raw[..opt.start].to_vec(), kept)
+                .filter(|r| r.section == Section::Additional)
+                .count() as u16;
+            h.set_arcount(ar);
         }
-        None => (raw[..scan.end].to_vec(), scan.records.clone()),
+        scan
+    } else {
+        msg = crate::sanitize::rebuild(raw, scan, &keep)?;
+        rescan = wire::scan_message(&msg).ok()?;
+        &rescan
     };
-    let arcount = kept
-        .iter()
-        .filter(|r| r.section == Section::Additional)
-        .count() as u16;
     let qtype = scan.question.as_ref().map(|q| q.qtype).unwrap_or(0);
     if let Ok(mut h) = Header::new_checked(&mut msg[..]) {
-        h.set_arcount(arcount);
         h.set_aa(false);
         h.set_ra(true);
         if !trust_ad {
@@ -89,7 +95,8 @@ pub fn prepare(raw: &[u8], scan: &Scan, policy: &TtlPolicy, trust_ad: bool) -> P
         }
     }
 
-    let has_data = kept
+    let has_data = scan
+        .records
         .iter()
         .any(|r| r.section == Section::Answer && (r.rtype == qtype || qtype == rtype::ANY));
     let kind = match scan.rcode {
@@ -98,18 +105,17 @@ pub fn prepare(raw: &[u8], scan: &Scan, policy: &TtlPolicy, trust_ad: bool) -> P
         _ => Kind::Failure,
     };
 
-    let mut ttl_pos = Vec::with_capacity(kept.len());
+    let mut ttl_pos = Vec::with_capacity(scan.records.len());
     let mut lifetime: Option<u32> = None;
     let mut soa_seen = false;
-    for r in &kept {
+    for r in &scan.records {
         let mut ttl = sane_ttl(r.ttl).clamp(policy.min_ttl, policy.max_ttl.max(policy.min_ttl));
         if kind == Kind::Negative && r.section == Section::Authority && r.rtype == rtype::SOA {
             // RFC 2308 5: the negative TTL is the smaller of the SOA's TTL and MINIMUM.
             let minimum = r
-                .rdata
-                .checked_add(r.rdlen as usize)
-                .and_then(|end| end.checked_sub(4))
-                .and_then(|p| wire::read_u32(raw, p).ok())
+                .end
+                .checked_sub(4)
+                .and_then(|p| wire::read_u32(&msg, p).ok())
                 .unwrap_or(0);
             ttl = sane_ttl(r.ttl).min(sane_ttl(minimum)).min(policy.neg_ttl);
             soa_seen = true;
@@ -124,13 +130,13 @@ pub fn prepare(raw: &[u8], scan: &Scan, policy: &TtlPolicy, trust_ad: bool) -> P
         // Without an SOA there is no negative TTL to go by (RFC 2308 5).
         Kind::Negative | Kind::Failure => 0,
     };
-    Prepared {
+    Some(Prepared {
         msg,
         ttl_pos,
         lifetime: if scan.tc { 0 } else { lifetime },
         kind,
         rcode: scan.rcode,
-    }
+    })
 }
 
 /// How a reply is to be dressed.
@@ -314,7 +320,8 @@ mod tests {
             &scan_message(&raw).unwrap(),
             &TtlPolicy::default(),
             false,
-        );
+        )
+        .unwrap();
         assert_eq!(
             (p.kind, p.lifetime, p.ttl_pos.len()),
             (Kind::Positive, 300, 2)
@@ -353,10 +360,10 @@ mod tests {
             max_ttl: 120,
             neg_ttl: 10,
         };
-        let p = prepare(&raw, &scan_message(&raw).unwrap(), &pol, false);
+        let p = prepare(&raw, &scan_message(&raw).unwrap(), &pol, false).unwrap();
         assert_eq!(p.lifetime, 60);
         let raw = upstream_answer("www.test", 1, 100_000);
-        let p = prepare(&raw, &scan_message(&raw).unwrap(), &pol, false);
+        let p = prepare(&raw, &scan_message(&raw).unwrap(), &pol, false).unwrap();
         assert_eq!(p.lifetime, 120);
         let raw = upstream_answer("www.test", 1, 0x8000_0001);
         let p = prepare(
@@ -364,7 +371,8 @@ mod tests {
             &scan_message(&raw).unwrap(),
             &TtlPolicy::default(),
             false,
-        );
+        )
+        .unwrap();
         assert_eq!(p.lifetime, 0);
     }
 
@@ -372,17 +380,17 @@ mod tests {
     fn negative_ttl_follows_rfc2308() {
         let pol = TtlPolicy::default();
         let raw = negative(rcode::NXDOMAIN, 900, 300);
-        let p = prepare(&raw, &scan_message(&raw).unwrap(), &pol, false);
+        let p = prepare(&raw, &scan_message(&raw).unwrap(), &pol, false).unwrap();
         assert_eq!((p.kind, p.lifetime), (Kind::Negative, 300));
         let raw = negative(rcode::NOERROR, 60, 300);
-        let p = prepare(&raw, &scan_message(&raw).unwrap(), &pol, false);
+        let p = prepare(&raw, &scan_message(&raw).unwrap(), &pol, false).unwrap();
         assert_eq!((p.kind, p.lifetime), (Kind::Negative, 60));
         let capped = TtlPolicy { neg_ttl: 30, ..pol };
         let raw = negative(rcode::NXDOMAIN, 900, 300);
-        let p = prepare(&raw, &scan_message(&raw).unwrap(), &capped, false);
+        let p = prepare(&raw, &scan_message(&raw).unwrap(), &capped, false).unwrap();
         assert_eq!(p.lifetime, 30);
         let raw = negative(rcode::SERVFAIL, 900, 300);
-        let p = prepare(&raw, &scan_message(&raw).unwrap(), &pol, false);
+        let p = prepare(&raw, &scan_message(&raw).unwrap(), &pol, false).unwrap();
         assert_eq!((p.kind, p.lifetime), (Kind::Failure, 0));
     }
 
@@ -395,7 +403,8 @@ mod tests {
             &scan_message(&raw).unwrap(),
             &TtlPolicy::default(),
             false,
-        );
+        )
+        .unwrap();
         assert_eq!(p.lifetime, 0);
     }
 
@@ -407,7 +416,8 @@ mod tests {
             &scan_message(&raw).unwrap(),
             &TtlPolicy::default(),
             true,
-        );
+        )
+        .unwrap();
         assert!(p.msg.len() > 512);
         let pos = || p.ttl_pos.iter().map(|&x| x as usize);
         let (_, q) = client("www.test", None);

@@ -176,6 +176,11 @@ pub fn main() -> i32 {
     }
     log::set_max_level(effective_level(cfg.log_level));
     log::info!("dproxy {} starting", env!("CARGO_PKG_VERSION"));
+    let (user, chroot_dir, persist) = (
+        cfg.user.clone(),
+        cfg.chroot.clone(),
+        cfg.persist_file.clone(),
+    );
     let mut server = match crate::server::Server::new(cfg) {
         Ok(s) => s,
         Err(e) => {
@@ -183,6 +188,12 @@ pub fn main() -> i32 {
             return 1;
         }
     };
+    if let Err(e) =
+        crate::privs::drop_privileges(user.as_deref(), chroot_dir.as_deref(), persist.as_deref())
+    {
+        log::error!("cannot drop privileges: {e}; exiting");
+        return 1;
+    }
     match server.run() {
         Ok(()) => 0,
         Err(e) => {

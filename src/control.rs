@@ -181,7 +181,7 @@ impl Server {
             "up"
         };
         let uptime = self.now.saturating_duration_since(self.start).as_secs();
-        let rows: [(&str, u64); 22] = [
+        let rows = [
             ("uptime", uptime),
             ("queries", s.queries),
             ("replies", s.replies),
@@ -204,6 +204,10 @@ impl Server {
             ("drop_upstream_malformed", s.drop_upstream_malformed),
             ("drop_tcp_full", s.drop_tcp_full),
             ("drop_overload", s.drop_overload),
+            ("drop_case", s.drop_case),
+            ("drop_rebind", s.drop_rebind),
+            ("drop_refused", s.drop_refused),
+            ("drop_ratelimit", s.drop_ratelimit),
         ];
         let _ = writeln!(o, "link={link}");
         for (k, v) in rows {

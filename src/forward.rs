@@ -63,6 +63,9 @@ impl Waiter {
 pub struct Attempt {
     pub upstream: usize,
     pub id: u16,
+    /// The name as sent: with 0x20 its random case must come back exactly.
+    pub name: NameBuf,
+    pub exact_case: bool,
     /// Conn slot of its socket while open.
     pub conn: Option<usize>,
     pub sent_at: Instant,
@@ -107,18 +110,33 @@ pub struct UpTcp {
     pub rbuf: Vec<u8>,
 }
 
+/// How an upstream message relates to the attempt it arrived for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Match,
+    /// Right ID and question, but the case of the name was not echoed (0x20).
+    CaseChanged,
+    Mismatch,
+}
+
 /// Does `msg` answer the attempt's query? Source address and port are already
 /// guaranteed by the connected socket.
-fn matches(msg: &[u8], id: u16, p: &Pending) -> bool {
+fn check(msg: &[u8], a: &Attempt, p: &Pending) -> Verdict {
     let Ok(h) = Header::new_checked(msg) else {
-        return false;
+        return Verdict::Mismatch;
     };
-    if !h.qr() || h.id() != id || h.qdcount() != 1 {
-        return false;
+    if !h.qr() || h.id() != a.id || h.qdcount() != 1 {
+        return Verdict::Mismatch;
     }
     match read_question(msg, HEADER_LEN) {
-        Ok(q) => q.qtype == p.qtype && q.qclass == p.qclass && q.name.eq_ignore_case(&p.name),
-        Err(_) => false,
+        Ok(q) if q.qtype == p.qtype && q.qclass == p.qclass && q.name.eq_ignore_case(&a.name) => {
+            if a.exact_case && q.name != a.name {
+                Verdict::CaseChanged
+            } else {
+                Verdict::Match
+            }
+        }
+        _ => Verdict::Mismatch,
     }
 }
 
@@ -129,6 +147,10 @@ const EDE_NO_UPSTREAM: Ede = Ede {
 const EDE_NONE_CONFIGURED: Ede = Ede {
     code: ede::NO_REACHABLE_AUTHORITY,
     text: "no upstream servers configured",
+};
+const EDE_REBIND: Ede = Ede {
+    code: ede::BLOCKED,
+    text: "private address for a public name",
 };
 pub(crate) const EDE_NETWORK_DOWN: Ede = Ede {
     code: ede::NETWORK_ERROR,
@@ -174,7 +196,7 @@ impl Server {
             self.reply_servfail(&q, to, EDE_NONE_CONFIGURED);
             return;
         }
-        if self.pending.len() >= MAX_PENDING {
+        if self.pending.len() >= MAX_PENDING || self.inflight_over_limit() {
             self.stats.drop_overload += 1;
             self.reply_servfail(&q, to, EDE_OVERLOAD);
             return;
@@ -224,11 +246,24 @@ impl Server {
         Some(pi)
     }
 
+    /// Bytes one question in flight holds, roughly: itself, a waiter, its attempts and socket.
+    pub(crate) const PENDING_COST: usize = std::mem::size_of::<Pending>()
+        + std::mem::size_of::<Waiter>()
+        + 2 * std::mem::size_of::<Attempt>()
+        + 512;
+
+    /// With `memory_limit`, questions in flight may hold at most half of it.
+    fn inflight_over_limit(&self) -> bool {
+        let limit = self.cfg.memory_limit_kib as usize * 1024;
+        limit > 0 && (self.pending.len() + 1) * Self::PENDING_COST > limit / 2
+    }
+
     /// Starts resolving `key` with nobody waiting (prefetch, refresh, probe).
     pub(crate) fn background(&mut self, key: &Key) -> bool {
         if self.inflight.contains_key(key.as_bytes())
             || self.upstreams.is_empty()
             || self.pending.len() >= MAX_PENDING / 2
+            || self.inflight_over_limit()
         {
             return false;
         }
@@ -325,8 +360,24 @@ impl Server {
                 return;
             };
             let id = self.rng.u16();
-            let (gen, name, qtype, qclass, cd, do_bit) =
+            let (gen, mut name, qtype, qclass, cd, do_bit) =
                 (p.gen, p.name.clone(), p.qtype, p.qclass, p.cd, p.do_bit);
+            let exact_case = self.cfg.case_randomization && !self.upstreams.list[ui].no_0x20;
+            if exact_case {
+                let mut bits = 0u32;
+                let mut left = 0;
+                let rng = &mut self.rng;
+                name.randomize_case(|| {
+                    if left == 0 {
+                        bits = rng.u32();
+                        left = 32;
+                    }
+                    left -= 1;
+                    let b = bits & 1 == 1;
+                    bits >>= 1;
+                    b
+                });
+            }
             build::query(&mut self.qbuf, id, &name, qtype, qclass, true, cd);
             build::push_opt(&mut self.qbuf, crate::wire::EDNS_UDP_SIZE, 0, do_bit, None);
             let sent = if tcp {
@@ -346,6 +397,8 @@ impl Server {
             p.attempts.push(Attempt {
                 upstream: ui,
                 id,
+                name,
+                exact_case,
                 conn: sent.as_ref().ok().copied(),
                 sent_at: now,
                 tcp,
@@ -450,16 +503,22 @@ impl Server {
             };
             match r {
                 Ok(n) => {
-                    let ok = match self.pending.get(pi) {
-                        Some(p) => matches(&buf[..n], p.attempts[ai].id, p),
-                        None => false,
+                    let verdict = match self.pending.get(pi) {
+                        Some(p) => check(&buf[..n], &p.attempts[ai], p),
+                        None => Verdict::Mismatch,
                     };
-                    if ok {
-                        self.on_answer(pi, ai, &buf[..n]);
-                        break;
+                    match verdict {
+                        Verdict::Match => {
+                            self.on_answer(pi, ai, &buf[..n]);
+                            break;
+                        }
+                        Verdict::CaseChanged => {
+                            self.case_changed(pi, ai);
+                            break;
+                        }
+                        // Wrong ID or question: a spoofing attempt or a stale answer.
+                        Verdict::Mismatch => self.stats.drop_mismatch += 1,
                     }
-                    // Wrong ID or question: a spoofing attempt or a stale answer.
-                    self.stats.drop_mismatch += 1;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -524,12 +583,14 @@ impl Server {
             }
         }
         if let Some(msg) = answer {
-            let ok = self
-                .pending
-                .get(pi)
-                .is_some_and(|p| matches(&msg, p.attempts[ai].id, p));
-            if ok {
+            let verdict = match self.pending.get(pi) {
+                Some(p) => check(&msg, &p.attempts[ai], p),
+                None => Verdict::Mismatch,
+            };
+            if verdict == Verdict::Match {
                 self.on_answer(pi, ai, &msg);
+            } else if verdict == Verdict::CaseChanged {
+                self.case_changed(pi, ai);
             } else {
                 self.stats.drop_mismatch += 1;
                 self.attempt_failed(pi, ai);
@@ -537,6 +598,36 @@ impl Server {
         } else if failed {
             self.attempt_failed(pi, ai);
         }
+    }
+
+    /// The upstream changed the case of our 0x20 question. Either it does not echo case
+    /// (then, after a few, it is asked in lowercase) or someone forged the answer.
+    fn case_changed(&mut self, pi: usize, ai: usize) {
+        self.stats.drop_case += 1;
+        let Some(p) = self.pending.get_mut(pi) else {
+            return;
+        };
+        let Some(a) = p.attempts.get_mut(ai) else {
+            return;
+        };
+        let ui = a.upstream;
+        if let Some(c) = a.conn.take() {
+            self.close_conn(c);
+        }
+        if let Some(u) = self.upstreams.list.get_mut(ui) {
+            u.case_misses += 1;
+            if u.case_misses >= crate::upstream::CASE_MISSES_TO_EXEMPT
+                && u.case_hits == 0
+                && !u.no_0x20
+            {
+                u.no_0x20 = true;
+                log::warn!(
+                    "upstream {} does not echo the case of questions; 0x20 is off for it",
+                    u.addr
+                );
+            }
+        }
+        self.send_attempt(pi, Some(ui), false);
     }
 
     /// An attempt's socket failed: close it and, if nothing else is listening, move on now.
@@ -589,7 +680,16 @@ impl Server {
             self.send_attempt(pi, Some(ui), true);
             return;
         }
-        let prepared = answer::prepare(msg, &scan, &self.cfg.ttl, self.cfg.trust_ad);
+        let Some(prepared) = answer::prepare(msg, &scan, &self.cfg.ttl, self.cfg.trust_ad) else {
+            log::debug!(
+                "unusable answer from upstream {}",
+                self.upstreams.list[ui].addr
+            );
+            self.stats.drop_upstream_malformed += 1;
+            self.upstreams.on_failure(ui);
+            self.send_attempt(pi, None, false);
+            return;
+        };
         if prepared.kind == Kind::Failure {
             self.upstreams.on_failure(ui);
             let untried = self
@@ -620,6 +720,10 @@ impl Server {
                 self.give_up(pi, EDE_NO_UPSTREAM);
                 return;
             }
+        }
+        if prepared.kind == Kind::Positive && self.rebinding(pi, &prepared) {
+            self.refuse_rebinding(pi);
+            return;
         }
         let Some(p) = self.finish(pi) else { return };
         let now = self.now_secs();
@@ -659,6 +763,50 @@ impl Server {
                 self.stats.servfail += 1;
             }
             self.client_outstanding(w.to, -1);
+            self.reply(w.to);
+        }
+    }
+
+    /// Does this answer put a private address on a public name?
+    fn rebinding(&mut self, pi: usize, prepared: &Prepared) -> bool {
+        if !self.cfg.rebind_protection {
+            return false;
+        }
+        let Some(p) = self.pending.get(pi) else {
+            return false;
+        };
+        if self.rebind_exempt.iter().any(|z| p.name.is_subdomain_of(z)) {
+            return false;
+        }
+        let Ok(scan) = scan_message(&prepared.msg) else {
+            return false;
+        };
+        let Some(ip) =
+            crate::sanitize::rebinding_address(&prepared.msg, &scan, self.cfg.rebind_localhost)
+        else {
+            return false;
+        };
+        self.stats.drop_rebind += 1;
+        let name = p.name.to_dotted();
+        // Once per name, and a bounded memory of names.
+        if self.rebind_logged.len() < 1024 && self.rebind_logged.insert(name.clone()) {
+            log::warn!("rebinding protection: {name} answered with {ip}; refused");
+        }
+        true
+    }
+
+    /// Answers NXDOMAIN (EDE 15, Blocked) to everyone waiting on a rebinding answer.
+    fn refuse_rebinding(&mut self, pi: usize) {
+        let Some(p) = self.finish(pi) else { return };
+        for w in &p.waiters {
+            let q = w.query_view(p.qtype, p.qclass);
+            self.client_outstanding(w.to, -1);
+            answer::write_error(
+                &mut self.out,
+                &q,
+                crate::wire::rcode::NXDOMAIN,
+                Some(EDE_REBIND),
+            );
             self.reply(w.to);
         }
     }

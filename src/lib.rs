@@ -3,6 +3,7 @@
 //! The data path: socket (`server`) → parse (`wire`) → cache / local names / upstream
 //! (`cache`, `forward`) → reply (`answer`).
 
+pub mod acl;
 pub mod answer;
 pub mod cache;
 pub mod cli;
@@ -12,8 +13,10 @@ pub mod dump;
 pub mod forward;
 pub mod link;
 pub mod persist;
+pub mod privs;
 pub mod query;
 pub mod rand;
+pub mod sanitize;
 pub mod server;
 pub mod signals;
 pub mod slab;

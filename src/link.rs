@@ -100,6 +100,7 @@ impl Server {
         self.link.since = Some(self.now);
         self.link.next_probe = None;
         self.link.refresh.clear();
+        self.acl.refresh();
         self.offline_pending();
     }
 
@@ -111,8 +112,9 @@ impl Server {
         self.link.since = None;
         self.link.next_probe = None;
         self.link.last_answer = Some(self.now);
-        // netifd rewrites the resolv file on every ifup.
+        // netifd rewrites the resolv file on every ifup, and addresses may have changed.
         self.load_servers();
+        self.acl.refresh();
         self.upstreams.reset_health();
         // What was learned while down is not trusted past link up.
         self.cache.retain(|e| {

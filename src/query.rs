@@ -1,9 +1,10 @@
 //! A client query, from bytes to reply: parse, answer locally or from the cache, or forward.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use crate::answer::{self, ReplyOpts};
 use crate::cache::{flag, Key, KEY_CD, KEY_DO};
+use crate::config::RefuseAction;
 use crate::server::{Conn, Server};
 use crate::wire::build::{error_reply, Ede, EdnsReply};
 use crate::wire::message::QueryError;
@@ -60,8 +61,22 @@ fn write_any_reply(out: &mut Vec<u8>, q: &QueryView) {
 
 impl Server {
     /// Handles one query from a client.
-    pub(crate) fn handle_query(&mut self, msg: &[u8], to: ReplyTo) {
+    pub(crate) fn handle_query(&mut self, msg: &[u8], to: ReplyTo, peer: IpAddr) {
         self.stats.queries += 1;
+        if !self.acl.permits(peer) {
+            self.stats.drop_refused += 1;
+            // Never answer something that is itself an answer.
+            let is_query = msg.len() >= 12 && msg[2] & 0x80 == 0;
+            if self.cfg.refuse_action == RefuseAction::Refused && is_query {
+                error_reply(&mut self.out, msg, rcode::REFUSED, None);
+                self.reply(to);
+            }
+            return;
+        }
+        if !self.ratelimit.allow(peer, self.now) {
+            self.stats.drop_ratelimit += 1;
+            return;
+        }
         let q = match parse_query(msg) {
             Ok(q) => q,
             Err(QueryError::Ignore) => {

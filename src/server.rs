@@ -84,6 +84,19 @@ impl FileStamp {
     }
 }
 
+/// Parses configured domain names, warning about (and skipping) bad ones.
+fn names(option: &str, list: &[String]) -> Vec<crate::wire::NameBuf> {
+    list.iter()
+        .filter_map(|n| match crate::wire::NameBuf::from_dotted(n) {
+            Ok(n) => Some(n),
+            Err(_) => {
+                log::warn!("{option}: '{n}' is not a domain name, ignored");
+                None
+            }
+        })
+        .collect()
+}
+
 pub struct Server {
     pub(crate) poll: Poll,
     pub(crate) cfg: Config,
@@ -111,6 +124,11 @@ pub struct Server {
     pub(crate) link: crate::link::Link,
     /// `stale_exclude` as names.
     pub(crate) stale_exclude: Vec<crate::wire::NameBuf>,
+    /// `rebind_domain` and the local domain as names.
+    pub(crate) rebind_exempt: Vec<crate::wire::NameBuf>,
+    pub(crate) rebind_logged: std::collections::HashSet<String>,
+    pub(crate) acl: crate::acl::Acl,
+    pub(crate) ratelimit: crate::acl::RateLimiter,
     next_persist: Option<Instant>,
     running: bool,
 }
@@ -176,10 +194,15 @@ impl Server {
             pending_gen: 0,
             link: crate::link::Link::default(),
             stale_exclude: Vec::new(),
+            rebind_exempt: Vec::new(),
+            rebind_logged: std::collections::HashSet::new(),
+            acl: crate::acl::Acl::default(),
+            ratelimit: crate::acl::RateLimiter::new(0, 0),
             next_persist: None,
             running: true,
         };
         s.apply_config();
+        s.enforce_memory_limit();
         s.load_servers();
         s.load_persisted();
         for l in &s.cfg.listen {
@@ -203,18 +226,12 @@ impl Server {
 
     /// Derived settings that follow the config (at start and on reload).
     fn apply_config(&mut self) {
-        self.stale_exclude = self
-            .cfg
-            .stale_exclude
-            .iter()
-            .filter_map(|n| match crate::wire::NameBuf::from_dotted(n) {
-                Ok(n) => Some(n),
-                Err(_) => {
-                    log::warn!("stale_exclude: '{n}' is not a domain name, ignored");
-                    None
-                }
-            })
-            .collect();
+        self.stale_exclude = names("stale_exclude", &self.cfg.stale_exclude);
+        let mut exempt = self.cfg.rebind_domain.clone();
+        exempt.extend(self.cfg.domain.clone());
+        self.rebind_exempt = names("rebind_domain", &exempt);
+        self.acl = crate::acl::Acl::new(&self.cfg);
+        self.ratelimit = crate::acl::RateLimiter::new(self.cfg.rate_limit, self.cfg.rate_burst);
         self.next_persist = match (&self.cfg.persist_file, self.cfg.persist_interval) {
             (Some(_), n) if n > 0 => Some(self.now + Duration::from_secs(n as u64)),
             _ => None,
@@ -271,6 +288,22 @@ impl Server {
         match crate::persist::write_atomic(&path, &data) {
             Ok(()) => log::info!("{}: saved {} bytes", path.display(), data.len()),
             Err(e) => log::warn!("{}: cannot save the cache: {e}", path.display()),
+        }
+    }
+
+    /// Keeps cache + questions in flight + TCP buffers within `memory_limit`: the cache
+    /// gives way first, since everything in it can be asked again.
+    pub(crate) fn enforce_memory_limit(&mut self) {
+        let limit = self.cfg.memory_limit_kib as usize * 1024;
+        let configured = self.cfg.cache_size_kib as usize * 1024;
+        let budget = if limit == 0 {
+            configured
+        } else {
+            let others = self.pending.len() * Self::PENDING_COST + self.tcp_buffered();
+            configured.min(limit.saturating_sub(others))
+        };
+        if budget != self.cache.budget() {
+            self.cache.set_budget(budget);
         }
     }
 
@@ -403,9 +436,9 @@ impl Server {
             new.servers = self.cfg.servers.clone();
         }
         log::set_max_level(crate::cli::effective_level(new.log_level));
-        self.cache.set_budget(new.cache_size_kib as usize * 1024);
         self.cfg = new;
         self.apply_config();
+        self.enforce_memory_limit();
         self.load_servers();
     }
 
@@ -456,6 +489,7 @@ impl Server {
             }
         }
         self.link_housekeeping();
+        self.enforce_memory_limit();
         if let Some(at) = self.next_persist {
             if self.now >= at {
                 self.save_persisted();
@@ -489,7 +523,7 @@ impl Server {
             match r {
                 Ok((n, peer)) => {
                     let to = crate::query::ReplyTo::Udp { listener: li, peer };
-                    self.handle_query(&buf[..n], to);
+                    self.handle_query(&buf[..n], to, peer.ip());
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

@@ -21,4 +21,8 @@ pub struct Stats {
     pub drop_upstream_malformed: u64,
     pub drop_tcp_full: u64,
     pub drop_overload: u64,
+    pub drop_case: u64,
+    pub drop_rebind: u64,
+    pub drop_refused: u64,
+    pub drop_ratelimit: u64,
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use mio::{Interest, Token};
 
+use crate::config::RefuseAction;
 use crate::query::ReplyTo;
 use crate::server::{Conn, Listener, Server, Timer, CONN_BASE};
 
@@ -15,6 +16,8 @@ use crate::server::{Conn, Listener, Server, Timer, CONN_BASE};
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections at once; beyond, new ones are closed at accept.
 pub const MAX_CLIENTS: usize = 128;
+/// Connections at once from one address.
+pub const MAX_PER_CLIENT: usize = 16;
 /// Unsent reply bytes a client may leave with us before it is dropped.
 const MAX_UNSENT: usize = 256 * 1024;
 /// Unparsed request bytes held per connection (one full message plus its length).
@@ -50,6 +53,11 @@ impl TcpClient {
         true
     }
 
+    /// Bytes held in buffers.
+    pub fn buffered(&self) -> usize {
+        self.rbuf.capacity() + self.wbuf.capacity() + std::mem::size_of::<Self>()
+    }
+
     /// Takes the next complete message out of the read buffer.
     fn next_message(&mut self) -> Option<Vec<u8>> {
         let (msg, used) = split_frame(&self.rbuf)?;
@@ -67,20 +75,6 @@ pub fn split_frame(buf: &[u8]) -> Option<(&[u8], usize)> {
     Some((msg, 2 + len))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::split_frame;
-
-    #[test]
-    fn frames_split_only_when_complete() {
-        assert_eq!(split_frame(&[]), None);
-        assert_eq!(split_frame(&[0]), None);
-        assert_eq!(split_frame(&[0, 3, 1, 2]), None);
-        assert_eq!(split_frame(&[0, 2, 1, 2, 9]), Some((&[1u8, 2][..], 4)));
-        assert_eq!(split_frame(&[0, 0, 7]), Some((&[][..], 2)));
-    }
-}
-
 impl Server {
     pub(crate) fn accept(&mut self, li: usize) {
         for _ in 0..64 {
@@ -90,14 +84,21 @@ impl Server {
             };
             match r {
                 Ok((stream, peer)) => {
-                    let clients = self
-                        .conns
-                        .iter()
-                        .filter(|(_, c)| matches!(c, Conn::Client(_)))
-                        .count();
-                    if clients >= MAX_CLIENTS {
+                    if self.cfg.refuse_action == RefuseAction::Drop && !self.acl.permits(peer.ip())
+                    {
+                        self.stats.drop_refused += 1;
+                        continue;
+                    }
+                    let (mut clients, mut same) = (0, 0);
+                    for (_, c) in self.conns.iter() {
+                        if let Conn::Client(c) = c {
+                            clients += 1;
+                            same += usize::from(c.peer.ip() == peer.ip());
+                        }
+                    }
+                    if clients >= MAX_CLIENTS || same >= MAX_PER_CLIENT || self.tcp_over_limit() {
                         self.stats.drop_overload += 1;
-                        log::debug!("tcp: too many clients, closing {peer}");
+                        log::debug!("tcp: too many connections, closing {peer}");
                         continue;
                     }
                     let _ = stream.set_nodelay(true);
@@ -133,6 +134,23 @@ impl Server {
                 }
             }
         }
+    }
+
+    /// Bytes all client connections hold.
+    pub(crate) fn tcp_buffered(&self) -> usize {
+        self.conns
+            .iter()
+            .map(|(_, c)| match c {
+                Conn::Client(c) => c.buffered(),
+                _ => 0,
+            })
+            .sum()
+    }
+
+    /// With `memory_limit`, TCP clients may hold at most a quarter of it.
+    fn tcp_over_limit(&self) -> bool {
+        let limit = self.cfg.memory_limit_kib as usize * 1024;
+        limit > 0 && self.tcp_buffered() + MAX_READ > limit / 4
     }
 
     pub(crate) fn client_ready(&mut self, ci: usize, readable: bool, writable: bool) {
@@ -178,14 +196,14 @@ impl Server {
     /// Handles every complete message in the read buffer.
     fn client_process(&mut self, ci: usize) {
         loop {
-            let (msg, serial) = match self.conns.get_mut(ci) {
+            let (msg, serial, ip) = match self.conns.get_mut(ci) {
                 Some(Conn::Client(c)) => match c.next_message() {
-                    Some(m) => (m, c.serial),
+                    Some(m) => (m, c.serial, c.peer.ip()),
                     None => return,
                 },
                 _ => return,
             };
-            self.handle_query(&msg, ReplyTo::Tcp { conn: ci, serial });
+            self.handle_query(&msg, ReplyTo::Tcp { conn: ci, serial }, ip);
         }
     }
 
@@ -259,5 +277,19 @@ impl Server {
             let at = due.max(self.now + Duration::from_secs(1));
             self.add_timer(at, Timer::Client(ci, serial));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_frame;
+
+    #[test]
+    fn frames_split_only_when_complete() {
+        assert_eq!(split_frame(&[]), None);
+        assert_eq!(split_frame(&[0]), None);
+        assert_eq!(split_frame(&[0, 3, 1, 2]), None);
+        assert_eq!(split_frame(&[0, 2, 1, 2, 9]), Some((&[1u8, 2][..], 4)));
+        assert_eq!(split_frame(&[0, 0, 7]), Some((&[][..], 2)));
     }
 }

@@ -26,7 +26,15 @@ pub struct Upstream {
     pub answers: u64,
     pub timeouts: u64,
     pub last_answer: Option<Instant>,
+    /// Does not echo the case of the question (DNS 0x20): asked in lowercase.
+    pub no_0x20: bool,
+    /// Answers with the right ID but the case changed, since the last exact echo.
+    pub case_misses: u32,
+    pub case_hits: u64,
 }
+
+/// Case-changing answers (with no exact echo ever) before 0x20 is given up for a server.
+pub const CASE_MISSES_TO_EXEMPT: u32 = 3;
 
 impl Upstream {
     pub fn new(addr: SocketAddr) -> Upstream {
@@ -38,6 +46,9 @@ impl Upstream {
             answers: 0,
             timeouts: 0,
             last_answer: None,
+            no_0x20: false,
+            case_misses: 0,
+            case_hits: 0,
         }
     }
 

@@ -93,6 +93,7 @@ pub mod opcode {
 pub mod ede {
     pub const OTHER: u16 = 0;
     pub const STALE_ANSWER: u16 = 3;
+    pub const BLOCKED: u16 = 15;
     pub const PROHIBITED: u16 = 18;
     pub const NO_REACHABLE_AUTHORITY: u16 = 22;
     pub const NETWORK_ERROR: u16 = 23;

@@ -108,6 +108,28 @@ impl NameBuf {
         self.buf[..len].make_ascii_lowercase();
     }
 
+    /// Flips the case of letters at random (DNS 0x20), taking one bit per letter from `bit`.
+    pub fn randomize_case(&mut self, mut bit: impl FnMut() -> bool) {
+        let len = self.len as usize;
+        let mut pos = 0;
+        while pos < len {
+            let l = self.buf[pos] as usize;
+            if l == 0 {
+                break;
+            }
+            for c in &mut self.buf[pos + 1..(pos + 1 + l).min(len)] {
+                if c.is_ascii_alphabetic() {
+                    *c = if bit() {
+                        c.to_ascii_uppercase()
+                    } else {
+                        c.to_ascii_lowercase()
+                    };
+                }
+            }
+            pos += 1 + l;
+        }
+    }
+
     /// Case-insensitive comparison (DNS names compare ASCII case-insensitively).
     pub fn eq_ignore_case(&self, other: &NameBuf) -> bool {
         self.as_bytes().eq_ignore_ascii_case(other.as_bytes())
@@ -371,6 +393,20 @@ mod tests {
         a.write_lower_dotted(&mut v);
         assert_eq!(v, b"www.example.test");
         assert_eq!(a.label_count(), 3);
+    }
+
+    #[test]
+    fn case_randomization_keeps_the_name() {
+        let mut n = NameBuf::from_dotted("www.example-1.test").unwrap();
+        let orig = n.clone();
+        let mut flip = false;
+        n.randomize_case(|| {
+            flip = !flip;
+            flip
+        });
+        assert_eq!(n.to_dotted(), "WwW.eXaMpLe-1.TeSt");
+        assert!(n.eq_ignore_case(&orig));
+        assert_eq!(n.len(), orig.len());
     }
 
     #[test]

@@ -1,0 +1,325 @@
+//! What an upstream answer may put in the cache: records on the question's CNAME chain
+//! (plus the zone's SOA/NS for negative answers), and no private addresses for public
+//! names (DNS rebinding protection).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::wire::message::{read_question, Record, Section};
+use crate::wire::name::read_name;
+use crate::wire::{read_u16, rtype, Header, NameBuf, Scan, HEADER_LEN};
+
+/// Longest CNAME chain followed.
+const MAX_CHAIN: usize = 16;
+
+fn owner(msg: &[u8], r: &Record) -> Option<NameBuf> {
+    let mut n = NameBuf::root();
+    read_name(msg, r.start, Some(&mut n)).ok()?;
+    Some(n)
+}
+
+/// Which records of `scan` to keep: answer records on the CNAME chain starting at the
+/// question name, authority SOA/NS records for a zone above the question, no additional.
+pub fn chain_filter(msg: &[u8], scan: &Scan) -> Vec<bool> {
+    let Some(q) = &scan.question else {
+        return vec![false; scan.records.len()];
+    };
+    let owners: Vec<Option<NameBuf>> = scan.records.iter().map(|r| owner(msg, r)).collect();
+    let mut chain = vec![q.name.clone()];
+    // Records may come in any order: extend the chain until it stops growing.
+    for _ in 0..MAX_CHAIN {
+        let mut grew = false;
+        for (r, o) in scan.records.iter().zip(&owners) {
+            if r.section != Section::Answer || r.rtype != rtype::CNAME {
+                continue;
+            }
+            let Some(o) = o else { continue };
+            if !chain.iter().any(|c| c.eq_ignore_case(o)) {
+                continue;
+            }
+            let mut target = NameBuf::root();
+            if read_name(msg, r.rdata, Some(&mut target)).is_err() {
+                continue;
+            }
+            if !chain.iter().any(|c| c.eq_ignore_case(&target)) && chain.len() < MAX_CHAIN {
+                chain.push(target);
+                grew = true;
+            }
+        }
+        if !grew {
+            break;
+        }
+    }
+    scan.records
+        .iter()
+        .zip(&owners)
+        .map(|(r, o)| {
+            let Some(o) = o else { return false };
+            match r.section {
+                Section::Answer => chain.iter().any(|c| c.eq_ignore_case(o)),
+                Section::Authority => {
+                    (r.rtype == rtype::SOA || r.rtype == rtype::NS)
+                        && chain.iter().any(|c| c.is_subdomain_of(o))
+                }
+                Section::Additional => false,
+            }
+        })
+        .collect()
+}
+
+/// Copies a name from `msg` at `pos` into `out` uncompressed; returns the position after it.
+fn copy_name(msg: &[u8], pos: usize, out: &mut Vec<u8>) -> Option<usize> {
+    let mut n = NameBuf::root();
+    let end = read_name(msg, pos, Some(&mut n)).ok()?;
+    out.extend_from_slice(n.as_bytes());
+    Some(end)
+}
+
+/// RDATA with names in it (RFC 1035 and RFC 2782); other types are copied as they are,
+/// which is safe because newer types must not use compression (RFC 3597 4).
+fn copy_rdata(msg: &[u8], r: &Record, out: &mut Vec<u8>) -> Option<()> {
+    let start = out.len();
+    out.extend_from_slice(&[0, 0]);
+    let end = r.end;
+    let mut p = r.rdata;
+    let fixed = |out: &mut Vec<u8>, from: usize, n: usize| -> Option<usize> {
+        out.extend_from_slice(msg.get(from..from + n)?);
+        Some(from + n)
+    };
+    match r.rtype {
+        rtype::CNAME | rtype::NS | rtype::PTR => p = copy_name(msg, p, out)?,
+        rtype::MX => {
+            p = fixed(out, p, 2)?;
+            p = copy_name(msg, p, out)?;
+        }
+        rtype::SRV => {
+            p = fixed(out, p, 6)?;
+            p = copy_name(msg, p, out)?;
+        }
+        rtype::SOA => {
+            p = copy_name(msg, p, out)?;
+            p = copy_name(msg, p, out)?;
+            p = fixed(out, p, 20)?;
+        }
+        _ => p = fixed(out, p, r.rdlen as usize)?,
+    }
+    if p != end {
+        return None;
+    }
+    let len = u16::try_from(out.len() - start - 2).ok()?;
+    out[start..start + 2].copy_from_slice(&len.to_be_bytes());
+    Some(())
+}
+
+/// Rewrites the message with only the kept records, every name uncompressed, and no OPT.
+pub fn rebuild(msg: &[u8], scan: &Scan, keep: &[bool]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(msg.len() + 64);
+    out.extend_from_slice(msg.get(..HEADER_LEN)?);
+    let q = read_question(msg, HEADER_LEN).ok()?;
+    out.extend_from_slice(q.name.as_bytes());
+    out.extend_from_slice(&q.qtype.to_be_bytes());
+    out.extend_from_slice(&q.qclass.to_be_bytes());
+    let mut counts = [0u16; 3];
+    for (r, _) in scan.records.iter().zip(keep).filter(|(_, k)| **k) {
+        let p = copy_name(msg, r.start, &mut out)?;
+        // type, class, TTL: 8 bytes, then RDATA with its new length.
+        out.extend_from_slice(msg.get(p..p + 8)?);
+        copy_rdata(msg, r, &mut out)?;
+        let i = match r.section {
+            Section::Answer => 0,
+            Section::Authority => 1,
+            Section::Additional => 2,
+        };
+        counts[i] += 1;
+    }
+    if out.len() > u16::MAX as usize {
+        return None;
+    }
+    let mut h = Header::new_checked(&mut out[..]).ok()?;
+    h.set_qdcount(1);
+    h.set_ancount(counts[0]);
+    h.set_nscount(counts[1]);
+    h.set_arcount(counts[2]);
+    Some(out)
+}
+
+/// Addresses that must not appear in public names' answers.
+pub fn is_private(ip: IpAddr, allow_localhost: bool) -> bool {
+    match ip {
+        IpAddr::V4(a) => private_v4(a, allow_localhost),
+        IpAddr::V6(a) => {
+            if let Some(v4) = a.to_ipv4_mapped() {
+                return private_v4(v4, allow_localhost);
+            }
+            let s = a.segments();
+            (a.is_loopback() && !allow_localhost)
+                || a.is_unspecified()
+                || (s[0] & 0xfe00) == 0xfc00 // ULA fc00::/7
+                || (s[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
+                || (s[0] & 0xffc0) == 0xfec0 // site-local fec0::/10 (deprecated)
+        }
+    }
+}
+
+fn private_v4(a: Ipv4Addr, allow_localhost: bool) -> bool {
+    let o = a.octets();
+    o[0] == 0
+        || o[0] == 10
+        || (o[0] == 127 && !allow_localhost)
+        || (o[0] == 100 && (o[1] & 0xc0) == 64) // CGNAT 100.64/10
+        || (o[0] == 169 && o[1] == 254)
+        || (o[0] == 172 && (o[1] & 0xf0) == 16)
+        || (o[0] == 192 && o[1] == 168)
+        || a.is_broadcast()
+}
+
+/// The first private address in the answer section, if any.
+pub fn rebinding_address(msg: &[u8], scan: &Scan, allow_localhost: bool) -> Option<IpAddr> {
+    for r in scan.records.iter().filter(|r| r.section == Section::Answer) {
+        let ip = match (r.rtype, r.rdlen) {
+            (rtype::A, 4) => {
+                let b = msg.get(r.rdata..r.rdata + 4)?;
+                IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))
+            }
+            (rtype::AAAA, 16) => {
+                let mut b = [0u8; 16];
+                b.copy_from_slice(msg.get(r.rdata..r.rdata + 16)?);
+                IpAddr::V6(Ipv6Addr::from(b))
+            }
+            _ => continue,
+        };
+        if is_private(ip, allow_localhost) {
+            return Some(ip);
+        }
+    }
+    None
+}
+
+/// Reads the preference of an MX record (used by tests of the rebuild).
+pub fn mx_preference(msg: &[u8], r: &Record) -> Option<u16> {
+    read_u16(msg, r.rdata).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{build, scan_message};
+
+    fn rr(m: &mut Vec<u8>, owner: &[u8], t: u16, ttl: u32, rdata: &[u8]) {
+        m.extend_from_slice(owner);
+        m.extend_from_slice(&t.to_be_bytes());
+        m.extend_from_slice(&1u16.to_be_bytes());
+        m.extend_from_slice(&ttl.to_be_bytes());
+        m.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        m.extend_from_slice(rdata);
+    }
+
+    /// www.test CNAME web.test; web.test A 10.1.1.1; evil.test A 6.6.6.6; additional junk.
+    fn chained() -> Vec<u8> {
+        let mut m = Vec::new();
+        build::query(
+            &mut m,
+            1,
+            &NameBuf::from_dotted("www.test").unwrap(),
+            1,
+            1,
+            true,
+            false,
+        );
+        m[2] |= 0x80;
+        // Owner www.test via pointer to the question (offset 12); target web.test sharing ".test".
+        rr(&mut m, b"\xc0\x0c", rtype::CNAME, 300, b"\x03web\xc0\x10");
+        let web = m.len() - 6;
+        rr(
+            &mut m,
+            &[0xc0 | (web >> 8) as u8, web as u8],
+            rtype::A,
+            60,
+            &[10, 1, 1, 1],
+        );
+        rr(&mut m, b"\x04evil\xc0\x10", rtype::A, 60, &[6, 6, 6, 6]);
+        rr(
+            &mut m,
+            b"\x04evil\xc0\x10",
+            rtype::MX,
+            60,
+            b"\x00\x0a\xc0\x0c",
+        );
+        rr(&mut m, b"\x04glue\xc0\x10", rtype::A, 60, &[7, 7, 7, 7]);
+        m[7] = 4;
+        m[11] = 1;
+        m
+    }
+
+    #[test]
+    fn only_the_chain_is_kept() {
+        let m = chained();
+        let s = scan_message(&m).unwrap();
+        assert_eq!(chain_filter(&m, &s), vec![true, true, false, false, false]);
+        let keep = chain_filter(&m, &s);
+        let out = rebuild(&m, &s, &keep).unwrap();
+        let s2 = scan_message(&out).unwrap();
+        assert_eq!(s2.records.len(), 2);
+        let mut n = NameBuf::root();
+        read_name(&out, s2.records[0].rdata, Some(&mut n)).unwrap();
+        assert_eq!(n.to_dotted(), "web.test");
+        read_name(&out, s2.records[1].start, Some(&mut n)).unwrap();
+        assert_eq!(n.to_dotted(), "web.test");
+        assert_eq!(&out[s2.records[1].rdata..s2.records[1].end], &[10, 1, 1, 1]);
+    }
+
+    #[test]
+    fn rebuild_decompresses_mx_and_soa() {
+        let m = chained();
+        let s = scan_message(&m).unwrap();
+        let keep = vec![true, true, true, true, true];
+        let out = rebuild(&m, &s, &keep).unwrap();
+        let s2 = scan_message(&out).unwrap();
+        assert_eq!(s2.records.len(), 5);
+        let mx = s2.records[3];
+        assert_eq!(mx_preference(&out, &mx), Some(10));
+        let mut n = NameBuf::root();
+        read_name(&out, mx.rdata + 2, Some(&mut n)).unwrap();
+        assert_eq!(n.to_dotted(), "www.test");
+        // No pointers left anywhere.
+        assert!(!out[12..]
+            .windows(1)
+            .any(|w| w[0] & 0xc0 == 0xc0 && w[0] != 0xff));
+    }
+
+    #[test]
+    fn private_addresses() {
+        for a in [
+            "10.0.0.1",
+            "192.168.1.1",
+            "172.16.0.1",
+            "172.31.255.255",
+            "100.64.0.1",
+            "169.254.1.1",
+            "127.0.0.1",
+            "0.0.0.0",
+            "fd00::1",
+            "fe80::1",
+            "::1",
+            "::ffff:192.168.0.1",
+            "::",
+        ] {
+            assert!(is_private(a.parse().unwrap(), false), "{a}");
+        }
+        for a in [
+            "8.8.8.8",
+            "172.32.0.1",
+            "100.128.0.1",
+            "2001:db8::1",
+            "192.0.2.1",
+        ] {
+            assert!(!is_private(a.parse().unwrap(), false), "{a}");
+        }
+        assert!(!is_private("127.0.0.2".parse().unwrap(), true));
+        let m = chained();
+        let s = scan_message(&m).unwrap();
+        assert_eq!(
+            rebinding_address(&m, &s, false),
+            Some("10.1.1.1".parse().unwrap())
+        );
+    }
+}
