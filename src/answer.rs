@@ -5,6 +5,7 @@
 //! client's ID, flags and spelling of the name, TTLs counted down, a fresh OPT record
 //! when the client sent one, and truncation to the client's UDP size.
 
+use crate::sanitize::Respell;
 use crate::wire::build::{push_opt, EdnsReply};
 use crate::wire::message::Section;
 use crate::wire::{self, rcode, rtype, Header, QueryView, Scan, HEADER_LEN};
@@ -65,12 +66,22 @@ fn sane_ttl(t: u32) -> u32 {
 /// Only the question's CNAME chain (and the zone's SOA/NS) is kept; if that drops
 /// anything, or the OPT record is not last, the message is rewritten uncompressed.
 /// None if that rewrite fails (RDATA that does not hold what its type says).
-pub fn prepare(raw: &[u8], scan: &Scan, policy: &TtlPolicy, trust_ad: bool) -> Option<Prepared> {
+///
+/// With `respell` (a 0x20 question), names are rewritten so that the random case the
+/// upstream echoed becomes the canonical spelling again.
+pub fn prepare(
+    raw: &[u8],
+    scan: &Scan,
+    policy: &TtlPolicy,
+    trust_ad: bool,
+    respell: Option<Respell>,
+) -> Option<Prepared> {
     let keep = crate::sanitize::chain_filter(raw, scan);
     let opt_last = scan.opt.map_or(true, |o| o.end == scan.end);
     let plain_question = raw.get(HEADER_LEN).is_some_and(|&b| b & 0xc0 == 0);
     let (mut msg, rescan);
-    let scan = if keep.iter().all(|&k| k) && opt_last && plain_question {
+    let as_is = keep.iter().all(|&k| k) && opt_last && plain_question && respell.is_none();
+    let scan = if as_is {
         msg = raw[..scan.opt.map_or(scan.end, |o| o.start)].to_vec();
         if let Ok(mut h) = Header::new_checked(&mut msg[..]) {
             let ar = scan
@@ -82,7 +93,7 @@ pub fn prepare(raw: &[u8], scan: &Scan, policy: &TtlPolicy, trust_ad: bool) -> O
         }
         scan
     } else {
-        msg = crate::sanitize::rebuild(raw, scan, &keep)?;
+        msg = crate::sanitize::rebuild(raw, scan, &keep, respell)?;
         rescan = wire::scan_message(&msg).ok()?;
         &rescan
     };
@@ -320,6 +331,7 @@ mod tests {
             &scan_message(&raw).unwrap(),
             &TtlPolicy::default(),
             false,
+            None,
         )
         .unwrap();
         assert_eq!(
@@ -360,10 +372,10 @@ mod tests {
             max_ttl: 120,
             neg_ttl: 10,
         };
-        let p = prepare(&raw, &scan_message(&raw).unwrap(), &pol, false).unwrap();
+        let p = prepare(&raw, &scan_message(&raw).unwrap(), &pol, false, None).unwrap();
         assert_eq!(p.lifetime, 60);
         let raw = upstream_answer("www.test", 1, 100_000);
-        let p = prepare(&raw, &scan_message(&raw).unwrap(), &pol, false).unwrap();
+        let p = prepare(&raw, &scan_message(&raw).unwrap(), &pol, false, None).unwrap();
         assert_eq!(p.lifetime, 120);
         let raw = upstream_answer("www.test", 1, 0x8000_0001);
         let p = prepare(
@@ -371,6 +383,7 @@ mod tests {
             &scan_message(&raw).unwrap(),
             &TtlPolicy::default(),
             false,
+            None,
         )
         .unwrap();
         assert_eq!(p.lifetime, 0);
@@ -380,17 +393,17 @@ mod tests {
     fn negative_ttl_follows_rfc2308() {
         let pol = TtlPolicy::default();
         let raw = negative(rcode::NXDOMAIN, 900, 300);
-        let p = prepare(&raw, &scan_message(&raw).unwrap(), &pol, false).unwrap();
+        let p = prepare(&raw, &scan_message(&raw).unwrap(), &pol, false, None).unwrap();
         assert_eq!((p.kind, p.lifetime), (Kind::Negative, 300));
         let raw = negative(rcode::NOERROR, 60, 300);
-        let p = prepare(&raw, &scan_message(&raw).unwrap(), &pol, false).unwrap();
+        let p = prepare(&raw, &scan_message(&raw).unwrap(), &pol, false, None).unwrap();
         assert_eq!((p.kind, p.lifetime), (Kind::Negative, 60));
         let capped = TtlPolicy { neg_ttl: 30, ..pol };
         let raw = negative(rcode::NXDOMAIN, 900, 300);
-        let p = prepare(&raw, &scan_message(&raw).unwrap(), &capped, false).unwrap();
+        let p = prepare(&raw, &scan_message(&raw).unwrap(), &capped, false, None).unwrap();
         assert_eq!(p.lifetime, 30);
         let raw = negative(rcode::SERVFAIL, 900, 300);
-        let p = prepare(&raw, &scan_message(&raw).unwrap(), &pol, false).unwrap();
+        let p = prepare(&raw, &scan_message(&raw).unwrap(), &pol, false, None).unwrap();
         assert_eq!((p.kind, p.lifetime), (Kind::Failure, 0));
     }
 
@@ -403,6 +416,7 @@ mod tests {
             &scan_message(&raw).unwrap(),
             &TtlPolicy::default(),
             false,
+            None,
         )
         .unwrap();
         assert_eq!(p.lifetime, 0);
@@ -416,6 +430,7 @@ mod tests {
             &scan_message(&raw).unwrap(),
             &TtlPolicy::default(),
             true,
+            None,
         )
         .unwrap();
         assert!(p.msg.len() > 512);

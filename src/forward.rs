@@ -680,7 +680,15 @@ impl Server {
             self.send_attempt(pi, Some(ui), true);
             return;
         }
-        let Some(prepared) = answer::prepare(msg, &scan, &self.cfg.ttl, self.cfg.trust_ad) else {
+        let respell = self.pending.get(pi).and_then(|p| {
+            let a = p.attempts.get(ai)?;
+            a.exact_case.then(|| (a.name.clone(), p.name.clone()))
+        });
+        let fix = respell
+            .as_ref()
+            .map(|(from, to)| crate::sanitize::Respell { from, to });
+        let prepared = answer::prepare(msg, &scan, &self.cfg.ttl, self.cfg.trust_ad, fix);
+        let Some(prepared) = prepared else {
             log::debug!(
                 "unusable answer from upstream {}",
                 self.upstreams.list[ui].addr

@@ -12,6 +12,8 @@ pub mod control;
 pub mod dump;
 pub mod forward;
 pub mod link;
+pub mod local;
+pub mod localnames;
 pub mod persist;
 pub mod privs;
 pub mod query;

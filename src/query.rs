@@ -107,6 +107,9 @@ impl Server {
             self.reply(to);
             return;
         }
+        if self.answer_local(&q, to) {
+            return;
+        }
         if qtype == rtype::ANY && to.is_udp() {
             write_any_reply(&mut self.out, &q);
             self.reply(to);

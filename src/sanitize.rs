@@ -66,17 +66,34 @@ pub fn chain_filter(msg: &[u8], scan: &Scan) -> Vec<bool> {
         .collect()
 }
 
+/// A spelling to put back: names ending in `from` (any case) end in `to` instead.
+/// Undoes the random case of a 0x20 question wherever the upstream echoed it.
+#[derive(Clone, Copy)]
+pub struct Respell<'a> {
+    pub from: &'a NameBuf,
+    pub to: &'a NameBuf,
+}
+
 /// Copies a name from `msg` at `pos` into `out` uncompressed; returns the position after it.
-fn copy_name(msg: &[u8], pos: usize, out: &mut Vec<u8>) -> Option<usize> {
+fn copy_name(msg: &[u8], pos: usize, out: &mut Vec<u8>, fix: Option<Respell>) -> Option<usize> {
     let mut n = NameBuf::root();
     let end = read_name(msg, pos, Some(&mut n)).ok()?;
+    let start = out.len();
     out.extend_from_slice(n.as_bytes());
+    if let Some(f) = fix {
+        if n.is_subdomain_of(f.from) && f.from.len() == f.to.len() {
+            let tail = out.len() - f.to.len();
+            if tail >= start {
+                out[tail..].copy_from_slice(f.to.as_bytes());
+            }
+        }
+    }
     Some(end)
 }
 
 /// RDATA with names in it (RFC 1035 and RFC 2782); other types are copied as they are,
 /// which is safe because newer types must not use compression (RFC 3597 4).
-fn copy_rdata(msg: &[u8], r: &Record, out: &mut Vec<u8>) -> Option<()> {
+fn copy_rdata(msg: &[u8], r: &Record, out: &mut Vec<u8>, fix: Option<Respell>) -> Option<()> {
     let start = out.len();
     out.extend_from_slice(&[0, 0]);
     let end = r.end;
@@ -86,18 +103,18 @@ fn copy_rdata(msg: &[u8], r: &Record, out: &mut Vec<u8>) -> Option<()> {
         Some(from + n)
     };
     match r.rtype {
-        rtype::CNAME | rtype::NS | rtype::PTR => p = copy_name(msg, p, out)?,
+        rtype::CNAME | rtype::NS | rtype::PTR => p = copy_name(msg, p, out, fix)?,
         rtype::MX => {
             p = fixed(out, p, 2)?;
-            p = copy_name(msg, p, out)?;
+            p = copy_name(msg, p, out, fix)?;
         }
         rtype::SRV => {
             p = fixed(out, p, 6)?;
-            p = copy_name(msg, p, out)?;
+            p = copy_name(msg, p, out, fix)?;
         }
         rtype::SOA => {
-            p = copy_name(msg, p, out)?;
-            p = copy_name(msg, p, out)?;
+            p = copy_name(msg, p, out, fix)?;
+            p = copy_name(msg, p, out, fix)?;
             p = fixed(out, p, 20)?;
         }
         _ => p = fixed(out, p, r.rdlen as usize)?,
@@ -111,19 +128,19 @@ fn copy_rdata(msg: &[u8], r: &Record, out: &mut Vec<u8>) -> Option<()> {
 }
 
 /// Rewrites the message with only the kept records, every name uncompressed, and no OPT.
-pub fn rebuild(msg: &[u8], scan: &Scan, keep: &[bool]) -> Option<Vec<u8>> {
+pub fn rebuild(msg: &[u8], scan: &Scan, keep: &[bool], fix: Option<Respell>) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(msg.len() + 64);
     out.extend_from_slice(msg.get(..HEADER_LEN)?);
     let q = read_question(msg, HEADER_LEN).ok()?;
-    out.extend_from_slice(q.name.as_bytes());
+    copy_name(msg, HEADER_LEN, &mut out, fix)?;
     out.extend_from_slice(&q.qtype.to_be_bytes());
     out.extend_from_slice(&q.qclass.to_be_bytes());
     let mut counts = [0u16; 3];
     for (r, _) in scan.records.iter().zip(keep).filter(|(_, k)| **k) {
-        let p = copy_name(msg, r.start, &mut out)?;
+        let p = copy_name(msg, r.start, &mut out, fix)?;
         // type, class, TTL: 8 bytes, then RDATA with its new length.
         out.extend_from_slice(msg.get(p..p + 8)?);
-        copy_rdata(msg, r, &mut out)?;
+        copy_rdata(msg, r, &mut out, fix)?;
         let i = match r.section {
             Section::Answer => 0,
             Section::Authority => 1,
@@ -256,7 +273,7 @@ mod tests {
         let s = scan_message(&m).unwrap();
         assert_eq!(chain_filter(&m, &s), vec![true, true, false, false, false]);
         let keep = chain_filter(&m, &s);
-        let out = rebuild(&m, &s, &keep).unwrap();
+        let out = rebuild(&m, &s, &keep, None).unwrap();
         let s2 = scan_message(&out).unwrap();
         assert_eq!(s2.records.len(), 2);
         let mut n = NameBuf::root();
@@ -272,7 +289,7 @@ mod tests {
         let m = chained();
         let s = scan_message(&m).unwrap();
         let keep = vec![true, true, true, true, true];
-        let out = rebuild(&m, &s, &keep).unwrap();
+        let out = rebuild(&m, &s, &keep, None).unwrap();
         let s2 = scan_message(&out).unwrap();
         assert_eq!(s2.records.len(), 5);
         let mx = s2.records[3];
@@ -284,6 +301,24 @@ mod tests {
         assert!(!out[12..]
             .windows(1)
             .any(|w| w[0] & 0xc0 == 0xc0 && w[0] != 0xff));
+    }
+
+    #[test]
+    fn random_case_is_undone() {
+        let m = chained();
+        let s = scan_message(&m).unwrap();
+        let from = NameBuf::from_dotted("TeSt").unwrap();
+        let to = NameBuf::from_dotted("test").unwrap();
+        let keep = vec![true; 5];
+        let fix = Respell {
+            from: &from,
+            to: &to,
+        };
+        let mut m2 = m.clone();
+        // The upstream echoed "TeSt" in the question.
+        m2[17..21].copy_from_slice(b"TeSt");
+        let out = rebuild(&m2, &s, &keep, Some(fix)).unwrap();
+        assert!(!out.windows(4).any(|w| w == b"TeSt"));
     }
 
     #[test]

@@ -128,6 +128,10 @@ pub struct Server {
     pub(crate) rebind_exempt: Vec<crate::wire::NameBuf>,
     pub(crate) rebind_logged: std::collections::HashSet<String>,
     pub(crate) acl: crate::acl::Acl,
+    pub(crate) local: crate::localnames::LocalNames,
+    pub(crate) local_cfg: Option<crate::localnames::LocalConfig>,
+    /// Scratch: a question name in lowercase presentation form.
+    pub(crate) lower: Vec<u8>,
     pub(crate) ratelimit: crate::acl::RateLimiter,
     next_persist: Option<Instant>,
     running: bool,
@@ -197,11 +201,15 @@ impl Server {
             rebind_exempt: Vec::new(),
             rebind_logged: std::collections::HashSet::new(),
             acl: crate::acl::Acl::default(),
+            local: crate::localnames::LocalNames::new(Default::default()),
+            local_cfg: None,
+            lower: Vec::with_capacity(256),
             ratelimit: crate::acl::RateLimiter::new(0, 0),
             next_persist: None,
             running: true,
         };
         s.apply_config();
+        s.apply_local_config();
         s.enforce_memory_limit();
         s.load_servers();
         s.load_persisted();
@@ -309,7 +317,10 @@ impl Server {
 
     /// Counters kept outside `Stats`.
     pub(crate) fn extra_stats(&self) -> Vec<(&'static str, u64)> {
-        vec![("pending", self.pending.len() as u64)]
+        vec![
+            ("pending", self.pending.len() as u64),
+            ("local_names", self.local.len() as u64),
+        ]
     }
 
     pub(crate) fn add_timer(&mut self, at: Instant, t: Timer) {
@@ -411,6 +422,7 @@ impl Server {
     fn reload(&mut self) {
         let Some(path) = self.cfg.file.clone() else {
             self.load_servers();
+            self.apply_local_config();
             return;
         };
         let loaded = config::load(&path);
@@ -438,6 +450,7 @@ impl Server {
         log::set_max_level(crate::cli::effective_level(new.log_level));
         self.cfg = new;
         self.apply_config();
+        self.apply_local_config();
         self.enforce_memory_limit();
         self.load_servers();
     }
@@ -490,6 +503,10 @@ impl Server {
         }
         self.link_housekeeping();
         self.enforce_memory_limit();
+        let wall = self.wall_secs();
+        if self.local.poll(wall) {
+            log::info!("local names changed: {} entries", self.local.len());
+        }
         if let Some(at) = self.next_persist {
             if self.now >= at {
                 self.save_persisted();

@@ -136,10 +136,11 @@ pub struct QueryView {
 }
 
 impl QueryView {
-    /// The largest UDP answer this client accepts.
+    /// The largest UDP answer this client gets: what it advertised, but never more than
+    /// we advertise ourselves (large UDP answers fragment and amplify).
     pub fn udp_limit(&self) -> usize {
         match self.opt {
-            Some(o) => o.udp_size as usize,
+            Some(o) => o.udp_size.min(super::EDNS_UDP_SIZE) as usize,
             None => super::PLAIN_UDP_SIZE as usize,
         }
     }
@@ -290,7 +291,7 @@ mod tests {
         assert_eq!(v.question.name.to_dotted(), "Example.test");
         assert_eq!((v.question.qtype, v.question.qclass), (rtype::AAAA, 1));
         assert_eq!(v.opt.map(|o| (o.udp_size, o.do_bit)), Some((4096, true)));
-        assert_eq!(v.udp_limit(), 4096);
+        assert_eq!(v.udp_limit(), 1232);
         let v = parse_query(&query("a.test", 1, None)).unwrap();
         assert!(v.opt.is_none());
         assert_eq!(v.udp_limit(), 512);

@@ -1,0 +1,167 @@
+//! Answers from local names (hosts files, DHCP leases), and the names that never leave
+//! the LAN: the local domain, home.arpa, dotless names (`domain_needed`) and private
+//! reverse zones (`bogus_priv`).
+
+use crate::answer::{self, ReplyOpts};
+use crate::localnames::{is_private_reverse, parse_ptr_name, LocalConfig, LocalNames};
+use crate::query::ReplyTo;
+use crate::server::Server;
+use crate::wire::{rcode, rtype, Header, NameBuf, QueryView, CLASS_IN};
+
+pub fn local_config(cfg: &crate::config::Config) -> LocalConfig {
+    LocalConfig {
+        hosts: cfg.hosts.clone(),
+        leasefiles: cfg.leasefiles.clone(),
+        domain: cfg.domain.clone(),
+    }
+}
+
+/// What the local table says about a question.
+enum Local {
+    /// Records to answer with (type, RDATA); empty = NODATA.
+    Data(Vec<(u16, Vec<u8>)>),
+    /// The name does not exist here, and must not be asked upstream.
+    NxDomain,
+    /// Not ours: go on to the cache.
+    NotLocal,
+}
+
+/// Appends a resource record whose owner is the question name (a pointer to offset 12).
+fn push_rr(out: &mut Vec<u8>, t: u16, ttl: u32, rdata: &[u8]) {
+    out.extend_from_slice(&[0xc0, 0x0c]);
+    out.extend_from_slice(&t.to_be_bytes());
+    out.extend_from_slice(&CLASS_IN.to_be_bytes());
+    out.extend_from_slice(&ttl.to_be_bytes());
+    out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+    out.extend_from_slice(rdata);
+}
+
+/// Appends a synthesized SOA for `zone` (for NODATA and NXDOMAIN; RFC 2308 2.2).
+fn push_soa(out: &mut Vec<u8>, zone: &NameBuf, ttl: u32) {
+    out.extend_from_slice(zone.as_bytes());
+    out.extend_from_slice(&rtype::SOA.to_be_bytes());
+    out.extend_from_slice(&CLASS_IN.to_be_bytes());
+    out.extend_from_slice(&ttl.to_be_bytes());
+    let mut rdata = Vec::with_capacity(64);
+    rdata.extend_from_slice(b"\x09localhost\x00");
+    rdata.extend_from_slice(b"\x06nobody\x07invalid\x00");
+    for v in [1u32, 3600, 600, 86400, ttl] {
+        rdata.extend_from_slice(&v.to_be_bytes());
+    }
+    out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+    out.extend_from_slice(&rdata);
+}
+
+impl Server {
+    /// Rebuilds the local table when the files or domain in the config changed.
+    pub(crate) fn apply_local_config(&mut self) {
+        let lc = local_config(&self.cfg);
+        if self.local_cfg.as_ref() != Some(&lc) {
+            self.local = LocalNames::new(lc.clone());
+            self.local_cfg = Some(lc);
+        }
+        let wall = self.wall_secs();
+        self.local.reload_all(wall);
+        log::info!("local names: {} entries", self.local.len());
+    }
+
+    fn lookup_local(&self, q: &QueryView, lower: &[u8]) -> Local {
+        if q.question.qclass != CLASS_IN {
+            return Local::NotLocal;
+        }
+        let now = self.wall_secs();
+        let qtype = q.question.qtype;
+        if let Some(a) = self.local.lookup_name(lower, now) {
+            let mut recs = Vec::new();
+            if qtype == rtype::A || qtype == rtype::ANY {
+                recs.extend(a.v4.iter().map(|ip| (rtype::A, ip.octets().to_vec())));
+            }
+            if qtype == rtype::AAAA || qtype == rtype::ANY {
+                recs.extend(a.v6.iter().map(|ip| (rtype::AAAA, ip.octets().to_vec())));
+            }
+            return Local::Data(recs);
+        }
+        if qtype == rtype::PTR {
+            if let Some(ip) = parse_ptr_name(lower) {
+                if let Some(name) = self.local.lookup_addr(ip, now) {
+                    if let Ok(n) = NameBuf::from_dotted(&String::from_utf8_lossy(name)) {
+                        return Local::Data(vec![(rtype::PTR, n.as_bytes().to_vec())]);
+                    }
+                }
+            }
+        }
+        let dotless = !lower.is_empty() && !lower.contains(&b'.');
+        if self.local.is_local_zone(lower)
+            || (self.cfg.domain_needed && dotless)
+            || (self.cfg.bogus_priv && is_private_reverse(lower))
+        {
+            return Local::NxDomain;
+        }
+        Local::NotLocal
+    }
+
+    /// Answers from local names; false if the question is not local.
+    pub(crate) fn answer_local(&mut self, q: &QueryView, to: ReplyTo) -> bool {
+        let mut lower = std::mem::take(&mut self.lower);
+        q.question.name.write_lower_dotted(&mut lower);
+        let found = self.lookup_local(q, &lower);
+        let (records, rc) = match found {
+            Local::NotLocal => {
+                self.lower = lower;
+                return false;
+            }
+            Local::Data(r) => (r, rcode::NOERROR),
+            Local::NxDomain => (Vec::new(), rcode::NXDOMAIN),
+        };
+        let ttl = self.cfg.local_ttl;
+        // The zone for the SOA of a negative answer: the local domain when the name is in
+        // it, otherwise the name itself.
+        let zone = self
+            .cfg
+            .domain
+            .as_deref()
+            .and_then(|d| NameBuf::from_dotted(d).ok())
+            .filter(|z| q.question.name.is_subdomain_of(z))
+            .unwrap_or_else(|| {
+                let mut n = q.question.name.clone();
+                n.make_lowercase();
+                n
+            });
+        let mut msg = Vec::with_capacity(128);
+        answer::write_error(
+            &mut msg,
+            &QueryView {
+                opt: None,
+                ..q.clone()
+            },
+            rc,
+            None,
+        );
+        for (t, rd) in &records {
+            push_rr(&mut msg, *t, ttl, rd);
+        }
+        let an = records.len() as u16;
+        let ns = if records.is_empty() {
+            push_soa(&mut msg, &zone, ttl);
+            1
+        } else {
+            0
+        };
+        if let Ok(mut h) = Header::new_checked(&mut msg[..]) {
+            h.set_ancount(an);
+            h.set_nscount(ns);
+        }
+        let opts = ReplyOpts {
+            authoritative: true,
+            udp: to.is_udp(),
+            ..Default::default()
+        };
+        if answer::write_reply(&mut self.out, &msg, std::iter::empty(), q, &opts) {
+            self.stats.truncated += 1;
+        }
+        self.stats.local += 1;
+        self.lower = lower;
+        self.reply(to);
+        true
+    }
+}

@@ -1,0 +1,459 @@
+//! DHCP lease files: format detection, dnsmasq leases and ISC dhcpd.leases.
+//!
+//! The format is detected per file from its content (see [`detect`]), so one
+//! `leasefile` list can mix servers. odhcpd's outputs are hosts-style and are
+//! handled by [`super::hosts`].
+//!
+//! Lease host names are bare names: a name sent as `laptop.corp.example` is
+//! registered as `laptop`. Expiry times are UNIX seconds; expired records are
+//! kept in the parse result and filtered when the table is built and at
+//! lookup time, so a lease that runs out mid-run stops answering without a
+//! reload.
+
+use std::net::IpAddr;
+use std::path::Path;
+
+use super::hosts;
+use super::syntax::{clip, fields, lease_label, lines, parse_ip, parse_u64, trim_start, Warner};
+use super::table::{Parsed, NEVER};
+
+/// Lease-file flavours.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Format {
+    /// dnsmasq `dhcp-leasefile`: `expiry mac ip hostname client-id`, IPv6
+    /// lines after a `duid` line.
+    Dnsmasq,
+    /// ISC dhcpd `dhcpd.leases`.
+    Isc,
+    /// hosts-style (odhcpd hostsfile / statefile).
+    Hosts,
+}
+
+/// Top-level statements of dhcpd.leases(5).
+const ISC_WORDS: &[&[u8]] = &[
+    b"lease",
+    b"host",
+    b"ia-na",
+    b"ia-ta",
+    b"ia-pd",
+    b"server-duid",
+    b"authoring-byte-order",
+    b"failover",
+    b"class",
+    b"subclass",
+    b"db-time-format",
+];
+
+/// Detects the format from the first decisive line: a leading integer or a
+/// `duid` line is dnsmasq, an ISC keyword is dhcpd.leases, an address or an
+/// odhcpd state comment is hosts-style. Other comments and blank lines are
+/// skipped; a file with nothing decisive is treated as hosts-style.
+pub(crate) fn detect(data: &[u8]) -> Format {
+    let mut scratch = Vec::new();
+    for (_, line) in lines(data) {
+        let t = trim_start(line);
+        if let Some(c) = t.strip_prefix(b"#") {
+            scratch.clear();
+            if hosts::odhcpd_state_line(c, &mut scratch) {
+                return Format::Hosts;
+            }
+            continue;
+        }
+        let Some(first) = fields(t).next() else {
+            continue;
+        };
+        if first == b"duid" || parse_u64(first).is_some() {
+            return Format::Dnsmasq;
+        }
+        if ISC_WORDS.contains(&first) || first.contains(&b'{') {
+            return Format::Isc;
+        }
+        // An address (odhcpd hostsfile) or anything unrecognised.
+        return Format::Hosts;
+    }
+    Format::Hosts
+}
+
+/// Parses a lease file of any supported format.
+pub(crate) fn parse(data: &[u8], path: &Path) -> Parsed {
+    match detect(data) {
+        Format::Dnsmasq => parse_dnsmasq(data, path),
+        Format::Isc => parse_isc(data, path),
+        Format::Hosts => hosts::parse(data, path),
+    }
+}
+
+/// dnsmasq: `<expiry> <mac> <ip> <hostname> <client-id>`; after a
+/// `duid <server-duid>` line, IPv6 leases `<expiry> <[T]iaid> <ip6> <hostname>
+/// <client-duid>`. Expiry 0 = infinite; hostname `*` = none.
+pub(crate) fn parse_dnsmasq(data: &[u8], path: &Path) -> Parsed {
+    let mut p = Parsed::default();
+    let mut w = Warner::new(path);
+    for (lineno, line) in lines(data) {
+        let mut f = fields(line);
+        let Some(first) = f.next() else { continue };
+        if first == b"duid" || first.starts_with(b"#") {
+            continue;
+        }
+        let (Some(exp), Some(_id), Some(ip), Some(host)) =
+            (parse_u64(first), f.next(), f.next(), f.next())
+        else {
+            w.warn(lineno, format_args!("malformed dnsmasq lease line skipped"));
+            continue;
+        };
+        let Some(addr) = parse_ip(ip) else {
+            w.warn(
+                lineno,
+                format_args!("bad lease address skipped: {}", clip(ip, 64).escape_ascii()),
+            );
+            continue;
+        };
+        if host == b"*" {
+            continue;
+        }
+        let exp = if exp == 0 { NEVER } else { exp };
+        if !p.push(lease_label(host), addr, exp, true) {
+            w.warn(
+                lineno,
+                format_args!(
+                    "invalid lease host name skipped: {}",
+                    clip(host, 64).escape_ascii()
+                ),
+            );
+        }
+    }
+    p.bad = w.finish();
+    p
+}
+
+// ---------------------------------------------------------------------------
+// ISC dhcpd.leases
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tok<'a> {
+    Word(&'a [u8]),
+    Str(&'a [u8]),
+    Open,
+    Close,
+    Semi,
+}
+
+/// Tokenizer for dhcpd.leases: words, quoted strings (backslash escapes),
+/// `{`, `}`, `;`, `#` comments to end of line. Tracks line numbers.
+struct Lexer<'a> {
+    data: &'a [u8],
+    pos: usize,
+    line: usize,
+}
+
+impl<'a> Lexer<'a> {
+    fn peek_byte(&self) -> Option<u8> {
+        self.data.get(self.pos).copied()
+    }
+
+    fn next_tok(&mut self) -> Option<Tok<'a>> {
+        loop {
+            let b = self.peek_byte()?;
+            if b == b'\n' {
+                self.line += 1;
+                self.pos += 1;
+            } else if super::syntax::is_ws(b) {
+                self.pos += 1;
+            } else if b == b'#' {
+                while let Some(c) = self.peek_byte() {
+                    if c == b'\n' {
+                        break;
+                    }
+                    self.pos += 1;
+                }
+            } else {
+                break;
+            }
+        }
+        let b = self.peek_byte()?;
+        let start = self.pos;
+        self.pos += 1;
+        match b {
+            b'{' => Some(Tok::Open),
+            b'}' => Some(Tok::Close),
+            b';' => Some(Tok::Semi),
+            b'"' => {
+                let s = self.pos;
+                let mut esc = false;
+                while let Some(c) = self.peek_byte() {
+                    if c == b'\n' {
+                        self.line += 1;
+                    }
+                    if esc {
+                        esc = false;
+                    } else if c == b'\\' {
+                        esc = true;
+                    } else if c == b'"' {
+                        let v = self.data.get(s..self.pos).unwrap_or(&[]);
+                        self.pos += 1;
+                        return Some(Tok::Str(v));
+                    }
+                    self.pos += 1;
+                }
+                Some(Tok::Str(self.data.get(s..self.pos).unwrap_or(&[])))
+            }
+            _ => {
+                while let Some(c) = self.peek_byte() {
+                    if super::syntax::is_ws(c) || matches!(c, b'{' | b'}' | b';' | b'"' | b'#') {
+                        break;
+                    }
+                    self.pos += 1;
+                }
+                Some(Tok::Word(self.data.get(start..self.pos).unwrap_or(&[])))
+            }
+        }
+    }
+
+    /// Skips the rest of a `{ ... }` block whose `{` was just read.
+    fn skip_block(&mut self) {
+        let mut depth = 1u32;
+        while let Some(t) = self.next_tok() {
+            match t {
+                Tok::Open => depth = depth.saturating_add(1),
+                Tok::Close => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Statement tokens kept for inspection (enough for every statement we read).
+const STMT_MAX: usize = 8;
+
+/// A statement being collected: the first [`STMT_MAX`] tokens and the line it started on.
+struct Stmt<'a> {
+    toks: [Tok<'a>; STMT_MAX],
+    n: usize,
+    line: usize,
+}
+
+impl<'a> Stmt<'a> {
+    fn new() -> Self {
+        Stmt {
+            toks: [Tok::Semi; STMT_MAX],
+            n: 0,
+            line: 0,
+        }
+    }
+    fn push(&mut self, t: Tok<'a>, line: usize) {
+        if self.n == 0 {
+            self.line = line;
+        }
+        if let Some(slot) = self.toks.get_mut(self.n) {
+            *slot = t;
+        }
+        self.n = self.n.saturating_add(1);
+    }
+    fn get(&self) -> &[Tok<'a>] {
+        self.toks.get(..self.n.min(STMT_MAX)).unwrap_or(&[])
+    }
+    fn clear(&mut self) {
+        self.n = 0;
+    }
+}
+
+/// What a lease block said about itself.
+struct LeaseInfo<'a> {
+    ends: Option<u64>,
+    active: bool,
+    client_hostname: Option<&'a [u8]>,
+    hostname: Option<&'a [u8]>,
+    bad_time: bool,
+}
+
+/// ISC dhcpd.leases: `lease <ip> { ... }` blocks. A block counts if its
+/// `binding state` is `active` (or absent, as in old files); `ends never;` is
+/// infinite, `ends epoch N;` and `ends W YYYY/MM/DD HH:MM:SS;` (UTC) are
+/// expiries. The name is `client-hostname`, else `hostname`. A later block
+/// for the same address replaces an earlier one (dhcpd appends). Other
+/// top-level statements and blocks (`ia-na`, `host`, `failover`, ...) are
+/// skipped.
+pub(crate) fn parse_isc(data: &[u8], path: &Path) -> Parsed {
+    let mut p = Parsed::default();
+    let mut w = Warner::new(path);
+    let mut lx = Lexer {
+        data,
+        pos: 0,
+        line: 1,
+    };
+    // Latest block per address: address → index in p.recs (or usize::MAX if
+    // the latest block has no usable name / is not active).
+    let mut latest: std::collections::HashMap<IpAddr, usize> = std::collections::HashMap::new();
+    let mut dead: Vec<usize> = Vec::new();
+    let mut st = Stmt::new();
+
+    while let Some(t) = lx.next_tok() {
+        match t {
+            Tok::Semi => st.clear(),
+            Tok::Close => st.clear(), // stray
+            Tok::Open => {
+                let toks = st.get();
+                let line = st.line;
+                let is_lease = matches!(toks.first(), Some(Tok::Word(b"lease")));
+                if !is_lease {
+                    lx.skip_block();
+                    st.clear();
+                    continue;
+                }
+                let addr = match toks.get(1) {
+                    Some(Tok::Word(a)) if st.n == 2 => parse_ip(a),
+                    _ => None,
+                };
+                let info = lease_block(&mut lx);
+                st.clear();
+                let Some(info) = info else {
+                    // Cut off mid-block (file being appended to): ignored.
+                    break;
+                };
+                let Some(addr) = addr else {
+                    w.warn(line, format_args!("lease block with a bad address skipped"));
+                    continue;
+                };
+                if info.bad_time {
+                    w.warn(
+                        line,
+                        format_args!("lease {addr}: unreadable 'ends' time, block skipped"),
+                    );
+                    continue;
+                }
+                let host = info.client_hostname.or(info.hostname).map(lease_label);
+                let prev = latest.get(&addr).copied();
+                let mut new_idx = usize::MAX;
+                if info.active {
+                    if let Some(h) = host {
+                        let exp = info.ends.unwrap_or(NEVER);
+                        if p.push(h, addr, exp, true) {
+                            new_idx = p.recs.len() - 1;
+                        } else {
+                            w.warn(
+                                line,
+                                format_args!(
+                                    "lease {addr}: invalid host name skipped: {}",
+                                    clip(h, 64).escape_ascii()
+                                ),
+                            );
+                        }
+                    }
+                }
+                if let Some(i) = prev {
+                    if i != usize::MAX {
+                        dead.push(i);
+                    }
+                }
+                latest.insert(addr, new_idx);
+            }
+            other => st.push(other, lx.line),
+        }
+    }
+
+    if !dead.is_empty() {
+        dead.sort_unstable();
+        let mut k = 0usize;
+        let mut idx = 0usize;
+        p.recs.retain(|_| {
+            let keep = dead.get(k) != Some(&idx);
+            if !keep {
+                k += 1;
+            }
+            idx += 1;
+            keep
+        });
+    }
+    p.bad = w.finish();
+    p
+}
+
+/// Reads a lease block body (after its `{`) up to the matching `}`;
+/// `None` if the file ends first.
+fn lease_block<'a>(lx: &mut Lexer<'a>) -> Option<LeaseInfo<'a>> {
+    let mut info = LeaseInfo {
+        ends: None,
+        active: true,
+        client_hostname: None,
+        hostname: None,
+        bad_time: false,
+    };
+    let mut st = Stmt::new();
+    while let Some(t) = lx.next_tok() {
+        match t {
+            Tok::Close => return Some(info),
+            Tok::Open => {
+                lx.skip_block();
+                st.clear();
+            }
+            Tok::Semi => {
+                lease_stmt(st.get(), st.n, &mut info);
+                st.clear();
+            }
+            other => st.push(other, lx.line),
+        }
+    }
+    None
+}
+
+fn lease_stmt<'a>(toks: &[Tok<'a>], n: usize, info: &mut LeaseInfo<'a>) {
+    match toks {
+        [Tok::Word(b"ends"), rest @ ..] if n == toks.len() => match rest {
+            [Tok::Word(b"never")] => info.ends = Some(NEVER),
+            [Tok::Word(b"epoch"), Tok::Word(s)] => match parse_u64(s) {
+                Some(v) => info.ends = Some(v),
+                None => info.bad_time = true,
+            },
+            [Tok::Word(_wday), Tok::Word(date), Tok::Word(time)] => match parse_utc(date, time) {
+                Some(v) => info.ends = Some(v),
+                None => info.bad_time = true,
+            },
+            _ => info.bad_time = true,
+        },
+        [Tok::Word(b"binding"), Tok::Word(b"state"), Tok::Word(s)] => {
+            info.active = matches!(*s, b"active" | b"bootp");
+        }
+        [Tok::Word(b"client-hostname"), Tok::Str(s)] => info.client_hostname = Some(*s),
+        [Tok::Word(b"hostname"), Tok::Str(s)] => info.hostname = Some(*s),
+        _ => {}
+    }
+}
+
+/// `YYYY/MM/DD` `HH:MM:SS` (UTC) → UNIX seconds. Times before 1970 give 0.
+pub(crate) fn parse_utc(date: &[u8], time: &[u8]) -> Option<u64> {
+    let mut d = date.split(|&b| b == b'/');
+    let (Some(y), Some(m), Some(dd), None) = (d.next(), d.next(), d.next(), d.next()) else {
+        return None;
+    };
+    let mut t = time.split(|&b| b == b':');
+    let (Some(h), Some(mi), Some(s), None) = (t.next(), t.next(), t.next(), t.next()) else {
+        return None;
+    };
+    let (y, m, dd) = (parse_u64(y)?, parse_u64(m)?, parse_u64(dd)?);
+    let (h, mi, s) = (parse_u64(h)?, parse_u64(mi)?, parse_u64(s)?);
+    if !(1..=9999).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&dd) {
+        return None;
+    }
+    if h > 23 || mi > 59 || s > 60 {
+        return None;
+    }
+    let days = days_from_civil(y as i64, m as i64, dd as i64);
+    let secs = days * 86_400 + (h * 3600 + mi * 60 + s) as i64;
+    Some(u64::try_from(secs).unwrap_or(0))
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
