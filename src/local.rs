@@ -23,7 +23,7 @@ enum Local {
     /// The name does not exist here, and must not be asked upstream.
     NxDomain,
     /// Not ours: go on to the cache.
-    NotLocal,
+    Elsewhere,
 }
 
 /// Appends a resource record whose owner is the question name (a pointer to offset 12).
@@ -67,7 +67,7 @@ impl Server {
 
     fn lookup_local(&self, q: &QueryView, lower: &[u8]) -> Local {
         if q.question.qclass != CLASS_IN {
-            return Local::NotLocal;
+            return Local::Elsewhere;
         }
         let now = self.wall_secs();
         let qtype = q.question.qtype;
@@ -97,7 +97,7 @@ impl Server {
         {
             return Local::NxDomain;
         }
-        Local::NotLocal
+        Local::Elsewhere
     }
 
     /// Answers from local names; false if the question is not local.
@@ -106,7 +106,7 @@ impl Server {
         q.question.name.write_lower_dotted(&mut lower);
         let found = self.lookup_local(q, &lower);
         let (records, rc) = match found {
-            Local::NotLocal => {
+            Local::Elsewhere => {
                 self.lower = lower;
                 return false;
             }
