@@ -66,26 +66,52 @@ pub fn chain_filter(msg: &[u8], scan: &Scan) -> Vec<bool> {
         .collect()
 }
 
-/// A spelling to put back: names ending in `from` (any case) end in `to` instead.
-/// Undoes the random case of a 0x20 question wherever the upstream echoed it.
+/// A spelling to put back: the labels a name shares (at its end, in any case) with
+/// `from` are written as in `to`. Undoes the random case of a 0x20 question wherever
+/// the upstream echoed it, also in names that merely share the question's parent zone.
 #[derive(Clone, Copy)]
 pub struct Respell<'a> {
     pub from: &'a NameBuf,
     pub to: &'a NameBuf,
 }
 
+/// Offsets of the length bytes of each label (the root label included).
+fn label_starts(wire: &[u8]) -> Vec<usize> {
+    let mut v = Vec::with_capacity(8);
+    let mut p = 0;
+    while let Some(&l) = wire.get(p) {
+        v.push(p);
+        if l == 0 {
+            break;
+        }
+        p += 1 + l as usize;
+    }
+    v
+}
+
+/// Bytes at the end of `name` that match the end of `from`, on label boundaries.
+fn common_suffix(name: &[u8], from: &[u8]) -> usize {
+    let (a, b) = (label_starts(name), label_starts(from));
+    let mut best = 0;
+    for (&pa, &pb) in a.iter().rev().zip(b.iter().rev()) {
+        if name.len() - pa != from.len() - pb || !name[pa..].eq_ignore_ascii_case(&from[pb..]) {
+            break;
+        }
+        best = name.len() - pa;
+    }
+    best
+}
+
 /// Copies a name from `msg` at `pos` into `out` uncompressed; returns the position after it.
 fn copy_name(msg: &[u8], pos: usize, out: &mut Vec<u8>, fix: Option<Respell>) -> Option<usize> {
     let mut n = NameBuf::root();
     let end = read_name(msg, pos, Some(&mut n)).ok()?;
-    let start = out.len();
     out.extend_from_slice(n.as_bytes());
     if let Some(f) = fix {
-        if n.is_subdomain_of(f.from) && f.from.len() == f.to.len() {
-            let tail = out.len() - f.to.len();
-            if tail >= start {
-                out[tail..].copy_from_slice(f.to.as_bytes());
-            }
+        if f.from.len() == f.to.len() {
+            let k = common_suffix(n.as_bytes(), f.from.as_bytes());
+            let (o, t) = (out.len(), f.to.as_bytes());
+            out[o - k..].copy_from_slice(&t[t.len() - k..]);
         }
     }
     Some(end)
@@ -307,8 +333,8 @@ mod tests {
     fn random_case_is_undone() {
         let m = chained();
         let s = scan_message(&m).unwrap();
-        let from = NameBuf::from_dotted("TeSt").unwrap();
-        let to = NameBuf::from_dotted("test").unwrap();
+        let from = NameBuf::from_dotted("wWw.TeSt").unwrap();
+        let to = NameBuf::from_dotted("www.test").unwrap();
         let keep = vec![true; 5];
         let fix = Respell {
             from: &from,
@@ -319,6 +345,19 @@ mod tests {
         m2[17..21].copy_from_slice(b"TeSt");
         let out = rebuild(&m2, &s, &keep, Some(fix)).unwrap();
         assert!(!out.windows(4).any(|w| w == b"TeSt"));
+        assert_eq!(
+            common_suffix(b"\x03web\x04TEST\x00", b"\x03wWw\x04test\x00"),
+            6
+        );
+        assert_eq!(
+            common_suffix(b"\x03www\x04test\x00", b"\x03WWW\x04test\x00"),
+            10
+        );
+        assert_eq!(
+            common_suffix(b"\x02ww\x04test\x00", b"\x03www\x04test\x00"),
+            6
+        );
+        assert_eq!(common_suffix(b"\x00", b"\x03www\x00"), 1);
     }
 
     #[test]

@@ -1,0 +1,89 @@
+"""Fixtures for dproxy's integration tests.
+
+  dproxy      factory: dproxy(servers=[...], options={...}, lists={...},
+              listen6=False) -> started Dproxy; stopped with SIGTERM at
+              teardown, which also asserts exit status 0 within 1 s.
+  upstream    factory: upstream(records=[...], origin=..., soa=...) ->
+              started FakeUpstream on its own 127.0.0.x address.
+  nsd         session-wide nsd serving example.test and 2.0.192.in-addr.arpa.
+  dproxy_bin  absolute path of the binary under test ($DPROXY_BIN).
+
+Everything listens on loopback with random ports in per-test tmp dirs, so
+several runs can share a machine.
+"""
+import os
+import shutil
+import tempfile
+
+import pytest
+
+from harness.dproxy import Dproxy
+from harness.nsd import NsdServer
+from harness.upstream import FakeUpstream
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def _binary():
+    return os.environ.get("DPROXY_BIN") or os.path.join(REPO, "target", "release", "dproxy")
+
+
+@pytest.fixture(scope="session")
+def dproxy_bin():
+    path = _binary()
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        pytest.fail("dproxy binary not found at %s (set DPROXY_BIN or run `make build`)" % path,
+                    pytrace=False)
+    return path
+
+
+@pytest.fixture
+def upstream():
+    made = []
+
+    def make(records=(), **kw):
+        up = FakeUpstream(records=records, **kw).start()
+        made.append(up)
+        return up
+
+    yield make
+    for up in made:
+        up.stop()
+
+
+@pytest.fixture
+def dproxy(dproxy_bin):
+    # Started as root, dproxy drops to `nobody` (option user): its config,
+    # hosts file and control socket live in a world-accessible temp dir (not
+    # pytest's 0700 tmp_path) so that SIGHUP re-reads still work after the drop.
+    base = tempfile.mkdtemp(prefix="dproxy-it-")
+    os.chmod(base, 0o755)
+    made = []
+
+    def make(servers=(), options=None, lists=None, listen6=False, args=()):
+        workdir = os.path.join(base, "d%d" % len(made))
+        os.makedirs(workdir)
+        os.chmod(workdir, 0o777)
+        d = Dproxy(dproxy_bin, workdir, servers=servers,
+                   options=options, lists=lists, listen6=listen6, args=args)
+        made.append(d)
+        return d.start()
+
+    yield make
+    errors = []
+    for d in made:
+        try:
+            d.check_clean_exit()
+        except AssertionError as e:
+            errors.append(str(e))
+    shutil.rmtree(base, ignore_errors=True)
+    if errors:
+        pytest.fail("\n\n".join(errors), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def nsd(tmp_path_factory):
+    server = NsdServer(tmp_path_factory.mktemp("nsd"))
+    server.start()
+    yield server
+    server.stop()

@@ -1,0 +1,1 @@
+"""Test harness for dproxy's integration tests (fixtures live in conftest.py)."""
