@@ -496,12 +496,10 @@ impl Server {
             return;
         };
         let mut buf = std::mem::take(&mut self.rbuf);
-        for _ in 0..64 {
-            let r = match self.conns.get(ci) {
-                Some(Conn::UpUdp { sock, .. }) => sock.recv(&mut buf),
-                _ => break,
-            };
-            match r {
+        // Read until the socket is empty: epoll reports it only once, and a flood of
+        // forged answers must not bury the real one. The socket buffer bounds the loop.
+        while let Some(Conn::UpUdp { sock, .. }) = self.conns.get(ci) {
+            match sock.recv(&mut buf) {
                 Ok(n) => {
                     let verdict = match self.pending.get(pi) {
                         Some(p) => check(&buf[..n], &p.attempts[ai], p),

@@ -5,6 +5,7 @@
 
 pub mod acl;
 pub mod answer;
+pub mod batch;
 pub mod cache;
 pub mod cli;
 pub mod config;

@@ -8,6 +8,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -113,6 +114,11 @@ pub struct Server {
     pub(crate) start: Instant,
     pub(crate) now: Instant,
     pub(crate) stats: Stats,
+    /// Batched UDP: datagrams received in one recvmmsg, replies waiting for sendmmsg.
+    recv_batch: crate::batch::RecvBatch,
+    send_batch: crate::batch::SendBatch,
+    /// UDP listeners with datagrams left after a full batch (epoll is edge-triggered).
+    udp_backlog: Vec<usize>,
     /// Scratch buffers: a reply being written, a query being sent, a datagram received.
     pub(crate) out: Vec<u8>,
     pub(crate) qbuf: Vec<u8>,
@@ -189,6 +195,9 @@ impl Server {
             start: now,
             now,
             stats: Stats::default(),
+            recv_batch: Default::default(),
+            send_batch: Default::default(),
+            udp_backlog: Vec::new(),
             out: Vec::with_capacity(4096),
             qbuf: Vec::with_capacity(512),
             rbuf: vec![0u8; 65536],
@@ -337,7 +346,11 @@ impl Server {
                 .map(|Reverse((at, _))| *at)
                 .unwrap_or(self.next_housekeeping)
                 .min(self.next_housekeeping);
-            let timeout = next.saturating_duration_since(Instant::now());
+            let timeout = if self.udp_backlog.is_empty() {
+                next.saturating_duration_since(Instant::now())
+            } else {
+                Duration::ZERO
+            };
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     return Err(e);
@@ -347,12 +360,17 @@ impl Server {
             for ev in events.iter() {
                 self.dispatch(ev);
             }
+            for li in std::mem::take(&mut self.udp_backlog) {
+                self.udp_readable(li);
+            }
             self.run_timers();
+            self.flush_udp();
             if self.now >= self.next_housekeeping {
                 self.housekeeping();
                 self.next_housekeeping = self.now + HOUSEKEEPING;
             }
         }
+        self.flush_udp();
         self.save_persisted();
         if let Some(Listener::Ctl(_, path)) = self
             .listeners
@@ -516,31 +534,57 @@ impl Server {
         }
     }
 
-    /// Sends the reply in `self.out` to a UDP client.
+    /// Queues the reply in `self.out` for a UDP client; sent in batches.
     pub(crate) fn send_udp(&mut self, listener: usize, peer: SocketAddr) {
-        if let Some(Listener::Udp(s, _)) = self.listeners.get(listener) {
-            match s.send_to(&self.out, peer) {
-                Ok(_) => self.stats.replies += 1,
-                Err(e) => {
-                    self.stats.send_errors += 1;
-                    log::debug!("send to {peer}: {e}");
-                }
-            }
+        self.send_batch.push(listener, peer, &self.out);
+        if self.send_batch.full() {
+            self.flush_udp();
         }
     }
 
+    /// Sends the queued UDP replies.
+    fn flush_udp(&mut self) {
+        if self.send_batch.is_empty() {
+            return;
+        }
+        let listeners = &self.listeners;
+        let (sent, failed) = self.send_batch.flush(|li| match listeners.get(li) {
+            Some(Listener::Udp(s, _)) => Some(s.as_raw_fd()),
+            _ => None,
+        });
+        self.stats.replies += sent as u64;
+        self.stats.send_errors += failed as u64;
+    }
+
     fn udp_readable(&mut self, li: usize) {
-        let mut buf = std::mem::take(&mut self.rbuf);
-        // Bounded so that one busy socket cannot starve the others.
-        for _ in 0..256 {
-            let r = match &self.listeners[li] {
-                Listener::Udp(s, _) => s.recv_from(&mut buf),
-                _ => break,
-            };
-            match r {
-                Ok((n, peer)) => {
-                    let to = crate::query::ReplyTo::Udp { listener: li, peer };
-                    self.handle_query(&buf[..n], to, peer.ip());
+        let fd = match &self.listeners[li] {
+            Listener::Udp(s, _) => s.as_raw_fd(),
+            _ => return,
+        };
+        let mut batch = std::mem::take(&mut self.recv_batch);
+        // A few batches per turn so one busy socket cannot starve the rest; what is left
+        // is read on the next turn (the backlog), since epoll will not report it again.
+        let mut rounds = 0;
+        loop {
+            match batch.recv(fd) {
+                Ok(n) => {
+                    for i in 0..n {
+                        match batch.get(i) {
+                            Some((msg, peer)) if !msg.is_empty() => {
+                                let to = crate::query::ReplyTo::Udp { listener: li, peer };
+                                self.handle_query(msg, to, peer.ip());
+                            }
+                            _ => self.stats.drop_malformed += 1,
+                        }
+                    }
+                    if n < crate::batch::BATCH {
+                        break;
+                    }
+                    rounds += 1;
+                    if rounds == 8 {
+                        self.udp_backlog.push(li);
+                        break;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -550,7 +594,7 @@ impl Server {
                 }
             }
         }
-        self.rbuf = buf;
+        self.recv_batch = batch;
     }
 
     pub(crate) fn register_conn(&mut self, conn: Conn, interest: Interest) -> io::Result<usize> {

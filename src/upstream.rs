@@ -114,7 +114,10 @@ impl Upstreams {
         let mut order: Vec<usize> = (0..self.list.len()).collect();
         order.sort_by_key(|&i| (tried.contains(&i), self.list[i].score()));
         let untried = order.iter().filter(|i| !tried.contains(i)).count();
-        if tried.is_empty() && untried > 1 && rng.below(PROBE_ONE_IN) == 0 {
+        // Re-probe only once the best server has a measured RTT to compare against;
+        // before that, the order of the configuration decides.
+        let measured = self.list[order[0]].answers > 0;
+        if tried.is_empty() && untried > 1 && measured && rng.below(PROBE_ONE_IN) == 0 {
             // Re-probe: any server but the best.
             let k = 1 + rng.below(untried as u32 - 1) as usize;
             return Some(order[k]);

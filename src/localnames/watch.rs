@@ -91,7 +91,16 @@ pub(crate) struct FileSlot {
     sig: Option<Sig>,
     /// Modified too recently at read time for the signature to be trusted.
     racy: bool,
+    /// Hash of the bytes last parsed: an unchanged file is not parsed (or warned about) again.
+    digest: Option<u64>,
     parsed: Parsed,
+}
+
+fn digest(data: &[u8]) -> u64 {
+    use std::hash::Hasher;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    h.write(data);
+    h.finish()
 }
 
 impl FileSlot {
@@ -100,6 +109,7 @@ impl FileSlot {
             path,
             sig: None,
             racy: false,
+            digest: None,
             parsed: Parsed::default(),
         }
     }
@@ -111,9 +121,19 @@ impl FileSlot {
             return false;
         }
         let (parsed, sig) = match now_sig {
-            None => (Parsed::default(), None),
+            None => {
+                self.digest = None;
+                (Parsed::default(), None)
+            }
             Some(_) => match read_capped(&self.path) {
+                Ok((data, sig)) if !force && self.digest == Some(digest(&data)) => {
+                    // Same bytes (a timestamp-only change or a re-check of a racy read).
+                    self.sig = Some(sig);
+                    self.racy = false;
+                    return false;
+                }
                 Ok((data, sig)) => {
+                    self.digest = Some(digest(&data));
                     let p = match kind {
                         Kind::Hosts => hosts::parse(&data, &self.path),
                         Kind::Leases => leases::parse(&data, &self.path),
@@ -127,6 +147,7 @@ impl FileSlot {
                     (p, Some(sig))
                 }
                 Err(e) => {
+                    self.digest = None;
                     if e.kind() == io::ErrorKind::NotFound {
                         log::debug!("{}: {}", self.path.display(), e);
                     } else {

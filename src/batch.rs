@@ -1,0 +1,275 @@
+//! Batched UDP I/O: recvmmsg and sendmmsg, so that a burst of queries costs a few
+//! syscalls instead of two per query.
+
+use std::io;
+use std::mem::{size_of, zeroed};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::RawFd;
+
+/// Datagrams per syscall.
+pub const BATCH: usize = 32;
+/// Largest query read; longer datagrams are dropped (MSG_TRUNC).
+pub const SLOT: usize = 2048;
+/// Reply bytes buffered before a flush is forced.
+const OUT_BYTES: usize = 64 * 1024;
+
+fn to_sockaddr(a: &SocketAddr, st: &mut libc::sockaddr_storage) -> libc::socklen_t {
+    // SAFETY: sockaddr_storage is large and aligned enough for either family.
+    unsafe {
+        match a {
+            SocketAddr::V4(v4) => {
+                let sin = &mut *(st as *mut libc::sockaddr_storage as *mut libc::sockaddr_in);
+                sin.sin_family = libc::AF_INET as libc::sa_family_t;
+                sin.sin_port = v4.port().to_be();
+                sin.sin_addr.s_addr = u32::from_ne_bytes(v4.ip().octets());
+                size_of::<libc::sockaddr_in>() as libc::socklen_t
+            }
+            SocketAddr::V6(v6) => {
+                let sin6 = &mut *(st as *mut libc::sockaddr_storage as *mut libc::sockaddr_in6);
+                sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+                sin6.sin6_port = v6.port().to_be();
+                sin6.sin6_addr.s6_addr = v6.ip().octets();
+                sin6.sin6_flowinfo = v6.flowinfo();
+                sin6.sin6_scope_id = v6.scope_id();
+                size_of::<libc::sockaddr_in6>() as libc::socklen_t
+            }
+        }
+    }
+}
+
+fn from_sockaddr(st: &libc::sockaddr_storage) -> Option<SocketAddr> {
+    // SAFETY: the family field says which structure the kernel wrote.
+    unsafe {
+        match st.ss_family as libc::c_int {
+            libc::AF_INET => {
+                let sin = &*(st as *const libc::sockaddr_storage as *const libc::sockaddr_in);
+                let ip = Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes());
+                Some(SocketAddr::V4(SocketAddrV4::new(
+                    ip,
+                    u16::from_be(sin.sin_port),
+                )))
+            }
+            libc::AF_INET6 => {
+                let sin6 = &*(st as *const libc::sockaddr_storage as *const libc::sockaddr_in6);
+                Some(SocketAddr::V6(SocketAddrV6::new(
+                    Ipv6Addr::from(sin6.sin6_addr.s6_addr),
+                    u16::from_be(sin6.sin6_port),
+                    sin6.sin6_flowinfo,
+                    sin6.sin6_scope_id,
+                )))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Buffers for receiving up to BATCH datagrams at once.
+pub struct RecvBatch {
+    data: Vec<u8>,
+    addrs: Vec<libc::sockaddr_storage>,
+    lens: Vec<usize>,
+    peers: Vec<Option<SocketAddr>>,
+    count: usize,
+}
+
+impl Default for RecvBatch {
+    fn default() -> Self {
+        RecvBatch {
+            data: vec![0u8; BATCH * SLOT],
+            // SAFETY: all-zero is a valid sockaddr_storage.
+            addrs: vec![unsafe { zeroed() }; BATCH],
+            lens: vec![0; BATCH],
+            peers: vec![None; BATCH],
+            count: 0,
+        }
+    }
+}
+
+impl RecvBatch {
+    /// Receives what is queued on `fd` (non-blocking); returns how many datagrams.
+    pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
+        // SAFETY: zeroed iovec/mmsghdr are valid; every pointer set below points into
+        // buffers owned by self that outlive the call.
+        let mut iovs: [libc::iovec; BATCH] = unsafe { zeroed() };
+        let mut msgs: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
+        for i in 0..BATCH {
+            iovs[i].iov_base = self.data[i * SLOT..].as_mut_ptr().cast();
+            iovs[i].iov_len = SLOT;
+            msgs[i].msg_hdr.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_storage).cast();
+            msgs[i].msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            msgs[i].msg_hdr.msg_iov = &mut iovs[i];
+            msgs[i].msg_hdr.msg_iovlen = 1;
+        }
+        // SAFETY: msgs describes BATCH valid, writable buffers.
+        let n = unsafe {
+            libc::recvmmsg(
+                fd,
+                msgs.as_mut_ptr(),
+                BATCH as _,
+                libc::MSG_DONTWAIT as _,
+                std::ptr::null_mut(),
+            )
+        };
+        if n < 0 {
+            self.count = 0;
+            return Err(io::Error::last_os_error());
+        }
+        let n = n as usize;
+        for (i, m) in msgs.iter().enumerate().take(n) {
+            let truncated = m.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
+            self.lens[i] = if truncated { 0 } else { m.msg_len as usize };
+            self.peers[i] = from_sockaddr(&self.addrs[i]);
+        }
+        self.count = n;
+        Ok(n)
+    }
+
+    /// Datagram `i` of the last receive: its bytes and sender (empty if it was too long).
+    pub fn get(&self, i: usize) -> Option<(&[u8], SocketAddr)> {
+        if i >= self.count {
+            return None;
+        }
+        let peer = self.peers[i]?;
+        Some((&self.data[i * SLOT..i * SLOT + self.lens[i]], peer))
+    }
+}
+
+/// Replies waiting to be sent with sendmmsg.
+#[derive(Default)]
+pub struct SendBatch {
+    data: Vec<u8>,
+    /// (listener, peer, start, end) into `data`.
+    items: Vec<(usize, SocketAddr, usize, usize)>,
+}
+
+impl SendBatch {
+    pub fn push(&mut self, listener: usize, peer: SocketAddr, msg: &[u8]) {
+        let start = self.data.len();
+        self.data.extend_from_slice(msg);
+        self.items.push((listener, peer, start, self.data.len()));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// True when a flush should happen before more is queued.
+    pub fn full(&self) -> bool {
+        self.items.len() >= BATCH || self.data.len() >= OUT_BYTES
+    }
+
+    /// Sends everything; `fd_of` maps a listener index to its socket. Returns (sent, failed).
+    pub fn flush(&mut self, fd_of: impl Fn(usize) -> Option<RawFd>) -> (usize, usize) {
+        let (mut sent, mut failed) = (0, 0);
+        let mut i = 0;
+        while i < self.items.len() {
+            // Consecutive replies on the same listener go in one call.
+            let li = self.items[i].0;
+            let mut j = i;
+            while j < self.items.len() && j - i < BATCH && self.items[j].0 == li {
+                j += 1;
+            }
+            let Some(fd) = fd_of(li) else {
+                failed += j - i;
+                i = j;
+                continue;
+            };
+            let n = j - i;
+            // SAFETY: zeroed structures are valid; pointers below point into self.data
+            // and the local arrays, all alive during the call.
+            let mut iovs: [libc::iovec; BATCH] = unsafe { zeroed() };
+            let mut msgs: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
+            let mut addrs: [libc::sockaddr_storage; BATCH] = unsafe { zeroed() };
+            for k in 0..n {
+                let (_, peer, s, e) = self.items[i + k];
+                let len = to_sockaddr(&peer, &mut addrs[k]);
+                iovs[k].iov_base = self.data[s..].as_mut_ptr().cast();
+                iovs[k].iov_len = e - s;
+                msgs[k].msg_hdr.msg_name = (&mut addrs[k] as *mut libc::sockaddr_storage).cast();
+                msgs[k].msg_hdr.msg_namelen = len;
+                msgs[k].msg_hdr.msg_iov = &mut iovs[k];
+                msgs[k].msg_hdr.msg_iovlen = 1;
+            }
+            let mut done = 0;
+            while done < n {
+                // SAFETY: msgs[done..n] are initialised above.
+                let r = unsafe {
+                    libc::sendmmsg(
+                        fd,
+                        msgs[done..].as_mut_ptr(),
+                        (n - done) as _,
+                        libc::MSG_DONTWAIT as _,
+                    )
+                };
+                if r <= 0 {
+                    let e = io::Error::last_os_error();
+                    if r < 0 && e.kind() == io::ErrorKind::Interrupted {
+                        continue;
+                    }
+                    // One bad destination (or a full buffer) fails the call: skip that reply.
+                    failed += 1;
+                    done += 1;
+                    continue;
+                }
+                sent += r as usize;
+                done += r as usize;
+            }
+            i = j;
+        }
+        self.items.clear();
+        self.data.clear();
+        (sent, failed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn batch_round_trip_over_loopback() {
+        let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let (aa, ba) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+        let mut out = SendBatch::default();
+        for i in 0..40u8 {
+            out.push(0, ba, &[i; 10]);
+        }
+        assert!(out.full());
+        let (sent, failed) = out.flush(|_| Some(a.as_raw_fd()));
+        assert_eq!((sent, failed), (40, 0));
+        b.set_nonblocking(true).unwrap();
+        let mut rb = RecvBatch::default();
+        let mut got = Vec::new();
+        for _ in 0..100 {
+            match rb.recv(b.as_raw_fd()) {
+                Ok(n) => {
+                    for i in 0..n {
+                        let (m, p) = rb.get(i).unwrap();
+                        assert_eq!(p, aa);
+                        got.push(m[0]);
+                    }
+                }
+                Err(_) => {
+                    if got.len() == 40 {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+            }
+        }
+        assert_eq!(got, (0..40).collect::<Vec<u8>>());
+    }
+
+    #[test]
+    fn v6_addresses_convert() {
+        let a: SocketAddr = "[2001:db8::1]:53".parse().unwrap();
+        let mut st: libc::sockaddr_storage = unsafe { zeroed() };
+        to_sockaddr(&a, &mut st);
+        assert_eq!(from_sockaddr(&st), Some(a));
+        let a: SocketAddr = "192.0.2.7:5300".parse().unwrap();
+        to_sockaddr(&a, &mut st);
+        assert_eq!(from_sockaddr(&st), Some(a));
+    }
+}
