@@ -1,0 +1,30 @@
+# Stand-in for OpenWrt's include/package.mk. BuildPackage checks the fields
+# OpenWrt requires and defines stub-* targets that print the package's
+# variables or run its install recipe into $(DESTDIR).
+PKG_BUILD_DIR ?= $(BUILD_DIR)/$(PKG_NAME)-$(PKG_VERSION)
+PKG_INSTALL_DIR ?= $(PKG_BUILD_DIR)/ipkg-install
+
+STUB_VARS := PKG_NAME PKG_VERSION PKG_RELEASE PKG_SOURCE PKG_SOURCE_URL PKG_HASH \
+	PKG_MAINTAINER PKG_LICENSE PKG_LICENSE_FILES PKG_BUILD_DEPENDS PKG_BUILD_PARALLEL \
+	SECTION CATEGORY SUBMENU TITLE URL DEPENDS USERID STUB_RUST_MK
+
+define BuildPackage
+  $(eval $(Package/$(1)))
+  $(foreach field,TITLE CATEGORY SECTION,$(if $($(field)),,$(error Package/$(1) is missing $(field))))
+  $(if $(Package/$(1)/install),,$(error Package/$(1) has no install recipe))
+
+stub-vars:
+	@$(foreach v,$(STUB_VARS),echo '$(v)=$($(v))';)
+
+stub-conffiles:
+	$$(info $$(Package/$(1)/conffiles))
+	@:
+
+stub-description:
+	$$(info $$(Package/$(1)/description))
+	@:
+
+stub-install:
+	@test -n "$(DESTDIR)"
+	$(call Package/$(1)/install,$(DESTDIR))
+endef
