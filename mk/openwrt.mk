@@ -1,4 +1,4 @@
-# OpenWrt package (issue 5): .ipk files without the SDK, and the tests of the
+# OpenWrt package: .ipk files without the SDK, and the tests of the
 # feed Makefile, UCI config, procd init script and hotplug script.
 #
 #   make ipk ARCH=mips_24kc|mipsel_24kc|arm_cortex-a7_neon-vfpv4|aarch64_generic|x86_64

@@ -60,12 +60,13 @@ def dproxy(dproxy_bin):
     os.chmod(base, 0o755)
     made = []
 
-    def make(servers=(), options=None, lists=None, listen6=False, args=()):
+    def make(servers=(), options=None, lists=None, listen6=False, args=(), listen_extra=()):
         workdir = os.path.join(base, "d%d" % len(made))
         os.makedirs(workdir)
         os.chmod(workdir, 0o777)
         d = Dproxy(dproxy_bin, workdir, servers=servers,
-                   options=options, lists=lists, listen6=listen6, args=args)
+                   options=options, lists=lists, listen6=listen6, args=args,
+                   listen_extra=listen_extra)
         made.append(d)
         return d.start()
 
@@ -87,3 +88,13 @@ def nsd(tmp_path_factory):
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def shared_dir():
+    """A world-writable temp dir for files the daemon reads or writes after
+    it dropped root (hosts, leases, persist files)."""
+    base = tempfile.mkdtemp(prefix="dproxy-files-")
+    os.chmod(base, 0o777)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)

@@ -42,12 +42,14 @@ class Dproxy:
     """One daemon instance.  Use via the `dproxy` fixture (a factory)."""
 
     def __init__(self, binary, workdir, servers=(), options=None, lists=None,
-                 listen6=False, args=(), name="dproxy"):
+                 listen6=False, args=(), name="dproxy", listen_extra=()):
         self.binary = binary
         self.dir = str(workdir)
         os.makedirs(self.dir, exist_ok=True)
         self.name = name
         self.listen6 = listen6
+        # More listen addresses (e.g. a veth address in a test namespace).
+        self.listen_extra = list(listen_extra)
         self.extra_args = list(args)
         self.host = "127.0.0.1"
         self.host6 = "::1"
@@ -80,7 +82,7 @@ class Dproxy:
 
     # ---------------------------------------------------------------- life
     def write_config(self):
-        lists = {"listen": [self.host] + ([self.host6] if self.listen6 else [])}
+        lists = {"listen": self._hosts()}
         lists.update(self.lists)
         opts = dict(self.options)
         opts["port"] = self.port
@@ -91,7 +93,7 @@ class Dproxy:
     def start(self):
         errors = []
         for _attempt in range(3):
-            hosts = [self.host] + ([self.host6] if self.listen6 else [])
+            hosts = self._hosts()
             self.port = free_port(*hosts)
             self.write_config()
             self._err = open(self.stderr_path, "ab")
@@ -125,6 +127,9 @@ class Dproxy:
             "running and listen on 127.0.0.1:%d).\ncommand: %s -c %s\nconfig:\n%s\nstderr:\n%s"
             % (self.proc.returncode, self.port, self.binary, self.conf,
                self.config_text(), errors[-1] or "<empty>"))
+
+    def _hosts(self):
+        return [self.host] + ([self.host6] if self.listen6 else []) + self.listen_extra
 
     def _listening(self, hosts):
         for h in hosts:
@@ -204,6 +209,31 @@ class Dproxy:
         return subprocess.run([self.binary, "ctl", "--socket", self.options["control_socket"]]
                               + list(args), capture_output=True, text=True, timeout=timeout)
 
+    def stats(self):
+        """`ctl stats` as a dict (numbers as int, the rest as str)."""
+        r = self.ctl("stats")
+        assert r.returncode == 0, "ctl stats failed (%d): %s%s" % (r.returncode, r.stdout, r.stderr)
+        out = {}
+        for line in r.stdout.splitlines():
+            k, sep, v = line.partition("=")
+            if sep:
+                out[k.strip()] = int(v) if v.strip().isdigit() else v.strip()
+        return out
+
+    def proc_status(self):
+        """/proc/PID/status as a dict of str."""
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+
+    def stop_now(self):
+        """SIGTERM now (for restart tests); asserts exit 0 within 1 s and
+        takes this instance out of the teardown check."""
+        rc, took = self.stop()
+        self.exit_checked = True
+        assert rc == 0, "dproxy exited with %s (%.2fs) after SIGTERM; stderr tail:\n%s" % (
+            rc, took, self.stderr_text()[-3000:])
+        return took
+
     # ---------------------------------------------------------------- queries
     def addr(self, v6=False):
         return (self.host6 if v6 else self.host), self.port
@@ -233,6 +263,32 @@ class Dproxy:
         if tcp:
             return dnsutil.tcp_exchange(host, port, wire, timeout)
         return dnsutil.udp_exchange(host, port, wire, timeout)
+
+    def query_from(self, src, name, rdtype="A", tcp=False, timeout=2.0, **kw):
+        """A query sent from source address `src` (e.g. 127.0.0.3).  Returns
+        the parsed answer, or None on silence (UDP) / closed connection (TCP)."""
+        q = dnsutil.make_query(name, rdtype, **kw)
+        if tcp:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        else:
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        with s:
+            s.settimeout(timeout)
+            s.bind((src, 0))
+            try:
+                if tcp:
+                    s.connect((self.host, self.port))
+                    s.sendall(dnsutil.tcp_frame(q.to_wire()))
+                    wire = dnsutil.tcp_recv_msg(s, time.monotonic() + timeout)
+                else:
+                    s.sendto(q.to_wire(), (self.host, self.port))
+                    wire, _ = s.recvfrom(65535)
+            except (socket.timeout, ConnectionError, OSError):
+                return None
+        msg = dnsutil.parse(wire)
+        msg.wire = wire
+        msg.sent = q
+        return msg
 
     def tcp_connect(self, v6=False, timeout=3.0):
         host, port = self.addr(v6)

@@ -89,8 +89,9 @@ class FakeUpstream:
     DEFAULT = object()
 
     def __init__(self, host=None, records=(), origin="example.test.",
-                 soa="@ 300 IN SOA ns1 hostmaster 1 3600 900 604800 300"):
+                 soa="@ 300 IN SOA ns1 hostmaster 1 3600 900 604800 300", port=0):
         self.host = host or next_host()
+        self.want_port = port
         self.origin = dns.name.from_text(origin)
         self.mode = "normal"
         self.delay_ms = 0
@@ -125,7 +126,7 @@ class FakeUpstream:
         last = None
         for _ in range(50):
             udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            udp.bind((self.host, 0))
+            udp.bind((self.host, self.want_port))
             port = udp.getsockname()[1]
             tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -135,6 +136,8 @@ class FakeUpstream:
                 last = e
                 udp.close()
                 tcp.close()
+                if self.want_port:
+                    break
                 continue
             tcp.listen(64)
             self.port = port
