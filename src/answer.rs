@@ -78,7 +78,11 @@ pub fn prepare(
 ) -> Option<Prepared> {
     let keep = crate::sanitize::chain_filter(raw, scan);
     let opt_last = scan.opt.map_or(true, |o| o.end == scan.end);
-    let plain_question = raw.get(HEADER_LEN).is_some_and(|&b| b & 0xc0 == 0);
+    // The question name written out in full (no pointer anywhere in it).
+    let plain_question = scan
+        .question
+        .as_ref()
+        .is_some_and(|q| q.end == HEADER_LEN + q.name.len() + 4);
     let (mut msg, rescan);
     let as_is = keep.iter().all(|&k| k) && opt_last && plain_question && respell.is_none();
     let scan = if as_is {
@@ -177,9 +181,10 @@ pub fn write_reply(
     out.clear();
     out.extend_from_slice(stored);
     let qname = q.question.name.as_bytes();
-    // The stored question was checked to be the same name; restore the client's spelling.
+    // A stored answer's question is the same name, uncompressed (prepare guarantees it and
+    // the cache key matched): restore the client's spelling.
     if let Some(dst) = out.get_mut(HEADER_LEN..HEADER_LEN + qname.len()) {
-        if dst.eq_ignore_ascii_case(qname) {
+        if dst.last() == Some(&0) {
             dst.copy_from_slice(qname);
         }
     }

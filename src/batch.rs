@@ -72,14 +72,14 @@ pub struct RecvBatch {
     count: usize,
 }
 
+/// Empty until the first receive, so that `mem::take` of a batch costs nothing.
 impl Default for RecvBatch {
     fn default() -> Self {
         RecvBatch {
-            data: vec![0u8; BATCH * SLOT],
-            // SAFETY: all-zero is a valid sockaddr_storage.
-            addrs: vec![unsafe { zeroed() }; BATCH],
-            lens: vec![0; BATCH],
-            peers: vec![None; BATCH],
+            data: Vec::new(),
+            addrs: Vec::new(),
+            lens: Vec::new(),
+            peers: Vec::new(),
             count: 0,
         }
     }
@@ -88,6 +88,13 @@ impl Default for RecvBatch {
 impl RecvBatch {
     /// Receives what is queued on `fd` (non-blocking); returns how many datagrams.
     pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
+        if self.data.len() < BATCH * SLOT {
+            self.data = vec![0u8; BATCH * SLOT];
+            // SAFETY: all-zero is a valid sockaddr_storage.
+            self.addrs = vec![unsafe { zeroed() }; BATCH];
+            self.lens = vec![0; BATCH];
+            self.peers = vec![None; BATCH];
+        }
         // SAFETY: zeroed iovec/mmsghdr are valid; every pointer set below points into
         // buffers owned by self that outlive the call.
         let mut iovs: [libc::iovec; BATCH] = unsafe { zeroed() };

@@ -43,8 +43,9 @@ impl Key {
         buf[1..3].copy_from_slice(&qtype.to_be_bytes());
         buf[3..5].copy_from_slice(&qclass.to_be_bytes());
         let n = name_wire.len().min(crate::wire::MAX_NAME_LEN);
-        buf[5..5 + n].copy_from_slice(&name_wire[..n]);
-        buf[5..5 + n].make_ascii_lowercase();
+        for (d, s) in buf[5..5 + n].iter_mut().zip(name_wire) {
+            *d = s.to_ascii_lowercase();
+        }
         Key { buf, len: 5 + n }
     }
 
