@@ -653,13 +653,21 @@ impl Server {
             return;
         };
         let a = &mut p.attempts[ai];
-        let (ui, rtt, was_tcp) = (
+        let (ui, rtt, was_tcp, exact_case) = (
             a.upstream,
             self.now.saturating_duration_since(a.sent_at),
             a.tcp,
+            a.exact_case,
         );
         if let Some(c) = a.conn.take() {
             self.close_conn(c);
+        }
+        if exact_case {
+            // It echoed our random case: it is a 0x20-capable server.
+            if let Some(u) = self.upstreams.list.get_mut(ui) {
+                u.case_hits += 1;
+                u.case_misses = 0;
+            }
         }
         self.stats.upstream_answers += 1;
         let scan = match scan_message(msg) {

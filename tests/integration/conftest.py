@@ -1,12 +1,14 @@
 """Fixtures for dproxy's integration tests.
 
   dproxy      factory: dproxy(servers=[...], options={...}, lists={...},
-              listen6=False) -> started Dproxy; stopped with SIGTERM at
+              listen6=False, listen_extra=[...]) -> started Dproxy; stopped with SIGTERM at
               teardown, which also asserts exit status 0 within 1 s.
   upstream    factory: upstream(records=[...], origin=..., soa=...) ->
               started FakeUpstream on its own 127.0.0.x address.
   nsd         session-wide nsd serving example.test and 2.0.192.in-addr.arpa.
   dproxy_bin  absolute path of the binary under test ($DPROXY_BIN).
+  shared_dir  world-writable temp dir for files the daemon uses after
+              dropping root (hosts, leases, persist files).
 
 Everything listens on loopback with random ports in per-test tmp dirs, so
 several runs can share a machine.
