@@ -10,7 +10,7 @@ use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 
 /// Per-entry bookkeeping counted against the budget on top of the entry's bytes
 /// (slot, index bucket, allocator overhead).
-pub const ENTRY_OVERHEAD: usize = 80;
+pub const ENTRY_OVERHEAD: usize = 112;
 
 /// Largest key: flags, type, class, and a 255-byte name.
 pub const MAX_KEY_LEN: usize = 5 + crate::wire::MAX_NAME_LEN;

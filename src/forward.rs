@@ -90,6 +90,8 @@ pub struct Pending {
     pub last_failure: Option<Prepared>,
     /// Waiting for the link to come back (offline_policy hold); nothing sent yet.
     pub held: bool,
+    /// Attempts allowed (a link probe gets one: no retransmits).
+    pub max_attempts: usize,
     /// A stale answer exists: waiters get it if the upstream is slower than this (RFC 8767).
     pub stale_at: Option<Instant>,
 }
@@ -239,6 +241,7 @@ impl Server {
             deadline: self.now + QUERY_DEADLINE,
             last_failure: None,
             held: false,
+            max_attempts: MAX_ATTEMPTS,
             stale_at: None,
         };
         let pi = self.pending.insert(p);
@@ -246,19 +249,34 @@ impl Server {
         Some(pi)
     }
 
-    /// Bytes one question in flight holds, roughly: itself, a waiter, its attempts and socket.
-    pub(crate) const PENDING_COST: usize = std::mem::size_of::<Pending>()
+    /// Bytes one question in flight holds, counted generously: its slab slot, a waiter,
+    /// room for four attempts, its key in the in-flight index, and allocator overhead.
+    pub(crate) const PENDING_COST: usize = std::mem::size_of::<Option<Pending>>()
         + std::mem::size_of::<Waiter>()
-        + 2 * std::mem::size_of::<Attempt>()
-        + 512;
+        + 4 * std::mem::size_of::<Attempt>()
+        + crate::cache::MAX_KEY_LEN
+        + 256;
 
-    /// With `memory_limit`, questions in flight may hold at most half of it.
+    /// With `memory_limit`, questions in flight may hold at most a quarter of it.
     fn inflight_over_limit(&self) -> bool {
         let limit = self.cfg.memory_limit_kib as usize * 1024;
-        limit > 0 && (self.pending.len() + 1) * Self::PENDING_COST > limit / 2
+        limit > 0 && (self.pending.len() + 1) * Self::PENDING_COST > limit / 4
     }
 
-    /// Starts resolving `key` with nobody waiting (prefetch, refresh, probe).
+    /// Sends one link probe: a single attempt, no retransmits.
+    pub(crate) fn probe(&mut self, key: &Key) {
+        if self.inflight.contains_key(key.as_bytes()) || self.upstreams.is_empty() {
+            return;
+        }
+        if let Some(pi) = self.new_pending(key, None) {
+            if let Some(p) = self.pending.get_mut(pi) {
+                p.max_attempts = 1;
+            }
+            self.send_attempt(pi, None, false);
+        }
+    }
+
+    /// Starts resolving `key` with nobody waiting (prefetch, refresh).
     pub(crate) fn background(&mut self, key: &Key) -> bool {
         if self.inflight.contains_key(key.as_bytes())
             || self.upstreams.is_empty()
@@ -346,7 +364,7 @@ impl Server {
             let Some(p) = self.pending.get(pi) else {
                 return;
             };
-            if p.attempts.len() >= MAX_ATTEMPTS || self.now >= p.deadline {
+            if p.attempts.len() >= p.max_attempts || self.now >= p.deadline {
                 self.give_up(pi, EDE_NO_UPSTREAM);
                 return;
             }

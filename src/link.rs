@@ -183,7 +183,7 @@ impl Server {
                     // One small question ("." NS) per round; any answer means the link is back.
                     let key = Key::new(b"\x00", rtype::NS, CLASS_IN, 0);
                     self.cache.remove(key.as_bytes());
-                    self.background(&key);
+                    self.probe(&key);
                 }
             }
             return;

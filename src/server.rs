@@ -308,16 +308,18 @@ impl Server {
         }
     }
 
-    /// Keeps cache + questions in flight + TCP buffers within `memory_limit`: the cache
-    /// gives way first, since everything in it can be asked again.
+    /// Keeps cache + questions in flight + TCP buffers + I/O buffers within
+    /// `memory_limit`: questions in flight and TCP clients may each take a quarter, the I/O
+    /// buffers are fixed, and the cache gets the rest (everything in it can be asked again).
     pub(crate) fn enforce_memory_limit(&mut self) {
+        /// Receive batch, receive buffer, send batch and scratch space.
+        const IO_BUFFERS: usize = 2 * crate::batch::BATCH * crate::batch::SLOT + 65536 + 16384;
         let limit = self.cfg.memory_limit_kib as usize * 1024;
         let configured = self.cfg.cache_size_kib as usize * 1024;
         let budget = if limit == 0 {
             configured
         } else {
-            let others = self.pending.len() * Self::PENDING_COST + self.tcp_buffered();
-            configured.min(limit.saturating_sub(others))
+            configured.min((limit / 2).saturating_sub(IO_BUFFERS))
         };
         if budget != self.cache.budget() {
             self.cache.set_budget(budget);
