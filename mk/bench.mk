@@ -1,0 +1,27 @@
+# `make bench`: dproxy side by side with dnsmasq and unbound (one thread),
+# all forwarding to nsd behind +20 ms; see bench/bench.py. Not part of
+# `make test`. Needs root for its own network namespaces (it falls back to
+# host loopback without them) and writes the table to stdout and
+# $(BENCH_OUT).
+#
+#   make bench         full run (hot / cold / mixed, callgrind, start-up,
+#                      local names, persist file), about 4-5 minutes
+#   make bench-quick   smaller counts, about 1-2 minutes, for development
+#
+# BENCH_BUILD= skips the cargo build (bench an existing binary, or set
+# DPROXY_BIN=/path/to/dproxy); BENCH_NET=relay|host forces a network setup.
+
+BENCH_BUILD ?= build
+BENCH_OUT ?= /tmp/dproxy-bench/latest.md
+BENCH_PY ?= python3
+
+.PHONY: bench-quick bench-deps
+
+bench-deps: deps
+	./scripts/install-bench-deps.sh
+
+bench: bench-deps $(BENCH_BUILD)
+	DPROXY_BIN=$${DPROXY_BIN:-$(CURDIR)/$(BIN)} $(BENCH_PY) bench/bench.py --out $(BENCH_OUT) --command "make bench$(if $(BENCH_BUILD),, BENCH_BUILD=)"
+
+bench-quick: bench-deps $(BENCH_BUILD)
+	DPROXY_BIN=$${DPROXY_BIN:-$(CURDIR)/$(BIN)} $(BENCH_PY) bench/bench.py --quick --out $(BENCH_OUT) --command "make bench-quick$(if $(BENCH_BUILD),, BENCH_BUILD=)"

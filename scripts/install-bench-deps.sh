@@ -1,0 +1,21 @@
+#!/bin/sh
+# Installs what `make bench` needs beyond scripts/install-deps.sh (which
+# brings nsd, unbound, dnsmasq-base, dnsperf and iproute2): valgrind for the
+# callgrind instruction counts. Idempotent.
+set -eu
+
+need=""
+for pair in valgrind:valgrind callgrind_control:valgrind python3:python3; do
+    cmd=${pair%%:*}
+    pkg=${pair#*:}
+    command -v "$cmd" >/dev/null 2>&1 || case " $need " in *" $pkg "*) ;; *) need="$need $pkg" ;; esac
+done
+
+if [ -n "$need" ]; then
+    echo "install-bench-deps: apt-get install$need"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    apt-get install -y -qq --no-install-recommends $need >/dev/null
+fi
+echo "install-bench-deps: ok"
