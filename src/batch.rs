@@ -63,26 +63,33 @@ fn from_sockaddr(st: &libc::sockaddr_storage) -> Option<SocketAddr> {
     }
 }
 
+/// The syscall's header arrays, kept between calls: filling them costs a few stores per
+/// datagram, while building (zeroing) them anew costs kilobytes per call.
+struct Headers {
+    iovs: Vec<libc::iovec>,
+    msgs: Vec<libc::mmsghdr>,
+    addrs: Vec<libc::sockaddr_storage>,
+}
+
+impl Headers {
+    fn new() -> Headers {
+        // SAFETY: all-zero is a valid value of these C structures.
+        Headers {
+            iovs: vec![unsafe { zeroed() }; BATCH],
+            msgs: vec![unsafe { zeroed() }; BATCH],
+            addrs: vec![unsafe { zeroed() }; BATCH],
+        }
+    }
+}
+
 /// Buffers for receiving up to BATCH datagrams at once.
+#[derive(Default)]
 pub struct RecvBatch {
     data: Vec<u8>,
-    addrs: Vec<libc::sockaddr_storage>,
+    hdr: Option<Headers>,
     lens: Vec<usize>,
     peers: Vec<Option<SocketAddr>>,
     count: usize,
-}
-
-/// Empty until the first receive, so that `mem::take` of a batch costs nothing.
-impl Default for RecvBatch {
-    fn default() -> Self {
-        RecvBatch {
-            data: Vec::new(),
-            addrs: Vec::new(),
-            lens: Vec::new(),
-            peers: Vec::new(),
-            count: 0,
-        }
-    }
 }
 
 impl RecvBatch {
@@ -90,28 +97,27 @@ impl RecvBatch {
     pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
         if self.data.len() < BATCH * SLOT {
             self.data = vec![0u8; BATCH * SLOT];
-            // SAFETY: all-zero is a valid sockaddr_storage.
-            self.addrs = vec![unsafe { zeroed() }; BATCH];
             self.lens = vec![0; BATCH];
             self.peers = vec![None; BATCH];
         }
-        // SAFETY: zeroed iovec/mmsghdr are valid; every pointer set below points into
-        // buffers owned by self that outlive the call.
-        let mut iovs: [libc::iovec; BATCH] = unsafe { zeroed() };
-        let mut msgs: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
+        let h = self.hdr.get_or_insert_with(Headers::new);
         for i in 0..BATCH {
-            iovs[i].iov_base = self.data[i * SLOT..].as_mut_ptr().cast();
-            iovs[i].iov_len = SLOT;
-            msgs[i].msg_hdr.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_storage).cast();
-            msgs[i].msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            msgs[i].msg_hdr.msg_iov = &mut iovs[i];
-            msgs[i].msg_hdr.msg_iovlen = 1;
+            h.iovs[i].iov_base = self.data[i * SLOT..].as_mut_ptr().cast();
+            h.iovs[i].iov_len = SLOT;
+            let m = &mut h.msgs[i].msg_hdr;
+            m.msg_name = (&mut h.addrs[i] as *mut libc::sockaddr_storage).cast();
+            m.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            m.msg_iov = &mut h.iovs[i];
+            m.msg_iovlen = 1;
+            m.msg_control = std::ptr::null_mut();
+            m.msg_controllen = 0;
+            m.msg_flags = 0;
         }
-        // SAFETY: msgs describes BATCH valid, writable buffers.
+        // SAFETY: msgs describes BATCH valid, writable buffers owned by self.
         let n = unsafe {
             libc::recvmmsg(
                 fd,
-                msgs.as_mut_ptr(),
+                h.msgs.as_mut_ptr(),
                 BATCH as _,
                 libc::MSG_DONTWAIT as _,
                 std::ptr::null_mut(),
@@ -122,10 +128,10 @@ impl RecvBatch {
             return Err(io::Error::last_os_error());
         }
         let n = n as usize;
-        for (i, m) in msgs.iter().enumerate().take(n) {
+        for (i, m) in h.msgs.iter().enumerate().take(n) {
             let truncated = m.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
             self.lens[i] = if truncated { 0 } else { m.msg_len as usize };
-            self.peers[i] = from_sockaddr(&self.addrs[i]);
+            self.peers[i] = from_sockaddr(&h.addrs[i]);
         }
         self.count = n;
         Ok(n)
@@ -147,6 +153,7 @@ pub struct SendBatch {
     data: Vec<u8>,
     /// (listener, peer, start, end) into `data`.
     items: Vec<(usize, SocketAddr, usize, usize)>,
+    hdr: Option<Headers>,
 }
 
 impl SendBatch {
@@ -168,6 +175,7 @@ impl SendBatch {
     /// Sends everything; `fd_of` maps a listener index to its socket. Returns (sent, failed).
     pub fn flush(&mut self, fd_of: impl Fn(usize) -> Option<RawFd>) -> (usize, usize) {
         let (mut sent, mut failed) = (0, 0);
+        let h = self.hdr.get_or_insert_with(Headers::new);
         let mut i = 0;
         while i < self.items.len() {
             // Consecutive replies on the same listener go in one call.
@@ -182,28 +190,27 @@ impl SendBatch {
                 continue;
             };
             let n = j - i;
-            // SAFETY: zeroed structures are valid; pointers below point into self.data
-            // and the local arrays, all alive during the call.
-            let mut iovs: [libc::iovec; BATCH] = unsafe { zeroed() };
-            let mut msgs: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
-            let mut addrs: [libc::sockaddr_storage; BATCH] = unsafe { zeroed() };
             for k in 0..n {
                 let (_, peer, s, e) = self.items[i + k];
-                let len = to_sockaddr(&peer, &mut addrs[k]);
-                iovs[k].iov_base = self.data[s..].as_mut_ptr().cast();
-                iovs[k].iov_len = e - s;
-                msgs[k].msg_hdr.msg_name = (&mut addrs[k] as *mut libc::sockaddr_storage).cast();
-                msgs[k].msg_hdr.msg_namelen = len;
-                msgs[k].msg_hdr.msg_iov = &mut iovs[k];
-                msgs[k].msg_hdr.msg_iovlen = 1;
+                let len = to_sockaddr(&peer, &mut h.addrs[k]);
+                h.iovs[k].iov_base = self.data[s..].as_mut_ptr().cast();
+                h.iovs[k].iov_len = e - s;
+                let m = &mut h.msgs[k].msg_hdr;
+                m.msg_name = (&mut h.addrs[k] as *mut libc::sockaddr_storage).cast();
+                m.msg_namelen = len;
+                m.msg_iov = &mut h.iovs[k];
+                m.msg_iovlen = 1;
+                m.msg_control = std::ptr::null_mut();
+                m.msg_controllen = 0;
+                m.msg_flags = 0;
             }
             let mut done = 0;
             while done < n {
-                // SAFETY: msgs[done..n] are initialised above.
+                // SAFETY: msgs[done..n] were filled above and point into live buffers.
                 let r = unsafe {
                     libc::sendmmsg(
                         fd,
-                        msgs[done..].as_mut_ptr(),
+                        h.msgs[done..].as_mut_ptr(),
                         (n - done) as _,
                         libc::MSG_DONTWAIT as _,
                     )

@@ -8,6 +8,51 @@ use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 
+/// A keyed 64-bit hash over bytes: 64-bit multiplies with two secret 64-bit keys, folded
+/// 8 bytes at a time. Cheap at opt-level z where SipHash is not, and keyed per process
+/// so that nobody outside can aim many names at one bucket.
+#[derive(Clone, Copy)]
+pub struct KeyedHash {
+    k0: u64,
+    k1: u64,
+}
+
+impl KeyedHash {
+    pub fn new() -> KeyedHash {
+        let s = RandomState::new();
+        KeyedHash {
+            k0: s.hash_one(0x5151u64) | 1,
+            k1: s.hash_one(0xa7a7u64),
+        }
+    }
+
+    #[inline]
+    fn mix(a: u64, b: u64) -> u64 {
+        let m = (a as u128).wrapping_mul(b as u128);
+        (m as u64) ^ ((m >> 64) as u64)
+    }
+
+    pub fn hash(&self, data: &[u8]) -> u64 {
+        let mut h = self.k1 ^ (data.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let mut chunks = data.chunks_exact(8);
+        for c in &mut chunks {
+            let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+            h = Self::mix(h ^ w, self.k0);
+        }
+        let rest = chunks.remainder();
+        let mut tail = [0u8; 8];
+        tail[..rest.len()].copy_from_slice(rest);
+        h = Self::mix(h ^ u64::from_le_bytes(tail), self.k0 ^ self.k1);
+        Self::mix(h, self.k0.rotate_left(17))
+    }
+}
+
+impl Default for KeyedHash {
+    fn default() -> Self {
+        KeyedHash::new()
+    }
+}
+
 /// Per-entry bookkeeping counted against the budget on top of the entry's bytes
 /// (slot, index bucket, allocator overhead).
 pub const ENTRY_OVERHEAD: usize = 112;
@@ -36,9 +81,25 @@ pub struct Key {
 pub const KEY_DO: u8 = 0x01;
 pub const KEY_CD: u8 = 0x02;
 
+impl Default for Key {
+    fn default() -> Self {
+        Key {
+            buf: [0u8; MAX_KEY_LEN],
+            len: 5,
+        }
+    }
+}
+
 impl Key {
     pub fn new(name_wire: &[u8], qtype: u16, qclass: u16, flags: u8) -> Key {
-        let mut buf = [0u8; MAX_KEY_LEN];
+        let mut k = Key::default();
+        k.fill(name_wire, qtype, qclass, flags);
+        k
+    }
+
+    /// Overwrites this key in place (the hot path reuses one key buffer).
+    pub fn fill(&mut self, name_wire: &[u8], qtype: u16, qclass: u16, flags: u8) {
+        let buf = &mut self.buf;
         buf[0] = flags;
         buf[1..3].copy_from_slice(&qtype.to_be_bytes());
         buf[3..5].copy_from_slice(&qclass.to_be_bytes());
@@ -46,7 +107,7 @@ impl Key {
         for (d, s) in buf[5..5 + n].iter_mut().zip(name_wire) {
             *d = s.to_ascii_lowercase();
         }
-        Key { buf, len: 5 + n }
+        self.len = 5 + n;
     }
 
     pub fn as_bytes(&self) -> &[u8] {
@@ -165,7 +226,7 @@ pub struct Cache {
     tail: u32,
     bytes: usize,
     budget: usize,
-    seed: RandomState,
+    seed: KeyedHash,
 }
 
 impl Cache {
@@ -179,7 +240,7 @@ impl Cache {
             tail: NIL,
             bytes: 0,
             budget,
-            seed: RandomState::new(),
+            seed: KeyedHash::new(),
         }
     }
 
@@ -207,7 +268,7 @@ impl Cache {
     }
 
     fn hash(&self, key: &[u8]) -> u64 {
-        self.seed.hash_one(key)
+        self.seed.hash(key)
     }
 
     fn slot(&self, i: u32) -> Option<&Entry> {
@@ -437,6 +498,24 @@ mod tests {
             Key::from_bytes(a.as_bytes()).unwrap().as_bytes(),
             a.as_bytes()
         );
+    }
+
+    #[test]
+    fn keyed_hash_spreads_and_depends_on_the_key() {
+        let (a, b) = (KeyedHash::new(), KeyedHash::new());
+        let names: Vec<Vec<u8>> = (0..2000u32)
+            .map(|i| format!("h{i}.test").into_bytes())
+            .collect();
+        let ha: std::collections::HashSet<u64> = names.iter().map(|n| a.hash(n)).collect();
+        assert_eq!(ha.len(), names.len());
+        // Low bits (what a hash table uses) spread over 256 buckets.
+        let mut buckets = [0u32; 256];
+        for n in &names {
+            buckets[(a.hash(n) & 255) as usize] += 1;
+        }
+        assert!(buckets.iter().all(|&c| c < 30), "{buckets:?}");
+        assert_ne!(a.hash(b"x.test"), b.hash(b"x.test"));
+        assert_ne!(a.hash(b""), a.hash(b"\0"));
     }
 
     #[test]

@@ -165,7 +165,7 @@ const EDE_OVERLOAD: Ede = Ede {
 
 impl Server {
     /// Sends a miss upstream, or joins an identical question already in flight.
-    pub(crate) fn forward(&mut self, q: QueryView, key: Key, to: ReplyTo) {
+    pub(crate) fn forward(&mut self, q: &QueryView, key: &Key, to: ReplyTo) {
         let waiter = Waiter {
             to,
             id: q.id,
@@ -191,19 +191,19 @@ impl Server {
         }
         let hold = self.offline() && self.cfg.offline_policy == OfflinePolicy::Hold;
         if self.offline() && !hold {
-            self.reply_servfail(&q, to, EDE_NETWORK_DOWN);
+            self.reply_servfail(q, to, EDE_NETWORK_DOWN);
             return;
         }
         if self.upstreams.is_empty() && !hold {
-            self.reply_servfail(&q, to, EDE_NONE_CONFIGURED);
+            self.reply_servfail(q, to, EDE_NONE_CONFIGURED);
             return;
         }
         if self.pending.len() >= MAX_PENDING || self.inflight_over_limit() {
             self.stats.drop_overload += 1;
-            self.reply_servfail(&q, to, EDE_OVERLOAD);
+            self.reply_servfail(q, to, EDE_OVERLOAD);
             return;
         }
-        let Some(pi) = self.new_pending(&key, Some(waiter)) else {
+        let Some(pi) = self.new_pending(key, Some(waiter)) else {
             return;
         };
         self.client_outstanding(to, 1);
@@ -211,7 +211,7 @@ impl Server {
             self.hold(pi);
             return;
         }
-        if self.stale_entry(&key).is_some() {
+        if self.stale_entry(key).is_some() {
             let at = self.now + Duration::from_millis(self.cfg.stale_timeout_ms as u64);
             if let Some(p) = self.pending.get_mut(pi) {
                 p.stale_at = Some(at);

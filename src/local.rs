@@ -3,10 +3,28 @@
 //! reverse zones (`bogus_priv`).
 
 use crate::answer::{self, ReplyOpts};
+use crate::cache::Key;
 use crate::localnames::{is_private_reverse, parse_ptr_name, LocalConfig, LocalNames};
 use crate::query::ReplyTo;
 use crate::server::Server;
 use crate::wire::{rcode, rtype, Header, NameBuf, QueryView, CLASS_IN};
+
+/// A name in wire form as presentation bytes without the final dot ("nas.lan"), copied in
+/// one piece with the length bytes turned into dots. The root becomes empty.
+pub fn wire_to_dotted(wire: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    if wire.len() < 2 {
+        return;
+    }
+    // Drop the first length byte and the root label.
+    out.extend_from_slice(&wire[1..wire.len() - 1]);
+    let mut p = wire[0] as usize;
+    while p < out.len() {
+        let next = out[p] as usize;
+        out[p] = b'.';
+        p += 1 + next;
+    }
+}
 
 pub fn local_config(cfg: &crate::config::Config) -> LocalConfig {
     LocalConfig {
@@ -100,10 +118,11 @@ impl Server {
         Local::Elsewhere
     }
 
-    /// Answers from local names; false if the question is not local.
-    pub(crate) fn answer_local(&mut self, q: &QueryView, to: ReplyTo) -> bool {
+    /// Answers from local names; false if the question is not local. `key` holds the
+    /// name already lowercased.
+    pub(crate) fn answer_local(&mut self, q: &QueryView, key: &Key, to: ReplyTo) -> bool {
         let mut lower = std::mem::take(&mut self.lower);
-        q.question.name.write_lower_dotted(&mut lower);
+        wire_to_dotted(key.name_wire(), &mut lower);
         let found = self.lookup_local(q, &lower);
         let (records, rc) = match found {
             Local::Elsewhere => {
@@ -163,5 +182,24 @@ impl Server {
         self.lower = lower;
         self.reply(to);
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wire_to_dotted;
+
+    #[test]
+    fn dotted_from_wire() {
+        let mut out = Vec::new();
+        wire_to_dotted(b"\x03nas\x03lan\x00", &mut out);
+        assert_eq!(out, b"nas.lan");
+        wire_to_dotted(b"\x01a\x00", &mut out);
+        assert_eq!(out, b"a");
+        wire_to_dotted(b"\x00", &mut out);
+        assert!(out.is_empty());
+        // A dot inside a label stays a byte of that label; only length bytes become dots.
+        wire_to_dotted(b"\x03a.b\x01c\x00", &mut out);
+        assert_eq!(out, b"a.b.c");
     }
 }

@@ -7,8 +7,9 @@ use crate::cache::{flag, Key, KEY_CD, KEY_DO};
 use crate::config::RefuseAction;
 use crate::server::{Conn, Server};
 use crate::wire::build::{error_reply, Ede, EdnsReply};
+use crate::wire::message::parse_query_into;
 use crate::wire::message::QueryError;
-use crate::wire::{parse_query, rcode, rtype, QueryView};
+use crate::wire::{rcode, rtype, QueryView};
 
 /// Where a reply goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,8 +24,8 @@ impl ReplyTo {
     }
 }
 
-/// The cache key for a query.
-pub fn key_for(q: &QueryView) -> Key {
+/// Writes the cache key for a query into `key`.
+pub fn fill_key(key: &mut Key, q: &QueryView) {
     let mut flags = 0;
     if q.do_bit() {
         flags |= KEY_DO;
@@ -32,12 +33,12 @@ pub fn key_for(q: &QueryView) -> Key {
     if q.cd {
         flags |= KEY_CD;
     }
-    Key::new(
+    key.fill(
         q.question.name.as_bytes(),
         q.question.qtype,
         q.question.qclass,
         flags,
-    )
+    );
 }
 
 /// RFC 8482 answer to ANY over UDP: one synthesized HINFO record.
@@ -62,6 +63,22 @@ fn write_any_reply(out: &mut Vec<u8>, q: &QueryView) {
 impl Server {
     /// Handles one query from a client.
     pub(crate) fn handle_query(&mut self, msg: &[u8], to: ReplyTo, peer: IpAddr) {
+        // One parsed query and one key, reused: taking the boxes moves two pointers.
+        let mut q = self.scratch_query.take().unwrap_or_default();
+        let mut key = self.scratch_key.take().unwrap_or_default();
+        self.handle_parsed(msg, to, peer, &mut q, &mut key);
+        self.scratch_query = Some(q);
+        self.scratch_key = Some(key);
+    }
+
+    fn handle_parsed(
+        &mut self,
+        msg: &[u8],
+        to: ReplyTo,
+        peer: IpAddr,
+        q: &mut QueryView,
+        key: &mut Key,
+    ) {
         self.stats.queries += 1;
         if !self.acl.permits(peer) {
             self.stats.drop_refused += 1;
@@ -77,8 +94,8 @@ impl Server {
             self.stats.drop_ratelimit += 1;
             return;
         }
-        let q = match parse_query(msg) {
-            Ok(q) => q,
+        match parse_query_into(msg, q) {
+            Ok(()) => {}
             Err(QueryError::Ignore) => {
                 self.stats.drop_malformed += 1;
                 return;
@@ -100,26 +117,26 @@ impl Server {
                 self.reply(to);
                 return;
             }
-        };
+        }
         let qtype = q.question.qtype;
         if qtype == rtype::AXFR || qtype == rtype::IXFR || qtype == rtype::OPT {
-            answer::write_error(&mut self.out, &q, rcode::NOTIMP, None);
+            answer::write_error(&mut self.out, q, rcode::NOTIMP, None);
             self.reply(to);
             return;
         }
-        if self.answer_local(&q, to) {
+        fill_key(key, q);
+        if self.answer_local(q, key, to) {
             return;
         }
         if qtype == rtype::ANY && to.is_udp() {
-            write_any_reply(&mut self.out, &q);
+            write_any_reply(&mut self.out, q);
             self.reply(to);
             return;
         }
-        let key = key_for(&q);
-        if self.answer_from_cache(&q, &key, to) {
+        if self.answer_from_cache(q, key, to) {
             return;
         }
-        if self.offline() && self.reply_stale(&q, &key, to) {
+        if self.offline() && self.reply_stale(q, key, to) {
             return;
         }
         self.stats.misses += 1;

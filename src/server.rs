@@ -113,6 +113,8 @@ pub struct Server {
     pub(crate) timers: BinaryHeap<Reverse<(Instant, Timer)>>,
     pub(crate) start: Instant,
     pub(crate) now: Instant,
+    /// UNIX seconds at the start of this loop turn.
+    wall_now: u64,
     pub(crate) stats: Stats,
     /// Batched UDP: datagrams received in one recvmmsg, replies waiting for sendmmsg.
     recv_batch: crate::batch::RecvBatch,
@@ -138,6 +140,9 @@ pub struct Server {
     pub(crate) local_cfg: Option<crate::localnames::LocalConfig>,
     /// Scratch: a question name in lowercase presentation form.
     pub(crate) lower: Vec<u8>,
+    /// Scratch: the query being handled and its cache key, kept between queries.
+    pub(crate) scratch_query: Option<Box<crate::wire::QueryView>>,
+    pub(crate) scratch_key: Option<Box<crate::cache::Key>>,
     pub(crate) ratelimit: crate::acl::RateLimiter,
     next_persist: Option<Instant>,
     running: bool,
@@ -194,6 +199,7 @@ impl Server {
             timers: BinaryHeap::new(),
             start: now,
             now,
+            wall_now: Self::read_wall_clock(),
             stats: Stats::default(),
             recv_batch: Default::default(),
             send_batch: Default::default(),
@@ -213,6 +219,8 @@ impl Server {
             local: crate::localnames::LocalNames::new(Default::default()),
             local_cfg: None,
             lower: Vec::with_capacity(256),
+            scratch_query: None,
+            scratch_key: None,
             ratelimit: crate::acl::RateLimiter::new(0, 0),
             next_persist: None,
             running: true,
@@ -233,8 +241,12 @@ impl Server {
         CLOCK_BASE + self.now.saturating_duration_since(self.start).as_secs() as u32
     }
 
-    /// UNIX time in seconds.
+    /// UNIX time in seconds, read once per loop turn.
     pub(crate) fn wall_secs(&self) -> u64 {
+        self.wall_now
+    }
+
+    fn read_wall_clock() -> u64 {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -359,6 +371,7 @@ impl Server {
                 }
             }
             self.now = Instant::now();
+            self.wall_now = Self::read_wall_clock();
             for ev in events.iter() {
                 self.dispatch(ev);
             }

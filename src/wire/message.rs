@@ -63,11 +63,17 @@ pub struct Record {
 /// Reads the question at `pos`.
 pub fn read_question(msg: &[u8], pos: usize) -> Result<Question> {
     let mut q = Question::default();
+    read_question_into(msg, pos, &mut q)?;
+    Ok(q)
+}
+
+/// Reads the question at `pos` into `q` (no new buffer: the hot path reuses one).
+pub fn read_question_into(msg: &[u8], pos: usize, q: &mut Question) -> Result<()> {
     let p = read_name(msg, pos, Some(&mut q.name))?;
     q.qtype = read_u16(msg, p)?;
     q.qclass = read_u16(msg, p + 2)?;
     q.end = p + 4;
-    Ok(q)
+    Ok(())
 }
 
 /// Reads the record at `pos`, checking that its RDATA lies inside the message.
@@ -125,7 +131,7 @@ pub enum QueryError {
 }
 
 /// A parsed client query.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct QueryView {
     pub id: u16,
     pub rd: bool,
@@ -150,8 +156,16 @@ impl QueryView {
     }
 }
 
-/// Parses a client query. Allocates nothing.
+/// Parses a client query.
 pub fn parse_query(msg: &[u8]) -> core::result::Result<QueryView, QueryError> {
+    let mut q = QueryView::default();
+    parse_query_into(msg, &mut q)?;
+    Ok(q)
+}
+
+/// Parses a client query into `q`, overwriting it. Allocates and copies nothing beyond
+/// the question name, so a caller that keeps one `QueryView` pays no per-query setup.
+pub fn parse_query_into(msg: &[u8], q: &mut QueryView) -> core::result::Result<(), QueryError> {
     let h = Header::new_checked(msg).map_err(|_| QueryError::Ignore)?;
     if h.qr() {
         return Err(QueryError::Ignore);
@@ -162,8 +176,8 @@ pub fn parse_query(msg: &[u8]) -> core::result::Result<QueryView, QueryError> {
     if h.qdcount() != 1 {
         return Err(QueryError::FormErr);
     }
-    let question = read_question(msg, HEADER_LEN).map_err(|_| QueryError::FormErr)?;
-    let mut pos = question.end;
+    read_question_into(msg, HEADER_LEN, &mut q.question).map_err(|_| QueryError::FormErr)?;
+    let mut pos = q.question.end;
     let mut opt = None;
     let sections = [
         (h.ancount(), Section::Answer),
@@ -182,18 +196,15 @@ pub fn parse_query(msg: &[u8]) -> core::result::Result<QueryView, QueryError> {
             pos = r.end;
         }
     }
-    let q = QueryView {
-        id: h.id(),
-        rd: h.rd(),
-        cd: h.cd(),
-        ad: h.ad(),
-        question,
-        opt,
-    };
+    q.id = h.id();
+    q.rd = h.rd();
+    q.cd = h.cd();
+    q.ad = h.ad();
+    q.opt = opt;
     if matches!(q.opt, Some(o) if o.version > 0) {
         return Err(QueryError::BadVers);
     }
-    Ok(q)
+    Ok(())
 }
 
 /// The walk of a whole message: question, records and OPT.

@@ -232,6 +232,30 @@ const MAX_POINTERS: usize = 64;
 /// Returns the offset just past the name's bytes at `pos` (after the first pointer, if any).
 /// If `out` is given, the uncompressed wire form is written into it.
 pub fn read_name(msg: &[u8], pos: usize, mut out: Option<&mut NameBuf>) -> Result<usize> {
+    // Fast path, the common case in queries: no compression, so the name is one span.
+    let mut cur = pos;
+    loop {
+        match msg.get(cur) {
+            Some(0) => {
+                let end = cur + 1;
+                if end - pos > MAX_NAME_LEN {
+                    return Err(Error::NameTooLong);
+                }
+                if let Some(o) = out.as_deref_mut() {
+                    o.buf[..end - pos].copy_from_slice(&msg[pos..end]);
+                    o.len = (end - pos) as u8;
+                }
+                return Ok(end);
+            }
+            Some(&l) if l & 0xc0 == 0 && cur - pos < MAX_NAME_LEN => cur += 1 + l as usize,
+            _ => break,
+        }
+    }
+    read_name_slow(msg, pos, out)
+}
+
+/// The general case: compression pointers, and every error.
+fn read_name_slow(msg: &[u8], pos: usize, mut out: Option<&mut NameBuf>) -> Result<usize> {
     if let Some(o) = out.as_deref_mut() {
         o.len = 0;
     }
