@@ -633,9 +633,9 @@ impl Server {
     pub(crate) fn close_conn(&mut self, i: usize) {
         let reg = self.poll.registry();
         match self.conns.remove(i) {
-            Some(Conn::UpUdp { mut sock, .. }) => {
-                let _ = reg.deregister(&mut sock);
-            }
+            // Closing the only descriptor of a socket removes it from epoll: no syscall
+            // to deregister first (upstream sockets come and go with every miss).
+            Some(Conn::UpUdp { .. }) => {}
             Some(Conn::UpTcp(mut t)) => {
                 let _ = reg.deregister(&mut t.stream);
             }

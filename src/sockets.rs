@@ -49,21 +49,16 @@ pub fn tcp_listener(addr: SocketAddr) -> io::Result<mio::net::TcpListener> {
     Ok(mio::net::TcpListener::from_std(std))
 }
 
-/// A UDP socket for one upstream query: bound to a port the kernel picks at random,
-/// connected to the upstream so that only its answers are delivered to it.
+/// A UDP socket for one upstream query, connected to the upstream so that only its
+/// answers are delivered to it. Connecting an unbound socket binds it to an ephemeral
+/// port the kernel picks at random (RFC 6056), one syscall cheaper than binding first.
 pub fn upstream_udp(to: SocketAddr) -> io::Result<mio::net::UdpSocket> {
-    let local: SocketAddr = if to.is_ipv4() {
-        SocketAddr::from(([0, 0, 0, 0], 0))
-    } else {
-        SocketAddr::from(([0u16; 8], 0))
-    };
     let fd = socket(
         family(&to),
         SockType::Datagram,
         SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
         None,
     )?;
-    bind(fd.as_raw_fd(), &SockaddrStorage::from(local))?;
     let sock = mio::net::UdpSocket::from_std(std::net::UdpSocket::from(fd));
     sock.connect(to)?;
     Ok(sock)
