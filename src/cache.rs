@@ -1,12 +1,13 @@
 //! The answer cache: a byte budget, LRU eviction, O(1) lookup, insert and eviction.
 //!
 //! Each entry is one allocation holding the key, the answer in wire form and the
-//! offsets of its TTL fields. The index maps a keyed 64-bit hash (random seed per
-//! process, so no hash flooding) to a slot; the slot's own key is compared on every hit.
+//! offsets of its TTL fields, plus a 40-byte slot with its LRU links. The index is an
+//! open-addressing table of 4-byte slot numbers (linear probing, backward-shift
+//! deletion), placed by a keyed hash with a random seed per process (no hash flooding);
+//! the slot's own key is compared on every hit.
 
 use std::collections::hash_map::RandomState;
-use std::collections::HashMap;
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::hash::BuildHasher;
 
 /// A keyed 64-bit hash over bytes: 64-bit multiplies with two secret 64-bit keys, folded
 /// 8 bytes at a time. Cheap at opt-level z where SipHash is not, and keyed per process
@@ -142,23 +143,6 @@ impl Key {
     }
 }
 
-/// The index hashes are already keyed hashes: pass them through.
-#[derive(Default)]
-struct IdentityHasher(u64);
-impl Hasher for IdentityHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8) | b as u64;
-        }
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = v;
-    }
-}
-
 const NIL: u32 = u32::MAX;
 
 struct Entry {
@@ -166,7 +150,8 @@ struct Entry {
     buf: Box<[u8]>,
     key_len: u16,
     msg_len: u16,
-    hash: u64,
+    /// Upper half of the key's hash: its place in the index, and a quick compare.
+    hash: u32,
     /// Seconds on the cache clock.
     inserted: u32,
     expires: u32,
@@ -217,7 +202,9 @@ impl<'a> Cached<'a> {
 
 /// The cache itself.
 pub struct Cache {
-    index: HashMap<u64, u32, BuildHasherDefault<IdentityHasher>>,
+    /// Slot numbers (NIL = empty); the length is a power of two, at most 3/4 full.
+    index: Vec<u32>,
+    count: usize,
     slots: Vec<Option<Entry>>,
     free: Vec<u32>,
     /// Most recently used.
@@ -233,7 +220,8 @@ impl Cache {
     /// A cache that holds at most `budget` bytes (entries plus their bookkeeping).
     pub fn new(budget: usize) -> Cache {
         Cache {
-            index: HashMap::default(),
+            index: Vec::new(),
+            count: 0,
             slots: Vec::new(),
             free: Vec::new(),
             head: NIL,
@@ -245,11 +233,11 @@ impl Cache {
     }
 
     pub fn len(&self) -> usize {
-        self.index.len()
+        self.count
     }
 
     pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
+        self.count == 0
     }
 
     /// Bytes held, bookkeeping included.
@@ -267,8 +255,72 @@ impl Cache {
         self.evict_to(budget);
     }
 
-    fn hash(&self, key: &[u8]) -> u64 {
-        self.seed.hash(key)
+    fn hash(&self, key: &[u8]) -> u32 {
+        (self.seed.hash(key) >> 32) as u32
+    }
+
+    fn mask(&self) -> usize {
+        self.index.len().wrapping_sub(1)
+    }
+
+    /// Puts slot `i` (whose hash is `h`) into the index, growing it when 3/4 full.
+    fn index_insert(&mut self, i: u32, h: u32) {
+        if (self.count + 1) * 4 > self.index.len() * 3 {
+            let cap = (self.index.len() * 2).max(64);
+            let old = std::mem::replace(&mut self.index, vec![NIL; cap]);
+            for s in old.into_iter().filter(|&s| s != NIL) {
+                let hs = self.slot(s).map(|e| e.hash).unwrap_or(0);
+                self.place(s, hs);
+            }
+        }
+        self.place(i, h);
+        self.count += 1;
+    }
+
+    fn place(&mut self, i: u32, h: u32) {
+        let mask = self.mask();
+        let mut p = h as usize & mask;
+        while self.index[p] != NIL {
+            p = (p + 1) & mask;
+        }
+        self.index[p] = i;
+    }
+
+    /// Takes slot `i` out of the index (backward-shift deletion keeps probes short).
+    fn index_remove(&mut self, i: u32) {
+        let Some(h) = self.slot(i).map(|e| e.hash) else {
+            return;
+        };
+        let mask = self.mask();
+        let mut p = h as usize & mask;
+        loop {
+            match self.index.get(p) {
+                Some(&s) if s == i => break,
+                Some(&NIL) | None => return,
+                Some(_) => p = (p + 1) & mask,
+            }
+        }
+        let mut j = p;
+        loop {
+            j = (j + 1) & mask;
+            let s = self.index[j];
+            if s == NIL {
+                break;
+            }
+            let home = self.slot(s).map(|e| e.hash as usize & mask).unwrap_or(j);
+            // Move s back into the hole unless its home lies cyclically in (p, j].
+            let in_between = if p <= j {
+                p < home && home <= j
+            } else {
+                p < home || home <= j
+            };
+            if !in_between {
+                self.index[p] = s;
+                p = j;
+            }
+        }
+        self.index[p] = NIL;
+        self.count -= 1;
     }
 
     fn slot(&self, i: u32) -> Option<&Entry> {
@@ -280,10 +332,23 @@ impl Cache {
     }
 
     fn find(&self, key: &[u8]) -> Option<u32> {
-        let i = *self.index.get(&self.hash(key))?;
-        match self.slot(i) {
-            Some(e) if e.key() == key => Some(i),
-            _ => None,
+        if self.count == 0 {
+            return None;
+        }
+        let h = self.hash(key);
+        let mask = self.mask();
+        let mut p = h as usize & mask;
+        loop {
+            let s = *self.index.get(p)?;
+            if s == NIL {
+                return None;
+            }
+            if let Some(e) = self.slot(s) {
+                if e.hash == h && e.key() == key {
+                    return Some(s);
+                }
+            }
+            p = (p + 1) & mask;
         }
     }
 
@@ -383,15 +448,13 @@ impl Cache {
                 (self.slots.len() - 1) as u32
             }
         };
-        // A different key with the same 64-bit keyed hash loses its place.
-        if let Some(old) = self.index.insert(hash, i) {
-            self.drop_slot(old);
-        }
+        self.index_insert(i, hash);
         self.push_front(i);
         true
     }
 
     fn drop_slot(&mut self, i: u32) {
+        self.index_remove(i);
         self.unlink(i);
         if let Some(e) = self.slots.get_mut(i as usize).and_then(|s| s.take()) {
             self.bytes -= e.cost();
@@ -403,9 +466,6 @@ impl Cache {
     pub fn remove(&mut self, key: &[u8]) -> bool {
         match self.find(key) {
             Some(i) => {
-                if let Some(h) = self.slot(i).map(|e| e.hash) {
-                    self.index.remove(&h);
-                }
                 self.drop_slot(i);
                 true
             }
@@ -416,9 +476,6 @@ impl Cache {
     fn evict_to(&mut self, target: usize) {
         while self.bytes > target && self.tail != NIL {
             let t = self.tail;
-            if let Some(h) = self.slot(t).map(|e| e.hash) {
-                self.index.remove(&h);
-            }
             self.drop_slot(t);
         }
     }
@@ -426,6 +483,7 @@ impl Cache {
     /// Empties the cache.
     pub fn clear(&mut self) {
         self.index.clear();
+        self.count = 0;
         self.slots.clear();
         self.free.clear();
         self.head = NIL;
@@ -439,9 +497,6 @@ impl Cache {
             .filter(|&i| matches!(self.slot(i), Some(e) if !keep(&view(e))))
             .collect();
         for i in doomed {
-            if let Some(h) = self.slot(i).map(|e| e.hash) {
-                self.index.remove(&h);
-            }
             self.drop_slot(i);
         }
     }
@@ -516,6 +571,34 @@ mod tests {
         assert!(buckets.iter().all(|&c| c < 30), "{buckets:?}");
         assert_ne!(a.hash(b"x.test"), b.hash(b"x.test"));
         assert_ne!(a.hash(b""), a.hash(b"\0"));
+    }
+
+    #[test]
+    fn index_survives_random_inserts_and_removals() {
+        // A model check: the open-addressing index must agree with a HashMap after any
+        // mix of inserts, removals and evictions.
+        let mut c = Cache::new(1 << 30);
+        let mut model = std::collections::HashMap::new();
+        let mut x: u32 = 12345;
+        for step in 0..20000u32 {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            let k = key(x % 700);
+            if x % 3 == 0 {
+                assert_eq!(c.remove(&k), model.remove(&k).is_some(), "step {step}");
+            } else {
+                c.insert(&k, &step.to_be_bytes(), &[], 0, 60, 0);
+                model.insert(k, step);
+            }
+        }
+        assert_eq!(c.len(), model.len());
+        for (k, v) in &model {
+            assert_eq!(
+                c.peek(k).map(|e| e.msg.to_vec()),
+                Some(v.to_be_bytes().to_vec())
+            );
+        }
     }
 
     #[test]

@@ -181,6 +181,13 @@ pub fn main() -> i32 {
         cfg.chroot.clone(),
         cfg.persist_file.clone(),
     );
+    let target = match crate::privs::resolve(user.as_deref()) {
+        Ok(t) => t,
+        Err(e) => {
+            log::error!("cannot drop privileges: {e}; exiting");
+            return 1;
+        }
+    };
     let mut server = match crate::server::Server::new(cfg) {
         Ok(s) => s,
         Err(e) => {
@@ -188,8 +195,7 @@ pub fn main() -> i32 {
             return 1;
         }
     };
-    if let Err(e) =
-        crate::privs::drop_privileges(user.as_deref(), chroot_dir.as_deref(), persist.as_deref())
+    if let Err(e) = crate::privs::drop_privileges(target, chroot_dir.as_deref(), persist.as_deref())
     {
         log::error!("cannot drop privileges: {e}; exiting");
         return 1;

@@ -8,27 +8,48 @@ use nix::unistd::{chdir, chroot, getgid, getuid, setgid, setgroups, setuid, Uid,
 /// The user a root-started daemon becomes when the config names none.
 pub const DEFAULT_USER: &str = "nobody";
 
-/// Drops root. Does nothing when not started as root (beyond a warning if a user was asked).
-/// `user` = "root" keeps root, explicitly.
+/// Who to become: looked up before any socket is bound, so that a wrong `user` stops the
+/// daemon before it is visible on the network. None: stay as we are.
+pub struct Target {
+    name: String,
+    user: User,
+}
+
+/// Resolves `option user` (default [`DEFAULT_USER`]) when started as root.
+pub fn resolve(user: Option<&str>) -> Result<Option<Target>, String> {
+    if !Uid::effective().is_root() {
+        // procd may start us as the configured user already: nothing to do then.
+        if let Some(u) = user {
+            let already = matches!(User::from_name(u), Ok(Some(t)) if t.uid == getuid());
+            if !already {
+                log::warn!(
+                    "not started as root: staying uid {} instead of switching to '{u}'",
+                    getuid()
+                );
+            }
+        }
+        return Ok(None);
+    }
+    let name = user.unwrap_or(DEFAULT_USER);
+    match User::from_name(name) {
+        Ok(Some(u)) => Ok(Some(Target {
+            name: name.to_string(),
+            user: u,
+        })),
+        Ok(None) => Err(format!("user '{name}' does not exist")),
+        Err(e) => Err(format!("cannot look up user '{name}': {e}")),
+    }
+}
+
+/// Switches to the resolved user (after the sockets are bound), chrooting first if asked,
+/// and checks that root cannot be regained. `user 'root'` keeps root, explicitly.
 pub fn drop_privileges(
-    user: Option<&str>,
+    target: Option<Target>,
     chroot_dir: Option<&Path>,
     persist_file: Option<&Path>,
 ) -> Result<(), String> {
-    if !Uid::effective().is_root() {
-        if let Some(u) = user {
-            log::warn!(
-                "not started as root: staying uid {} instead of switching to '{u}'",
-                getuid()
-            );
-        }
+    let Some(Target { name, user: target }) = target else {
         return Ok(());
-    }
-    let name = user.unwrap_or(DEFAULT_USER);
-    let target = match User::from_name(name) {
-        Ok(Some(u)) => u,
-        Ok(None) => return Err(format!("user '{name}' does not exist")),
-        Err(e) => return Err(format!("cannot look up user '{name}': {e}")),
     };
     if let Some(dir) = chroot_dir {
         chroot(dir).map_err(|e| format!("chroot {}: {e}", dir.display()))?;

@@ -18,7 +18,9 @@ fn owner(msg: &[u8], r: &Record) -> Option<NameBuf> {
 }
 
 /// Which records of `scan` to keep: answer records on the CNAME chain starting at the
-/// question name, authority SOA/NS records for a zone above the question, no additional.
+/// question name; for a negative answer, the authority SOA/NS of a zone above the
+/// question (RFC 2308 needs the SOA); no additional records. Positive answers are kept
+/// minimal: their authority NS records cost cache memory and no client needs them.
 pub fn chain_filter(msg: &[u8], scan: &Scan) -> Vec<bool> {
     let Some(q) = &scan.question else {
         return vec![false; scan.records.len()];
@@ -49,15 +51,22 @@ pub fn chain_filter(msg: &[u8], scan: &Scan) -> Vec<bool> {
             break;
         }
     }
+    let on_chain = |o: &NameBuf| chain.iter().any(|c| c.eq_ignore_case(o));
+    let positive = scan.records.iter().zip(&owners).any(|(r, o)| {
+        r.section == Section::Answer
+            && (r.rtype == q.qtype || q.qtype == rtype::ANY)
+            && o.as_ref().is_some_and(on_chain)
+    });
     scan.records
         .iter()
         .zip(&owners)
         .map(|(r, o)| {
             let Some(o) = o else { return false };
             match r.section {
-                Section::Answer => chain.iter().any(|c| c.eq_ignore_case(o)),
+                Section::Answer => on_chain(o),
                 Section::Authority => {
-                    (r.rtype == rtype::SOA || r.rtype == rtype::NS)
+                    !positive
+                        && (r.rtype == rtype::SOA || r.rtype == rtype::NS)
                         && chain.iter().any(|c| c.is_subdomain_of(o))
                 }
                 Section::Additional => false,
