@@ -1,0 +1,34 @@
+################################################################################
+#
+# dproxy
+#
+################################################################################
+
+DPROXY_VERSION = 0.1.0
+DPROXY_SITE = $(call github,dproxy,dproxy,v$(DPROXY_VERSION))
+DPROXY_LICENSE = MIT or Apache-2.0
+DPROXY_LICENSE_FILES = LICENSE-MIT LICENSE-APACHE
+
+# cargo install puts the binary in /usr/bin. The configuration and the
+# ifupdown hooks come with the package whatever the init system.
+define DPROXY_INSTALL_CONFIG
+	$(INSTALL) -D -m 0644 $(DPROXY_PKGDIR)/dproxy.conf \
+		$(TARGET_DIR)/etc/dproxy.conf
+	$(INSTALL) -D -m 0755 $(DPROXY_PKGDIR)/if-up \
+		$(TARGET_DIR)/etc/network/if-up.d/dproxy
+	$(INSTALL) -D -m 0755 $(DPROXY_PKGDIR)/if-down \
+		$(TARGET_DIR)/etc/network/if-down.d/dproxy
+endef
+DPROXY_POST_INSTALL_TARGET_HOOKS += DPROXY_INSTALL_CONFIG
+
+define DPROXY_INSTALL_INIT_SYSV
+	$(INSTALL) -D -m 0755 $(DPROXY_PKGDIR)/S50dproxy \
+		$(TARGET_DIR)/etc/init.d/S50dproxy
+endef
+
+define DPROXY_INSTALL_INIT_SYSTEMD
+	$(INSTALL) -D -m 0644 $(DPROXY_PKGDIR)/dproxy.service \
+		$(TARGET_DIR)/usr/lib/systemd/system/dproxy.service
+endef
+
+$(eval $(cargo-package))

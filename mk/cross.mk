@@ -1,0 +1,123 @@
+# Static musl cross builds for routers, run under qemu-user.
+#
+#   make cross TARGET=mips|mipsel|armv7|aarch64|x86_64
+#                      -> dist/dproxy-<version>-<rust-triple>, static, stripped
+#   make cross-all     every target above, one after the other
+#   make cross-test TARGET=...
+#                      the built binary answering DNS under qemu on loopback,
+#                      then the crate's unit tests for that target under qemu
+#   make size          sizes of every built binary; fails if mips > 400 KB
+#   make test-cross    (part of `make test`) cross-test for mips and armv7
+#
+# Debian's Rust 1.96 (rustc-web, cargo-web, rust-web-src) builds std from
+# source with -Zbuild-std; it is called by full path and with its own target
+# dir so it never touches the rustup toolchain or the host build in target/.
+# scripts/cross-setup.sh installs it, qemu and zig (the linker, see cross/).
+
+CROSS_TARGETS := mips mipsel armv7 aarch64 x86_64
+CROSS_TRIPLE_mips := mips-unknown-linux-musl
+CROSS_TRIPLE_mipsel := mipsel-unknown-linux-musl
+CROSS_TRIPLE_armv7 := armv7-unknown-linux-musleabihf
+CROSS_TRIPLE_aarch64 := aarch64-unknown-linux-musl
+CROSS_TRIPLE_x86_64 := x86_64-unknown-linux-musl
+CROSS_QEMU_mips := qemu-mips-static
+CROSS_QEMU_mipsel := qemu-mipsel-static
+CROSS_QEMU_armv7 := qemu-arm-static
+CROSS_QEMU_aarch64 := qemu-aarch64-static
+CROSS_QEMU_x86_64 :=
+# The flash budget for the mips binary, in bytes (400 KB).
+CROSS_SIZE_BUDGET := 409600
+
+CROSS_VERSION := $(shell sed -n 's/^version *= *"\(.*\)"/\1/p' $(CURDIR)/Cargo.toml | head -n 1)
+CROSS_TRIPLES := $(foreach t,$(CROSS_TARGETS),$(CROSS_TRIPLE_$(t)))
+CROSS_TRIPLE = $(CROSS_TRIPLE_$(TARGET))
+CROSS_QEMU = $(CROSS_QEMU_$(TARGET))
+CROSS_DIR := $(CURDIR)/target/cross
+CROSS_DIST = dist/dproxy-$(CROSS_VERSION)-$(CROSS_TRIPLE)
+
+# RUSTFLAGS from the environment would replace the musl rustflags in
+# .cargo/config.toml; CARGO* and RUSTUP* variables left by a rustup proxy
+# would point back at the rustup toolchain.
+CROSS_CARGO := env -u RUSTFLAGS -u CARGO -u RUSTUP_TOOLCHAIN -u CARGO_BUILD_TARGET \
+	RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1 \
+	CARGO_TARGET_DIR=$(CROSS_DIR) /usr/bin/cargo
+# Smallest std that still reports panics. panic_unwind is built too, as the
+# release profile keeps panic=unwind (config.rs relies on catch_unwind).
+CROSS_BUILD_STD := -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size
+# Unit tests need the test crate and unwinding: let cargo pick the std crates.
+CROSS_TEST_STD := -Zbuild-std
+CROSS_TEST_KINDS = $(if $(wildcard src/lib.rs),--lib) --bins
+# Unit tests skipped per target. On mips (big-endian) under qemu-user,
+# musl's getifaddrs() never returns: qemu's netlink translation gives the
+# guest an attribute of length 0 (a plain C program hangs the same way).
+# These tests list the host's interfaces; they run on every other target.
+CROSS_TEST_SKIP_mips := acl::tests::attached_subnets_include_loopback \
+	acl::tests::deny_beats_allow_beats_local \
+	acl::tests::local_service_admits_loopback_and_on_link_only
+CROSS_TEST_ARGS = $(if $(CROSS_TEST_SKIP_$(TARGET)),-- $(foreach t,$(CROSS_TEST_SKIP_$(TARGET)),--skip $(t)))
+
+.PHONY: cross cross-all cross-test cross-setup cross-check-target size size-table test-cross
+
+cross-setup:
+	@./scripts/cross-setup.sh
+
+cross-check-target:
+	@if [ -z "$(CROSS_TRIPLE)" ]; then \
+	    echo "usage: make $(firstword $(MAKECMDGOALS) cross) TARGET=<$(CROSS_TARGETS)>" >&2; \
+	    exit 2; \
+	fi
+
+cross: cross-check-target cross-setup
+	@# cargo does not see changes to the linker wrappers: relink after one.
+	@bin=$(CROSS_DIR)/$(CROSS_TRIPLE)/release/dproxy; \
+	if [ -f $$bin ] && [ -n "$$(find cross .cargo/config.toml -newer $$bin -print 2>/dev/null | head -n 1)" ]; then \
+	    rm -f $$bin; \
+	fi
+	$(CROSS_CARGO) build --release --locked --target $(CROSS_TRIPLE) $(CROSS_BUILD_STD)
+	@mkdir -p dist
+	cp $(CROSS_DIR)/$(CROSS_TRIPLE)/release/dproxy $(CROSS_DIST)
+	@info=$$(file -b $(CROSS_DIST)); \
+	case $$info in \
+	    *"statically linked"*stripped*) ;; \
+	    *) echo "cross: $(CROSS_DIST) is not a static stripped executable: $$info" >&2; exit 1 ;; \
+	esac; \
+	case $$info in *"not stripped"*) echo "cross: $(CROSS_DIST) is not stripped" >&2; exit 1 ;; esac
+	@echo "$(CROSS_DIST): $$(wc -c <$(CROSS_DIST)) bytes"
+
+# One target after the other, even under make -j: one cargo at a time.
+cross-all:
+	@for t in $(CROSS_TARGETS); do $(MAKE) --no-print-directory cross TARGET=$$t || exit 1; done
+	@$(MAKE) --no-print-directory size-table
+	@n=$$(wc -c <dist/dproxy-$(CROSS_VERSION)-$(CROSS_TRIPLE_mips)); \
+	if [ $$n -gt $(CROSS_SIZE_BUDGET) ]; then \
+	    echo "cross-all: warning: mips is $$n bytes, over the budget of $(CROSS_SIZE_BUDGET) (make size fails)"; \
+	fi
+
+cross-test: cross
+	python3 tests/cross/daemon_check.py --bin $(CROSS_DIST) --version $(CROSS_VERSION) \
+	    $(if $(CROSS_QEMU),--runner $(CROSS_QEMU))
+	$(CROSS_CARGO) test --locked --target $(CROSS_TRIPLE) $(CROSS_TEST_STD) $(CROSS_TEST_KINDS) \
+	    $(CROSS_TEST_ARGS)
+
+# Sizes of the binaries in dist/ (those built).
+size-table:
+	@printf '%-34s %10s\n' target bytes
+	@for tr in $(CROSS_TRIPLES); do \
+	    f=dist/dproxy-$(CROSS_VERSION)-$$tr; \
+	    if [ -f $$f ]; then printf '%-34s %10s\n' $$tr $$(wc -c <$$f); fi; \
+	done
+
+# Rebuilds mips (a no-op when current) so the budget is checked on this tree.
+size:
+	@out=$$($(MAKE) --no-print-directory cross TARGET=mips 2>&1) || { echo "$$out" >&2; exit 1; }
+	@$(MAKE) --no-print-directory size-table
+	@n=$$(wc -c <dist/dproxy-$(CROSS_VERSION)-$(CROSS_TRIPLE_mips)); \
+	if [ $$n -gt $(CROSS_SIZE_BUDGET) ]; then \
+	    echo "size: mips binary is $$n bytes, over the budget of $(CROSS_SIZE_BUDGET)" >&2; exit 1; \
+	else echo "size: mips $$n bytes, within the budget of $(CROSS_SIZE_BUDGET)"; fi
+
+test-cross:
+	@$(MAKE) --no-print-directory cross-test TARGET=mips
+	@$(MAKE) --no-print-directory cross-test TARGET=armv7
+
+TEST_PARTS += test-cross
