@@ -169,9 +169,54 @@ pub struct ReplyOpts {
     pub udp: bool,
 }
 
-/// Writes a reply for `q` (raw client question name in `q.question.name`) from a stored
-/// answer into `out`. Returns true if the reply had to be truncated.
+/// The stored form of an answer: the header and everything after the question. The
+/// question is the client's own and is put back by [`write_stored_reply`] at the same
+/// offset and with the same length, so compression pointers into it stay valid. The
+/// cache keeps answers in this form: the name is in the key already.
+///
+/// Returns the stored bytes and the TTL offsets moved to match; None if the message's
+/// question is not a single uncompressed question.
+pub fn to_stored(msg: &[u8], ttl_pos: &[u16]) -> Option<(Vec<u8>, Vec<u16>)> {
+    let q = crate::wire::message::read_question(msg, HEADER_LEN).ok()?;
+    let qsec = q.end - HEADER_LEN;
+    if qsec != q.name.len() + 4 {
+        return None;
+    }
+    let mut stored = Vec::with_capacity(msg.len() - qsec);
+    stored.extend_from_slice(&msg[..HEADER_LEN]);
+    stored.extend_from_slice(&msg[q.end..]);
+    let pos = ttl_pos
+        .iter()
+        .map(|&p| (p as usize).checked_sub(qsec).map(|p| p as u16))
+        .collect::<Option<Vec<u16>>>()?;
+    Some((stored, pos))
+}
+
+/// Writes a reply for `q` from a whole answer message (question included).
+/// Returns true if the reply had to be truncated.
 pub fn write_reply(
+    out: &mut Vec<u8>,
+    msg: &[u8],
+    ttl_pos: impl Iterator<Item = usize>,
+    q: &QueryView,
+    opts: &ReplyOpts,
+) -> bool {
+    let pos: Vec<u16> = ttl_pos.map(|p| p as u16).collect();
+    match to_stored(msg, &pos) {
+        Some((stored, spos)) => {
+            write_stored_reply(out, &stored, spos.iter().map(|&p| p as usize), q, opts)
+        }
+        None => {
+            out.clear();
+            false
+        }
+    }
+}
+
+/// Writes a reply for `q` from an answer in stored form (see [`to_stored`]): the client's
+/// ID, flags and question, TTLs counted down, OPT for EDNS clients, truncation for UDP.
+/// Returns true if the reply had to be truncated.
+pub fn write_stored_reply(
     out: &mut Vec<u8>,
     stored: &[u8],
     ttl_pos: impl Iterator<Item = usize>,
@@ -179,15 +224,16 @@ pub fn write_reply(
     opts: &ReplyOpts,
 ) -> bool {
     out.clear();
-    out.extend_from_slice(stored);
+    let Some(head) = stored.get(..HEADER_LEN) else {
+        return false;
+    };
     let qname = q.question.name.as_bytes();
-    // A stored answer's question is the same name, uncompressed (prepare guarantees it and
-    // the cache key matched): restore the client's spelling.
-    if let Some(dst) = out.get_mut(HEADER_LEN..HEADER_LEN + qname.len()) {
-        if dst.last() == Some(&0) {
-            dst.copy_from_slice(qname);
-        }
-    }
+    let qsec = qname.len() + 4;
+    out.extend_from_slice(head);
+    out.extend_from_slice(qname);
+    out.extend_from_slice(&q.question.qtype.to_be_bytes());
+    out.extend_from_slice(&q.question.qclass.to_be_bytes());
+    out.extend_from_slice(&stored[HEADER_LEN..]);
     for p in ttl_pos {
         let t = match opts.fixed_ttl {
             Some(t) => t,
@@ -195,7 +241,7 @@ pub fn write_reply(
                 .unwrap_or(0)
                 .saturating_sub(opts.elapsed),
         };
-        wire::write_u32(out, p, t);
+        wire::write_u32(out, p + qsec, t);
     }
     if let Ok(mut h) = Header::new_checked(&mut out[..]) {
         h.set_id(q.id);

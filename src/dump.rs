@@ -118,7 +118,15 @@ pub fn entry(out: &mut String, e: &Cached<'_>, now: u32) {
         e.hits,
         flags.join(",")
     );
-    let Ok(scan) = scan_message(e.msg) else {
+    // Entries are stored without their question: put the key's back to read them.
+    let mut whole = Vec::with_capacity(e.msg.len() + key.name_wire().len() + 4);
+    whole.extend_from_slice(e.msg.get(..12).unwrap_or(&[]));
+    whole.extend_from_slice(key.name_wire());
+    whole.extend_from_slice(&key.qtype().to_be_bytes());
+    whole.extend_from_slice(&key.qclass().to_be_bytes());
+    whole.extend_from_slice(e.msg.get(12..).unwrap_or(&[]));
+    let msg = &whole[..];
+    let Ok(scan) = scan_message(msg) else {
         return;
     };
     let elapsed = now.saturating_sub(e.inserted);
@@ -128,11 +136,11 @@ pub fn entry(out: &mut String, e: &Cached<'_>, now: u32) {
             Section::Authority => " ;authority",
             Section::Additional => " ;additional",
         };
-        let rd = e.msg.get(r.rdata..r.end).unwrap_or(&[]);
+        let rd = msg.get(r.rdata..r.end).unwrap_or(&[]);
         let _ = writeln!(
             out,
             "{} {} {} {} {}{sect}",
-            name_at(e.msg, r.start),
+            name_at(msg, r.start),
             r.ttl.saturating_sub(elapsed),
             if r.class == 1 {
                 "IN".to_string()
@@ -140,7 +148,7 @@ pub fn entry(out: &mut String, e: &Cached<'_>, now: u32) {
                 format!("CLASS{}", r.class)
             },
             type_name(r.rtype),
-            rdata_text(e.msg, r.rtype, rd, r.rdata)
+            rdata_text(msg, r.rtype, rd, r.rdata)
         );
     }
 }

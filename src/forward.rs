@@ -757,6 +757,12 @@ impl Server {
             self.refuse_rebinding(pi);
             return;
         }
+        // prepare() guarantees a single uncompressed question, so this cannot fail; if it
+        // did, the clients get SERVFAIL rather than a malformed answer.
+        let Some((stored, stored_pos)) = answer::to_stored(&prepared.msg, &prepared.ttl_pos) else {
+            self.give_up(pi, EDE_NO_UPSTREAM);
+            return;
+        };
         let Some(p) = self.finish(pi) else { return };
         let now = self.now_secs();
         let mut flags = 0;
@@ -774,8 +780,8 @@ impl Server {
         if prepared.lifetime > 0 {
             self.cache.insert(
                 p.key.as_bytes(),
-                &prepared.msg,
-                &prepared.ttl_pos,
+                &stored,
+                &stored_pos,
                 now,
                 prepared.lifetime,
                 flags,
@@ -787,8 +793,8 @@ impl Server {
                 udp: w.to.is_udp(),
                 ..Default::default()
             };
-            let pos = prepared.ttl_pos.iter().map(|&x| x as usize);
-            if answer::write_reply(&mut self.out, &prepared.msg, pos, &q, &opts) {
+            let pos = stored_pos.iter().map(|&x| x as usize);
+            if answer::write_stored_reply(&mut self.out, &stored, pos, &q, &opts) {
                 self.stats.truncated += 1;
             }
             if prepared.kind == Kind::Failure {

@@ -85,7 +85,7 @@ impl Server {
             udp: to.is_udp(),
             ..Default::default()
         };
-        answer::write_reply(&mut self.out, e.msg, e.ttl_positions(), q, &opts);
+        answer::write_stored_reply(&mut self.out, e.msg, e.ttl_positions(), q, &opts);
         self.stats.stale += 1;
         self.reply(to);
         true

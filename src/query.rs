@@ -164,7 +164,8 @@ impl Server {
             && !failure
             && hit.hits >= 1
             && (hit.remaining(now) as u64) * 10 < hit.lifetime() as u64;
-        let truncated = answer::write_reply(&mut self.out, hit.msg, hit.ttl_positions(), q, &opts);
+        let truncated =
+            answer::write_stored_reply(&mut self.out, hit.msg, hit.ttl_positions(), q, &opts);
         self.stats.hits += 1;
         if truncated {
             self.stats.truncated += 1;

@@ -463,7 +463,7 @@ def test_rate_limited_flooder_other_client_still_answered(dproxy, up):
     tries = 0
     while time.monotonic() < t_end:
         tries += 1
-        r = px.query_from("127.0.0.6", "www.example.test", timeout=0.5)
+        r = px.query_from("127.0.0.6", "www.example.test", timeout=1.0)
         if r is not None and rrset_texts(r, rdtype="A") == ["192.0.2.1"]:
             answered += 1
         time.sleep(0.05)
@@ -471,7 +471,9 @@ def test_rate_limited_flooder_other_client_still_answered(dproxy, up):
     res = json.loads(out)
     assert answered == tries, "the second client must still be answered during the flood: " \
         "%d of %d" % (answered, tries)
-    assert res["sent"] >= 20000, "the flood was too weak to show anything: %s" % res
+    # On a busy 2-core machine the flooder may manage far less than 50,000/s; 5,000 in
+    # 2 s is still 25 times the rate the limit allows.
+    assert res["sent"] >= 5000, "the flood was too weak to show anything: %s" % res
     limit = burst + rate * res["seconds"] * 1.2 + 20
     assert res["received"] <= limit, "flooder got %d answers, limit ~%d (rate %d/s, burst %d)" % (
         res["received"], limit, rate, burst)
