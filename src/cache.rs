@@ -145,25 +145,45 @@ impl Key {
 
 const NIL: u32 = u32::MAX;
 
+/// 40 bytes: the key's length is not stored, its name's labels tell it.
 struct Entry {
     /// key ++ message ++ TTL offsets (u16, big-endian).
     buf: Box<[u8]>,
-    key_len: u16,
-    msg_len: u16,
     /// Upper half of the key's hash: its place in the index, and a quick compare.
     hash: u32,
     /// Seconds on the cache clock.
     inserted: u32,
     expires: u32,
-    hits: u16,
-    flags: u8,
     prev: u32,
     next: u32,
+    msg_len: u16,
+    hits: u8,
+    flags: u8,
+}
+
+/// Where the wire-form name starting at `start` ends, if it is well formed.
+fn name_end(b: &[u8], start: usize) -> Option<usize> {
+    let mut p = start;
+    loop {
+        let l = *b.get(p)? as usize;
+        if l == 0 {
+            return Some(p + 1);
+        }
+        if l > 63 {
+            return None;
+        }
+        p += 1 + l;
+    }
 }
 
 impl Entry {
+    fn key_len(&self) -> usize {
+        // Checked at insert, so the fallback is never taken.
+        name_end(&self.buf, 5).unwrap_or(5)
+    }
+
     fn key(&self) -> &[u8] {
-        &self.buf[..self.key_len as usize]
+        &self.buf[..self.key_len()]
     }
     fn cost(&self) -> usize {
         self.buf.len() + ENTRY_OVERHEAD
@@ -411,7 +431,8 @@ impl Cache {
     ) -> bool {
         self.remove(key);
         let size = key.len() + msg.len() + 2 * ttl_pos.len();
-        if key.len() > u16::MAX as usize
+        if key.len() > MAX_KEY_LEN
+            || name_end(key, 5) != Some(key.len())
             || msg.len() > u16::MAX as usize
             || size + ENTRY_OVERHEAD > self.budget
         {
@@ -427,7 +448,6 @@ impl Cache {
         let hash = self.hash(key);
         let entry = Entry {
             buf: buf.into_boxed_slice(),
-            key_len: key.len() as u16,
             msg_len: msg.len() as u16,
             hash,
             inserted: now,
@@ -512,7 +532,7 @@ impl Cache {
 }
 
 fn view(e: &Entry) -> Cached<'_> {
-    let k = e.key_len as usize;
+    let k = e.key_len();
     let m = k + e.msg_len as usize;
     Cached {
         key: &e.buf[..k],
@@ -520,7 +540,7 @@ fn view(e: &Entry) -> Cached<'_> {
         ttl_pos: &e.buf[m..],
         inserted: e.inserted,
         expires: e.expires,
-        hits: e.hits,
+        hits: e.hits as u16,
         flags: e.flags,
     }
 }

@@ -206,7 +206,7 @@ impl Server {
             udp_backlog: Vec::new(),
             out: Vec::with_capacity(4096),
             qbuf: Vec::with_capacity(512),
-            rbuf: vec![0u8; 65536],
+            rbuf: vec![0u8; 4096],
             resolv_stamp: None,
             next_housekeeping: now,
             serial: 0,
@@ -325,7 +325,7 @@ impl Server {
     /// buffers are fixed, and the cache gets the rest (everything in it can be asked again).
     pub(crate) fn enforce_memory_limit(&mut self) {
         /// Receive batch, receive buffer, send batch and scratch space.
-        const IO_BUFFERS: usize = 2 * crate::batch::BATCH * crate::batch::SLOT + 65536 + 16384;
+        const IO_BUFFERS: usize = 2 * crate::batch::BATCH * crate::batch::SLOT + 4096 + 16384;
         let limit = self.cfg.memory_limit_kib as usize * 1024;
         let configured = self.cfg.cache_size_kib as usize * 1024;
         let budget = if limit == 0 {
