@@ -44,6 +44,10 @@ CROSS_CARGO := env -u RUSTFLAGS -u CARGO -u RUSTUP_TOOLCHAIN -u CARGO_BUILD_TARG
 # Smallest std that still reports panics. panic_unwind is built too, as the
 # release profile keeps panic=unwind (config.rs relies on catch_unwind).
 CROSS_BUILD_STD := -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size
+# Release binaries only (not the unit tests): panics keep their message but lose the
+# file:line, and Debug formatting compiles to nothing (dproxy logs only Display). About
+# 4 % of the mips binary. Joined to the rustflags of .cargo/config.toml.
+CROSS_SIZE_FLAGS = --config 'target.$(CROSS_TRIPLE).rustflags=["-Zlocation-detail=none", "-Zfmt-debug=none"]'
 # Unit tests need the test crate and unwinding: let cargo pick the std crates.
 CROSS_TEST_STD := -Zbuild-std
 CROSS_TEST_KINDS = $(if $(wildcard src/lib.rs),--lib) --bins
@@ -73,7 +77,7 @@ cross: cross-check-target cross-setup
 	if [ -f $$bin ] && [ -n "$$(find cross .cargo/config.toml -newer $$bin -print 2>/dev/null | head -n 1)" ]; then \
 	    rm -f $$bin; \
 	fi
-	$(CROSS_CARGO) build --release --locked --target $(CROSS_TRIPLE) $(CROSS_BUILD_STD)
+	$(CROSS_CARGO) build --release --locked --target $(CROSS_TRIPLE) $(CROSS_BUILD_STD) $(CROSS_SIZE_FLAGS)
 	@mkdir -p dist
 	cp $(CROSS_DIR)/$(CROSS_TRIPLE)/release/dproxy $(CROSS_DIST)
 	@info=$$(file -b $(CROSS_DIST)); \

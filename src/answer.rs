@@ -76,31 +76,14 @@ pub fn prepare(
     trust_ad: bool,
     respell: Option<Respell>,
 ) -> Option<Prepared> {
+    // Always rewritten: names are copied out of the upstream's compression into plain
+    // form (only repeats of the question name become a pointer to it), and the names in
+    // RDATA must end where RDLENGTH says. A name that leaned on bytes dproxy rewrites (TTLs,
+    // the ID, the OPT record) cannot survive into the cache that way.
     let keep = crate::sanitize::chain_filter(raw, scan);
-    let opt_last = scan.opt.map_or(true, |o| o.end == scan.end);
-    // The question name written out in full (no pointer anywhere in it).
-    let plain_question = scan
-        .question
-        .as_ref()
-        .is_some_and(|q| q.end == HEADER_LEN + q.name.len() + 4);
-    let (mut msg, rescan);
-    let as_is = keep.iter().all(|&k| k) && opt_last && plain_question && respell.is_none();
-    let scan = if as_is {
-        msg = raw[..scan.opt.map_or(scan.end, |o| o.start)].to_vec();
-        if let Ok(mut h) = Header::new_checked(&mut msg[..]) {
-            let ar = scan
-                .records
-                .iter()
-                .filter(|r| r.section == Section::Additional)
-                .count() as u16;
-            h.set_arcount(ar);
-        }
-        scan
-    } else {
-        msg = crate::sanitize::rebuild(raw, scan, &keep, respell)?;
-        rescan = wire::scan_message(&msg).ok()?;
-        &rescan
-    };
+    let mut msg = crate::sanitize::rebuild(raw, scan, &keep, respell)?;
+    let rescan = wire::scan_message(&msg).ok()?;
+    let scan = &rescan;
     let qtype = scan.question.as_ref().map(|q| q.qtype).unwrap_or(0);
     if let Ok(mut h) = Header::new_checked(&mut msg[..]) {
         h.set_aa(false);

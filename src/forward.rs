@@ -816,8 +816,9 @@ impl Server {
         if self.rebind_exempt.iter().any(|z| p.name.is_subdomain_of(z)) {
             return false;
         }
+        // prepare() output always scans; if it ever did not, refuse rather than let it by.
         let Ok(scan) = scan_message(&prepared.msg) else {
-            return false;
+            return true;
         };
         let Some(ip) =
             crate::sanitize::rebinding_address(&prepared.msg, &scan, self.cfg.rebind_localhost)

@@ -201,7 +201,8 @@ pub fn decode(
             // No trustworthy clock (a router without RTC before NTP): keep it, but stale.
             0
         } else {
-            expires_at as i64 - wall_now as i64
+            // i128: a forged expiry near 2^64 must not overflow.
+            (expires_at as i128 - wall_now as i128).clamp(i64::MIN as i128, i64::MAX as i128) as i64
         };
         if remaining <= -(stale_max as i64) {
             res.skipped += 1;

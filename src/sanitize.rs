@@ -111,12 +111,25 @@ fn common_suffix(name: &[u8], from: &[u8]) -> usize {
     best
 }
 
-/// Copies a name from `msg` at `pos` into `out` uncompressed; returns the position after it.
-fn copy_name(msg: &[u8], pos: usize, out: &mut Vec<u8>, fix: Option<Respell>) -> Option<usize> {
+/// How names are written by [`rebuild`].
+#[derive(Clone, Copy)]
+struct Names<'a> {
+    fix: Option<Respell<'a>>,
+    /// The question name: a name equal to it is written as a pointer to offset 12.
+    question: Option<&'a NameBuf>,
+}
+
+/// Copies a name from `msg` at `pos` into `out`, uncompressed except that a repeat of the
+/// question becomes a pointer to it; returns the position after the name in `msg`.
+fn copy_name(msg: &[u8], pos: usize, out: &mut Vec<u8>, w: Names) -> Option<usize> {
     let mut n = NameBuf::root();
     let end = read_name(msg, pos, Some(&mut n)).ok()?;
+    if w.question.is_some_and(|q| q.eq_ignore_case(&n)) {
+        out.extend_from_slice(&[0xc0, HEADER_LEN as u8]);
+        return Some(end);
+    }
     out.extend_from_slice(n.as_bytes());
-    if let Some(f) = fix {
+    if let Some(f) = w.fix {
         if f.from.len() == f.to.len() {
             let k = common_suffix(n.as_bytes(), f.from.as_bytes());
             let (o, t) = (out.len(), f.to.as_bytes());
@@ -128,7 +141,7 @@ fn copy_name(msg: &[u8], pos: usize, out: &mut Vec<u8>, fix: Option<Respell>) ->
 
 /// RDATA with names in it (RFC 1035 and RFC 2782); other types are copied as they are,
 /// which is safe because newer types must not use compression (RFC 3597 4).
-fn copy_rdata(msg: &[u8], r: &Record, out: &mut Vec<u8>, fix: Option<Respell>) -> Option<()> {
+fn copy_rdata(msg: &[u8], r: &Record, out: &mut Vec<u8>, w: Names) -> Option<()> {
     let start = out.len();
     out.extend_from_slice(&[0, 0]);
     let end = r.end;
@@ -138,18 +151,18 @@ fn copy_rdata(msg: &[u8], r: &Record, out: &mut Vec<u8>, fix: Option<Respell>) -
         Some(from + n)
     };
     match r.rtype {
-        rtype::CNAME | rtype::NS | rtype::PTR => p = copy_name(msg, p, out, fix)?,
+        rtype::CNAME | rtype::NS | rtype::PTR => p = copy_name(msg, p, out, w)?,
         rtype::MX => {
             p = fixed(out, p, 2)?;
-            p = copy_name(msg, p, out, fix)?;
+            p = copy_name(msg, p, out, w)?;
         }
         rtype::SRV => {
             p = fixed(out, p, 6)?;
-            p = copy_name(msg, p, out, fix)?;
+            p = copy_name(msg, p, out, w)?;
         }
         rtype::SOA => {
-            p = copy_name(msg, p, out, fix)?;
-            p = copy_name(msg, p, out, fix)?;
+            p = copy_name(msg, p, out, w)?;
+            p = copy_name(msg, p, out, w)?;
             p = fixed(out, p, 20)?;
         }
         _ => p = fixed(out, p, r.rdlen as usize)?,
@@ -162,20 +175,32 @@ fn copy_rdata(msg: &[u8], r: &Record, out: &mut Vec<u8>, fix: Option<Respell>) -
     Some(())
 }
 
-/// Rewrites the message with only the kept records, every name uncompressed, and no OPT.
+/// Rewrites the message with only the kept records and no OPT; every name is written out
+/// in full, except repeats of the question name, which point to it.
 pub fn rebuild(msg: &[u8], scan: &Scan, keep: &[bool], fix: Option<Respell>) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(msg.len() + 64);
     out.extend_from_slice(msg.get(..HEADER_LEN)?);
     let q = read_question(msg, HEADER_LEN).ok()?;
-    copy_name(msg, HEADER_LEN, &mut out, fix)?;
+    let plain = Names {
+        fix,
+        question: None,
+    };
+    copy_name(msg, HEADER_LEN, &mut out, plain)?;
+    // The question as written (respelled): what later repeats point to.
+    let mut qname = NameBuf::root();
+    read_name(&out, HEADER_LEN, Some(&mut qname)).ok()?;
+    let w = Names {
+        fix,
+        question: Some(&qname),
+    };
     out.extend_from_slice(&q.qtype.to_be_bytes());
     out.extend_from_slice(&q.qclass.to_be_bytes());
     let mut counts = [0u16; 3];
     for (r, _) in scan.records.iter().zip(keep).filter(|(_, k)| **k) {
-        let p = copy_name(msg, r.start, &mut out, fix)?;
+        let p = copy_name(msg, r.start, &mut out, w)?;
         // type, class, TTL: 8 bytes, then RDATA with its new length.
         out.extend_from_slice(msg.get(p..p + 8)?);
-        copy_rdata(msg, r, &mut out, fix)?;
+        copy_rdata(msg, r, &mut out, w)?;
         let i = match r.section {
             Section::Answer => 0,
             Section::Authority => 1,
@@ -332,10 +357,8 @@ mod tests {
         let mut n = NameBuf::root();
         read_name(&out, mx.rdata + 2, Some(&mut n)).unwrap();
         assert_eq!(n.to_dotted(), "www.test");
-        // No pointers left anywhere.
-        assert!(!out[12..]
-            .windows(1)
-            .any(|w| w[0] & 0xc0 == 0xc0 && w[0] != 0xff));
+        // The only pointers left point to the question.
+        assert!(out[12..].windows(2).all(|w| w[0] != 0xc0 || w[1] == 0x0c));
     }
 
     #[test]
