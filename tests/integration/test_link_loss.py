@@ -1,4 +1,4 @@
-"""Surviving link loss (issue 4): link state by signal, control socket and
+"""Surviving link loss: link state by signal, control socket and
 automatic detection; offline answers (servfail / hold); serve-stale (RFC 8767)
 offline and online; prefetch; refresh after link up; the persist file; and
 `ctl stats` counters."""

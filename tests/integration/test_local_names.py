@@ -1,4 +1,4 @@
-"""Local names (issue 3): hosts files and DHCP lease files in every supported
+"""Local names: hosts files and DHCP lease files in every supported
 format, the local domain, domain_needed, bogus_priv, PTR, and reloads that
 keep the cache.  Every test counts what reached the upstream."""
 import os

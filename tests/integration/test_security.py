@@ -1,4 +1,4 @@
-"""Hardening (issue 7, "Tests"): who may ask (deny/allow lists, an off-link
+"""Hardening: who may ask (deny/allow lists, an off-link
 client in a network namespace), rebinding protection, out-of-chain records,
 0x20 and its fallback, a forged-answer flood, per-client rate limits, the
 memory budget under a unique-name flood, privilege drop, TCP connection caps,
