@@ -5,7 +5,8 @@
 #   make test   every test (unit, integration, packaging, cross under qemu)
 #   make bench  benchmarks against dnsmasq and unbound (not part of test)
 
-CARGO ?= cargo
+# rustup's cargo when there is one, else Debian's (scripts/ensure-rust.sh installs it).
+CARGO ?= $(shell command -v cargo 2>/dev/null || echo /usr/bin/cargo)
 VENV := .tools/venv
 PYTEST := $(VENV)/bin/pytest
 BIN := target/release/dproxy
@@ -14,12 +15,15 @@ BIN := target/release/dproxy
 TEST_PARTS :=
 -include mk/*.mk
 
-.PHONY: all build run test test-unit test-integration lint deps bench clean
+.PHONY: all build rust run test test-unit test-integration lint deps bench clean
 
 all: build
 
-build:
+build: rust
 	$(CARGO) build --release
+
+rust:
+	@./scripts/ensure-rust.sh
 
 run: build
 	./$(BIN) -c conf/dev.conf
@@ -27,11 +31,11 @@ run: build
 deps:
 	./scripts/install-deps.sh
 
-lint:
+lint: rust
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
-test-unit:
+test-unit: rust
 	$(CARGO) test --release
 
 test-integration: deps build
