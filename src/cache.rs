@@ -198,6 +198,7 @@ pub struct Cached<'a> {
     ttl_pos: &'a [u8],
     pub inserted: u32,
     pub expires: u32,
+    /// Gets since insertion, saturating at 255 (used to rank entries, not to count).
     pub hits: u16,
     pub flags: u8,
 }

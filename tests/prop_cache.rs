@@ -86,7 +86,8 @@ impl Model {
         match self.entries.iter().position(|e| e.0 == k) {
             Some(i) => {
                 let mut e = self.entries.remove(i);
-                e.3 = e.3.saturating_add(1);
+                // The cache counts hits in 8 bits, saturating (they only rank entries).
+                e.3 = e.3.saturating_add(1).min(u8::MAX as u16);
                 self.entries.insert(0, e);
                 true
             }
