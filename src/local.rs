@@ -7,7 +7,7 @@ use crate::cache::Key;
 use crate::localnames::{is_private_reverse, parse_ptr_name, LocalConfig, LocalNames};
 use crate::query::ReplyTo;
 use crate::server::Server;
-use crate::wire::{rcode, rtype, Header, NameBuf, QueryView, CLASS_IN};
+use crate::wire::{rcode, rtype, Header, NameBuf, QueryView, CLASS_IN, HEADER_LEN};
 
 /// A name in wire form as presentation bytes without the final dot ("nas.lan"), copied in
 /// one piece with the length bytes turned into dots. The root becomes empty.
@@ -146,16 +146,11 @@ impl Server {
                 n.make_lowercase();
                 n
             });
+        // Built in stored form (header, then records): the reply puts the client's
+        // question back at offset 12, where the records' owner pointers lead.
         let mut msg = Vec::with_capacity(128);
-        answer::write_error(
-            &mut msg,
-            &QueryView {
-                opt: None,
-                ..q.clone()
-            },
-            rc,
-            None,
-        );
+        answer::write_error(&mut msg, q, rc, None);
+        msg.truncate(HEADER_LEN);
         for (t, rd) in &records {
             push_rr(&mut msg, *t, ttl, rd);
         }
@@ -169,13 +164,14 @@ impl Server {
         if let Ok(mut h) = Header::new_checked(&mut msg[..]) {
             h.set_ancount(an);
             h.set_nscount(ns);
+            h.set_arcount(0);
         }
         let opts = ReplyOpts {
             authoritative: true,
             udp: to.is_udp(),
             ..Default::default()
         };
-        if answer::write_reply(&mut self.out, &msg, std::iter::empty(), q, &opts) {
+        if answer::write_stored_reply(&mut self.out, &msg, std::iter::empty(), q, &opts) {
             self.stats.truncated += 1;
         }
         self.stats.local += 1;

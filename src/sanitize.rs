@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::wire::message::{read_question, Record, Section};
 use crate::wire::name::read_name;
-use crate::wire::{read_u16, rtype, Header, NameBuf, Scan, HEADER_LEN};
+use crate::wire::{rtype, Header, NameBuf, Scan, HEADER_LEN};
 
 /// Longest CNAME chain followed.
 const MAX_CHAIN: usize = 16;
@@ -271,15 +271,14 @@ pub fn rebinding_address(msg: &[u8], scan: &Scan, allow_localhost: bool) -> Opti
     None
 }
 
-/// Reads the preference of an MX record (used by tests of the rebuild).
-pub fn mx_preference(msg: &[u8], r: &Record) -> Option<u16> {
-    read_u16(msg, r.rdata).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::{build, scan_message};
+    use crate::wire::{build, read_u16, scan_message};
+
+    fn mx_preference(msg: &[u8], r: &Record) -> Option<u16> {
+        read_u16(msg, r.rdata).ok()
+    }
 
     fn rr(m: &mut Vec<u8>, owner: &[u8], t: u16, ttl: u32, rdata: &[u8]) {
         m.extend_from_slice(owner);

@@ -192,17 +192,6 @@ impl NameBuf {
         }
         out
     }
-
-    /// The lowercased presentation bytes without the final dot, as the local-name table keys them.
-    pub fn write_lower_dotted(&self, out: &mut Vec<u8>) {
-        out.clear();
-        for label in self.labels() {
-            if !out.is_empty() {
-                out.push(b'.');
-            }
-            out.extend(label.iter().map(|c| c.to_ascii_lowercase()));
-        }
-    }
 }
 
 /// Iterator over the labels of a [`NameBuf`].
@@ -413,9 +402,6 @@ mod tests {
             .is_subdomain_of(&z));
         assert!(a.is_subdomain_of(&NameBuf::root()));
         assert!(a.eq_ignore_case(&NameBuf::from_dotted("WWW.example.test").unwrap()));
-        let mut v = Vec::new();
-        a.write_lower_dotted(&mut v);
-        assert_eq!(v, b"www.example.test");
         assert_eq!(a.label_count(), 3);
     }
 
