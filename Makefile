@@ -34,6 +34,8 @@ deps:
 lint: rust
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	@# The release profile aborts on panic, which compiles other code (src/uci_guard.rs).
+	$(CARGO) clippy --release -- -D warnings
 
 test-unit: rust
 	$(CARGO) test --release

@@ -287,18 +287,11 @@ pub fn load(path: &Path) -> Loaded {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "dproxy".into());
-    let parsed = std::panic::catch_unwind(|| uci_rs::parse_raw_to_uci(&name, text));
-    let uci = match parsed {
-        Ok(Ok(u)) => u,
-        Ok(Err(e)) => {
+    let uci = match crate::uci_guard::parse(&name, text) {
+        Ok(u) => u,
+        Err(problem) => {
             return Loaded {
-                config: Err(vec![whole(e.message)]),
-                warnings: Vec::new(),
-            }
-        }
-        Err(_) => {
-            return Loaded {
-                config: Err(vec![whole("cannot parse as UCI".into())]),
+                config: Err(vec![whole(problem)]),
                 warnings: Vec::new(),
             }
         }
@@ -683,6 +676,8 @@ mod tests {
             ("quote", "config dproxy 'main'\n\toption port '1\n"),
             ("nosection", "config other 'x'\n"),
             ("garbage", "\u{0}\u{1}zzz"),
+            // uci_rs unwraps an error on two sections both named '@a'.
+            ("parser-panic", "config dproxy '@a'\nconfig dproxy '@a'\n"),
         ] {
             let p = write_tmp(n, text);
             assert!(load(&p).config.is_err(), "{n}");

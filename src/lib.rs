@@ -26,5 +26,6 @@ pub mod slab;
 pub mod sockets;
 pub mod stats;
 pub mod tcp;
+pub mod uci_guard;
 pub mod upstream;
 pub mod wire;

@@ -5,6 +5,11 @@ use std::path::Path;
 
 use nix::unistd::{chdir, chroot, getgid, getuid, setgid, setgroups, setuid, Uid, User};
 
+/// Errors read as std's: libc's messages, without a second errno table in the binary.
+fn os_err(e: nix::errno::Errno) -> std::io::Error {
+    e.into()
+}
+
 /// The user a root-started daemon becomes when the config names none.
 pub const DEFAULT_USER: &str = "nobody";
 
@@ -37,7 +42,7 @@ pub fn resolve(user: Option<&str>) -> Result<Option<Target>, String> {
             user: u,
         })),
         Ok(None) => Err(format!("user '{name}' does not exist")),
-        Err(e) => Err(format!("cannot look up user '{name}': {e}")),
+        Err(e) => Err(format!("cannot look up user '{name}': {}", os_err(e))),
     }
 }
 
@@ -52,8 +57,8 @@ pub fn drop_privileges(
         return Ok(());
     };
     if let Some(dir) = chroot_dir {
-        chroot(dir).map_err(|e| format!("chroot {}: {e}", dir.display()))?;
-        chdir("/").map_err(|e| format!("chdir / in chroot: {e}"))?;
+        chroot(dir).map_err(|e| format!("chroot {}: {}", dir.display(), os_err(e)))?;
+        chdir("/").map_err(|e| format!("chdir / in chroot: {}", os_err(e)))?;
         log::info!("chrooted to {}", dir.display());
     }
     if target.uid.is_root() {
@@ -66,9 +71,9 @@ pub fn drop_privileges(
             let _ = nix::unistd::chown(p, Some(target.uid), Some(target.gid));
         }
     }
-    setgroups(&[target.gid]).map_err(|e| format!("setgroups: {e}"))?;
-    setgid(target.gid).map_err(|e| format!("setgid {}: {e}", target.gid))?;
-    setuid(target.uid).map_err(|e| format!("setuid {}: {e}", target.uid))?;
+    setgroups(&[target.gid]).map_err(|e| format!("setgroups: {}", os_err(e)))?;
+    setgid(target.gid).map_err(|e| format!("setgid {}: {}", target.gid, os_err(e)))?;
+    setuid(target.uid).map_err(|e| format!("setuid {}: {}", target.uid, os_err(e)))?;
     // Verify: the ids changed and root cannot be regained.
     if getuid() != target.uid || Uid::effective() != target.uid || getgid() != target.gid {
         return Err("privilege drop did not take".into());

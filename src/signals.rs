@@ -20,7 +20,7 @@ pub struct Signals {
 
 impl Signals {
     /// Blocks the signals dproxy handles and opens a signalfd for them.
-    pub fn new() -> nix::Result<Signals> {
+    pub fn new() -> std::io::Result<Signals> {
         let mut mask = SigSet::empty();
         for s in [
             Signal::SIGTERM,

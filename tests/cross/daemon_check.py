@@ -74,7 +74,8 @@ class DaemonCheck:
     def check_config_errors(self, good_conf):
         """--check-config: 0 for the good file; 1 and the file named for broken
         ones (unterminated quote, option outside a section, garbage, invalid
-        UTF-8, a bad value): the parser's error paths on this target."""
+        UTF-8, a bad value, a file the UCI parser itself panics on, which the
+        release build's trial child must catch): the error paths on this target."""
         out = subprocess.run(self.cmd + ["-c", good_conf, "--check-config"],
                              capture_output=True, text=True, timeout=30)
         if out.returncode != 0:
@@ -86,6 +87,7 @@ class DaemonCheck:
             "garbage": b"\x00\x01zzz",
             "binary": b"\xff\xfe\x00",
             "port": b"config dproxy 'main'\n\toption port 'not-a-port'\n",
+            "panic": b"config dproxy '@a'\nconfig dproxy '@a'\n",
         }
         for name, text in broken.items():
             path = os.path.join(self.tmp, "broken-%s.conf" % name)

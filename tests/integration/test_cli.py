@@ -66,6 +66,44 @@ def test_check_config_unknown_option_is_a_warning(dproxy_bin, tmp_path):
     assert "frobnicate_zz" in res.stdout + res.stderr, "expected a warning naming the unknown option"
 
 
+# Two sections both named '@a' make the uci_rs parser unwrap an error: the daemon must
+# report the file as unparseable, not die with it.
+PARSER_PANIC = "config dproxy '@a'\nconfig dproxy '@a'\n"
+
+
+def test_check_config_parser_panic_is_an_error(dproxy_bin, tmp_path):
+    conf = tmp_path / "panic.conf"
+    conf.write_text(PARSER_PANIC)
+    res = run_bin(dproxy_bin, "-c", str(conf), "--check-config")
+    assert res.returncode == 1, "a file the UCI parser chokes on must make --check-config exit 1, got %d:\n%s%s" % (
+        res.returncode, res.stdout, res.stderr)
+    lines = _lines(res)
+    assert any("cannot parse as UCI" in l and str(conf) in l for l in lines), \
+        "expected one problem line naming the file:\n" + "\n".join(lines)
+    assert "panicked" not in res.stderr, "the parser's panic must not reach the user:\n" + res.stderr
+
+
+def test_sighup_with_unparseable_config_keeps_running(dproxy, upstream):
+    a = upstream(["www 300 IN A 192.0.2.1"])
+    px = dproxy(servers=[a])
+    r = px.query("www.example.test")
+    assert rrset_texts(r, rdtype="A") == ["192.0.2.1"], describe(r)
+    with open(px.conf, "w") as f:
+        f.write(PARSER_PANIC)
+    px.signal(signal.SIGHUP)
+    time.sleep(0.5)
+    assert px.alive(), "dproxy died reloading a file the UCI parser chokes on:\n" + px.stderr_text()[-3000:]
+    err = px.stderr_text()
+    assert "cannot parse as UCI" in err and "keeping the running configuration" in err, err[-3000:]
+    r = px.query("www.example.test")
+    assert rrset_texts(r, rdtype="A") == ["192.0.2.1"], "the old config (and cache) must stay:\n" + describe(r)
+    px.write_config()
+    px.signal(signal.SIGHUP)
+    time.sleep(0.5)
+    r = px.query("www.example.test")
+    assert px.alive() and rrset_texts(r, rdtype="A") == ["192.0.2.1"], describe(r)
+
+
 def test_unknown_option_daemon_runs(dproxy, upstream):
     up = upstream(["www 300 IN A 192.0.2.1"])
     px = dproxy(servers=[up], options={"frobnicate_zz": "1"})
