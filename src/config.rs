@@ -245,6 +245,26 @@ fn precheck(text: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Larger config and resolv.conf files are refused: real ones are a few KiB, and
+/// `-c /dev/zero` must not eat a router's memory.
+const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// Reads a whole file of at most `cap` bytes; a larger one is an InvalidData error.
+pub(crate) fn read_capped(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(cap + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > cap {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {} KiB", cap / 1024),
+        ));
+    }
+    Ok(bytes)
+}
+
 /// Reads and validates a config file.
 pub fn load(path: &Path) -> Loaded {
     let fname = path.display().to_string();
@@ -253,7 +273,7 @@ pub fn load(path: &Path) -> Loaded {
         place: String::new(),
         problem,
     };
-    let bytes = match std::fs::read(path) {
+    let bytes = match read_capped(path, MAX_CONFIG_BYTES) {
         Ok(b) => b,
         Err(e) => {
             return Loaded {
@@ -572,7 +592,7 @@ fn names(vals: &[String]) -> Vec<String> {
 
 /// Reads upstream servers from a resolv.conf-style file, skipping our own listen addresses.
 pub fn read_resolvfile(path: &Path, own: &[SocketAddr]) -> std::io::Result<Vec<SocketAddr>> {
-    let text = std::fs::read(path)?;
+    let text = read_capped(path, MAX_CONFIG_BYTES)?;
     let text = String::from_utf8_lossy(&text);
     let mut out = Vec::new();
     for line in text.lines() {
@@ -685,6 +705,9 @@ mod tests {
         let p = write_tmp("binary", "");
         std::fs::write(&p, [0xff, 0xfe, 0x00]).unwrap();
         assert!(load(&p).config.is_err());
+        let endless = load(Path::new("/dev/zero"));
+        let problem = &endless.config.unwrap_err()[0].problem;
+        assert!(problem.contains("larger than 1024 KiB"), "{problem}");
         assert!(load(Path::new("/nonexistent/dproxy")).config.is_err());
     }
 
@@ -723,6 +746,8 @@ mod tests {
             s,
             vec!["192.0.2.9:53".parse().unwrap(), "[::1]:53".parse().unwrap()]
         );
+        let endless = read_resolvfile(Path::new("/dev/zero"), &own).unwrap_err();
+        assert_eq!(endless.kind(), std::io::ErrorKind::InvalidData);
     }
 
     #[test]

@@ -271,7 +271,9 @@ impl Server {
         let Some(path) = self.cfg.persist_file.clone() else {
             return;
         };
-        let data = match std::fs::read(&path) {
+        // The file holds at most the cache, so twice its budget is plenty.
+        let cap = u64::from(self.cfg.cache_size_kib) * 2048 + (1 << 20);
+        let data = match config::read_capped(&path, cap) {
             Ok(d) => d,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 log::info!("{}: no saved cache yet", path.display());
