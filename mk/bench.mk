@@ -7,6 +7,8 @@
 #   make bench         full run (hot / cold / mixed, callgrind, start-up,
 #                      local names, persist file), about 4-5 minutes
 #   make bench-quick   smaller counts, about 1-2 minutes, for development
+#   make profile       where dproxy's CPU goes on a hit and on a miss (perf
+#                      samples by system call, bench/profile.py), under a minute
 #
 # BENCH_BUILD= skips the cargo build (bench an existing binary, or set
 # DPROXY_BIN=/path/to/dproxy); BENCH_NET=relay|host forces a network setup.
@@ -15,7 +17,7 @@ BENCH_BUILD ?= build
 BENCH_OUT ?= /tmp/dproxy-bench/latest.md
 BENCH_PY ?= python3
 
-.PHONY: bench-quick bench-deps
+.PHONY: bench-quick bench-deps profile
 
 bench-deps: deps
 	./scripts/install-bench-deps.sh
@@ -25,3 +27,6 @@ bench: bench-deps $(BENCH_BUILD)
 
 bench-quick: bench-deps $(BENCH_BUILD)
 	DPROXY_BIN=$${DPROXY_BIN:-$(CURDIR)/$(BIN)} $(BENCH_PY) bench/bench.py --quick --out $(BENCH_OUT) --command "make bench-quick$(if $(BENCH_BUILD),, BENCH_BUILD=)"
+
+profile: bench-deps $(BENCH_BUILD)
+	DPROXY_BIN=$${DPROXY_BIN:-$(CURDIR)/$(BIN)} $(BENCH_PY) bench/profile.py

@@ -1,11 +1,11 @@
 #!/bin/sh
 # Installs what `make bench` needs beyond scripts/install-deps.sh (which
 # brings nsd, unbound, dnsmasq-base, dnsperf and iproute2): valgrind for the
-# callgrind instruction counts. Idempotent.
+# callgrind instruction counts, and perf for `make profile`. Idempotent.
 set -eu
 
 need=""
-for pair in valgrind:valgrind callgrind_control:valgrind python3:python3; do
+for pair in valgrind:valgrind callgrind_control:valgrind python3:python3 perf:linux-perf; do
     cmd=${pair%%:*}
     pkg=${pair#*:}
     command -v "$cmd" >/dev/null 2>&1 || case " $need " in *" $pkg "*) ;; *) need="$need $pkg" ;; esac
