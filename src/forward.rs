@@ -219,7 +219,30 @@ impl Server {
                 self.add_timer(at, Timer::Stale(pi, gen));
             }
         }
-        self.send_attempt(pi, None, false);
+        if let Some(p) = self.pending.get(pi) {
+            self.deferred_attempts.push((pi, p.gen));
+        }
+    }
+
+    /// Sends the first attempts of the misses read since the last call. A miss costs
+    /// several system calls (a fresh socket per attempt), so the replies already made
+    /// (cache hits in the same batch) are sent first instead of waiting behind them.
+    pub(crate) fn start_deferred_attempts(&mut self) {
+        if self.deferred_attempts.is_empty() {
+            return;
+        }
+        self.flush_udp();
+        let mut list = std::mem::take(&mut self.deferred_attempts);
+        for &(pi, gen) in &list {
+            if self.pending.get(pi).is_some_and(|p| p.gen == gen) {
+                self.send_attempt(pi, None, false);
+            }
+        }
+        // Keep the allocation for the next batch.
+        list.clear();
+        if self.deferred_attempts.is_empty() {
+            self.deferred_attempts = list;
+        }
     }
 
     /// Creates a pending question for `key` (with no waiter for prefetches and probes).

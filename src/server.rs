@@ -121,6 +121,8 @@ pub struct Server {
     send_batch: crate::batch::SendBatch,
     /// UDP listeners with datagrams left after a full batch (epoll is edge-triggered).
     udp_backlog: Vec<usize>,
+    /// New misses whose first upstream attempt waits until the batch's replies are out.
+    pub(crate) deferred_attempts: Vec<(usize, u32)>,
     /// Scratch buffers: a reply being written, a query being sent, a datagram received.
     pub(crate) out: Vec<u8>,
     pub(crate) qbuf: Vec<u8>,
@@ -204,6 +206,7 @@ impl Server {
             recv_batch: Default::default(),
             send_batch: Default::default(),
             udp_backlog: Vec::new(),
+            deferred_attempts: Vec::new(),
             out: Vec::with_capacity(4096),
             qbuf: Vec::with_capacity(512),
             rbuf: vec![0u8; 4096],
@@ -380,6 +383,8 @@ impl Server {
             for li in std::mem::take(&mut self.udp_backlog) {
                 self.udp_readable(li);
             }
+            // Misses from TCP clients and anything else not yet started.
+            self.start_deferred_attempts();
             self.run_timers();
             self.flush_udp();
             if self.now >= self.next_housekeeping {
@@ -560,7 +565,7 @@ impl Server {
     }
 
     /// Sends the queued UDP replies.
-    fn flush_udp(&mut self) {
+    pub(crate) fn flush_udp(&mut self) {
         if self.send_batch.is_empty() {
             return;
         }
@@ -612,6 +617,7 @@ impl Server {
             }
         }
         self.recv_batch = batch;
+        self.start_deferred_attempts();
     }
 
     pub(crate) fn register_conn(&mut self, conn: Conn, interest: Interest) -> io::Result<usize> {
