@@ -228,19 +228,21 @@ impl Server {
     /// several system calls (a fresh socket per attempt), so the replies already made
     /// (cache hits in the same batch) are sent first instead of waiting behind them.
     pub(crate) fn start_deferred_attempts(&mut self) {
-        if self.deferred_attempts.is_empty() {
-            return;
-        }
-        self.flush_udp();
-        let mut list = std::mem::take(&mut self.deferred_attempts);
-        for &(pi, gen) in &list {
-            if self.pending.get(pi).is_some_and(|p| p.gen == gen) {
-                self.send_attempt(pi, None, false);
+        let mut list = Vec::new();
+        // An attempt can answer a TCP client at once (SERVFAIL), which may read that
+        // client's next queries and defer more misses: go on until none are left.
+        while !self.deferred_attempts.is_empty() {
+            self.flush_udp();
+            std::mem::swap(&mut list, &mut self.deferred_attempts);
+            for &(pi, gen) in &list {
+                if self.pending.get(pi).is_some_and(|p| p.gen == gen) {
+                    self.send_attempt(pi, None, false);
+                }
             }
+            list.clear();
         }
         // Keep the allocation for the next batch.
-        list.clear();
-        if self.deferred_attempts.is_empty() {
+        if list.capacity() > self.deferred_attempts.capacity() {
             self.deferred_attempts = list;
         }
     }

@@ -383,9 +383,10 @@ impl Server {
             for li in std::mem::take(&mut self.udp_backlog) {
                 self.udp_readable(li);
             }
-            // Misses from TCP clients and anything else not yet started.
-            self.start_deferred_attempts();
             self.run_timers();
+            // Misses from TCP clients (or queries they sent while a timer answered
+            // them) not yet started.
+            self.start_deferred_attempts();
             self.flush_udp();
             if self.now >= self.next_housekeeping {
                 self.housekeeping();
