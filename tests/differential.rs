@@ -36,7 +36,9 @@ use dproxy::wire::{scan_message, Error, NameBuf, Scan, HEADER_LEN};
 use hickory_proto::op::Message;
 use hickory_proto::rr::{Name, Record};
 use proptest::prelude::*;
-use proptest::test_runner::Config;
+
+mod common;
+use common::config;
 
 /// The real packets, read once.
 fn packets() -> &'static [(String, Vec<u8>)] {
@@ -268,14 +270,6 @@ fn documented_exceptions_hold() {
     assert!(Message::from_vec(&m).is_ok());
     assert_eq!(scan_message(&m).err(), Some(Error::BadOpt));
     check(&m, &mut Tally::default());
-}
-
-fn config(cases: u32) -> Config {
-    Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    }
 }
 
 #[derive(Debug, Clone)]

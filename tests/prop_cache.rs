@@ -6,7 +6,9 @@
 
 use dproxy::cache::{Cache, Key, ENTRY_OVERHEAD, MAX_KEY_LEN};
 use proptest::prelude::*;
-use proptest::test_runner::Config;
+
+mod common;
+use common::config;
 
 const NAMES: [&[u8]; 5] = [
     b"\x00",
@@ -114,14 +116,6 @@ fn check(c: &Cache, m: &Model) -> Result<(), TestCaseError> {
     prop_assert_eq!(seen.len(), c.len(), "for_each visits each entry once");
     prop_assert_eq!(&seen, &m.entries, "entries and LRU order");
     Ok(())
-}
-
-fn config(cases: u32) -> Config {
-    Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    }
 }
 
 proptest! {

@@ -2,38 +2,19 @@
 //! `config::load` returns a config or a list of problems for any file content and never
 //! panics; well-formed values come back as written.
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use dproxy::config::load;
 use proptest::prelude::*;
-use proptest::test_runner::Config;
 
-fn config(cases: u32) -> Config {
-    Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    }
-}
+mod common;
+use common::config;
 
-static N: AtomicUsize = AtomicUsize::new(0);
-
-/// A fresh file per case (tests run in parallel threads).
+/// A fresh config file per case.
 fn write_temp(data: &[u8]) -> PathBuf {
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    let p = std::env::temp_dir().join(format!(
-        "dproxy-prop-config-{}-{}.conf",
-        std::process::id(),
-        n
-    ));
-    std::fs::File::create(&p)
-        .and_then(|mut f| f.write_all(data))
-        .unwrap();
-    p
+    common::write_temp("dproxy-prop-config", ".conf", data)
 }
 
 const OPTIONS: &[&str] = &[

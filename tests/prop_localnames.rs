@@ -3,32 +3,17 @@
 //! the public `LocalNames` API without panicking, every lookup answers, and well-formed
 //! hosts lines are found by name and by address.
 
-use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use dproxy::localnames::{parse_ptr_name, reverse_name, LocalConfig, LocalNames};
 use proptest::prelude::*;
-use proptest::test_runner::Config;
 
-fn config(cases: u32) -> Config {
-    Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    }
-}
-
-static N: AtomicUsize = AtomicUsize::new(0);
+mod common;
+use common::config;
 
 fn write_temp(data: &[u8]) -> PathBuf {
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    let p = std::env::temp_dir().join(format!("dproxy-prop-local-{}-{}", std::process::id(), n));
-    std::fs::File::create(&p)
-        .and_then(|mut f| f.write_all(data))
-        .unwrap();
-    p
+    common::write_temp("dproxy-prop-local", "", data)
 }
 
 const NOW: u64 = 1_800_000_000;

@@ -6,19 +6,13 @@
 use dproxy::cache::{flag, Cache, Key};
 use dproxy::persist::{crc32, decode, encode};
 use proptest::prelude::*;
-use proptest::test_runner::Config;
+
+mod common;
+use common::config;
 
 const WALL: u64 = 1_800_000_000;
 const CLOCK: u32 = 1 << 20;
 const STALE_MAX: u32 = 86400;
-
-fn config(cases: u32) -> Config {
-    Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    }
-}
 
 #[derive(Debug, Clone)]
 struct EntrySpec {

@@ -16,15 +16,9 @@ use dproxy::wire::{
     parse_query, rcode, read_u32, rtype, scan_message, NameBuf, QueryView, Scan, HEADER_LEN,
 };
 use proptest::prelude::*;
-use proptest::test_runner::Config;
 
-fn config(cases: u32) -> Config {
-    Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    }
-}
+mod common;
+use common::config;
 
 // ------------------------------------------------------------------ generators
 
