@@ -736,7 +736,8 @@ impl Server {
         let fix = respell
             .as_ref()
             .map(|(from, to)| crate::sanitize::Respell { from, to });
-        let prepared = answer::prepare(msg, &scan, &self.cfg.ttl, self.cfg.trust_ad, fix);
+        let do_bit = self.pending.get(pi).is_some_and(|p| p.do_bit);
+        let prepared = answer::prepare(msg, &scan, &self.cfg.ttl, self.cfg.trust_ad, do_bit, fix);
         let Some(prepared) = prepared else {
             log::debug!(
                 "unusable answer from upstream {}",

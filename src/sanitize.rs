@@ -1,12 +1,13 @@
-//! What an upstream answer may put in the cache: records on the question's CNAME chain
-//! (plus the zone's SOA/NS for negative answers), and no private addresses for public
-//! names (DNS rebinding protection).
+//! What an upstream answer may put in the cache: records on the question's CNAME/DNAME
+//! chain (plus the zone's SOA/NS for negative answers), the DNSSEC proof of that answer
+//! for clients that set DO, and no private addresses for public names (DNS rebinding
+//! protection).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::wire::message::{read_question, Record, Section};
 use crate::wire::name::read_name;
-use crate::wire::{rtype, Header, NameBuf, Scan, HEADER_LEN};
+use crate::wire::{read_u16, rtype, Header, NameBuf, Scan, HEADER_LEN, MAX_NAME_LEN};
 
 /// Longest CNAME chain followed.
 const MAX_CHAIN: usize = 16;
@@ -17,33 +18,52 @@ fn owner(msg: &[u8], r: &Record) -> Option<NameBuf> {
     Some(n)
 }
 
-/// Which records of `scan` to keep: answer records on the CNAME chain starting at the
-/// question name; for a negative answer, the authority SOA/NS of a zone above the
-/// question (RFC 2308 needs the SOA); no additional records. Positive answers are kept
-/// minimal: their authority NS records cost cache memory and no client needs them.
-pub fn chain_filter(msg: &[u8], scan: &Scan) -> Vec<bool> {
-    let Some(q) = &scan.question else {
-        return vec![false; scan.records.len()];
-    };
-    let owners: Vec<Option<NameBuf>> = scan.records.iter().map(|r| owner(msg, r)).collect();
-    let mut chain = vec![q.name.clone()];
-    // Records may come in any order: extend the chain until it stops growing.
+/// `name` rewritten by a DNAME owned by `from` (a proper ancestor of `name`) pointing to
+/// `to` (RFC 6672 2.2); None if the result would be too long.
+fn substitute(name: &NameBuf, from: &NameBuf, to: &NameBuf) -> Option<NameBuf> {
+    let keep = name.len().checked_sub(from.len())?;
+    if keep == 0 || keep + to.len() > MAX_NAME_LEN {
+        return None;
+    }
+    let mut wire = Vec::with_capacity(keep + to.len());
+    wire.extend_from_slice(&name.as_bytes()[..keep]);
+    wire.extend_from_slice(to.as_bytes());
+    NameBuf::from_wire(&wire).ok()
+}
+
+/// The names of the question's chain: the question, then every CNAME target and every
+/// name a DNAME above a chain name rewrites it to (in case the upstream left out the
+/// synthesized CNAME). Records may come in any order: grows until it stops growing.
+fn chain_names(msg: &[u8], scan: &Scan, owners: &[Option<NameBuf>], q: &NameBuf) -> Vec<NameBuf> {
+    let mut chain = vec![q.clone()];
     for _ in 0..MAX_CHAIN {
-        let mut grew = false;
-        for (r, o) in scan.records.iter().zip(&owners) {
-            if r.section != Section::Answer || r.rtype != rtype::CNAME {
+        let mut found = Vec::new();
+        for (r, o) in scan.records.iter().zip(owners) {
+            if r.section != Section::Answer || !matches!(r.rtype, rtype::CNAME | rtype::DNAME) {
                 continue;
             }
             let Some(o) = o else { continue };
-            if !chain.iter().any(|c| c.eq_ignore_case(o)) {
-                continue;
-            }
             let mut target = NameBuf::root();
             if read_name(msg, r.rdata, Some(&mut target)).is_err() {
                 continue;
             }
-            if !chain.iter().any(|c| c.eq_ignore_case(&target)) && chain.len() < MAX_CHAIN {
-                chain.push(target);
+            if r.rtype == rtype::CNAME {
+                if chain.iter().any(|c| c.eq_ignore_case(o)) {
+                    found.push(target);
+                }
+            } else {
+                found.extend(
+                    chain
+                        .iter()
+                        .filter(|c| c.is_subdomain_of(o))
+                        .filter_map(|c| substitute(c, o, &target)),
+                );
+            }
+        }
+        let mut grew = false;
+        for t in found {
+            if !chain.iter().any(|c| c.eq_ignore_case(&t)) && chain.len() < MAX_CHAIN {
+                chain.push(t);
                 grew = true;
             }
         }
@@ -51,28 +71,88 @@ pub fn chain_filter(msg: &[u8], scan: &Scan) -> Vec<bool> {
             break;
         }
     }
+    chain
+}
+
+/// Types that carry DNSSEC proofs rather than data.
+fn is_proof(t: u16) -> bool {
+    matches!(t, rtype::RRSIG | rtype::NSEC | rtype::NSEC3)
+}
+
+/// Which records of `scan` to keep.
+///
+/// Answer section: records on the chain starting at the question name (CNAME targets and
+/// DNAME rewrites), and the DNAMEs above chain names (RFC 6672). Authority section of a
+/// negative answer or referral: the SOA/NS of a zone above the chain (RFC 2308 needs the
+/// SOA). Positive answers are kept minimal: their authority NS records cost cache memory
+/// and no client needs them. The additional section is dropped.
+///
+/// `dnssec_ok` (the client set DO, and so did dproxy's query): the proof the upstream sent
+/// is kept whole, as a validator behind dproxy needs it (RFC 4035 3.1): the RRSIGs of
+/// every kept RRset, the authority NSEC/NSEC3 records (denial of existence, wildcard
+/// expansion) and their RRSIGs, and the DS of a referral. Without DO, RRSIG, NSEC and
+/// NSEC3 records appear only when the question asks for that type (RFC 4035 3.2.1).
+pub fn chain_filter(msg: &[u8], scan: &Scan, dnssec_ok: bool) -> Vec<bool> {
+    let Some(q) = &scan.question else {
+        return vec![false; scan.records.len()];
+    };
+    let owners: Vec<Option<NameBuf>> = scan.records.iter().map(|r| owner(msg, r)).collect();
+    let chain = chain_names(msg, scan, &owners, &q.name);
     let on_chain = |o: &NameBuf| chain.iter().any(|c| c.eq_ignore_case(o));
+    // A zone cut or DNAME at or above some chain name.
+    let above_chain = |o: &NameBuf| chain.iter().any(|c| c.is_subdomain_of(o));
+    let asked = |t: u16| t == q.qtype || q.qtype == rtype::ANY;
     let positive = scan.records.iter().zip(&owners).any(|(r, o)| {
-        r.section == Section::Answer
-            && (r.rtype == q.qtype || q.qtype == rtype::ANY)
-            && o.as_ref().is_some_and(on_chain)
+        r.section == Section::Answer && asked(r.rtype) && o.as_ref().is_some_and(on_chain)
     });
-    scan.records
+    let mut keep: Vec<bool> = scan
+        .records
         .iter()
         .zip(&owners)
         .map(|(r, o)| {
             let Some(o) = o else { return false };
             match r.section {
-                Section::Answer => on_chain(o),
-                Section::Authority => {
-                    !positive
-                        && (r.rtype == rtype::SOA || r.rtype == rtype::NS)
-                        && chain.iter().any(|c| c.is_subdomain_of(o))
+                // RRSIGs of kept RRsets are added below.
+                Section::Answer if is_proof(r.rtype) => on_chain(o) && asked(r.rtype),
+                Section::Answer => {
+                    on_chain(o) || (r.rtype == rtype::DNAME && above_chain(o) && !on_chain(o))
                 }
+                Section::Authority => match r.rtype {
+                    rtype::SOA | rtype::NS => !positive && above_chain(o),
+                    rtype::DS => dnssec_ok && !positive && above_chain(o),
+                    rtype::NSEC | rtype::NSEC3 => dnssec_ok,
+                    _ => false,
+                },
                 Section::Additional => false,
             }
         })
-        .collect()
+        .collect();
+    if dnssec_ok {
+        // An RRSIG goes with the RRset it covers: same section, owner and type.
+        let sigs: Vec<usize> = (0..scan.records.len())
+            .filter(|&i| scan.records[i].rtype == rtype::RRSIG && !keep[i])
+            .collect();
+        for i in sigs {
+            let (r, Some(o)) = (&scan.records[i], &owners[i]) else {
+                continue;
+            };
+            let Ok(covered) = read_u16(msg, r.rdata) else {
+                continue;
+            };
+            let signs_kept = scan
+                .records
+                .iter()
+                .zip(&owners)
+                .zip(&keep)
+                .any(|((k, ko), &kept)| {
+                    kept && k.section == r.section
+                        && k.rtype == covered
+                        && ko.as_ref().is_some_and(|ko| ko.eq_ignore_case(o))
+                });
+            keep[i] = signs_kept;
+        }
+    }
+    keep
 }
 
 /// A spelling to put back: the labels a name shares (at its end, in any case) with
@@ -139,7 +219,7 @@ fn copy_name(msg: &[u8], pos: usize, out: &mut Vec<u8>, w: Names) -> Option<usiz
     Some(end)
 }
 
-/// RDATA with names in it (RFC 1035 and RFC 2782); other types are copied as they are,
+/// RDATA with names in it (RFC 1035, RFC 2782 and RFC 6672); other types are copied as they are,
 /// which is safe because newer types must not use compression (RFC 3597 4).
 fn copy_rdata(msg: &[u8], r: &Record, out: &mut Vec<u8>, w: Names) -> Option<()> {
     let start = out.len();
@@ -152,6 +232,14 @@ fn copy_rdata(msg: &[u8], r: &Record, out: &mut Vec<u8>, w: Names) -> Option<()>
     };
     match r.rtype {
         rtype::CNAME | rtype::NS | rtype::PTR => p = copy_name(msg, p, out, w)?,
+        // Read even if compressed, always written out in full (RFC 6672 2.5).
+        rtype::DNAME => {
+            let plain = Names {
+                question: None,
+                ..w
+            };
+            p = copy_name(msg, p, out, plain)?;
+        }
         rtype::MX => {
             p = fixed(out, p, 2)?;
             p = copy_name(msg, p, out, w)?;
@@ -330,8 +418,11 @@ mod tests {
     fn only_the_chain_is_kept() {
         let m = chained();
         let s = scan_message(&m).unwrap();
-        assert_eq!(chain_filter(&m, &s), vec![true, true, false, false, false]);
-        let keep = chain_filter(&m, &s);
+        assert_eq!(
+            chain_filter(&m, &s, false),
+            vec![true, true, false, false, false]
+        );
+        let keep = chain_filter(&m, &s, true);
         let out = rebuild(&m, &s, &keep, None).unwrap();
         let s2 = scan_message(&out).unwrap();
         assert_eq!(s2.records.len(), 2);
