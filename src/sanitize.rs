@@ -434,6 +434,215 @@ mod tests {
         assert_eq!(&out[s2.records[1].rdata..s2.records[1].end], &[10, 1, 1, 1]);
     }
 
+    /// An answer for `qname` A with `rcode`, records given as (section, owner, type,
+    /// RDATA); RRSIG RDATA is built from the covered type alone.
+    fn message(qname: &str, rcode: u8, recs: &[(u8, &str, u16, Vec<u8>)]) -> Vec<u8> {
+        let mut m = Vec::new();
+        build::query(
+            &mut m,
+            1,
+            &NameBuf::from_dotted(qname).unwrap(),
+            1,
+            1,
+            true,
+            false,
+        );
+        m[2] |= 0x80;
+        m[3] |= rcode;
+        let mut counts = [0u16; 3];
+        let mut sorted: Vec<_> = recs.iter().collect();
+        sorted.sort_by_key(|r| r.0);
+        for (section, owner, t, rdata) in sorted {
+            let o = NameBuf::from_dotted(owner).unwrap();
+            rr(&mut m, o.as_bytes(), *t, 300, rdata);
+            counts[*section as usize] += 1;
+        }
+        for (i, c) in counts.iter().enumerate() {
+            m[6 + 2 * i..8 + 2 * i].copy_from_slice(&c.to_be_bytes());
+        }
+        m
+    }
+
+    fn sig(covered: u16) -> Vec<u8> {
+        let mut r = covered.to_be_bytes().to_vec();
+        r.extend_from_slice(&[13, 2, 0, 0, 1, 44, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7]);
+        r.extend_from_slice(b"\x04test\x00\xaa\xbb");
+        r
+    }
+
+    fn name(s: &str) -> Vec<u8> {
+        NameBuf::from_dotted(s).unwrap().as_bytes().to_vec()
+    }
+
+    fn soa() -> Vec<u8> {
+        let mut r = name("ns.test");
+        r.extend(name("admin.test"));
+        r.extend_from_slice(&[0; 20]);
+        r
+    }
+
+    fn nsec() -> Vec<u8> {
+        let mut r = name("z.test");
+        r.extend_from_slice(&[0, 1, 0x40]);
+        r
+    }
+
+    fn kept(
+        qname: &str,
+        rcode: u8,
+        recs: &[(u8, &str, u16, Vec<u8>)],
+        dnssec_ok: bool,
+    ) -> Vec<bool> {
+        let m = message(qname, rcode, recs);
+        let s = scan_message(&m).unwrap();
+        let keep = chain_filter(&m, &s, dnssec_ok);
+        // Whatever is kept must survive the rewrite.
+        let out = rebuild(&m, &s, &keep, None).unwrap();
+        let n = keep.iter().filter(|k| **k).count();
+        assert_eq!(scan_message(&out).unwrap().records.len(), n);
+        keep
+    }
+
+    #[test]
+    fn denial_proof_is_kept_only_with_do() {
+        let recs = [
+            (1, "test", rtype::SOA, soa()),
+            (1, "test", rtype::RRSIG, sig(rtype::SOA)),
+            (1, "a.test", rtype::NSEC, nsec()),
+            (1, "a.test", rtype::RRSIG, sig(rtype::NSEC)),
+            (1, "k2v.test", rtype::NSEC3, vec![1, 0, 0, 0, 0]),
+            (1, "k2v.test", rtype::RRSIG, sig(rtype::NSEC3)),
+            // Signs nothing that is kept: dropped.
+            (1, "test", rtype::RRSIG, sig(rtype::NS)),
+            (2, "a.test", rtype::A, vec![192, 0, 2, 1]),
+        ];
+        let with = [true, true, true, true, true, true, false, false];
+        assert_eq!(kept("nx.test", 3, &recs, true), with);
+        let without = [true, false, false, false, false, false, false, false];
+        assert_eq!(kept("nx.test", 3, &recs, false), without);
+        // NODATA the same way.
+        assert_eq!(kept("nx.test", 0, &recs, true), with);
+    }
+
+    #[test]
+    fn wildcard_proof_is_kept_with_do() {
+        let recs = [
+            (0, "h.wild.test", rtype::A, vec![192, 0, 2, 7]),
+            (0, "h.wild.test", rtype::RRSIG, sig(rtype::A)),
+            (0, "h.wild.test", rtype::RRSIG, sig(rtype::AAAA)),
+            (1, "test", rtype::NS, name("ns.test")),
+            (1, "g.wild.test", rtype::NSEC, nsec()),
+            (1, "g.wild.test", rtype::RRSIG, sig(rtype::NSEC)),
+        ];
+        assert_eq!(
+            kept("h.wild.test", 0, &recs, true),
+            [true, true, false, false, true, true]
+        );
+        assert_eq!(
+            kept("h.wild.test", 0, &recs, false),
+            [true, false, false, false, false, false]
+        );
+    }
+
+    #[test]
+    fn rrsig_asked_for_is_kept_without_do() {
+        let m = {
+            let mut m = message(
+                "www.test",
+                0,
+                &[(0, "www.test", rtype::RRSIG, sig(rtype::A))],
+            );
+            // The question asks for RRSIG.
+            let at = HEADER_LEN + name("www.test").len();
+            m[at..at + 2].copy_from_slice(&rtype::RRSIG.to_be_bytes());
+            m
+        };
+        let s = scan_message(&m).unwrap();
+        assert_eq!(chain_filter(&m, &s, false), [true]);
+        assert_eq!(chain_filter(&m, &s, true), [true]);
+    }
+
+    #[test]
+    fn referral_keeps_ds_with_do() {
+        let recs = [
+            (1, "child.test", rtype::NS, name("ns.child.test")),
+            (1, "child.test", rtype::DS, vec![1, 2, 13, 2, 0xaa]),
+            (1, "child.test", rtype::RRSIG, sig(rtype::DS)),
+            (1, "other.test", rtype::DS, vec![1, 2, 13, 2, 0xaa]),
+            (2, "ns.child.test", rtype::A, vec![192, 0, 2, 53]),
+        ];
+        assert_eq!(
+            kept("www.child.test", 0, &recs, true),
+            [true, true, true, false, false]
+        );
+        assert_eq!(
+            kept("www.child.test", 0, &recs, false),
+            [true, false, false, false, false]
+        );
+    }
+
+    #[test]
+    fn dname_is_kept_and_followed() {
+        let recs = [
+            (0, "dn.test", rtype::DNAME, name("target.test")),
+            (0, "dn.test", rtype::RRSIG, sig(rtype::DNAME)),
+            // No synthesized CNAME: the chain follows the DNAME itself.
+            (0, "h1.target.test", rtype::A, vec![192, 0, 2, 88]),
+            (0, "h1.target.test", rtype::RRSIG, sig(rtype::A)),
+            // A DNAME that is not above the question, and one at the question itself
+            // (it does not rewrite the name it sits on).
+            (0, "other.test", rtype::DNAME, name("target.test")),
+            (0, "h2.target.test", rtype::A, vec![192, 0, 2, 89]),
+        ];
+        assert_eq!(
+            kept("h1.dn.test", 0, &recs, true),
+            [true, true, true, true, false, false]
+        );
+        assert_eq!(
+            kept("h1.dn.test", 0, &recs, false),
+            [true, false, true, false, false, false]
+        );
+        assert_eq!(
+            substitute(
+                &NameBuf::from_dotted("a.b.dn.test").unwrap(),
+                &NameBuf::from_dotted("dn.test").unwrap(),
+                &NameBuf::from_dotted("x.example").unwrap()
+            )
+            .map(|n| n.to_dotted()),
+            Some("a.b.x.example".to_string())
+        );
+        // A rewrite longer than 255 bytes is no name (RFC 6672 2.2: YXDOMAIN).
+        let long = format!("{}.dn.test", vec!["a".repeat(63); 3].join("."));
+        let target = format!("{}.example", vec!["b".repeat(63); 2].join("."));
+        assert!(substitute(
+            &NameBuf::from_dotted(&long).unwrap(),
+            &NameBuf::from_dotted("dn.test").unwrap(),
+            &NameBuf::from_dotted(&target).unwrap()
+        )
+        .is_none());
+    }
+
+    #[test]
+    fn compressed_dname_target_is_written_out() {
+        // dn.test (a pointer into the question) DNAME target.test, its "test" compressed.
+        let mut m = message("h1.dn.test", 0, &[]);
+        rr(
+            &mut m,
+            b"\xc0\x0f",
+            rtype::DNAME,
+            300,
+            b"\x06target\xc0\x12",
+        );
+        m[7] = 1;
+        let s = scan_message(&m).unwrap();
+        let keep = chain_filter(&m, &s, false);
+        assert_eq!(keep, [true]);
+        let out = rebuild(&m, &s, &keep, None).unwrap();
+        let s2 = scan_message(&out).unwrap();
+        let r = s2.records[0];
+        assert_eq!(&out[r.rdata..r.end], b"\x06target\x04test\x00");
+    }
+
     #[test]
     fn rebuild_decompresses_mx_and_soa() {
         let m = chained();
