@@ -258,7 +258,14 @@ pub fn answer_path(ctl: &[u8; 8], msg: &[u8]) {
         to: &name,
     });
     // DO as the client asked (bit 0x04, as for the client's EDNS below).
-    let Some(p) = prepare(msg, &s, &pol, ctl[0] & 0x08 != 0, ctl[0] & 0x04 != 0, respell) else {
+    let Some(p) = prepare(
+        msg,
+        &s,
+        &pol,
+        ctl[0] & 0x08 != 0,
+        ctl[0] & 0x04 != 0,
+        respell,
+    ) else {
         return;
     };
     check_prepared(&s, &p, &pol);
