@@ -5,6 +5,7 @@ unbound straight to nsd are the control. DNAME answers are compared with nsd's."
 import dns.flags
 import dns.rcode
 import dns.rdatatype
+import dns.rrset
 import pytest
 
 from harness.dnssec import ZONE_TEMPLATE, Validator, sign_zone
@@ -131,3 +132,47 @@ def test_dname_kept_as_nsd_sends_it(signed, dproxy, zone, do):
         assert r.rcode() == dns.rcode.NOERROR, describe(r)
         assert answer_set(r) == want, "%s: dproxy's answer differs from nsd's:\nnsd:\n%s\ndproxy:\n%s" % (
             round_, describe(direct), describe(r))
+
+
+SIG = "{covered} 13 3 300 20370101000000 20260101000000 4242 example.test. c2lnbmF0dXJl"
+NSEC_NEXT = "zz.example.test. A RRSIG NSEC"
+
+
+def test_proofs_only_for_clients_that_set_do(dproxy, upstream):
+    """An upstream that sends RRSIG and NSEC records whatever the query's DO bit (the
+    scripted one here; a real one behaves so when the question asks for them): a client
+    without DO gets none of them (RFC 4035 3.2.1), a client with DO gets all of them."""
+    up = upstream(["www 300 IN A 192.0.2.1"])
+
+    def signed(query, transport):
+        resp = up.answer(query)
+        name = query.question[0].name
+        if resp.answer:
+            resp.answer.append(dns.rrset.from_text(name, 300, "IN", "RRSIG",
+                                                   SIG.format(covered="A")))
+        # The wildcard or denial proof, and its signature.
+        resp.authority.append(dns.rrset.from_text("a.example.test.", 60, "IN", "NSEC", NSEC_NEXT))
+        resp.authority.append(dns.rrset.from_text("a.example.test.", 60, "IN", "RRSIG",
+                                                  SIG.format(covered="NSEC")))
+        return resp
+
+    up.handler = signed
+    px = dproxy(servers=[up])
+    proof = {dns.rdatatype.RRSIG, dns.rdatatype.NSEC}
+    for name, rcode in (("www.example.test", dns.rcode.NOERROR),
+                        ("nope.example.test", dns.rcode.NXDOMAIN)):
+        for round_ in ("miss", "cache"):
+            r = px.query(name, "A", edns=1232)
+            assert r.rcode() == rcode, describe(r)
+            got = [rr for rr in r.answer + r.authority if rr.rdtype in proof]
+            assert not got, "%s without DO (%s): no RRSIG or NSEC expected:\n%s" % (
+                name, round_, describe(r))
+            r = px.query(name, "A", do=True)
+            assert r.rcode() == rcode, describe(r)
+            types = sorted((dns.rdatatype.to_text(rr.rdtype),
+                            dns.rdatatype.to_text(rr.covers)) for rr in r.authority
+                           if rr.rdtype in proof)
+            assert types == [("NSEC", "TYPE0"), ("RRSIG", "NSEC")], "%s with DO (%s):\n%s" % (
+                name, round_, describe(r))
+            sigs = [rr for rr in r.answer if rr.rdtype == dns.rdatatype.RRSIG]
+            assert bool(sigs) == (rcode == dns.rcode.NOERROR), describe(r)
