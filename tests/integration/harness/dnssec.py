@@ -15,9 +15,7 @@ import signal
 import subprocess
 import time
 
-import dns.flags
 import dns.message
-import dns.rdatatype
 
 from .dnsutil import make_query, udp_exchange
 from .ports import free_port
