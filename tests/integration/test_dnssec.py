@@ -176,3 +176,32 @@ def test_proofs_only_for_clients_that_set_do(dproxy, upstream):
                 name, round_, describe(r))
             sigs = [rr for rr in r.answer if rr.rdtype == dns.rdatatype.RRSIG]
             assert bool(sigs) == (rcode == dns.rcode.NOERROR), describe(r)
+
+
+def section_set(rrsets):
+    return {(rr.name.to_text().lower(), dns.rdatatype.to_text(rr.rdtype),
+             dns.rdatatype.to_text(rr.covers), rd.to_text().lower())
+            for rr in rrsets for rd in rr}
+
+
+@pytest.mark.parametrize("child", ["signed", "unsigned"])
+@pytest.mark.parametrize("zone", list(ZONES), ids=["nsec", "nsec3"])
+def test_referral_keeps_ds_or_its_denial(signed, dproxy, zone, child):
+    """nsd answers a name below a delegation with a referral: with DO, the DS and its
+    RRSIG (signed child) or the NSEC/NSEC3 proof that there is none (unsigned child)
+    must reach the client as nsd sent them."""
+    nsd = signed[0]
+    px = dproxy(servers=[nsd])
+    name = "www.%s.%s" % (child, zone)
+    direct = parse(udp_exchange(nsd.host, nsd.port, make_query(name, "A", do=True).to_wire(), 3.0))
+    proof = {dns.rdatatype.DS, dns.rdatatype.RRSIG, dns.rdatatype.NSEC, dns.rdatatype.NSEC3,
+             dns.rdatatype.NS}
+    want = section_set(rr for rr in direct.authority if rr.rdtype in proof)
+    kinds = {t for _, t, _, _ in want}
+    assert "NS" in kinds and ("DS" in kinds) == (child == "signed"), describe(direct)
+    assert "RRSIG" in kinds, describe(direct)
+    r = px.query(name, "A", do=True)
+    assert r.rcode() == direct.rcode(), describe(r)
+    got = section_set(rr for rr in r.authority if rr.rdtype in proof)
+    assert got == want, "dproxy's referral differs from nsd's:\nnsd:\n%s\ndproxy:\n%s" % (
+        describe(direct), describe(r))

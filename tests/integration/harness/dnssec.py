@@ -39,6 +39,12 @@ c2       IN CNAME www
 cnx      IN CNAME missing
 dn       IN DNAME target.{origin}.
 h1.target IN A  192.0.2.88
+; Delegations: a signed child (DS in this zone) and an unsigned one (proof of no DS).
+signed   IN NS  ns.signed
+signed   IN DS  4242 13 2 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+ns.signed IN A  192.0.2.54
+unsigned IN NS  ns.unsigned
+ns.unsigned IN A 192.0.2.55
 """
 
 
