@@ -161,6 +161,14 @@ pub fn main() -> i32 {
         }
     };
     let _ = ARGS.set(a.clone());
+    // Before anything else: std's hash maps seed themselves from the same source and
+    // abort without a clear word if it fails.
+    if let Err(e) = crate::rand::Rng::new() {
+        eprintln!(
+            "dproxy: error: cannot read random numbers from the kernel ({e}); refusing to start"
+        );
+        return 1;
+    }
     let cfg = match build_config(&a) {
         Ok(c) => c,
         Err(errs) => {

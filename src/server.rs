@@ -186,6 +186,9 @@ impl Server {
             };
             r.map_err(|e| format!("cannot register listener: {e}"))?;
         }
+        let rng = Rng::new().map_err(|e| {
+            format!("cannot read random numbers from the kernel ({e}); refusing to start")
+        })?;
         let now = Instant::now();
         let mut s = Server {
             poll,
@@ -196,7 +199,7 @@ impl Server {
             pending: Slab::default(),
             inflight: HashMap::new(),
             upstreams: Upstreams::default(),
-            rng: Rng::new(),
+            rng,
             signals,
             timers: BinaryHeap::new(),
             start: now,
