@@ -179,6 +179,10 @@ pub fn main() -> i32 {
         }
     };
     if a.check {
+        let who = crate::privs::RunAs::configured(cfg.user.as_deref());
+        for w in crate::privs::access_warnings(&cfg, &who) {
+            log::warn!("{w}");
+        }
         println!("configuration ok");
         return 0;
     }
@@ -196,6 +200,9 @@ pub fn main() -> i32 {
             return 1;
         }
     };
+    for w in crate::privs::access_warnings(&cfg, &crate::privs::RunAs::of(target.as_ref())) {
+        log::warn!("{w}");
+    }
     let mut server = match crate::server::Server::new(cfg) {
         Ok(s) => s,
         Err(e) => {

@@ -324,7 +324,11 @@ impl Server {
         );
         match crate::persist::write_atomic(&path, &data) {
             Ok(()) => log::info!("{}: saved {} bytes", path.display(), data.len()),
-            Err(e) => log::warn!("{}: cannot save the cache: {e}", path.display()),
+            Err(e) => log::error!(
+                "{}: cannot save the cache as user {}: {e}",
+                path.display(),
+                crate::privs::current_user()
+            ),
         }
     }
 
