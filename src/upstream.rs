@@ -157,18 +157,27 @@ impl Upstreams {
     /// Picks the server for the next attempt, preferring ones not in `tried`.
     pub fn pick(&self, tried: &[UpstreamId], draw: &mut impl Draw) -> Option<UpstreamId> {
         let times_tried = |u: &Upstream| tried.iter().filter(|&&t| t == u.id).count();
-        let mut order: Vec<&Upstream> = self.list.iter().collect();
         // Least tried first (untried ones before all others), then the best score; the
-        // sort is stable, so the order of the configuration breaks ties.
-        order.sort_by_key(|u| (times_tried(u), u.score()));
-        let best = *order.first()?;
-        let untried = order.iter().filter(|u| times_tried(u) == 0).count();
+        // first of equals wins, so the order of the configuration breaks ties.
+        let best = self
+            .list
+            .iter()
+            .min_by_key(|u| (times_tried(u), u.score()))?;
         // Re-probe only once the best server has a measured RTT to compare against;
         // before that, the order of the configuration decides.
-        if tried.is_empty() && untried > 1 && best.answers > 0 && draw.below(PROBE_ONE_IN) == 0 {
-            // Re-probe: any server but the best.
-            let k = 1 + draw.below(untried as u32 - 1) as usize;
-            return order.get(k).map(|u| u.id);
+        if tried.is_empty()
+            && self.list.len() > 1
+            && best.answers > 0
+            && draw.below(PROBE_ONE_IN) == 0
+        {
+            // Re-probe: any server but the best, each as likely.
+            let k = draw.below(self.list.len() as u32 - 1) as usize;
+            return self
+                .list
+                .iter()
+                .filter(|u| u.id != best.id)
+                .nth(k)
+                .map(|u| u.id);
         }
         Some(best.id)
     }
@@ -238,8 +247,8 @@ mod tests {
         // Any draw but 0 keeps the best; a 0 re-probes one of the others.
         assert_eq!(u.pick(&[], &mut Script(vec![1], 0)), Some(b));
         assert_eq!(u.pick(&[], &mut Script(vec![31], 0)), Some(b));
-        assert_eq!(u.pick(&[], &mut Script(vec![0, 0], 0)), Some(c));
-        assert_eq!(u.pick(&[], &mut Script(vec![0, 1], 0)), Some(a));
+        assert_eq!(u.pick(&[], &mut Script(vec![0, 0], 0)), Some(a));
+        assert_eq!(u.pick(&[], &mut Script(vec![0, 1], 0)), Some(c));
         // With the kernel's numbers: mostly the best, never anything unknown.
         let mut rng = Rng::new().unwrap();
         let picks: Vec<_> = (0..200).map(|_| u.pick(&[], &mut rng).unwrap()).collect();
