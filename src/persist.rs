@@ -235,11 +235,17 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
     let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
+    // The error names the step and file that failed (usually the temporary file in a
+    // directory the daemon's user may not write to).
+    fn at(what: &'static str, p: &Path) -> impl FnOnce(io::Error) -> io::Error {
+        let p = p.display().to_string();
+        move |e| io::Error::new(e.kind(), format!("{what} {p}: {e}"))
+    }
     let r = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
+        let mut f = File::create(&tmp).map_err(at("creating", &tmp))?;
+        f.write_all(data).map_err(at("writing", &tmp))?;
+        f.sync_all().map_err(at("writing", &tmp))?;
+        fs::rename(&tmp, path).map_err(at("renaming to", path))?;
         if let Ok(d) = File::open(dir) {
             let _ = d.sync_all();
         }

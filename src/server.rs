@@ -186,6 +186,9 @@ impl Server {
             };
             r.map_err(|e| format!("cannot register listener: {e}"))?;
         }
+        let rng = Rng::new().map_err(|e| {
+            format!("cannot read random numbers from the kernel ({e}); refusing to start")
+        })?;
         let now = Instant::now();
         let mut s = Server {
             poll,
@@ -196,7 +199,7 @@ impl Server {
             pending: Slab::default(),
             inflight: HashMap::new(),
             upstreams: Upstreams::default(),
-            rng: Rng::new(),
+            rng,
             signals,
             timers: BinaryHeap::new(),
             start: now,
@@ -321,7 +324,11 @@ impl Server {
         );
         match crate::persist::write_atomic(&path, &data) {
             Ok(()) => log::info!("{}: saved {} bytes", path.display(), data.len()),
-            Err(e) => log::warn!("{}: cannot save the cache: {e}", path.display()),
+            Err(e) => log::error!(
+                "{}: cannot save the cache as user {}: {e}",
+                path.display(),
+                crate::privs::current_user()
+            ),
         }
     }
 
