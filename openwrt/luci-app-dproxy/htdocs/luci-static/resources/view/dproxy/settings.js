@@ -80,7 +80,7 @@ return view.extend({
 			_('Upstreams from this file when no server is given; re-read when it changes and at link up. Do not name /etc/resolv.conf or /tmp/resolv.conf: those point at the router itself.'));
 		o.placeholder = '/tmp/resolv.conf.d/resolv.conf.auto';
 
-		o = s.taboption('upstream', form.Flag, 'trust_ad', _('Trust AD bit'),
+		s.taboption('upstream', form.Flag, 'trust_ad', _('Trust AD bit'),
 			_('Pass the upstream\'s AD bit on (only for a validating upstream you trust).'));
 
 		o = s.taboption('upstream', form.Flag, 'case_randomization', _('Case randomization (0x20)'),
@@ -161,17 +161,17 @@ return view.extend({
 			_('Hosts files, or directories of them.'));
 		o.placeholder = '/etc/hosts';
 
-		o = s.taboption('local', form.DynamicList, 'leasefile', _('Lease files'),
+		s.taboption('local', form.DynamicList, 'leasefile', _('Lease files'),
 			_('DHCP lease files (dnsmasq, odhcpd, ISC dhcpd).'));
 
 		o = s.taboption('local', form.Value, 'domain', _('Local domain'),
 			_('Host nas also answers as nas.<domain>; names in it are never forwarded.'));
 		o.datatype = 'hostname';
 
-		o = s.taboption('local', form.Flag, 'domain_needed', _('Domain needed'),
+		s.taboption('local', form.Flag, 'domain_needed', _('Domain needed'),
 			_('Never forward names without a dot (NXDOMAIN if not local).'));
 
-		o = s.taboption('local', form.Flag, 'bogus_priv', _('Bogus private reverse lookups'),
+		s.taboption('local', form.Flag, 'bogus_priv', _('Bogus private reverse lookups'),
 			_('Never forward reverse lookups for private ranges (NXDOMAIN if not local).'));
 
 		o = s.taboption('local', form.Value, 'local_ttl', _('Local TTL (s)'),
@@ -206,7 +206,7 @@ return view.extend({
 			_('Domains allowed to resolve to private addresses.'));
 		o.datatype = 'hostname';
 
-		o = s.taboption('security', form.Flag, 'rebind_localhost', _('Allow localhost in answers'),
+		s.taboption('security', form.Flag, 'rebind_localhost', _('Allow localhost in answers'),
 			_('Allow 127.0.0.0/8 in answers (RBL-style lists).'));
 
 		o = s.taboption('security', form.Value, 'rate_limit', _('Rate limit (queries/s)'),
@@ -222,7 +222,7 @@ return view.extend({
 			_('User to switch to after binding, when started as root (root keeps root).'));
 		o.placeholder = 'dproxy';
 
-		o = s.taboption('security', form.Value, 'chroot', _('Chroot directory'),
+		s.taboption('security', form.Value, 'chroot', _('Chroot directory'),
 			_('Chroot here after binding (paths in the config must then exist inside it). procd\'s jail already confines dproxy on OpenWrt.'));
 
 		return m.render();
