@@ -77,6 +77,8 @@ test('every rpc call the views declare is granted in the ACL', () => {
 		const { rec } = loadView(f);
 		for (const d of rec.rpc) {
 			declared++;
+			assert.deepEqual(Object.keys(d.expect || {}), [''],
+				d.method + ": expect { '': default } so a ubus error becomes an object");
 			assert.ok(granted('read', d.object, d.method) || granted('write', d.object, d.method),
 				path.basename(f) + ' declares ' + d.object + '.' + d.method + ' but the ACL grants it nowhere');
 		}
@@ -156,8 +158,13 @@ test('status view renders link, uptime, cache, sources and upstreams; polls ever
 	// Buttons: flush and link call the plugin.
 	const buttons = findAll(node, (n) => n.tag === 'button');
 	const byLabel = (l) => buttons.find((b) => text(b).includes(l));
+	const statusCalls = () => rec.calls.filter((c) => c.method === 'status').length;
+	const before = statusCalls();
 	await byLabel('Flush cache').attrs.click();
 	assert.deepEqual(rec.calls.filter((c) => c.method === 'flush').length, 1);
+	assert.equal(statusCalls(), before + 1, 'the status is fetched again after a flush');
+	assert.equal(findAll(node, (n) => n.attrs && typeof n.attrs.title === 'string' &&
+		n.attrs.title.endsWith('queries')).length, 1, 'a refresh by a button adds no chart bar');
 	assert.match(rec.notes.at(-1).body, /321 entries/);
 	await byLabel('Link down').attrs.click();
 	assert.deepEqual(rec.calls.find((c) => c.method === 'link').args, ['down']);

@@ -9,23 +9,27 @@
 // luci.dproxy, refreshed every 5 seconds. No regular expression literals here:
 // LuCI's build minifies views with jsmin, which mangles some of them.
 
+// expect '': the whole reply, which must be an object; anything else (a ubus
+// error code: no plugin, no permission) becomes the error object given.
+var NO_REPLY = { error: _('no reply from luci.dproxy (is the dproxy package installed, and rpcd reloaded?)') };
+
 var callStatus = rpc.declare({
 	object: 'luci.dproxy',
 	method: 'status',
-	expect: { }
+	expect: { '': NO_REPLY }
 });
 
 var callFlush = rpc.declare({
 	object: 'luci.dproxy',
 	method: 'flush',
-	expect: { }
+	expect: { '': NO_REPLY }
 });
 
 var callLink = rpc.declare({
 	object: 'luci.dproxy',
 	method: 'link',
 	params: [ 'state' ],
-	expect: { }
+	expect: { '': NO_REPLY }
 });
 
 var POLL_SECONDS = 5;
@@ -241,8 +245,9 @@ return view.extend({
 		]);
 	},
 
-	update: function(st, node) {
-		if (st && !st.error) {
+	// record: a poll, whose query count goes into the chart.
+	update: function(st, node, record) {
+		if (record && st && !st.error) {
 			this.history.push(num(st.queries));
 			if (this.history.length > CHART_BARS + 1)
 				this.history.shift();
@@ -250,7 +255,18 @@ return view.extend({
 		dom.content(node, this.renderAll(st));
 	},
 
+	// Fetches the status now and shows it.
+	refresh: function(record) {
+		var self = this;
+		return callStatus().catch(function(err) {
+			return { error: String(err) };
+		}).then(function(next) {
+			self.update(next, self.body, record);
+		});
+	},
+
 	handleFlush: function(ev) {
+		var self = this;
 		return callFlush().then(function(res) {
 			if (res && res.error)
 				ui.addNotification(null, E('p', {}, [ _('Flush failed: %s').format(res.error) ]), 'error');
@@ -258,27 +274,26 @@ return view.extend({
 				ui.addNotification(null, E('p', {}, [
 					_('Cache flushed (%d entries).').format(num(res && res.flushed))
 				]), 'info');
+			return self.refresh();
 		});
 	},
 
 	handleLink: function(state, ev) {
+		var self = this;
 		return callLink(state).then(function(res) {
 			if (res && res.error)
 				ui.addNotification(null, E('p', {}, [ _('Link change failed: %s').format(res.error) ]), 'error');
+			return self.refresh();
 		});
 	},
 
 	render: function(st) {
 		var self = this;
-		var body = E('div', { 'id': 'dproxy-status' });
-		this.update(st, body);
+		this.body = E('div', { 'id': 'dproxy-status' });
+		this.update(st, this.body, true);
 
 		poll.add(function() {
-			return callStatus().catch(function(err) {
-				return { error: String(err) };
-			}).then(function(next) {
-				self.update(next, body);
-			});
+			return self.refresh(true);
 		}, POLL_SECONDS);
 
 		return E('div', { 'class': 'cbi-map' }, [
@@ -293,7 +308,7 @@ return view.extend({
 				' ',
 				E('button', { 'class': 'btn cbi-button', 'click': ui.createHandlerFn(this, 'handleLink', 'up') }, [ _('Link up') ])
 			]),
-			E('div', { 'class': 'cbi-section' }, [ body ])
+			E('div', { 'class': 'cbi-section' }, [ this.body ])
 		]);
 	},
 
