@@ -18,7 +18,7 @@ LUCI_RELEASE := $(shell sed -n 's/^PKG_RELEASE:=//p' $(CURDIR)/$(LUCI_APP)/Makef
 luci-deps:
 	./scripts/luci-deps.sh
 
-test-luci: luci-deps build
+test-luci: deps luci-deps build
 	shellcheck -s sh files/dproxy.rpcd scripts/luci-deps.sh scripts/mkipk-luci.sh
 	busybox sh -n files/dproxy.rpcd
 	DPROXY_BIN=$(CURDIR)/$(BIN) node --test tests/luci/

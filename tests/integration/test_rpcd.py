@@ -72,3 +72,22 @@ def test_bad_arguments_change_nothing(px):
 def test_daemon_not_running_is_an_error_object(px, tmp_path):
     out = plugin(px, "call", "status", socket=str(tmp_path / "nothing.sock"))
     assert set(out) == {"error"} and "not running" in out["error"]
+
+
+def test_socket_from_uci(px, tmp_path):
+    """On the router the socket comes from `uci -q get dproxy.main.control_socket`.
+    uci is a stand-in here (it exists only on OpenWrt): it answers that one
+    question with the daemon's socket and fails on anything else."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    uci = bindir / "uci"
+    uci.write_text("#!/bin/sh\n"
+                   "[ \"$*\" = '-q get dproxy.main.control_socket' ] || exit 1\n"
+                   "echo '%s'\n" % px.options["control_socket"])
+    uci.chmod(0o755)
+    env = dict(os.environ, DPROXY=px.binary, PATH="%s:%s" % (bindir, os.environ["PATH"]))
+    env.pop("DPROXY_SOCKET", None)
+    r = subprocess.run([shutil.which("busybox"), "sh", PLUGIN, "call", "status"], capture_output=True,
+                       text=True, timeout=10, env=env)
+    doc = json.loads(r.stdout)
+    validate(doc)
