@@ -139,12 +139,7 @@ impl Server {
         }
         o.num("dns_cache_inserted", self.cache.inserted);
         o.num("dns_cache_live_freed", self.cache.live_freed);
-        let ratio = if hits + misses == 0 {
-            0.0
-        } else {
-            hits as f64 / (hits + misses) as f64
-        };
-        o.raw("hit_ratio", &format!("{ratio:.4}"));
+        o.raw("hit_ratio", &ratio(hits, hits + misses));
 
         o.str("link", link);
         o.boolean("link_auto", self.link.auto_down);
@@ -193,9 +188,35 @@ impl Server {
     }
 }
 
+/// `part / whole` with four decimals ("0.7368"), 0 when `whole` is 0. Integer arithmetic:
+/// float formatting would cost the router binary more than all of this file.
+fn ratio(part: u64, whole: u64) -> String {
+    if whole == 0 {
+        return "0".into();
+    }
+    let r = (u128::from(part.min(whole)) * 10_000 + u128::from(whole) / 2) / u128::from(whole);
+    if r >= 10_000 {
+        "1".into()
+    } else {
+        format!("0.{r:04}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ratios() {
+        assert_eq!(ratio(0, 0), "0");
+        assert_eq!(ratio(0, 5), "0.0000");
+        assert_eq!(ratio(6, 11), "0.5455");
+        assert_eq!(ratio(1, 3), "0.3333");
+        assert_eq!(ratio(2, 3), "0.6667");
+        assert_eq!(ratio(5, 5), "1");
+        assert_eq!(ratio(99_999, 100_000), "1");
+        assert_eq!(ratio(u64::MAX, u64::MAX), "1");
+    }
 
     #[test]
     fn strings_are_escaped() {
