@@ -1,4 +1,5 @@
-//! The control socket (`dproxy ctl`): stats, dump, flush, link up/down over a Unix socket.
+//! The control socket (`dproxy ctl`): stats (text or JSON), dump, flush, link up/down over a
+//! Unix socket.
 //!
 //! One command per connection, one line; the answer is text and the connection closes.
 
@@ -144,6 +145,7 @@ impl Server {
         let words: Vec<&str> = cmd.split_whitespace().collect();
         match words.as_slice() {
             ["stats"] => self.stats_text(),
+            ["stats", "--json"] => self.stats_json(),
             ["dump"] => {
                 let now = self.now_secs();
                 let mut out = String::new();
@@ -216,6 +218,7 @@ impl Server {
         for (k, v) in self.extra_stats() {
             let _ = writeln!(o, "{k}={v}");
         }
+        self.config_status.write_text(&mut o);
         for (i, u) in self.upstreams.list.iter().enumerate() {
             let state = if u.is_up() { "up" } else { "down" };
             let _ = writeln!(o, "upstream.{i}.addr={}", u.addr);
@@ -247,9 +250,16 @@ pub fn ctl_main(args: &[String]) -> i32 {
         }
     }
     let cmd = words.join(" ");
-    let known = ["stats", "dump", "flush", "link up", "link down"];
+    let known = [
+        "stats",
+        "stats --json",
+        "dump",
+        "flush",
+        "link up",
+        "link down",
+    ];
     if !known.contains(&cmd.as_str()) {
-        eprintln!("usage: dproxy ctl [--socket PATH] stats|dump|flush|link up|link down");
+        eprintln!("usage: dproxy ctl [--socket PATH] stats [--json]|dump|flush|link up|link down");
         return 2;
     }
     let mut s = match std::os::unix::net::UnixStream::connect(&socket) {

@@ -34,6 +34,7 @@ pub struct Link {
     pub told_down: bool,
     /// No upstream has answered for a while: only probes go out.
     pub auto_down: bool,
+    /// When the link state last changed; None: unchanged since start.
     pub since: Option<Instant>,
     pub next_probe: Option<Instant>,
     /// Stale keys to refresh after link up, most used first.
@@ -185,8 +186,10 @@ impl Server {
         if !self.link.told_down {
             log::warn!("link down ({why}): answering from cache only");
         }
+        if !self.offline() {
+            self.link.since = Some(self.now);
+        }
         self.link.told_down = true;
-        self.link.since = Some(self.now);
         self.link.next_probe = None;
         self.link.detector.reset(self.now);
         self.link.refresh.clear();
@@ -199,7 +202,9 @@ impl Server {
         let was = self.offline();
         self.link.told_down = false;
         self.link.auto_down = false;
-        self.link.since = None;
+        if was {
+            self.link.since = Some(self.now);
+        }
         self.link.next_probe = None;
         self.link.detector.reset(self.now);
         // netifd rewrites the resolv file on every ifup, and addresses may have changed.

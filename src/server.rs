@@ -116,6 +116,7 @@ pub struct Server {
     /// UNIX seconds at the start of this loop turn.
     wall_now: u64,
     pub(crate) stats: Stats,
+    pub(crate) config_status: crate::stats::ConfigStatus,
     /// Batched UDP: datagrams received in one recvmmsg, replies waiting for sendmmsg.
     recv_batch: crate::batch::RecvBatch,
     send_batch: crate::batch::SendBatch,
@@ -206,6 +207,7 @@ impl Server {
             now,
             wall_now: Self::read_wall_clock(),
             stats: Stats::default(),
+            config_status: Default::default(),
             recv_batch: Default::default(),
             send_batch: Default::default(),
             udp_backlog: Vec::new(),
@@ -231,6 +233,7 @@ impl Server {
             next_persist: None,
             running: true,
         };
+        s.config_status.loaded_at = s.wall_secs();
         s.apply_config();
         s.apply_local_config();
         s.enforce_memory_limit();
@@ -477,9 +480,11 @@ impl Server {
         for w in &loaded.warnings {
             log::warn!("{w}");
         }
+        self.config_status.reload_at = Some(self.wall_secs());
         let mut new = match loaded.config {
             Ok(c) => c,
             Err(errs) => {
+                self.config_status.reload_error = errs.first().map(|e| e.to_string());
                 for e in errs {
                     log::error!("{e}");
                 }
@@ -487,6 +492,8 @@ impl Server {
                 return;
             }
         };
+        self.config_status.reload_error = None;
+        self.config_status.loaded_at = self.wall_secs();
         // Command-line overrides stay in force.
         if self.cfg.listen != new.listen {
             log::warn!("reload: listen addresses changed; restart dproxy to apply");
