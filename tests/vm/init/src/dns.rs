@@ -44,6 +44,8 @@ pub struct Reply {
     pub id: u16,
     pub rcode: u8,
     pub addr: Option<Ipv4Addr>,
+    /// TTL of that address record.
+    pub ttl: u32,
 }
 
 fn skip_name(m: &[u8], mut i: usize) -> Option<usize> {
@@ -94,6 +96,7 @@ pub fn parse(m: &[u8]) -> Option<Reply> {
     let (_, mut i) = qname(m)?;
     i += 4;
     let mut addr = None;
+    let mut ttl = 0;
     for _ in 0..ancount {
         i = skip_name(m, i)?;
         let rtype = be16(m, i)?;
@@ -101,6 +104,7 @@ pub fn parse(m: &[u8]) -> Option<Reply> {
         let rdata = m.get(i + 10..i + 10 + rdlen)?;
         if rtype == TYPE_A && rdlen == 4 && addr.is_none() {
             addr = Some(Ipv4Addr::new(rdata[0], rdata[1], rdata[2], rdata[3]));
+            ttl = u32::from_be_bytes([m[i + 4], m[i + 5], m[i + 6], m[i + 7]]);
         }
         i += 10 + rdlen;
     }
@@ -108,6 +112,7 @@ pub fn parse(m: &[u8]) -> Option<Reply> {
         id,
         rcode: (flags & 0x000F) as u8,
         addr,
+        ttl,
     })
 }
 
@@ -164,17 +169,18 @@ impl Counts {
     }
 }
 
-/// The address the upstream gives `name`: `nN.batch.example` gets 10.1.x.y from N, so
-/// that a reply sent to the wrong client or with another's payload shows; everything
-/// else gets [`UPSTREAM_ADDR`].
+/// The address the upstream gives `name`: `nN.batch.example` (N < 100) gets
+/// 198.51.100.(100 + N), so that a reply sent to the wrong client or with another's
+/// payload shows; everything else gets [`UPSTREAM_ADDR`]. Public addresses: dproxy's
+/// rebinding protection refuses private ones.
 pub fn addr_for(name: &str) -> Ipv4Addr {
     if let Some(n) = name
         .strip_suffix(".batch.example")
         .and_then(|h| h.strip_prefix('n'))
-        .and_then(|n| n.parse::<u16>().ok())
+        .and_then(|n| n.parse::<u8>().ok())
+        .filter(|n| *n < 100)
     {
-        let [hi, lo] = n.to_be_bytes();
-        return Ipv4Addr::new(10, 1, hi, lo);
+        return Ipv4Addr::new(198, 51, 100, 100 + n);
     }
     UPSTREAM_ADDR
 }

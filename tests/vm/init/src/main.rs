@@ -27,6 +27,7 @@ const CONF: &str = "/etc/dproxy.conf";
 const STATE_DIR: &str = "/tmp/dproxy";
 const CTL: &str = "/tmp/dproxy/ctl.sock";
 const PERSIST: &str = "/tmp/dproxy/cache";
+const HOSTS: &str = "/tmp/hosts";
 /// The on-link subnet, on a dummy interface.
 const LAN_IF: &str = "dummy0";
 const LAN_ADDR: Ipv4Addr = Ipv4Addr::new(10, 53, 0, 1);
@@ -131,10 +132,11 @@ fn write_config() -> Check {
          \toption resolvfile ''\n\
          \toption control_socket '{CTL}'\n\
          \toption persist_file '{PERSIST}'\n\
+         \tlist hosts '{HOSTS}'\n\
          \toption log_level 'info'\n"
     );
     std::fs::write(CONF, conf).map_err(e2s("config"))?;
-    std::fs::write("/etc/hosts", "127.0.0.1 localhost\n").map_err(e2s("hosts"))?;
+    std::fs::write(HOSTS, "192.0.2.1 router.lan\n").map_err(e2s("hosts"))?;
     Ok(String::new())
 }
 
@@ -218,7 +220,7 @@ fn show(a: Option<Ipv4Addr>) -> String {
     a.map_or_else(|| "no address".to_string(), |a| a.to_string())
 }
 
-fn expect(r: std::io::Result<Reply>, rcode: u8, addr: Option<Ipv4Addr>) -> Result<(), String> {
+fn expect(r: std::io::Result<Reply>, rcode: u8, addr: Option<Ipv4Addr>) -> Result<Reply, String> {
     let r = r.map_err(e2s("no reply"))?;
     if r.rcode != rcode || r.addr != addr {
         return Err(format!(
@@ -227,6 +229,15 @@ fn expect(r: std::io::Result<Reply>, rcode: u8, addr: Option<Ipv4Addr>) -> Resul
             show(r.addr),
             show(addr)
         ));
+    }
+    Ok(r)
+}
+
+/// A cached answer's TTL counts down from the upstream's by the monotonic clock: a
+/// misread clock shows as 0 or more than the original.
+fn ttl_sane(r: &Reply) -> Result<(), String> {
+    if r.ttl == 0 || r.ttl > dns::UPSTREAM_TTL {
+        return Err(format!("TTL {} outside 1..={}", r.ttl, dns::UPSTREAM_TTL));
     }
     Ok(())
 }
@@ -243,10 +254,12 @@ fn udp_answer(name: &str, counts: &Counts, upstream_times: u32) -> Check {
     let t0 = Instant::now();
     let r = ask_udp(any_port(Ipv4Addr::LOCALHOST), loopback(), name, WAIT);
     let ms = t0.elapsed().as_millis();
-    expect(r, RCODE_NOERROR, Some(dns::UPSTREAM_ADDR))?;
+    let r = expect(r, RCODE_NOERROR, Some(dns::UPSTREAM_ADDR))?;
     asked(counts, name, upstream_times)?;
+    ttl_sane(&r)?;
     Ok(format!(
-        "{name} in {ms} ms, upstream asked {upstream_times}x"
+        "{name} in {ms} ms, TTL {}, upstream asked {upstream_times}x",
+        r.ttl
     ))
 }
 
@@ -254,11 +267,49 @@ fn tcp_answer(name: &str, counts: &Counts, upstream_times: u32) -> Check {
     let t0 = Instant::now();
     let r = ask_tcp(loopback(), name, WAIT);
     let ms = t0.elapsed().as_millis();
-    expect(r, RCODE_NOERROR, Some(dns::UPSTREAM_ADDR))?;
+    let r = expect(r, RCODE_NOERROR, Some(dns::UPSTREAM_ADDR))?;
     asked(counts, name, upstream_times)?;
+    ttl_sane(&r)?;
     Ok(format!(
-        "{name} over TCP in {ms} ms, upstream asked {upstream_times}x"
+        "{name} over TCP in {ms} ms, TTL {}, upstream asked {upstream_times}x",
+        r.ttl
     ))
+}
+
+/// A hosts file replaced by write-and-rename is picked up through inotify.
+fn hosts_change() -> Check {
+    let new_name = "added.lan";
+    let new_addr = Ipv4Addr::new(192, 0, 2, 55);
+    expect(
+        ask_udp(
+            any_port(Ipv4Addr::LOCALHOST),
+            loopback(),
+            "router.lan",
+            WAIT,
+        ),
+        RCODE_NOERROR,
+        Some(Ipv4Addr::new(192, 0, 2, 1)),
+    )?;
+    let tmp = format!("{HOSTS}.new");
+    std::fs::write(
+        &tmp,
+        format!("192.0.2.1 router.lan\n{new_addr} {new_name}\n"),
+    )
+    .map_err(e2s("write hosts"))?;
+    let t0 = Instant::now();
+    std::fs::rename(&tmp, HOSTS).map_err(e2s("rename hosts"))?;
+    while t0.elapsed() < Duration::from_secs(10) {
+        let r = ask_udp(any_port(Ipv4Addr::LOCALHOST), loopback(), new_name, WAIT)
+            .map_err(e2s("no reply"))?;
+        if r.addr == Some(new_addr) {
+            return Ok(format!(
+                "{new_name} answered {} ms after the rename",
+                t0.elapsed().as_millis()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Err(format!("{new_name} not answered 10 s after the rename"))
 }
 
 /// A client on the dummy interface's subnet is answered.
@@ -349,7 +400,8 @@ fn batch(counts: &Counts, upstream_times: u32) -> Check {
     ))
 }
 
-/// The daemon's user, groups and capabilities from /proc after it dropped root.
+/// The daemon's user, groups and capabilities from /proc after it dropped root: nobody,
+/// with nobody's group as its only group, and no capabilities left.
 fn privilege_drop(child: &Child) -> Check {
     let status = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
         .map_err(e2s("/proc status"))?;
@@ -369,7 +421,7 @@ fn privilege_drop(child: &Child) -> Check {
     );
     if uid != ids
         || gid != ids
-        || !groups.is_empty()
+        || groups != NOBODY.to_string()
         || cap.is_empty()
         || !cap.trim_start_matches('0').is_empty()
     {
@@ -377,7 +429,7 @@ fn privilege_drop(child: &Child) -> Check {
             "Uid {uid}, Gid {gid}, Groups '{groups}', CapEff {cap}"
         ));
     }
-    Ok(format!("uid/gid {NOBODY}, no groups, CapEff {cap}"))
+    Ok(format!("uid/gid {NOBODY}, groups '{groups}', CapEff {cap}"))
 }
 
 fn sighup(child: &Child, counts: &Counts) -> Check {
@@ -465,6 +517,7 @@ fn run(rep: &mut Report) -> Result<(), String> {
     rep.line("udp_cache", udp_answer("a.example", &counts, 1));
     rep.line("tcp_forward", tcp_answer("b.example", &counts, 1));
     rep.line("tcp_cache", tcp_answer("b.example", &counts, 1));
+    rep.line("hosts_inotify", hosts_change());
     rep.line("local_onlink", on_link_client());
     rep.line("local_refused", off_link_client());
     rep.line("batch_miss", batch(&counts, 1));
