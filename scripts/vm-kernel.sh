@@ -43,14 +43,17 @@ debian_kernel() { # debian-arch metapackage flavour
         say "apt-get download $pkg:$arch"
         (cd "$dir/deb" && apt-get "$@" download "$pkg:$arch" >&2)
         dpkg-deb -x "$dir"/deb/*.deb "$dir/root"
-        rm -rf "$dir/deb"
+        # Keep the kernel, its config and the one module the test loads.
+        cp "$dir"/root/boot/vmlinuz-* "$dir/vmlinuz"
+        cp "$dir"/root/boot/config-* "$dir/config"
+        find "$dir/root/lib/modules" -name dummy.ko -exec cp {} "$dir/dummy.ko" \;
+        ls "$dir/root/lib/modules" >"$dir/version"
+        rm -rf "$dir/deb" "$dir/root" "$apt_dir"
+        [ -f "$dir/vmlinuz" ] && [ -f "$dir/dummy.ko" ] || { say "no kernel or dummy.ko in $pkg"; exit 1; }
         touch "$dir/ready"
     fi
-    kernel=$(ls "$dir"/root/boot/vmlinuz-* | head -n 1)
-    module=$(find "$dir/root/lib/modules" -name dummy.ko | head -n 1)
-    [ -f "$kernel" ] && [ -f "$module" ] || { say "no kernel or dummy.ko in $dir"; exit 1; }
-    echo "$kernel"
-    echo "$module"
+    echo "$dir/vmlinuz"
+    echo "$dir/dummy.ko"
 }
 
 mips_kernel() {
