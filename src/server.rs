@@ -287,6 +287,11 @@ impl Server {
                 return;
             }
         };
+        match crate::persist::make_private(&path) {
+            Ok(Some(m)) => log::info!("{}: was mode {m:o}, now 600", path.display()),
+            Ok(None) => {}
+            Err(e) => log::warn!("{}: cannot make it private: {e}", path.display()),
+        }
         let (clock, wall, stale_max) = (self.now_secs(), self.wall_secs(), self.cfg.stale_max);
         match crate::persist::decode(&data, &mut self.cache, clock, wall, stale_max) {
             Ok(r) => {
