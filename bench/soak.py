@@ -773,15 +773,15 @@ zone:
                     pid = self.pid()
                     n = fd_count(pid) if pid else None
                     if n is not None:
-                        fd_samples.append(n)
+                        fd_samples.append((n, round(time.monotonic() - self.t0, 1)))
                 # Results of the last PROBE_TIMEOUT s may still be in flight: count them next minute.
                 rec = self.minute_record(minute, self.t0 + 60 * (minute - 1) - (PROBE_TIMEOUT + 1 if minute > 1 else 0),
                                          t_end - PROBE_TIMEOUT - 1 if minute < self.minutes else t_end + 60,
                                          rss_base)
                 # Sockets come and go with the queries in flight: the floor of the
                 # minute is what a leak would raise.
-                rec["fd_floor"] = min(fd_samples) if fd_samples else None
-                rec["fd_peak"] = max(fd_samples) if fd_samples else None
+                rec["fd_floor"] = min(fd_samples)[0] if fd_samples else None
+                rec["fd_peak"], rec["fd_peak_at_s"] = max(fd_samples) if fd_samples else (None, None)
                 records.append(rec)
                 jsonl.write(json.dumps(rec) + "\n")
                 jsonl.flush()

@@ -264,8 +264,13 @@ impl Server {
         self.rebind_exempt = names("rebind_domain", &exempt);
         self.acl = crate::acl::Acl::new(&self.cfg);
         self.ratelimit = crate::acl::RateLimiter::new(self.cfg.rate_limit, self.cfg.rate_burst);
+        // A reload keeps the write already due: SIGHUPs more frequent than the interval
+        // must not put the periodic write off for ever.
         self.next_persist = match (&self.cfg.persist_file, self.cfg.persist_interval) {
-            (Some(_), n) if n > 0 => Some(self.now + Duration::from_secs(n as u64)),
+            (Some(_), n) if n > 0 => {
+                let at = self.now + Duration::from_secs(n as u64);
+                Some(self.next_persist.map_or(at, |due| due.min(at)))
+            }
             _ => None,
         };
     }

@@ -243,3 +243,20 @@ def test_control_socket_0600_and_dump_only_for_root_and_run_as_user(dproxy, upst
         r = ctl_as(px, who, "dump")
         assert r.returncode == 0 and "www.example.test" in r.stdout, \
             "ctl dump as uid %d: %r %r" % (who, r.stdout, r.stderr)
+
+
+# ---------------------------------------------------------------- found by the soak
+
+def test_periodic_persist_write_not_postponed_by_sighup(dproxy, upstream, shared_dir):
+    """SIGHUPs more often than persist_interval (hotplug, lease changes, LuCI) must
+    not push the periodic write back each time."""
+    up = upstream(RECORDS)
+    path = os.path.join(shared_dir, "cache")
+    px = dproxy(servers=[up], options={"persist_file": path, "persist_interval": "2"})
+    px.query("www.example.test")
+    deadline = time.monotonic() + 6
+    while time.monotonic() < deadline and not os.path.exists(path):
+        px.signal(signal.SIGHUP)
+        time.sleep(0.5)
+    assert os.path.exists(path), \
+        "no periodic write within 6 s (persist_interval 2) under a SIGHUP every 0.5 s"
