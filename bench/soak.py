@@ -281,6 +281,8 @@ class Soak:
         self.faults = []              # (t, text)
         self.crashes = []
         self.persist_checks = []      # (ok, why)
+        self.rss_before_kill = []     # KiB, at the end of each daemon's life
+        self.kill_times = []          # s since the start
         self.daemon = None
         self.daemon_lock = threading.Lock()
         self.nsd = None
@@ -654,6 +656,8 @@ zone:
         with self.daemon_lock:
             p = self.daemon
             self.daemon = None
+        self.rss_before_kill.append(proc_kib(p.pid, "VmRSS"))
+        self.kill_times.append(time.monotonic() - self.t0)
         p.send_signal(signal.SIGTERM)
         mid = ino.wait_for(tmpname, 5.0)
         p.kill()
@@ -736,7 +740,8 @@ zone:
                 "cached_down": down_cached, "servfail_cached_down": down_cached_servfail,
                 "crashes": len(self.crashes), "persist_ok": sum(1 for g, _ in self.persist_checks if g),
                 "persist_bad": sum(1 for g, _ in self.persist_checks if not g),
-                "faults": len(self.faults), "rss_base_kib": rss_base}
+                "faults": len(self.faults), "rss_base_kib": rss_base,
+                "restarts": len(self.kill_times) + len(self.crashes)}
 
     # -- main
     def run(self):
@@ -849,12 +854,13 @@ zone:
             "fd floor not flat (max - min over the minutes > 4)": int(bool(fds) and max(fds) - min(fds) > 4),
         }
         lines = ["| min | RSS KiB | fds (floor..peak) | q/s (dnsperf) | dnsperf lost | checked (up) | lost (up) | "
-                 "failed (up) | cached asked (down) | SERVFAIL (down) | faults so far |",
-                 "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                 "failed (up) | cached asked (down) | SERVFAIL (down) | faults so far | restarts so far |",
+                 "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for r in records:
-            lines.append("| %d | %s | %s..%s | %s | %d | %d | %d | %d | %d | %d | %d |" % (
+            lines.append("| %d | %s | %s..%s | %s | %d | %d | %d | %d | %d | %d | %d | %d |" % (
                 r["minute"], r["rss_kib"], r["fd_floor"], r["fd_peak"], r["qps"], r["dnsperf_lost"], r["checked_up"],
-                r["lost_up"], r["failed_up"], r["cached_down"], r["servfail_cached_down"], r["faults"]))
+                r["lost_up"], r["failed_up"], r["cached_down"], r["servfail_cached_down"], r["faults"],
+                r["restarts"]))
         kinds = {}
         for _, text in self.faults:
             k = text.split(" (")[0].split(" for ")[0].split(":")[0]
@@ -865,6 +871,8 @@ zone:
                 MEMORY_KIB, rss_base, budget, max(rss) if rss else "?", slope,
                 min(fds) if fds else "?", max(fds) if fds else "?"),
             "Persist checks after kill -9: %s." % (", ".join(w for _, w in self.persist_checks) or "none"),
+            "RSS of each daemon just before its kill -9 (KiB): %s." % (
+                ", ".join(str(v) for v in self.rss_before_kill) or "none"),
             "Faults (%d): %s." % (len(self.faults), ", ".join("%s %d" % kv for kv in sorted(kinds.items()))),
             "Crashes: %s." % (self.crashes + self.panics or "none"), ""]
         summary += ["| check | count |", "|---|---:|"] + ["| %s | %d |" % kv for kv in checks.items()]
@@ -875,14 +883,14 @@ zone:
         print(text)
         with open(os.path.join(self.out, "soak.md"), "w") as f:
             f.write(text)
-        self.plot(records)
+        self.plot(records, budget)
         if ok:
             shutil.rmtree(self.work, ignore_errors=True)
         else:
             log(f"kept the work directory {self.work}")
         return 0 if ok else 1
 
-    def plot(self, records):
+    def plot(self, records, budget):
         try:
             import matplotlib
             matplotlib.use("Agg")
@@ -895,14 +903,19 @@ zone:
         ax1.plot(xs, [r["rss_kib"] for r in records], "o-", color="tab:blue", label="RSS (KiB)")
         ax1.set_xlabel("minute")
         ax1.set_ylabel("RSS (KiB)", color="tab:blue")
-        ax1.set_ylim(bottom=0)
+        ax1.axhline(budget, color="tab:blue", linestyle="--", linewidth=0.8)
+        ax1.text(xs[0], budget, " memory budget", va="bottom", fontsize=8, color="tab:blue")
+        ax1.set_ylim(0, budget * 1.15)
         ax2 = ax1.twinx()
-        ax2.plot(xs, [r["qps"] or 0 for r in records], "s-", color="tab:orange", label="queries/s")
+        qps = [r["qps"] or 0 for r in records]
+        ax2.plot(xs, qps, "s-", color="tab:orange", label="queries/s")
         ax2.set_ylabel("queries per second (dnsperf)", color="tab:orange")
-        ax2.set_ylim(bottom=0)
+        ax2.set_ylim(0, max(qps + [1]) * 1.3)
         for t, _ in self.faults:
             ax1.axvline(t / 60.0, color="grey", alpha=0.15, linewidth=0.8)
-        ax1.set_title("dproxy soak: RSS and queries per second (grey lines: faults)")
+        for t in self.kill_times:
+            ax1.axvline(t / 60.0, color="tab:red", alpha=0.5, linewidth=0.8)
+        ax1.set_title("dproxy soak: RSS and q/s (grey: faults, red: kill -9 and restart)", fontsize=10)
         fig.tight_layout()
         fig.savefig(os.path.join(self.out, "soak.png"), dpi=80)
         log("plot: %s" % os.path.join(self.out, "soak.png"))
