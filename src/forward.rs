@@ -886,9 +886,13 @@ impl Server {
         };
         self.stats.drop_rebind += 1;
         let name = p.name.to_dotted();
-        // Once per name, and a bounded memory of names.
+        // Once per name, and a bounded memory of names. Names are the LAN's history: they
+        // go to debug only; the warning says that it happens, not for what.
         if self.rebind_logged.len() < 1024 && self.rebind_logged.insert(name.clone()) {
-            log::warn!("rebinding protection: {name} answered with {ip}; refused");
+            if self.rebind_logged.len() == 1 {
+                log::warn!("rebinding protection refused a private address for a public name (drop_rebind counts them; log_level debug names them)");
+            }
+            log::debug!("rebinding protection: {name} answered with {ip}; refused");
         }
         true
     }

@@ -8,8 +8,9 @@
 //! Written to a temporary file, synced, and renamed over the old one, so a crash or power
 //! cut leaves either the old file or the new one.
 
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use crate::cache::{flag, Cache};
@@ -225,6 +226,46 @@ pub fn decode(
     Ok(res)
 }
 
+/// Mode of the persist file and its temporary file: the cache is the LAN's browsing
+/// history, so only the user dproxy runs as may read it.
+pub const FILE_MODE: u32 = 0o600;
+
+/// Creates `tmp` afresh with [`FILE_MODE`]: the mode is given to open(2), so the file is
+/// never readable by others, whatever the umask, not even for a moment. A leftover from a
+/// crash is removed first; O_EXCL means a symlink planted in its place is not followed.
+fn create_private(tmp: &Path) -> io::Result<File> {
+    let open = || {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(FILE_MODE)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(tmp)
+    };
+    match open() {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            fs::remove_file(tmp)?;
+            open()
+        }
+        r => r,
+    }
+}
+
+/// A persist file left readable by others (written by an older dproxy, or copied in by
+/// hand) is made 0600 when it is loaded, rather than only at the next write. Returns the
+/// old mode when it changed.
+pub fn make_private(path: &Path) -> io::Result<Option<u32>> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = fs::symlink_metadata(path)?;
+    let mode = meta.permissions().mode() & 0o7777;
+    // Never chmod through a symlink: that would change whatever it points at.
+    if !meta.file_type().is_file() || mode & 0o077 == 0 {
+        return Ok(None);
+    }
+    fs::set_permissions(path, fs::Permissions::from_mode(FILE_MODE))?;
+    Ok(Some(mode))
+}
+
 /// Writes `data` to `path` atomically: temporary file, fsync, rename, fsync of the directory.
 pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     let dir = path
@@ -242,7 +283,7 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
         move |e| io::Error::new(e.kind(), format!("{what} {p}: {e}"))
     }
     let r = (|| {
-        let mut f = File::create(&tmp).map_err(at("creating", &tmp))?;
+        let mut f = create_private(&tmp).map_err(at("creating", &tmp))?;
         f.write_all(data).map_err(at("writing", &tmp))?;
         f.sync_all().map_err(at("writing", &tmp))?;
         fs::rename(&tmp, path).map_err(at("renaming to", path))?;
@@ -261,6 +302,7 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
 mod tests {
     use super::*;
     use crate::cache::Key;
+    use std::os::unix::fs::PermissionsExt;
 
     fn filled() -> Cache {
         let mut c = Cache::new(1 << 20);
@@ -359,5 +401,37 @@ mod tests {
         write_atomic(&p, b"two").unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
+    }
+
+    fn mode_of(p: &Path) -> u32 {
+        fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn files_holding_names_are_private_from_creation() {
+        // The usual umask, which alone would give 0644.
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+        let dir = std::env::temp_dir().join(format!("dproxy-private-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("cache");
+        let tmp = dir.join(".cache.tmp");
+        // The temporary file is 0600 as soon as it exists, before any byte is written.
+        drop(create_private(&tmp).unwrap());
+        assert_eq!(mode_of(&tmp), 0o600);
+        // A leftover temporary file (a crash mid-write) is replaced, not reused.
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o644)).unwrap();
+        write_atomic(&p, b"one").unwrap();
+        assert_eq!(mode_of(&p), 0o600);
+        assert!(!tmp.exists());
+        // A symlink planted as the temporary file is neither followed nor written through.
+        let target = dir.join("elsewhere");
+        fs::write(&target, b"keep").unwrap();
+        std::os::unix::fs::symlink(&target, &tmp).unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"keep");
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        assert_eq!(mode_of(&p), 0o600);
+        fs::remove_dir_all(&dir).unwrap();
     }
 }

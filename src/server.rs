@@ -270,8 +270,13 @@ impl Server {
         self.rebind_exempt = names("rebind_domain", &exempt);
         self.acl = crate::acl::Acl::new(&self.cfg);
         self.ratelimit = crate::acl::RateLimiter::new(self.cfg.rate_limit, self.cfg.rate_burst);
+        // A reload keeps the write already due: SIGHUPs more frequent than the interval
+        // must not put the periodic write off for ever.
         self.next_persist = match (&self.cfg.persist_file, self.cfg.persist_interval) {
-            (Some(_), n) if n > 0 => Some(self.now + Duration::from_secs(n as u64)),
+            (Some(_), n) if n > 0 => {
+                let at = self.now + Duration::from_secs(n as u64);
+                Some(self.next_persist.map_or(at, |due| due.min(at)))
+            }
             _ => None,
         };
     }
@@ -293,6 +298,11 @@ impl Server {
                 return;
             }
         };
+        match crate::persist::make_private(&path) {
+            Ok(Some(m)) => log::info!("{}: was mode {m:o}, now 600", path.display()),
+            Ok(None) => {}
+            Err(e) => log::warn!("{}: cannot make it private: {e}", path.display()),
+        }
         let (clock, wall, stale_max) = (self.now_secs(), self.wall_secs(), self.cfg.stale_max);
         match crate::persist::decode(&data, &mut self.cache, clock, wall, stale_max) {
             Ok(r) => {
