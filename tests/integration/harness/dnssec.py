@@ -168,7 +168,7 @@ class Validator:
             last = self.log_text()
         raise RuntimeError("unbound did not start on %s:%s: %s" % (self.host, self.port, last))
 
-    def query(self, name, rdtype="A", timeout=5.0):
+    def query(self, name, rdtype="A", timeout=10.0):
         q = make_query(name, rdtype, edns=1232, do=True)
         wire = udp_exchange(self.host, self.port, q.to_wire(), timeout)
         assert wire is not None, "no answer from unbound for %s %s; its log:\n%s" % (
