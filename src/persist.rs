@@ -16,7 +16,10 @@ use std::path::Path;
 use crate::cache::{flag, Cache};
 
 const MAGIC: &[u8; 8] = b"DPROXYC\0";
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
+/// Version 1 files were written before answers to DO queries kept their DNSSEC proofs;
+/// they load, less those entries (a validator behind dproxy would find them bogus).
+const VERSION_NO_PROOFS: u16 = 1;
 const HEADER: usize = 8 + 2 + 2 + 8 + 4;
 const ENTRY_HEADER: usize = 8 + 4 + 1 + 1 + 2 + 2 + 2;
 
@@ -149,7 +152,7 @@ pub fn decode(
     if version > VERSION {
         return Err(LoadError::FutureVersion(version));
     }
-    if version != VERSION {
+    if version != VERSION && version != VERSION_NO_PROOFS {
         return Err(LoadError::NotOurs);
     }
     let body = &data[..data.len() - 4];
@@ -198,6 +201,10 @@ pub fn decode(
     };
     // Oldest first, so the most recently used end up at the front again.
     for (expires_at, lifetime, flags, k, m, ttls) in entries.into_iter().rev() {
+        if version == VERSION_NO_PROOFS && body[k.start] & crate::cache::KEY_DO != 0 {
+            res.skipped += 1;
+            continue;
+        }
         let remaining: i64 = if clock_behind {
             // No trustworthy clock (a router without RTC before NTP): keep it, but stale.
             0
@@ -354,6 +361,30 @@ mod tests {
         let mut d = Cache::new(1 << 20);
         let r = decode(&data, &mut d, 0, 50_000 + 200 + 86400, 86400).unwrap();
         assert_eq!((r.fresh, r.stale, r.skipped), (0, 0, 50));
+    }
+
+    #[test]
+    fn version_1_files_load_without_their_do_answers() {
+        let mut c = filled();
+        let k = Key::new(b"\x03sig\x04test\x00", 1, 1, crate::cache::KEY_DO);
+        let mut msg = vec![0u8; 40];
+        msg[30..34].copy_from_slice(&300u32.to_be_bytes());
+        assert!(c.insert(k.as_bytes(), &msg, &[30], 1000, 300, 0));
+        let mut data = encode(&c, 1100, 50_000, 86400);
+        // The same image as version 1 wrote it (the layout did not change).
+        data[8..10].copy_from_slice(&1u16.to_be_bytes());
+        let n = data.len() - 4;
+        let crc = crc32(&data[..n]);
+        data[n..].copy_from_slice(&crc.to_be_bytes());
+        let mut d = Cache::new(1 << 20);
+        let r = decode(&data, &mut d, 1 << 30, 50_050, 86400).unwrap();
+        assert_eq!((r.fresh, r.skipped), (50, 1));
+        assert!(d.peek(k.as_bytes()).is_none());
+        // Written now, the DO answer holds its proofs and is kept.
+        let data = encode(&c, 1100, 50_000, 86400);
+        let mut d = Cache::new(1 << 20);
+        let r = decode(&data, &mut d, 1 << 30, 50_050, 86400).unwrap();
+        assert_eq!((r.fresh, r.skipped), (51, 0));
     }
 
     #[test]
