@@ -298,14 +298,16 @@ impl Server {
         limit > 0 && (self.pending.len() + 1) * Self::PENDING_COST > limit / 4
     }
 
-    /// Sends one link probe: a single attempt, no retransmits.
+    /// Sends one link probe: one attempt per server (at most 3), no retransmits, so a
+    /// dead server does not hide a live one.
     pub(crate) fn probe(&mut self, key: &Key) {
         if self.inflight.contains_key(key.as_bytes()) || self.upstreams.is_empty() {
             return;
         }
+        let attempts = self.upstreams.list.len().min(3);
         if let Some(pi) = self.new_pending(key, None) {
             if let Some(p) = self.pending.get_mut(pi) {
-                p.max_attempts = 1;
+                p.max_attempts = attempts;
             }
             self.send_attempt(pi, None, false);
         }
