@@ -58,11 +58,9 @@ impl ConfigStatus {
             let _ = writeln!(o, "config_reload_at={at}");
         }
         if let Some(e) = &self.reload_error {
-            let one_line: String = e
-                .chars()
-                .map(|c| if c.is_control() { ' ' } else { c })
-                .collect();
-            let _ = writeln!(o, "config_reload_error={one_line}");
+            o.push_str("config_reload_error=");
+            o.extend(e.chars().map(|c| if c.is_control() { ' ' } else { c }));
+            o.push('\n');
         }
     }
 }

@@ -32,7 +32,11 @@ pub fn write_str(out: &mut String, s: &str) {
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
             c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                let b = c as u8;
+                out.push_str("\\u00");
+                out.push(char::from(HEX[usize::from(b >> 4)]));
+                out.push(char::from(HEX[usize::from(b & 15)]));
             }
             c => out.push(c),
         }
@@ -194,12 +198,18 @@ fn ratio(part: u64, whole: u64) -> String {
     if whole == 0 {
         return "0".into();
     }
-    let r = (u128::from(part.min(whole)) * 10_000 + u128::from(whole) / 2) / u128::from(whole);
+    // Scaled down so that `* 10_000` cannot overflow (u128 would pull in its own code).
+    let shift = 64 - (whole >> 32).leading_zeros().min(64);
+    let (part, whole) = (part.min(whole) >> shift, (whole >> shift).max(1));
+    let r = (part * 10_000 + whole / 2) / whole;
     if r >= 10_000 {
-        "1".into()
-    } else {
-        format!("0.{r:04}")
+        return "1".into();
     }
+    let mut s = String::from("0.");
+    for div in [1000, 100, 10, 1] {
+        s.push(char::from(b'0' + (r / div % 10) as u8));
+    }
+    s
 }
 
 #[cfg(test)]
@@ -216,6 +226,8 @@ mod tests {
         assert_eq!(ratio(5, 5), "1");
         assert_eq!(ratio(99_999, 100_000), "1");
         assert_eq!(ratio(u64::MAX, u64::MAX), "1");
+        assert_eq!(ratio(u64::MAX / 2, u64::MAX), "0.5000");
+        assert_eq!(ratio(1 << 40, 3 << 40), "0.3333");
     }
 
     #[test]
