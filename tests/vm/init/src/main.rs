@@ -121,6 +121,24 @@ fn check_getifaddrs() -> Check {
     Ok(list.join(", "))
 }
 
+/// How long the kernel makes a blocking getrandom() wait at this point of the boot:
+/// dproxy draws its query ids and ports from it at start, so its first start waits as
+/// long (the restart in the persist check shows the difference).
+fn check_getrandom() -> Check {
+    let t0 = Instant::now();
+    let mut buf = [0u8; 16];
+    // SAFETY: buf outlives the call; flags 0 = block until the CRNG is ready.
+    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
+    if n != buf.len() as isize {
+        return Err(format!("getrandom: {}", std::io::Error::last_os_error()));
+    }
+    Ok(format!(
+        "blocking getrandom returned after {} ms (uptime {} s)",
+        t0.elapsed().as_millis(),
+        uptime()
+    ))
+}
+
 fn write_config() -> Check {
     // local_service is left at its default (1): the point of the on-link checks.
     let conf = format!(
@@ -500,6 +518,7 @@ fn run(rep: &mut Report) -> Result<(), String> {
         return Err("no network".into());
     }
     rep.line("getifaddrs", check_getifaddrs());
+    rep.line("getrandom", check_getrandom());
     rep.line("config", write_config());
     let counts =
         dns::start_upstream(UPSTREAM.parse().map_err(e2s("upstream"))?).map_err(e2s("upstream"))?;
