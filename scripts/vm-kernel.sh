@@ -49,7 +49,10 @@ debian_kernel() { # debian-arch metapackage flavour
         find "$dir/root/lib/modules" -name dummy.ko -exec cp {} "$dir/dummy.ko" \;
         ls "$dir/root/lib/modules" >"$dir/version"
         rm -rf "$dir/deb" "$dir/root" "$apt_dir"
-        [ -f "$dir/vmlinuz" ] && [ -f "$dir/dummy.ko" ] || { say "no kernel or dummy.ko in $pkg"; exit 1; }
+        if [ ! -f "$dir/vmlinuz" ] || [ ! -f "$dir/dummy.ko" ]; then
+            say "no kernel or dummy.ko in $pkg"
+            exit 1
+        fi
         touch "$dir/ready"
     fi
     echo "$dir/vmlinuz"
