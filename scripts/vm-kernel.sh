@@ -65,6 +65,9 @@ mips_kernel() {
     version=$(dpkg-query -W -f '${Version}' linux-source-6.1)
     key=$( (cat "$config"; echo "$version") | sha256sum | cut -c1-16)
     dir="$cache/kernel-mips-$key"
+    # Two runs at once (make -j) would build into the same folder: one waits.
+    exec 9>"$cache/kernel-mips.lock"
+    flock 9
     if [ ! -f "$dir/vmlinux" ]; then
         build="$cache/build-mips-$key"
         rm -rf "$build" && mkdir -p "$build"
