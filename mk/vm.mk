@@ -20,7 +20,7 @@ VM_WORK = $(CURDIR)/target/vm/$(TARGET)
 # machine boots the slowest target in well under a minute).
 VM_TIMEOUT ?= 300
 
-.PHONY: vm-test vm-test-all vm-setup vm-check-target vm-init test-vm
+.PHONY: vm-test vm-test-all vm-setup vm-check-target vm-init vm-lint test-vm
 
 vm-setup:
 	@./scripts/vm-setup.sh
@@ -44,7 +44,13 @@ vm-test: vm-check-target vm-setup cross vm-init
 vm-test-all:
 	@for t in $(VM_TARGETS); do $(MAKE) --no-print-directory vm-test TARGET=$$t || exit 1; done
 
-test-vm:
+# The test program is a crate of its own: `make lint` does not see it.
+vm-lint: rust
+	cd tests/vm/init && $(CARGO) fmt --check
+	cd tests/vm/init && CARGO_TARGET_DIR=$(CURDIR)/target/vm-init-host \
+	    $(CARGO) clippy --locked --all-targets -- -D warnings
+
+test-vm: vm-lint
 	@$(MAKE) --no-print-directory vm-test TARGET=mips
 	@$(MAKE) --no-print-directory vm-test TARGET=armv7
 

@@ -49,7 +49,10 @@ debian_kernel() { # debian-arch metapackage flavour
         find "$dir/root/lib/modules" -name dummy.ko -exec cp {} "$dir/dummy.ko" \;
         ls "$dir/root/lib/modules" >"$dir/version"
         rm -rf "$dir/deb" "$dir/root" "$apt_dir"
-        [ -f "$dir/vmlinuz" ] && [ -f "$dir/dummy.ko" ] || { say "no kernel or dummy.ko in $pkg"; exit 1; }
+        if [ ! -f "$dir/vmlinuz" ] || [ ! -f "$dir/dummy.ko" ]; then
+            say "no kernel or dummy.ko in $pkg"
+            exit 1
+        fi
         touch "$dir/ready"
     fi
     echo "$dir/vmlinuz"
@@ -62,6 +65,9 @@ mips_kernel() {
     version=$(dpkg-query -W -f '${Version}' linux-source-6.1)
     key=$( (cat "$config"; echo "$version") | sha256sum | cut -c1-16)
     dir="$cache/kernel-mips-$key"
+    # Two runs at once (make -j) would build into the same folder: one waits.
+    exec 9>"$cache/kernel-mips.lock"
+    flock 9
     if [ ! -f "$dir/vmlinux" ]; then
         build="$cache/build-mips-$key"
         rm -rf "$build" && mkdir -p "$build"

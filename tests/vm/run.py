@@ -28,7 +28,7 @@ MACHINES = {
 
 # Every line the test program must print, in its order.
 CHECKS = [
-    "system", "network", "getifaddrs", "config", "start", "privdrop",
+    "system", "network", "getifaddrs", "getrandom", "config", "start", "privdrop",
     "udp_forward", "udp_cache", "tcp_forward", "tcp_cache", "hosts_inotify",
     "local_onlink", "local_refused", "batch_miss", "batch_hit",
     "sighup", "sigusr2", "sigterm", "persist", "sigterm_again",
