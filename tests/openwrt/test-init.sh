@@ -551,6 +551,25 @@ case_daemon_reads_a_copy_of_the_config() {
 	assert_eq "files left in /var/etc/dproxy" "dproxy.conf" "$(ls -A "$ROOT/var/etc/dproxy")"
 }
 
+# A copy that cannot be written: one error line, and the running daemon is
+# not stopped (procd would stop it if the reload registered no instance).
+case_failed_copy_keeps_the_daemon_and_logs_one_line() {
+	setup ujail
+	cfg enabled=1
+	start
+	rm -rf "$ROOT/var/etc/dproxy"
+	echo "not a directory" >"$ROOT/var/etc/dproxy"
+	: >"$CASE_DIR/logger.log"
+	mark reload
+	cfg cache_size=2048
+	reload
+	sed -n '/^--- reload/,$p' "$PROCD_LOG" >"$CASE_DIR/after"
+	assert_line "instance kept" "procd_close_instance" "$CASE_DIR/after"
+	assert_eq "running" 1 "$FAKE_RUNNING"
+	assert_count "error lines" '^-t dproxy error: cannot copy /etc/config/dproxy to /var/etc/dproxy/dproxy.conf: .+' \
+		"$CASE_DIR/logger.log" 1
+}
+
 # Started as root (a port below 1024 without ujail), the daemon drops to
 # 'option user', or to its own default nobody: that user gets the copy.
 case_copy_belongs_to_the_user_the_daemon_drops_to() {
@@ -633,7 +652,7 @@ for c in sourcing_has_no_side_effects header extra_commands_without_extra_comman
 	disabling_in_config_restores_dhcp disable_command_restores_dhcp shutdown_keeps_dhcp \
 	upgrade_ends_in_forward_mode dnsmasq_not_running_is_not_started \
 	forward_target_from_ipv6_only_listen daemon_reads_a_copy_of_the_config \
-	copy_belongs_to_the_user_the_daemon_drops_to \
+	copy_belongs_to_the_user_the_daemon_drops_to failed_copy_keeps_the_daemon_and_logs_one_line \
 	disable_in_replace_mode_leaves_one_owner_of_port_53 disable_in_forward_mode_stops_too \
 	disable_in_mode_off_keeps_running disabling_in_config_stops_before_handover; do
 	run_case "$c"
