@@ -3,14 +3,13 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::OnceLock;
 
 use crate::config::{self, Config};
 
 const USAGE: &str = "\
 usage: dproxy [-c FILE] [-l ADDR[:PORT]]... [-u ADDR[:PORT]]... [-v|-q] [--check-config]
-       dproxy ctl [--socket PATH] stats [--json]|dump|flush|link up|link down
-       dproxy --help | --version
+       dproxy ctl [-c FILE] [--socket PATH] stats [--json]|dump|flush|link up|link down
+       dproxy --help | --help-config | --version
 
   -c FILE          read the UCI config FILE (section: config dproxy 'main')
   -l ADDR[:PORT]   listen here instead of the configured addresses (repeatable)
@@ -18,7 +17,11 @@ usage: dproxy [-c FILE] [-l ADDR[:PORT]]... [-u ADDR[:PORT]]... [-v|-q] [--check
   -v               log debug messages too
   -q               log errors only
   --check-config   check the configuration, print what is wrong, exit 0 or 1
+  --help-config    list every config option with its default
   --version        print the version
+
+ctl talks to the daemon through the control_socket of FILE (default
+/etc/config/dproxy); --socket names the socket instead.
 
 Signals: HUP reloads the config (the cache is kept), USR1 link up, USR2 link down,
 TERM/INT exit.
@@ -40,6 +43,7 @@ pub struct Args {
 pub enum Command {
     Run(Args),
     Help,
+    HelpConfig,
     Version,
 }
 
@@ -56,6 +60,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         };
         match arg.as_str() {
             "-h" | "--help" => return Ok(Command::Help),
+            "--help-config" => return Ok(Command::HelpConfig),
             "-V" | "--version" => return Ok(Command::Version),
             "-c" | "--config" => a.config = Some(PathBuf::from(value(arg)?)),
             "-l" | "--listen" => {
@@ -82,19 +87,21 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
     Ok(Command::Run(a))
 }
 
-static ARGS: OnceLock<Args> = OnceLock::new();
-
-/// True if `-u` replaced the configured servers (a reload keeps them replaced).
-pub fn servers_overridden() -> bool {
-    ARGS.get().is_some_and(|a| !a.servers.is_empty())
-}
-
-/// The log level in force: -v and -q win over the config.
-pub fn effective_level(configured: log::LevelFilter) -> log::LevelFilter {
-    match ARGS.get() {
-        Some(a) if a.verbose => log::LevelFilter::Debug,
-        Some(a) if a.quiet => log::LevelFilter::Error,
-        _ => configured,
+impl Args {
+    /// The settings the command line puts over the config file's, at start and on reload.
+    pub fn overrides(&self) -> config::Overrides {
+        let log_level = if self.verbose {
+            Some(log::LevelFilter::Debug)
+        } else if self.quiet {
+            Some(log::LevelFilter::Error)
+        } else {
+            None
+        };
+        config::Overrides {
+            listen: self.listen.clone(),
+            servers: self.servers.clone(),
+            log_level,
+        }
     }
 }
 
@@ -129,25 +136,91 @@ fn build_config(a: &Args) -> Result<Config, Vec<String>> {
         }
         None => Config::default(),
     };
-    if !a.listen.is_empty() {
-        cfg.listen = a.listen.clone();
-    }
-    if !a.servers.is_empty() {
-        cfg.servers = a.servers.clone();
-    }
+    a.overrides().apply(&mut cfg);
     Ok(cfg)
+}
+
+/// The config `dproxy ctl` reads to find the daemon when `-c` names none.
+pub const CTL_CONFIG: &str = "/etc/config/dproxy";
+
+/// `dproxy ctl [-c FILE] [--socket PATH] WORDS`: unless `--socket` names the socket, it
+/// is the `control_socket` of FILE (default [`CTL_CONFIG`]), the config the daemon runs with.
+fn ctl(args: &[String]) -> i32 {
+    let mut rest = Vec::new();
+    let mut file = None;
+    let mut socket_given = false;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "-c" | "--config" => match it.next() {
+                Some(f) => file = Some(PathBuf::from(f)),
+                None => {
+                    eprintln!("dproxy ctl: {a} needs a file");
+                    return 2;
+                }
+            },
+            "--socket" | "-s" => {
+                socket_given = true;
+                rest.push(a.clone());
+            }
+            _ => rest.push(a.clone()),
+        }
+    }
+    if !socket_given {
+        match ctl_socket(file.as_deref()) {
+            Ok(p) => rest.splice(0..0, ["--socket".to_string(), p.display().to_string()]),
+            Err(e) => {
+                eprintln!("dproxy ctl: {e}");
+                return 1;
+            }
+        };
+    }
+    crate::control::ctl_main(&rest)
+}
+
+/// The control socket named by a config file. Without `-c` and without the default
+/// file (dproxy outside OpenWrt, no config), the daemon's built-in default.
+pub fn ctl_socket(file: Option<&std::path::Path>) -> Result<PathBuf, String> {
+    let path = match file {
+        Some(f) => f,
+        None => {
+            let f = std::path::Path::new(CTL_CONFIG);
+            if !f.exists() {
+                return Ok(PathBuf::from(config::DEFAULT_CONTROL_SOCKET));
+            }
+            f
+        }
+    };
+    match config::load(path).config {
+        Ok(c) => c.control_socket.ok_or_else(|| {
+            format!(
+                "{}: control_socket is empty, so the daemon has no control socket",
+                path.display()
+            )
+        }),
+        Err(errs) => Err(format!(
+            "{} (name the socket with --socket PATH)",
+            errs.first()
+                .map(|e| e.to_string())
+                .unwrap_or_else(|| path.display().to_string())
+        )),
+    }
 }
 
 /// The program: returns the exit status.
 pub fn main() -> i32 {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(|s| s.as_str()) == Some("ctl") {
-        return crate::control::ctl_main(&args[1..]);
+        return ctl(&args[1..]);
     }
     init_logging();
     let a = match parse(&args) {
         Ok(Command::Help) => {
             print!("{USAGE}");
+            return 0;
+        }
+        Ok(Command::HelpConfig) => {
+            print!("{}", crate::options_help::OPTIONS);
             return 0;
         }
         Ok(Command::Version) => {
@@ -160,7 +233,6 @@ pub fn main() -> i32 {
             return 2;
         }
     };
-    let _ = ARGS.set(a.clone());
     // Before anything else: std's hash maps seed themselves from the same source and
     // abort without a clear word if it fails.
     if let Err(e) = crate::rand::Rng::new() {
@@ -186,7 +258,7 @@ pub fn main() -> i32 {
         println!("configuration ok");
         return 0;
     }
-    log::set_max_level(effective_level(cfg.log_level));
+    log::set_max_level(cfg.log_level);
     log::info!("dproxy {} starting", env!("CARGO_PKG_VERSION"));
     let (user, chroot_dir, persist) = (
         cfg.user.clone(),
@@ -203,7 +275,7 @@ pub fn main() -> i32 {
     for w in crate::privs::access_warnings(&cfg, &crate::privs::RunAs::of(target.as_ref())) {
         log::warn!("{w}");
     }
-    let mut server = match crate::server::Server::new(cfg) {
+    let mut server = match crate::server::Server::new(cfg, a.overrides()) {
         Ok(s) => s,
         Err(e) => {
             log::error!("{e}");

@@ -171,6 +171,30 @@ impl Default for Config {
     }
 }
 
+/// What the command line says in place of the file (`-l`, `-u`, `-v`, `-q`). The
+/// daemon keeps it and applies it again to every config it loads, at start and on reload.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Overrides {
+    pub listen: Vec<SocketAddr>,
+    pub servers: Vec<SocketAddr>,
+    pub log_level: Option<log::LevelFilter>,
+}
+
+impl Overrides {
+    /// Puts the command line's values over the file's.
+    pub fn apply(&self, cfg: &mut Config) {
+        if !self.listen.is_empty() {
+            cfg.listen = self.listen.clone();
+        }
+        if !self.servers.is_empty() {
+            cfg.servers = self.servers.clone();
+        }
+        if let Some(level) = self.log_level {
+            cfg.log_level = level;
+        }
+    }
+}
+
 /// A problem with one option (or with the file as a whole).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {

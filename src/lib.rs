@@ -15,6 +15,7 @@ pub mod forward;
 pub mod link;
 pub mod local;
 pub mod localnames;
+pub mod options_help;
 pub mod persist;
 pub mod privs;
 pub mod query;

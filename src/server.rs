@@ -149,11 +149,13 @@ pub struct Server {
     pub(crate) ratelimit: crate::acl::RateLimiter,
     next_persist: Option<Instant>,
     running: bool,
+    /// The command line's `-l`/`-u`/`-v`/`-q`, put over every config loaded.
+    overrides: config::Overrides,
 }
 
 impl Server {
     /// Binds every listen address; fails if any cannot be bound.
-    pub fn new(cfg: Config) -> Result<Server, String> {
+    pub fn new(cfg: Config, overrides: config::Overrides) -> Result<Server, String> {
         let poll = Poll::new().map_err(|e| format!("cannot create poll: {e}"))?;
         let signals = Signals::new().map_err(|e| format!("cannot set up signals: {e}"))?;
         poll.registry()
@@ -232,6 +234,7 @@ impl Server {
             ratelimit: crate::acl::RateLimiter::new(0, 0),
             next_persist: None,
             running: true,
+            overrides,
         };
         s.config_status.loaded_at = s.wall_secs();
         s.apply_config();
@@ -494,25 +497,25 @@ impl Server {
         let mut new = match loaded.config {
             Ok(c) => c,
             Err(errs) => {
-                self.config_status.reload_error = errs.first().map(|e| e.to_string());
-                for e in errs {
-                    log::error!("{e}");
-                }
-                log::error!("reload: keeping the running configuration");
+                // One line: the file, every problem, and what happens.
+                let all: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+                self.config_status.reload_error = Some(all.join("; "));
+                log::error!(
+                    "reload failed, keeping the running configuration: {}",
+                    all.join("; ")
+                );
                 return;
             }
         };
         self.config_status.reload_error = None;
         self.config_status.loaded_at = self.wall_secs();
         // Command-line overrides stay in force.
+        self.overrides.apply(&mut new);
         if self.cfg.listen != new.listen {
             log::warn!("reload: listen addresses changed; restart dproxy to apply");
             new.listen = self.cfg.listen.clone();
         }
-        if crate::cli::servers_overridden() {
-            new.servers = self.cfg.servers.clone();
-        }
-        log::set_max_level(crate::cli::effective_level(new.log_level));
+        log::set_max_level(new.log_level);
         self.cfg = new;
         self.apply_config();
         self.apply_local_config();

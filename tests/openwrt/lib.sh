@@ -61,5 +61,10 @@ run_case() {
 			[ -s "$CASE_ERRORS" ] || sed 's/^/      | /' "$dir/.out" | tail -n 20
 		} >>"$RESULTS"
 	fi
-	rm -rf "$dir"
+	# KEEP_CASE_DIR=1 keeps each case's scratch directory, to look into.
+	if [ -n "${KEEP_CASE_DIR:-}" ]; then
+		echo "kept $dir" >>"$RESULTS"
+	else
+		rm -rf "$dir"
+	fi
 }

@@ -126,13 +126,22 @@ config_foreach() {
 
 # --- procd.sh ----------------------------------------------------------------
 
-procd_open_service() { record "procd_open_service $*"; }
+# FAKE_RUNNING follows what procd would do: a service set with an instance
+# runs, one set without instances or deleted (procd_kill) does not.
+procd_open_service() {
+	_svc_instances=0
+	record "procd_open_service $*"
+}
 procd_close_service() {
 	service_triggers
 	record "procd_close_service $*"
+	FAKE_RUNNING="$_svc_instances"
 }
 procd_open_instance() { record "procd_open_instance $*"; }
-procd_close_instance() { record "procd_close_instance $*"; }
+procd_close_instance() {
+	_svc_instances=1
+	record "procd_close_instance $*"
+}
 procd_set_param() { record "procd_set_param $*"; }
 procd_append_param() { record "procd_append_param $*"; }
 procd_add_jail() { record "procd_add_jail $*"; }
@@ -142,7 +151,10 @@ procd_add_reload_trigger() { record "procd_add_reload_trigger $*"; }
 procd_add_interface_trigger() { record "procd_add_interface_trigger $*"; }
 procd_add_config_trigger() { record "procd_add_config_trigger $*"; }
 procd_send_signal() { record "procd_send_signal $*"; }
-procd_kill() { record "procd_kill $*"; }
+procd_kill() {
+	FAKE_RUNNING=0
+	record "procd_kill $*"
+}
 
 # --- rc.common -----------------------------------------------------------------
 
@@ -158,7 +170,7 @@ load_init_script() {
 	service_triggers() { return 0; }
 	enable() { record "rc enable"; }
 	disable() { record "rc disable (rc.common's)"; }
-	enabled() { [ "$FAKE_ENABLED" = 1 ]; }
+	enabled() { [ "$FAKE_ENABLED" = 1 ] || [ -e "$FSROOT/etc/rc.d/S${START}dproxy" ]; }
 	restart() {
 		trap '' TERM
 		stop "$@"

@@ -4,6 +4,8 @@
 #   2. the init script against the procd/UCI stand-ins, under busybox sh and dash
 #   3. the hotplug script across ACTION x INTERFACE, under busybox sh and dash
 #   4. the feed Makefile with stub OpenWrt includes, test.sh, mkipk.sh
+#   5. the package installed in a scratch root, its daemon started as the init
+#      script says, answering and applying a reload (needs root and DPROXY_BIN)
 # Ends with "N passed, N failed"; exits 1 if anything failed.
 # shellcheck shell=sh
 set -u
@@ -24,7 +26,7 @@ for f in files/dproxy.init files/dproxy.hotplug files/dproxy.uci-defaults \
 	openwrt/net/dproxy/test.sh scripts/mkipk.sh \
 	tests/openwrt/run.sh tests/openwrt/lib.sh tests/openwrt/procd-stubs.sh \
 	tests/openwrt/test-init.sh tests/openwrt/test-hotplug.sh tests/openwrt/test-feed.sh \
-	tests/openwrt/check-ipk.sh; do
+	tests/openwrt/check-ipk.sh tests/openwrt/test-package.sh; do
 	for check in "shellcheck -s sh" "busybox sh -n" "dash -n"; do
 		if out="$(cd "$REPO" && $check "$f" 2>&1)"; then
 			echo "PASS lint/${check%% *}:$f" >>"$lint"
@@ -52,10 +54,11 @@ p2=$!
 busybox sh "$HERE/test-hotplug.sh" busybox "$WORK/hotplug-busybox"
 dash "$HERE/test-hotplug.sh" dash "$WORK/hotplug-dash"
 sh "$HERE/test-feed.sh" "$WORK/feed"
+sh "$HERE/test-package.sh" "$WORK/package"
 wait "$p1" "$p2"
 
 cat "$lint" "$WORK/init-busybox" "$WORK/init-dash" "$WORK/hotplug-busybox" \
-	"$WORK/hotplug-dash" "$WORK/feed" >"$WORK/all" 2>/dev/null
+	"$WORK/hotplug-dash" "$WORK/feed" "$WORK/package" >"$WORK/all" 2>/dev/null
 cat "$WORK/all"
 passed="$(grep -c '^PASS ' "$WORK/all")"
 failed="$(grep -c '^FAIL ' "$WORK/all")"

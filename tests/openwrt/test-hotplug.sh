@@ -36,7 +36,7 @@ setup() {
 #!/bin/sh
 case "\$1" in
 	enabled) [ -f "$CASE_DIR/is-enabled" ] ;;
-	running) [ -f "$CASE_DIR/slow" ] && sleep 2; echo "running?" >>"$EVENTS"; [ -f "$CASE_DIR/is-running" ] ;;
+	running) [ -f "$CASE_DIR/slow" ] && read -r _ <"$CASE_DIR/gate"; echo "running?" >>"$EVENTS"; [ -f "$CASE_DIR/is-running" ] ;;
 	link_up|link_down) echo "init \$1" >>"$EVENTS" ;;
 	*) echo "init unexpected \$*" >>"$EVENTS"; exit 1 ;;
 esac
@@ -63,27 +63,32 @@ EOF2
 
 # hotplug ACTION INTERFACE: run it as hotplug-call does (sourced, in a
 # subshell, environment from netifd), then wait for its background work.
+# The run inherits fd 9, the write end of a fifo, and so does everything it
+# starts in the background (only fds 0-2 are redirected there): the fifo
+# reads end of file exactly when the last of them has exited.
 hotplug() {
-	local t0 t1
-	t0="$(date +%s%N)"
-	ACTION="$1" INTERFACE="$2" DEVICE=eth1 $RUN_SH -c ". '$REPO/files/dproxy.hotplug'" </dev/null
-	t1="$(date +%s%N)"
-	ELAPSED_MS=$(((t1 - t0) / 1000000))
-	settle
+	hotplug_start "$@"
+	hotplug_wait "$@"
 }
 
-# Wait until the background part has finished: the event log stops growing.
-settle() {
-	local n=0 last=-1 cur
-	while [ "$n" -lt 60 ]; do
-		cur="$(wc -c <"$EVENTS")"
-		if [ "$cur" = "$last" ] && ! pgrep -f "$CASE_DIR/bin/" >/dev/null 2>&1; then
-			break
-		fi
-		last="$cur"
-		sleep 0.1
-		n=$((n + 1))
-	done
+# hotplug_start ACTION INTERFACE: the part netifd waits for. It must return
+# on its own; after 20 s it is killed and the case fails.
+hotplug_start() {
+	FIFO="$CASE_DIR/done.fifo"
+	rm -f "$FIFO"
+	mkfifo "$FIFO"
+	timeout 30 cat "$FIFO" >/dev/null &
+	READER=$!
+	# shellcheck disable=SC2086  # RUN_SH is a command and its arguments
+	ACTION="$1" INTERFACE="$2" DEVICE=eth1 timeout 20 $RUN_SH -c ". '$REPO/files/dproxy.hotplug'" \
+		</dev/null 9>"$FIFO"
+	[ $? = 124 ] && fail "ACTION=$1 INTERFACE=$2: the hotplug script blocked (killed after 20 s)"
+	return 0
+}
+
+hotplug_wait() {
+	wait "$READER" || fail "ACTION=$1 INTERFACE=$2: background work still running after 30 s"
+	rm -f "$FIFO"
 }
 
 events() {
@@ -157,11 +162,16 @@ case_link_down_waits_for_the_last_wan() {
 	assert_eq "wan6 down too" "running?|init link_down|logger -t dproxy wan6 ifdown: link_down|" "$(events)"
 }
 
+# 'running' (a ubus call to procd) blocks until the test opens the gate: the
+# hotplug script must return before that, and signal once it is open.
 case_never_blocks() {
 	setup
 	touch "$CASE_DIR/slow"
-	hotplug ifup wan
-	[ "$ELAPSED_MS" -lt 1500 ] || fail "hotplug took ${ELAPSED_MS} ms with a slow init script"
+	mkfifo "$CASE_DIR/gate"
+	hotplug_start ifup wan
+	assert_eq "events while 'running' blocks" "" "$(events)"
+	timeout 10 sh -c "echo open >\"$CASE_DIR/gate\""
+	hotplug_wait ifup wan
 	assert_eq "still signalled" "running?|init link_up|logger -t dproxy wan ifup: link_up|" "$(events)"
 }
 

@@ -30,7 +30,7 @@ setup() {
 		cp "$REPO/files/dproxy.capabilities.json" "$ROOT/etc/capabilities/dproxy.json"
 	fi
 
-	FAKE_UCI_DIR="$CASE_DIR/config"
+	FAKE_UCI_DIR="$ROOT/etc/config"
 	FAKE_UCI_LOG="$CASE_DIR/uci.log"
 	PROCD_LOG="$CASE_DIR/procd.log"
 	export FAKE_UCI_DIR FAKE_UCI_LOG
@@ -47,6 +47,8 @@ EOF
 	cat >"$CASE_DIR/bin/dnsmasq-init" <<EOF
 #!/bin/sh
 echo "\$*" >>"$CASE_DIR/dnsmasq.log"
+# How many times dproxy had been stopped when dnsmasq was told to reload.
+[ "\$1" = reload ] && grep -c '^procd_kill' "$PROCD_LOG" >>"$CASE_DIR/dnsmasq.kills"
 [ "\$1" = running ] && { [ -f "$CASE_DIR/dnsmasq.running" ]; exit \$?; }
 exit 0
 EOF
@@ -162,7 +164,7 @@ case_enabled_with_jail() {
 	start
 	expect_instance <<'EOF'
 procd_open_instance
-procd_set_param command /usr/sbin/dproxy -c /etc/config/dproxy
+procd_set_param command /usr/sbin/dproxy -c /var/etc/dproxy/dproxy.conf
 procd_set_param file /etc/config/dproxy
 procd_set_param reload_signal HUP
 procd_set_param respawn
@@ -173,7 +175,7 @@ procd_set_param user dproxy
 procd_set_param capabilities /etc/capabilities/dproxy.json
 procd_set_param no_new_privs 1
 procd_add_jail dproxy log ronly
-procd_add_jail_mount /etc/config/dproxy /etc/hosts /etc/passwd /etc/group
+procd_add_jail_mount /var/etc/dproxy /etc/hosts /etc/passwd /etc/group
 procd_add_jail_mount_rw /tmp /var/run/dproxy
 procd_close_instance
 EOF
@@ -195,7 +197,7 @@ case_jail_mounts_follow_the_config() {
 	# /tmp/hosts are created so they can be mounted, as dnsmasq's init does.
 	expect_instance <<'EOF'
 procd_open_instance
-procd_set_param command /usr/sbin/dproxy -c /etc/config/dproxy
+procd_set_param command /usr/sbin/dproxy -c /var/etc/dproxy/dproxy.conf
 procd_set_param file /etc/config/dproxy
 procd_set_param reload_signal HUP
 procd_set_param respawn
@@ -206,7 +208,7 @@ procd_set_param user dproxy
 procd_set_param capabilities /etc/capabilities/dproxy.json
 procd_set_param no_new_privs 1
 procd_add_jail dproxy log ronly
-procd_add_jail_mount /etc/config/dproxy /tmp/resolv.conf.d /etc/hosts /tmp/hosts /etc/hosts.d /tmp/dhcp.leases /tmp/odhcpd.leases /etc/passwd /etc/group
+procd_add_jail_mount /var/etc/dproxy /tmp/resolv.conf.d /etc/hosts /tmp/hosts /etc/hosts.d /tmp/dhcp.leases /tmp/odhcpd.leases /etc/passwd /etc/group
 procd_add_jail_mount_rw /tmp/dproxy /var/run/dproxy
 procd_close_instance
 EOF
@@ -221,7 +223,7 @@ case_no_ujail_runs_as_user_without_jail() {
 	start
 	expect_instance <<'EOF'
 procd_open_instance
-procd_set_param command /usr/sbin/dproxy -c /etc/config/dproxy
+procd_set_param command /usr/sbin/dproxy -c /var/etc/dproxy/dproxy.conf
 procd_set_param file /etc/config/dproxy
 procd_set_param reload_signal HUP
 procd_set_param respawn
@@ -241,7 +243,7 @@ case_no_ujail_low_port_starts_as_root() {
 	start
 	assert_no_match "user" '^procd_set_param user' "$PROCD_LOG"
 	assert_no_match "jail" '^procd_add_jail' "$PROCD_LOG"
-	assert_line "command" "procd_set_param command /usr/sbin/dproxy -c /etc/config/dproxy" "$PROCD_LOG"
+	assert_line "command" "procd_set_param command /usr/sbin/dproxy -c /var/etc/dproxy/dproxy.conf" "$PROCD_LOG"
 }
 
 case_user_root_means_no_user() {
@@ -377,7 +379,7 @@ case_replace_edits_and_restores_dhcp() {
 	start
 	expect_instance <<'EOF'
 procd_open_instance
-procd_set_param command /usr/sbin/dproxy -c /etc/config/dproxy -l 127.0.0.1:53 -l [::1]:53 -l 192.168.1.1:53 -l [fd00:1::1]:53
+procd_set_param command /usr/sbin/dproxy -c /var/etc/dproxy/dproxy.conf -l 127.0.0.1:53 -l [::1]:53 -l 192.168.1.1:53 -l [fd00:1::1]:53
 procd_set_param file /etc/config/dproxy
 procd_set_param reload_signal HUP
 procd_set_param respawn
@@ -388,7 +390,7 @@ procd_set_param user dproxy
 procd_set_param capabilities /etc/capabilities/dproxy.json
 procd_set_param no_new_privs 1
 procd_add_jail dproxy log ronly
-procd_add_jail_mount /etc/config/dproxy /etc/hosts /etc/passwd /etc/group
+procd_add_jail_mount /var/etc/dproxy /etc/hosts /etc/passwd /etc/group
 procd_add_jail_mount_rw /tmp /var/run/dproxy
 procd_close_instance
 EOF
@@ -427,7 +429,7 @@ case_replace_keeps_owner_dns_option_and_port() {
 	assert_eq "guest port" 0 "$(uci get dhcp.guest.port)"
 	assert_eq "lan DNS option (owner's)" "6,192.168.1.2" "$(uci get dhcp.lan.dhcp_option)"
 	assert_eq "iot DNS option (ours)" "6,0.0.0.0" "$(uci get dhcp.iot.dhcp_option)"
-	assert_line "command" "procd_set_param command /usr/sbin/dproxy -c /etc/config/dproxy -l 127.0.0.1:53 -l [::1]:53 -l 192.168.1.1:53 -l [fd00:1::1]:53 -l 10.9.0.1:53" "$PROCD_LOG"
+	assert_line "command" "procd_set_param command /usr/sbin/dproxy -c /var/etc/dproxy/dproxy.conf -l 127.0.0.1:53 -l [::1]:53 -l 192.168.1.1:53 -l [fd00:1::1]:53 -l 10.9.0.1:53" "$PROCD_LOG"
 	stop
 	uci show dhcp | sort >"$CASE_DIR/dhcp.now.show"
 	assert_file_eq "dhcp after stop" "$CASE_DIR/dhcp.orig.show" "$CASE_DIR/dhcp.now.show"
@@ -521,6 +523,124 @@ case_forward_target_from_ipv6_only_listen() {
 	assert_eq "server" "::1#1296" "$(uci get dhcp.@dnsmasq[0].server)"
 }
 
+# --- cases: the daemon's copy of the config -------------------------------
+
+# The daemon runs as its own user and cannot read /etc/config/dproxy (0600
+# root): it gets a copy it can read, refreshed before every reload's SIGHUP.
+case_daemon_reads_a_copy_of_the_config() {
+	setup ujail
+	chmod 600 "$ROOT/etc/config/dproxy"
+	cfg enabled=1 user=nobody
+	start
+	assert_line "command" \
+		"procd_set_param command /usr/sbin/dproxy -c /var/etc/dproxy/dproxy.conf" "$PROCD_LOG"
+	assert_line "procd watches the uci file" "procd_set_param file /etc/config/dproxy" "$PROCD_LOG"
+	copy="$ROOT/var/etc/dproxy/dproxy.conf"
+	[ -f "$copy" ] || { fail "no copy at /var/etc/dproxy/dproxy.conf"; return; }
+	assert_file_eq "copy" "$ROOT/etc/config/dproxy" "$copy"
+	assert_eq "copy mode" 600 "$(stat -c %a "$copy")"
+	if [ "$(id -u)" = 0 ]; then
+		assert_eq "copy owner" nobody "$(stat -c %U "$copy")"
+	fi
+	assert_line "jail sees the copy's directory" \
+		"procd_add_jail_mount /var/etc/dproxy /etc/hosts /etc/passwd /etc/group" "$PROCD_LOG"
+	mark reload
+	cfg cache_size=2048
+	reload
+	assert_file_eq "copy after reload" "$ROOT/etc/config/dproxy" "$copy"
+	assert_eq "files left in /var/etc/dproxy" "dproxy.conf" "$(ls -A "$ROOT/var/etc/dproxy")"
+}
+
+# A copy that cannot be written: one error line, and the running daemon is
+# not stopped (procd would stop it if the reload registered no instance).
+case_failed_copy_keeps_the_daemon_and_logs_one_line() {
+	setup ujail
+	cfg enabled=1
+	start
+	rm -rf "$ROOT/var/etc/dproxy"
+	echo "not a directory" >"$ROOT/var/etc/dproxy"
+	: >"$CASE_DIR/logger.log"
+	mark reload
+	cfg cache_size=2048
+	reload
+	sed -n '/^--- reload/,$p' "$PROCD_LOG" >"$CASE_DIR/after"
+	assert_line "instance kept" "procd_close_instance" "$CASE_DIR/after"
+	assert_eq "running" 1 "$FAKE_RUNNING"
+	assert_count "error lines" '^-t dproxy error: cannot copy /etc/config/dproxy to /var/etc/dproxy/dproxy.conf: .+' \
+		"$CASE_DIR/logger.log" 1
+}
+
+# Started as root (a port below 1024 without ujail), the daemon drops to
+# 'option user', or to its own default nobody: that user gets the copy.
+case_copy_belongs_to_the_user_the_daemon_drops_to() {
+	[ "$(id -u)" = 0 ] || return 0
+	setup
+	cfg enabled=1 port=53 user=
+	start
+	assert_no_match "procd user" '^procd_set_param user' "$PROCD_LOG"
+	assert_eq "owner" nobody "$(stat -c %U "$ROOT/var/etc/dproxy/dproxy.conf")"
+}
+
+# --- cases: disable ---------------------------------------------------------
+
+# Disabling hands port 53 back to dnsmasq: dproxy is stopped before dnsmasq
+# is reloaded, and a later reload (procd's config trigger, reload_config)
+# neither starts it nor re-applies the integration.
+case_disable_in_replace_mode_leaves_one_owner_of_port_53() {
+	setup
+	cfg enabled=1 dnsmasq_integration=replace
+	mkdir -p "$ROOT/etc/rc.d"
+	ln -s ../init.d/dproxy "$ROOT/etc/rc.d/S18dproxy"
+	ln -s ../init.d/dproxy "$ROOT/etc/rc.d/K10dproxy"
+	start
+	: >"$CASE_DIR/dnsmasq.kills"
+	mark disable
+	disable
+	assert_eq "dproxy stopped before dnsmasq reloaded" 1 "$(head -n 1 "$CASE_DIR/dnsmasq.kills")"
+	assert_eq "running after disable" 0 "$FAKE_RUNNING"
+	uci export dhcp >"$CASE_DIR/dhcp.now"
+	assert_file_eq "dhcp after disable" "$CASE_DIR/dhcp.orig" "$CASE_DIR/dhcp.now"
+	mark reload
+	reload
+	sed -n '/^--- reload/,$p' "$PROCD_LOG" >"$CASE_DIR/after"
+	assert_no_match "instance after reload" '^procd_open_instance' "$CASE_DIR/after"
+	uci export dhcp >"$CASE_DIR/dhcp.now"
+	assert_file_eq "dhcp after reload of a disabled service" "$CASE_DIR/dhcp.orig" "$CASE_DIR/dhcp.now"
+}
+
+case_disable_in_forward_mode_stops_too() {
+	setup
+	cfg enabled=1 dnsmasq_integration=forward
+	start
+	disable
+	assert_eq "running after disable" 0 "$FAKE_RUNNING"
+	reload
+	uci export dhcp >"$CASE_DIR/dhcp.now"
+	assert_file_eq "dhcp after disable and reload" "$CASE_DIR/dhcp.orig" "$CASE_DIR/dhcp.now"
+}
+
+# Mode off: disable only removes the boot links, as rc.common's does.
+case_disable_in_mode_off_keeps_running() {
+	setup
+	cfg enabled=1
+	start
+	disable
+	assert_eq "running after disable" 1 "$FAKE_RUNNING"
+	assert_no_match "kill" '^procd_kill' "$PROCD_LOG"
+}
+
+# uci enabled=0 and a reload in replace mode: dproxy stops before dnsmasq
+# gets port 53 back.
+case_disabling_in_config_stops_before_handover() {
+	setup
+	cfg enabled=1 dnsmasq_integration=replace
+	start
+	: >"$CASE_DIR/dnsmasq.kills"
+	cfg enabled=0
+	reload
+	assert_eq "dproxy stopped before dnsmasq reloaded" 1 "$(head -n 1 "$CASE_DIR/dnsmasq.kills")"
+}
+
 for c in sourcing_has_no_side_effects header extra_commands_without_extra_command \
 	disabled_starts_nothing enabled_with_jail jail_mounts_follow_the_config \
 	no_ujail_runs_as_user_without_jail no_ujail_low_port_starts_as_root \
@@ -531,6 +651,9 @@ for c in sourcing_has_no_side_effects header extra_commands_without_extra_comman
 	replace_keeps_owner_dns_option_and_port mode_switch_by_reload \
 	disabling_in_config_restores_dhcp disable_command_restores_dhcp shutdown_keeps_dhcp \
 	upgrade_ends_in_forward_mode dnsmasq_not_running_is_not_started \
-	forward_target_from_ipv6_only_listen; do
+	forward_target_from_ipv6_only_listen daemon_reads_a_copy_of_the_config \
+	copy_belongs_to_the_user_the_daemon_drops_to failed_copy_keeps_the_daemon_and_logs_one_line \
+	disable_in_replace_mode_leaves_one_owner_of_port_53 disable_in_forward_mode_stops_too \
+	disable_in_mode_off_keeps_running disabling_in_config_stops_before_handover; do
 	run_case "$c"
 done
