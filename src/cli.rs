@@ -9,7 +9,7 @@ use crate::config::{self, Config};
 
 const USAGE: &str = "\
 usage: dproxy [-c FILE] [-l ADDR[:PORT]]... [-u ADDR[:PORT]]... [-v|-q] [--check-config]
-       dproxy ctl [--socket PATH] stats|dump|flush|link up|link down
+       dproxy ctl [--socket PATH] stats|dump|flush|link up|link down|blocked NAME
        dproxy --help | --version
 
   -c FILE          read the UCI config FILE (section: config dproxy 'main')
