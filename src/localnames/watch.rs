@@ -42,11 +42,17 @@ pub(crate) trait Content: Default + PartialEq {
 
 impl Content for Parsed {
     fn parse(r: &mut LineReader, path: &Path, kind: Kind) -> io::Result<Self> {
-        let data = r.read_all()?;
-        Ok(match kind {
-            Kind::Leases => leases::parse(&data, path),
-            Kind::Hosts | Kind::Blocklist => hosts::parse(&data, path),
-        })
+        if kind == Kind::Leases {
+            // The lease format is detected from the whole file (and ISC's spans lines);
+            // lease files are small.
+            return Ok(leases::parse(&r.read_all()?, path));
+        }
+        // hosts files can be large: parsed as they are read.
+        let mut p = hosts::Parser::new(path);
+        while let Some((n, line)) = r.next_line()? {
+            p.line(n, line);
+        }
+        Ok(p.finish())
     }
     fn is_empty(&self) -> bool {
         self.recs.is_empty()
