@@ -110,7 +110,7 @@ fn le32(b: &[u8]) -> u32 {
 
 /// FxHash-style word mixing with a SplitMix64 finalizer over `bytes`. The
 /// tail is read with (overlapping) word loads rather than byte by byte.
-fn hash_bytes(seed: u64, bytes: &[u8]) -> u64 {
+pub(crate) fn hash_bytes(seed: u64, bytes: &[u8]) -> u64 {
     let len = bytes.len();
     let mut h = seed ^ (len as u64);
     let mut chunks = bytes.chunks_exact(8);

@@ -242,7 +242,8 @@ pub(crate) struct LineReader {
     /// Bytes handed out as lines so far (newlines included).
     used: usize,
     lineno: usize,
-    hash: std::collections::hash_map::DefaultHasher,
+    /// Digest of the lines so far (change detection only: unkeyed, fast).
+    hash: u64,
     /// No warning about the size cap (a hashing-only pass).
     quiet: bool,
 }
@@ -259,7 +260,7 @@ impl LineReader {
             eof: false,
             used: 0,
             lineno: 0,
-            hash: Default::default(),
+            hash: 0,
             quiet: false,
         }
     }
@@ -277,7 +278,6 @@ impl LineReader {
     /// The next line as `(line_number, line)`, 1-based, without its newline or a
     /// trailing `\r`; `None` at the end (or at the size cap).
     pub(crate) fn next_line(&mut self) -> io::Result<Option<(usize, &[u8])>> {
-        use std::hash::Hasher;
         loop {
             let pending = self.buf.get(self.start..self.end).unwrap_or(&[]);
             let nl = pending.iter().position(|&b| b == b'\n');
@@ -293,8 +293,7 @@ impl LineReader {
                 self.start = (s + len + 1).min(self.end);
                 self.lineno += 1;
                 let line = self.buf.get(s..s + len).unwrap_or(&[]);
-                self.hash.write(line);
-                self.hash.write_u8(b'\n');
+                self.hash = super::table::hash_bytes(self.hash.rotate_left(17), line);
                 return Ok(Some((
                     self.lineno,
                     line.strip_suffix(b"\r").unwrap_or(line),
@@ -350,8 +349,7 @@ impl LineReader {
 
     /// Hash of every line handed out so far.
     fn digest(&self) -> u64 {
-        use std::hash::Hasher;
-        self.hash.finish()
+        self.hash
     }
 }
 
