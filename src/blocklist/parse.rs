@@ -32,6 +32,22 @@ pub enum Line {
 /// Longest name (presentation form, no final dot).
 const MAX_NAME: usize = 253;
 
+/// Bytes of a name, lowercased; `.` stays; 0 for bytes no label may hold.
+static NAME_BYTE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = match b {
+            b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => b,
+            b'A'..=b'Z' => b + 32,
+            _ => 0,
+        };
+        i += 1;
+    }
+    t
+};
+
 /// Lowercases and checks a listed name into `buf`; returns its length.
 fn normalize(raw: &[u8], buf: &mut [u8; MAX_NAME]) -> Option<usize> {
     let raw = raw.strip_prefix(b"*.").unwrap_or(raw);
@@ -42,18 +58,14 @@ fn normalize(raw: &[u8], buf: &mut [u8; MAX_NAME]) -> Option<usize> {
     // One pass: check and lowercase (a million lines spend most of their time here).
     let mut label = 0usize;
     for (d, &b) in buf.iter_mut().zip(raw) {
-        *d = match b {
-            b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' => b,
-            b'A'..=b'Z' => b + 32,
-            b'.' if label > 0 => {
-                label = 0;
-                *d = b;
-                continue;
-            }
-            _ => return None,
-        };
+        let c = NAME_BYTE[usize::from(b)];
+        *d = c;
+        if c == b'.' && label > 0 {
+            label = 0;
+            continue;
+        }
         label += 1;
-        if label > 63 {
+        if c == 0 || c == b'.' || label > 63 {
             return None;
         }
     }
