@@ -24,18 +24,35 @@ fn fold(a: u64, b: u64) -> u64 {
     (p as u64) ^ ((p >> 64) as u64)
 }
 
+/// Up to 8 bytes as a little-endian word (missing bytes are zero).
+#[inline]
+fn word(b: &[u8]) -> u64 {
+    match b.get(..8) {
+        Some(w) => u64::from_le_bytes(w.try_into().unwrap_or_default()),
+        None => b
+            .iter()
+            .enumerate()
+            .fold(0, |w, (i, &x)| w | u64::from(x) << (8 * i)),
+    }
+}
+
 /// Mixes one label into the state: its length, then its bytes 16 at a time.
 #[inline]
 fn step(h: u64, label: &[u8], k: &[u64; 3]) -> u64 {
     let mut h = h ^ label.len() as u64;
-    for chunk in label.chunks(16) {
-        let mut w = [0u8; 16];
-        w[..chunk.len()].copy_from_slice(chunk);
-        let (a, b) = w.split_at(8);
-        let a = u64::from_le_bytes(a.try_into().unwrap_or_default());
-        let b = u64::from_le_bytes(b.try_into().unwrap_or_default());
-        h = fold(a ^ k[0] ^ h, b ^ k[1]);
+    let mut rest = label;
+    while let (Some(head), Some(tail)) = (rest.get(..16), rest.get(16..)) {
+        if tail.is_empty() {
+            break;
+        }
+        h = fold(
+            word(head) ^ k[0] ^ h,
+            word(head.get(8..).unwrap_or_default()) ^ k[1],
+        );
+        rest = tail;
     }
+    let (a, b) = (word(rest), word(rest.get(8..).unwrap_or_default()));
+    h = fold(a ^ k[0] ^ h, b ^ k[1]);
     fold(h ^ k[2], 0x9e37_79b9_7f4a_7c15)
 }
 

@@ -31,6 +31,8 @@ pub struct FileSet {
     set: FpSet,
     path: PathBuf,
     bad: u32,
+    /// Bit k set: some listed name has k labels (63 for 63 or more).
+    labels: u64,
 }
 
 impl FileSet {
@@ -66,9 +68,14 @@ impl Content for FileSet {
     fn parse(r: &mut LineReader, path: &Path, _kind: Kind) -> io::Result<Self> {
         let mut fps = Vec::new();
         let mut bad = 0u32;
+        let mut labels = 0u64;
         let mut first_bad: Option<(usize, Vec<u8>)> = None;
         while let Some((n, line)) = r.next_line()? {
-            if parse_line(line, |name| fps.push(hash::fingerprint(name))) == Line::Bad {
+            let kind = parse_line(line, |name| {
+                fps.push(hash::fingerprint(name));
+                labels |= 1 << label_count(name);
+            });
+            if kind == Line::Bad {
                 bad = bad.saturating_add(1);
                 if first_bad.is_none() {
                     first_bad = Some((n, line.get(..80).unwrap_or(line).to_vec()));
@@ -88,6 +95,7 @@ impl Content for FileSet {
             set: FpSet::from_vec(fps),
             path: path.to_path_buf(),
             bad,
+            labels,
         })
     }
 
@@ -98,6 +106,11 @@ impl Content for FileSet {
     fn counts(&self) -> (usize, u32) {
         (self.set.len(), self.bad)
     }
+}
+
+/// Labels in a dotted name, at most 63.
+fn label_count(name: &[u8]) -> u32 {
+    (name.iter().filter(|&&b| b == b'.').count() + 1).min(63) as u32
 }
 
 /// Why a name is blocked or not (`dproxy ctl blocked NAME`).
@@ -118,6 +131,9 @@ pub struct Blocklist {
     allow: FpSet,
     /// Domains over all files (a domain in two files counts twice).
     domains: usize,
+    /// Label counts of the listed names, as in [`FileSet`]: suffixes of other lengths
+    /// are not looked up (most lists hold no top-level domain, for one).
+    labels: u64,
 }
 
 impl Blocklist {
@@ -136,6 +152,7 @@ impl Blocklist {
                 .collect(),
             allow: FpSet::from_vec(fps),
             domains: 0,
+            labels: 0,
         }
     }
 
@@ -148,6 +165,7 @@ impl Blocklist {
         }
         if changed || force {
             self.domains = self.sets().map(FileSet::len).sum();
+            self.labels = self.sets().fold(0, |m, s| m | s.labels);
             if !self.sources.is_empty() {
                 log::info!("blocklists: {} domains", self.domains);
             }
@@ -175,7 +193,22 @@ impl Blocklist {
         if self.domains == 0 {
             return false;
         }
-        hash::any_suffix(name, |fp, _| self.sets().any(|s| s.set.contains(fp)))
+        let mut depth = 0u32;
+        let listed = |fp: u64, _| {
+            depth = (depth + 1).min(63);
+            if self.labels & (1 << depth) == 0 {
+                return false;
+            }
+            for src in &self.sources {
+                for s in src.parsed() {
+                    if s.set.contains(fp) {
+                        return true;
+                    }
+                }
+            }
+            false
+        };
+        hash::any_suffix(name, listed)
             && (self.allow.is_empty() || !hash::any_suffix(name, |fp, _| self.allow.contains(fp)))
     }
 
