@@ -53,9 +53,11 @@ def listfile(shared_dir):
     return path
 
 
-def blocking(dproxy, up, lists, options=None, **extra):
-    all_lists = dict(lists)
-    return dproxy(servers=[up], options=options or {}, lists=all_lists, **extra)
+def blocking(dproxy, up, lists, options=None):
+    px = dproxy(servers=[up], options=options or {}, lists=dict(lists))
+    # The harness waits for the DNS sockets; the control socket is bound just after them.
+    assert wait_until(lambda: px.ctl("stats").returncode == 0), "control socket never answered"
+    return px
 
 
 def assert_blocked(r, rcode=dns.rcode.NXDOMAIN, what=""):
