@@ -11,7 +11,8 @@ venv="$here/.tools/venv"
 need=""
 for pair in dig:dnsutils kdig:knot-dnsutils nsd:nsd unbound:unbound \
             dnsmasq:dnsmasq-base dnsperf:dnsperf shellcheck:shellcheck \
-            busybox:busybox ip:iproute2 file:file; do
+            busybox:busybox ip:iproute2 file:file \
+            ldns-signzone:ldnsutils; do
     cmd=${pair%%:*}
     pkg=${pair#*:}
     command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || need="$need $pkg"
@@ -30,11 +31,11 @@ if [ -n "$need" ]; then
     rm -f /usr/sbin/policy-rc.d
 fi
 
-if [ ! -x "$venv/bin/pytest" ] || ! "$venv/bin/python" -c 'import dns' 2>/dev/null; then
+if [ ! -x "$venv/bin/pytest" ] || ! "$venv/bin/python" -c 'import dns, jsonschema' 2>/dev/null; then
     echo "install-deps: python venv in $venv"
     mkdir -p "$here/.tools"
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q --disable-pip-version-check \
-        'dnspython==2.7.0' 'pytest==8.3.4'
+        'dnspython==2.7.0' 'pytest==8.3.4' 'jsonschema==4.23.0'
 fi
 echo "install-deps: ok"

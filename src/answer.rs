@@ -63,8 +63,9 @@ fn sane_ttl(t: u32) -> u32 {
 /// Prepares an upstream answer. `scan` must be the walk of `raw`.
 /// The caller has already matched the question against the query it sent.
 ///
-/// Only the question's CNAME chain (and the zone's SOA/NS) is kept; if that drops
-/// anything, or the OPT record is not last, the message is rewritten uncompressed.
+/// Only the question's CNAME chain (and the zone's SOA/NS) is kept, with its DNSSEC proof
+/// when `dnssec_ok` (the query dproxy sent, and so the cache key, had DO set): see
+/// [`crate::sanitize::chain_filter`]. The message is rewritten uncompressed.
 /// None if that rewrite fails (RDATA that does not hold what its type says).
 ///
 /// With `respell` (a 0x20 question), names are rewritten so that the random case the
@@ -74,13 +75,14 @@ pub fn prepare(
     scan: &Scan,
     policy: &TtlPolicy,
     trust_ad: bool,
+    dnssec_ok: bool,
     respell: Option<Respell>,
 ) -> Option<Prepared> {
     // Always rewritten: names are copied out of the upstream's compression into plain
     // form (only repeats of the question name become a pointer to it), and the names in
     // RDATA must end where RDLENGTH says. A name that leaned on bytes dproxy rewrites (TTLs,
     // the ID, the OPT record) cannot survive into the cache that way.
-    let keep = crate::sanitize::chain_filter(raw, scan);
+    let keep = crate::sanitize::chain_filter(raw, scan, dnssec_ok);
     let mut msg = crate::sanitize::rebuild(raw, scan, &keep, respell)?;
     let rescan = wire::scan_message(&msg).ok()?;
     let scan = &rescan;
@@ -365,6 +367,7 @@ mod tests {
             &scan_message(&raw).unwrap(),
             &TtlPolicy::default(),
             false,
+            false,
             None,
         )
         .unwrap();
@@ -406,16 +409,17 @@ mod tests {
             max_ttl: 120,
             neg_ttl: 10,
         };
-        let p = prepare(&raw, &scan_message(&raw).unwrap(), &pol, false, None).unwrap();
+        let p = prepare(&raw, &scan_message(&raw).unwrap(), &pol, false, false, None).unwrap();
         assert_eq!(p.lifetime, 60);
         let raw = upstream_answer("www.test", 1, 100_000);
-        let p = prepare(&raw, &scan_message(&raw).unwrap(), &pol, false, None).unwrap();
+        let p = prepare(&raw, &scan_message(&raw).unwrap(), &pol, false, false, None).unwrap();
         assert_eq!(p.lifetime, 120);
         let raw = upstream_answer("www.test", 1, 0x8000_0001);
         let p = prepare(
             &raw,
             &scan_message(&raw).unwrap(),
             &TtlPolicy::default(),
+            false,
             false,
             None,
         )
@@ -427,17 +431,25 @@ mod tests {
     fn negative_ttl_follows_rfc2308() {
         let pol = TtlPolicy::default();
         let raw = negative(rcode::NXDOMAIN, 900, 300);
-        let p = prepare(&raw, &scan_message(&raw).unwrap(), &pol, false, None).unwrap();
+        let p = prepare(&raw, &scan_message(&raw).unwrap(), &pol, false, false, None).unwrap();
         assert_eq!((p.kind, p.lifetime), (Kind::Negative, 300));
         let raw = negative(rcode::NOERROR, 60, 300);
-        let p = prepare(&raw, &scan_message(&raw).unwrap(), &pol, false, None).unwrap();
+        let p = prepare(&raw, &scan_message(&raw).unwrap(), &pol, false, false, None).unwrap();
         assert_eq!((p.kind, p.lifetime), (Kind::Negative, 60));
         let capped = TtlPolicy { neg_ttl: 30, ..pol };
         let raw = negative(rcode::NXDOMAIN, 900, 300);
-        let p = prepare(&raw, &scan_message(&raw).unwrap(), &capped, false, None).unwrap();
+        let p = prepare(
+            &raw,
+            &scan_message(&raw).unwrap(),
+            &capped,
+            false,
+            false,
+            None,
+        )
+        .unwrap();
         assert_eq!(p.lifetime, 30);
         let raw = negative(rcode::SERVFAIL, 900, 300);
-        let p = prepare(&raw, &scan_message(&raw).unwrap(), &pol, false, None).unwrap();
+        let p = prepare(&raw, &scan_message(&raw).unwrap(), &pol, false, false, None).unwrap();
         assert_eq!((p.kind, p.lifetime), (Kind::Failure, 0));
     }
 
@@ -449,6 +461,7 @@ mod tests {
             &raw,
             &scan_message(&raw).unwrap(),
             &TtlPolicy::default(),
+            false,
             false,
             None,
         )
@@ -464,6 +477,7 @@ mod tests {
             &scan_message(&raw).unwrap(),
             &TtlPolicy::default(),
             true,
+            false,
             None,
         )
         .unwrap();

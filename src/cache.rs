@@ -235,6 +235,10 @@ pub struct Cache {
     bytes: usize,
     budget: usize,
     seed: KeyedHash,
+    /// Entries stored since start (dnsmasq's `dns_cache_inserted`).
+    pub inserted: u64,
+    /// Entries evicted for room before they expired (dnsmasq's `dns_cache_live_freed`).
+    pub live_freed: u64,
 }
 
 impl Cache {
@@ -250,6 +254,8 @@ impl Cache {
             bytes: 0,
             budget,
             seed: KeyedHash::new(),
+            inserted: 0,
+            live_freed: 0,
         }
     }
 
@@ -273,7 +279,7 @@ impl Cache {
     /// Changes the budget, evicting least recently used entries to fit.
     pub fn set_budget(&mut self, budget: usize) {
         self.budget = budget;
-        self.evict_to(budget);
+        self.evict_to(budget, None);
     }
 
     fn hash(&self, key: &[u8]) -> u32 {
@@ -439,7 +445,7 @@ impl Cache {
         {
             return false;
         }
-        self.evict_to(self.budget - size - ENTRY_OVERHEAD);
+        self.evict_to(self.budget - size - ENTRY_OVERHEAD, Some(now));
         let mut buf = Vec::with_capacity(size);
         buf.extend_from_slice(key);
         buf.extend_from_slice(msg);
@@ -471,6 +477,7 @@ impl Cache {
         };
         self.index_insert(i, hash);
         self.push_front(i);
+        self.inserted += 1;
         true
     }
 
@@ -494,9 +501,15 @@ impl Cache {
         }
     }
 
-    fn evict_to(&mut self, target: usize) {
+    /// Evicts least recently used entries; with `now`, counts those not yet expired.
+    fn evict_to(&mut self, target: usize, now: Option<u32>) {
         while self.bytes > target && self.tail != NIL {
             let t = self.tail;
+            if let (Some(now), Some(Some(e))) = (now, self.slots.get(t as usize)) {
+                if e.expires > now {
+                    self.live_freed += 1;
+                }
+            }
             self.drop_slot(t);
         }
     }

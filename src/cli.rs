@@ -9,7 +9,7 @@ use crate::config::{self, Config};
 
 const USAGE: &str = "\
 usage: dproxy [-c FILE] [-l ADDR[:PORT]]... [-u ADDR[:PORT]]... [-v|-q] [--check-config]
-       dproxy ctl [--socket PATH] stats|dump|flush|link up|link down|blocked NAME
+       dproxy ctl [--socket PATH] stats [--json]|dump|flush|link up|link down|blocked NAME
        dproxy --help | --version
 
   -c FILE          read the UCI config FILE (section: config dproxy 'main')
@@ -161,6 +161,14 @@ pub fn main() -> i32 {
         }
     };
     let _ = ARGS.set(a.clone());
+    // Before anything else: std's hash maps seed themselves from the same source and
+    // abort without a clear word if it fails.
+    if let Err(e) = crate::rand::Rng::new() {
+        eprintln!(
+            "dproxy: error: cannot read random numbers from the kernel ({e}); refusing to start"
+        );
+        return 1;
+    }
     let cfg = match build_config(&a) {
         Ok(c) => c,
         Err(errs) => {
@@ -171,6 +179,10 @@ pub fn main() -> i32 {
         }
     };
     if a.check {
+        let who = crate::privs::RunAs::configured(cfg.user.as_deref());
+        for w in crate::privs::access_warnings(&cfg, &who) {
+            log::warn!("{w}");
+        }
         println!("configuration ok");
         return 0;
     }
@@ -188,6 +200,9 @@ pub fn main() -> i32 {
             return 1;
         }
     };
+    for w in crate::privs::access_warnings(&cfg, &crate::privs::RunAs::of(target.as_ref())) {
+        log::warn!("{w}");
+    }
     let mut server = match crate::server::Server::new(cfg) {
         Ok(s) => s,
         Err(e) => {

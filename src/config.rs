@@ -739,14 +739,35 @@ mod tests {
 
     #[test]
     fn file_ending_inside_a_keyword_line_does_not_hang() {
-        for (n, text) in [
-            ("eoflist", "config dproxy 'main'\n\tlist"),
-            ("eofopt", "config dproxy 'main'\n\toption port"),
-            ("eofcfg", "config dproxy"),
+        for (n, text, want) in [
+            (
+                "eoflist",
+                "config dproxy 'main'\n\tlist",
+                Some("expected option name"),
+            ),
+            (
+                "eofopt",
+                "config dproxy 'main'\n\toption port",
+                Some("expected option value"),
+            ),
+            // A bare section header is a complete file: every option at its default.
+            ("eofcfg", "config dproxy", None),
         ] {
             let p = write_tmp(n, text);
-            // Any verdict will do; the point is getting one.
-            let _ = load(&p);
+            // The parser once looped at the end of such a file: a verdict must come in
+            // bounded time, and it must be the right one.
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let _ = tx.send(load(&p).config.map(|c| c.listen));
+            });
+            let verdict = rx
+                .recv_timeout(std::time::Duration::from_secs(10))
+                .unwrap_or_else(|_| panic!("{n}: no verdict within 10 s"));
+            match (verdict, want) {
+                (Err(errs), Some(w)) => assert!(errs[0].problem.contains(w), "{n}: {errs:?}"),
+                (Ok(listen), None) => assert_eq!(listen, Config::default().listen, "{n}"),
+                (v, w) => panic!("{n}: got {v:?}, wanted {w:?}"),
+            }
         }
     }
 

@@ -1,4 +1,5 @@
-//! The control socket (`dproxy ctl`): stats, dump, flush, link up/down over a Unix socket.
+//! The control socket (`dproxy ctl`): stats (text or JSON), dump, flush, link up/down over a
+//! Unix socket.
 //!
 //! One command per connection, one line; the answer is text and the connection closes.
 
@@ -41,9 +42,25 @@ pub fn bind(path: &Path) -> io::Result<UnixListener> {
             ));
         }
     }
-    let l = UnixListener::bind(path)?;
+    // The socket file takes its mode from the umask at bind(2): make that 0600 already,
+    // so that nobody can connect in the moment before the chmod. One thread: no race.
+    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
+    let l = UnixListener::bind(path);
+    nix::sys::stat::umask(old);
+    let l = l?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     Ok(l)
+}
+
+/// `dump` shows the LAN's browsing history: only root and the user dproxy runs as may
+/// have it, whatever the socket file's mode has been changed to. Checked on the
+/// connection itself (SO_PEERCRED), which a client cannot forge.
+fn may_dump(stream: &UnixStream) -> bool {
+    use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+    match getsockopt(stream, PeerCredentials) {
+        Ok(c) => c.uid() == 0 || c.uid() == nix::unistd::geteuid().as_raw(),
+        Err(_) => false,
+    }
 }
 
 impl Server {
@@ -108,7 +125,13 @@ impl Server {
         }
         if let Some(cmd) = command {
             let text = String::from_utf8_lossy(&cmd).trim().to_string();
-            let answer = self.ctl_execute(&text);
+            let answer = if text.split_whitespace().eq(["dump"])
+                && !matches!(self.conns.get(ci), Some(Conn::Ctl(c)) if may_dump(&c.stream))
+            {
+                "error: dump is only for root and the user dproxy runs as\n".to_string()
+            } else {
+                self.ctl_execute(&text)
+            };
             if let Some(Conn::Ctl(c)) = self.conns.get_mut(ci) {
                 c.wbuf = answer.into_bytes();
                 c.answered = true;
@@ -144,6 +167,7 @@ impl Server {
         let words: Vec<&str> = cmd.split_whitespace().collect();
         match words.as_slice() {
             ["stats"] => self.stats_text(),
+            ["stats", "--json"] => self.stats_json(),
             ["dump"] => {
                 let now = self.now_secs();
                 let mut out = String::new();
@@ -218,6 +242,7 @@ impl Server {
         for (k, v) in self.extra_stats() {
             let _ = writeln!(o, "{k}={v}");
         }
+        self.config_status.write_text(&mut o);
         for (i, u) in self.upstreams.list.iter().enumerate() {
             let state = if u.is_up() { "up" } else { "down" };
             let _ = writeln!(o, "upstream.{i}.addr={}", u.addr);
@@ -249,11 +274,18 @@ pub fn ctl_main(args: &[String]) -> i32 {
         }
     }
     let cmd = words.join(" ");
-    let known = ["stats", "dump", "flush", "link up", "link down"];
+    let known = [
+        "stats",
+        "stats --json",
+        "dump",
+        "flush",
+        "link up",
+        "link down",
+    ];
     let blocked = matches!(words.as_slice(), ["blocked", _]);
     if !known.contains(&cmd.as_str()) && !blocked {
         eprintln!(
-            "usage: dproxy ctl [--socket PATH] stats|dump|flush|link up|link down|blocked NAME"
+            "usage: dproxy ctl [--socket PATH] stats [--json]|dump|flush|link up|link down|blocked NAME"
         );
         return 2;
     }

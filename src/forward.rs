@@ -13,6 +13,7 @@ use crate::cache::{flag, Key, KEY_CD, KEY_DO};
 use crate::config::OfflinePolicy;
 use crate::query::ReplyTo;
 use crate::server::{Conn, Server, Timer};
+use crate::upstream::UpstreamId;
 use crate::wire::build::{self, Ede};
 use crate::wire::message::read_question;
 use crate::wire::{ede, scan_message, Header, NameBuf, Opt, QueryView, Question, HEADER_LEN};
@@ -61,11 +62,15 @@ impl Waiter {
 
 /// One query sent to one upstream.
 pub struct Attempt {
-    pub upstream: usize,
+    /// The server's id: positions change when the list is rebuilt.
+    pub upstream: UpstreamId,
+    pub addr: std::net::SocketAddr,
     pub id: u16,
     /// The name as sent: with 0x20 its random case must come back exactly.
     pub name: NameBuf,
     pub exact_case: bool,
+    /// Sent with an OPT record.
+    pub edns: bool,
     /// Conn slot of its socket while open.
     pub conn: Option<usize>,
     pub sent_at: Instant,
@@ -94,10 +99,13 @@ pub struct Pending {
     pub max_attempts: usize,
     /// A stale answer exists: waiters get it if the upstream is slower than this (RFC 8767).
     pub stale_at: Option<Instant>,
+    /// An upstream that echoes case once answered this question in another case:
+    /// asked again without 0x20 (the server keeps its own detection).
+    pub no_0x20: bool,
 }
 
 impl Pending {
-    fn tried(&self) -> Vec<usize> {
+    fn tried(&self) -> Vec<UpstreamId> {
         self.attempts.iter().map(|a| a.upstream).collect()
     }
 }
@@ -190,6 +198,7 @@ impl Server {
             }
         }
         let hold = self.offline() && self.cfg.offline_policy == OfflinePolicy::Hold;
+        self.probe_on_demand();
         if self.offline() && !hold {
             self.reply_servfail(q, to, EDE_NETWORK_DOWN);
             return;
@@ -268,6 +277,7 @@ impl Server {
             held: false,
             max_attempts: MAX_ATTEMPTS,
             stale_at: None,
+            no_0x20: false,
         };
         let pi = self.pending.insert(p);
         self.inflight.insert(key.as_bytes().into(), pi);
@@ -384,7 +394,7 @@ impl Server {
     }
 
     /// Starts a new attempt for pending `pi`: to `upstream` if given, else the best untried.
-    fn send_attempt(&mut self, pi: usize, upstream: Option<usize>, tcp: bool) {
+    fn send_attempt(&mut self, pi: usize, upstream: Option<UpstreamId>, tcp: bool) {
         loop {
             let Some(p) = self.pending.get(pi) else {
                 return;
@@ -398,14 +408,19 @@ impl Server {
                 self.give_up(pi, EDE_NONE_CONFIGURED);
                 return;
             };
-            let Some(addr) = self.upstreams.list.get(ui).map(|u| u.addr) else {
+            let Some(u) = self.upstreams.get(ui) else {
+                // Removed from the list since (a retry to the same server): any other.
+                if upstream.is_some() {
+                    return self.send_attempt(pi, None, tcp);
+                }
                 self.give_up(pi, EDE_NONE_CONFIGURED);
                 return;
             };
+            let (addr, rto, u_no_0x20, edns) = (u.addr, u.rto(), u.no_0x20, u.edns(self.now));
             let id = self.rng.u16();
             let (gen, mut name, qtype, qclass, cd, do_bit) =
                 (p.gen, p.name.clone(), p.qtype, p.qclass, p.cd, p.do_bit);
-            let exact_case = self.cfg.case_randomization && !self.upstreams.list[ui].no_0x20;
+            let exact_case = self.cfg.case_randomization && !u_no_0x20 && !p.no_0x20;
             if exact_case {
                 let mut bits = 0u32;
                 let mut left = 0;
@@ -422,14 +437,15 @@ impl Server {
                 });
             }
             build::query(&mut self.qbuf, id, &name, qtype, qclass, true, cd);
-            build::push_opt(&mut self.qbuf, crate::wire::EDNS_UDP_SIZE, 0, do_bit, None);
+            if edns {
+                build::push_opt(&mut self.qbuf, crate::wire::EDNS_UDP_SIZE, 0, do_bit, None);
+            }
             let sent = if tcp {
                 self.open_tcp(addr, pi, gen)
             } else {
                 self.open_udp(addr, pi, gen)
             };
-            let rto = self.upstreams.list[ui].rto();
-            if let Some(u) = self.upstreams.list.get_mut(ui) {
+            if let Some(u) = self.upstreams.get_mut(ui) {
                 u.queries += 1;
             }
             self.stats.upstream_queries += 1;
@@ -439,9 +455,11 @@ impl Server {
             };
             p.attempts.push(Attempt {
                 upstream: ui,
+                addr,
                 id,
                 name,
                 exact_case,
+                edns,
                 conn: sent.as_ref().ok().copied(),
                 sent_at: now,
                 tcp,
@@ -652,10 +670,15 @@ impl Server {
             return;
         };
         let ui = a.upstream;
-        if let Some(c) = a.conn.take() {
+        let conn = a.conn.take();
+        // This question is asked again without 0x20 (a server that echoes case for other
+        // names may still fold it for some, e.g. names it synthesizes); still matched
+        // by address, port, ID and question.
+        p.no_0x20 = true;
+        if let Some(c) = conn {
             self.close_conn(c);
         }
-        if let Some(u) = self.upstreams.list.get_mut(ui) {
+        if let Some(u) = self.upstreams.get_mut(ui) {
             u.case_misses += 1;
             if u.case_misses >= crate::upstream::CASE_MISSES_TO_EXEMPT
                 && u.case_hits == 0
@@ -695,19 +718,23 @@ impl Server {
         let Some(p) = self.pending.get_mut(pi) else {
             return;
         };
-        let a = &mut p.attempts[ai];
-        let (ui, rtt, was_tcp, exact_case) = (
+        let Some(a) = p.attempts.get_mut(ai) else {
+            return;
+        };
+        let (ui, rtt, was_tcp, exact_case, edns, addr) = (
             a.upstream,
             self.now.saturating_duration_since(a.sent_at),
             a.tcp,
             a.exact_case,
+            a.edns,
+            a.addr,
         );
         if let Some(c) = a.conn.take() {
             self.close_conn(c);
         }
         if exact_case {
             // It echoed our random case: it is a 0x20-capable server.
-            if let Some(u) = self.upstreams.list.get_mut(ui) {
+            if let Some(u) = self.upstreams.get_mut(ui) {
                 u.case_hits += 1;
                 u.case_misses = 0;
             }
@@ -725,6 +752,18 @@ impl Server {
         };
         self.upstreams.on_answer(ui, rtt, self.now);
         self.upstream_answered();
+        if scan.rcode == crate::wire::rcode::FORMERR && edns {
+            // RFC 6891 7: a server that does not know EDNS may answer FORMERR; ask it
+            // again without, and keep doing so for a while.
+            if let Some(u) = self.upstreams.get_mut(ui) {
+                if u.edns(self.now) {
+                    log::info!("upstream {addr} rejects EDNS (FORMERR); asking it without");
+                }
+                u.no_edns_until = Some(self.now + crate::upstream::NO_EDNS_FOR);
+            }
+            self.send_attempt(pi, Some(ui), was_tcp);
+            return;
+        }
         if scan.tc && !was_tcp {
             self.send_attempt(pi, Some(ui), true);
             return;
@@ -736,12 +775,10 @@ impl Server {
         let fix = respell
             .as_ref()
             .map(|(from, to)| crate::sanitize::Respell { from, to });
-        let prepared = answer::prepare(msg, &scan, &self.cfg.ttl, self.cfg.trust_ad, fix);
+        let do_bit = self.pending.get(pi).is_some_and(|p| p.do_bit);
+        let prepared = answer::prepare(msg, &scan, &self.cfg.ttl, self.cfg.trust_ad, do_bit, fix);
         let Some(prepared) = prepared else {
-            log::debug!(
-                "unusable answer from upstream {}",
-                self.upstreams.list[ui].addr
-            );
+            log::debug!("unusable answer from upstream {addr}");
             self.stats.drop_upstream_malformed += 1;
             self.upstreams.on_failure(ui);
             self.send_attempt(pi, None, false);
@@ -752,10 +789,7 @@ impl Server {
             let untried = self
                 .pending
                 .get(pi)
-                .map(|p| {
-                    let t = p.tried();
-                    (0..self.upstreams.list.len()).any(|i| !t.contains(&i))
-                })
+                .map(|p| self.upstreams.any_untried(&p.tried()))
                 .unwrap_or(false);
             if untried {
                 if let Some(p) = self.pending.get_mut(pi) {
@@ -852,9 +886,13 @@ impl Server {
         };
         self.stats.drop_rebind += 1;
         let name = p.name.to_dotted();
-        // Once per name, and a bounded memory of names.
+        // Once per name, and a bounded memory of names. Names are the LAN's history: they
+        // go to debug only; the warning says that it happens, not for what.
         if self.rebind_logged.len() < 1024 && self.rebind_logged.insert(name.clone()) {
-            log::warn!("rebinding protection: {name} answered with {ip}; refused");
+            if self.rebind_logged.len() == 1 {
+                log::warn!("rebinding protection refused a private address for a public name (drop_rebind counts them; log_level debug names them)");
+            }
+            log::debug!("rebinding protection: {name} answered with {ip}; refused");
         }
         true
     }

@@ -26,6 +26,7 @@ pub mod signals;
 pub mod slab;
 pub mod sockets;
 pub mod stats;
+pub mod stats_json;
 pub mod tcp;
 pub mod uci_guard;
 pub mod upstream;

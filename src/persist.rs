@@ -8,14 +8,18 @@
 //! Written to a temporary file, synced, and renamed over the old one, so a crash or power
 //! cut leaves either the old file or the new one.
 
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use crate::cache::{flag, Cache};
 
 const MAGIC: &[u8; 8] = b"DPROXYC\0";
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
+/// Version 1 files were written before answers to DO queries kept their DNSSEC proofs;
+/// they load, less those entries (a validator behind dproxy would find them bogus).
+const VERSION_NO_PROOFS: u16 = 1;
 const HEADER: usize = 8 + 2 + 2 + 8 + 4;
 const ENTRY_HEADER: usize = 8 + 4 + 1 + 1 + 2 + 2 + 2;
 
@@ -148,7 +152,7 @@ pub fn decode(
     if version > VERSION {
         return Err(LoadError::FutureVersion(version));
     }
-    if version != VERSION {
+    if version != VERSION && version != VERSION_NO_PROOFS {
         return Err(LoadError::NotOurs);
     }
     let body = &data[..data.len() - 4];
@@ -197,6 +201,10 @@ pub fn decode(
     };
     // Oldest first, so the most recently used end up at the front again.
     for (expires_at, lifetime, flags, k, m, ttls) in entries.into_iter().rev() {
+        if version == VERSION_NO_PROOFS && body[k.start] & crate::cache::KEY_DO != 0 {
+            res.skipped += 1;
+            continue;
+        }
         let remaining: i64 = if clock_behind {
             // No trustworthy clock (a router without RTC before NTP): keep it, but stale.
             0
@@ -225,6 +233,46 @@ pub fn decode(
     Ok(res)
 }
 
+/// Mode of the persist file and its temporary file: the cache is the LAN's browsing
+/// history, so only the user dproxy runs as may read it.
+pub const FILE_MODE: u32 = 0o600;
+
+/// Creates `tmp` afresh with [`FILE_MODE`]: the mode is given to open(2), so the file is
+/// never readable by others, whatever the umask, not even for a moment. A leftover from a
+/// crash is removed first; O_EXCL means a symlink planted in its place is not followed.
+fn create_private(tmp: &Path) -> io::Result<File> {
+    let open = || {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(FILE_MODE)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(tmp)
+    };
+    match open() {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            fs::remove_file(tmp)?;
+            open()
+        }
+        r => r,
+    }
+}
+
+/// A persist file left readable by others (written by an older dproxy, or copied in by
+/// hand) is made 0600 when it is loaded, rather than only at the next write. Returns the
+/// old mode when it changed.
+pub fn make_private(path: &Path) -> io::Result<Option<u32>> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = fs::symlink_metadata(path)?;
+    let mode = meta.permissions().mode() & 0o7777;
+    // Never chmod through a symlink: that would change whatever it points at.
+    if !meta.file_type().is_file() || mode & 0o077 == 0 {
+        return Ok(None);
+    }
+    fs::set_permissions(path, fs::Permissions::from_mode(FILE_MODE))?;
+    Ok(Some(mode))
+}
+
 /// Writes `data` to `path` atomically: temporary file, fsync, rename, fsync of the directory.
 pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     let dir = path
@@ -235,11 +283,17 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
     let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
+    // The error names the step and file that failed (usually the temporary file in a
+    // directory the daemon's user may not write to).
+    fn at(what: &'static str, p: &Path) -> impl FnOnce(io::Error) -> io::Error {
+        let p = p.display().to_string();
+        move |e| io::Error::new(e.kind(), format!("{what} {p}: {e}"))
+    }
     let r = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
+        let mut f = create_private(&tmp).map_err(at("creating", &tmp))?;
+        f.write_all(data).map_err(at("writing", &tmp))?;
+        f.sync_all().map_err(at("writing", &tmp))?;
+        fs::rename(&tmp, path).map_err(at("renaming to", path))?;
         if let Ok(d) = File::open(dir) {
             let _ = d.sync_all();
         }
@@ -255,6 +309,7 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
 mod tests {
     use super::*;
     use crate::cache::Key;
+    use std::os::unix::fs::PermissionsExt;
 
     fn filled() -> Cache {
         let mut c = Cache::new(1 << 20);
@@ -309,6 +364,30 @@ mod tests {
     }
 
     #[test]
+    fn version_1_files_load_without_their_do_answers() {
+        let mut c = filled();
+        let k = Key::new(b"\x03sig\x04test\x00", 1, 1, crate::cache::KEY_DO);
+        let mut msg = vec![0u8; 40];
+        msg[30..34].copy_from_slice(&300u32.to_be_bytes());
+        assert!(c.insert(k.as_bytes(), &msg, &[30], 1000, 300, 0));
+        let mut data = encode(&c, 1100, 50_000, 86400);
+        // The same image as version 1 wrote it (the layout did not change).
+        data[8..10].copy_from_slice(&1u16.to_be_bytes());
+        let n = data.len() - 4;
+        let crc = crc32(&data[..n]);
+        data[n..].copy_from_slice(&crc.to_be_bytes());
+        let mut d = Cache::new(1 << 20);
+        let r = decode(&data, &mut d, 1 << 30, 50_050, 86400).unwrap();
+        assert_eq!((r.fresh, r.skipped), (50, 1));
+        assert!(d.peek(k.as_bytes()).is_none());
+        // Written now, the DO answer holds its proofs and is kept.
+        let data = encode(&c, 1100, 50_000, 86400);
+        let mut d = Cache::new(1 << 20);
+        let r = decode(&data, &mut d, 1 << 30, 50_050, 86400).unwrap();
+        assert_eq!((r.fresh, r.skipped), (51, 0));
+    }
+
+    #[test]
     fn damaged_files_are_refused_whole() {
         let data = encode(&filled(), 1100, 50_000, 86400);
         let mut d = Cache::new(1 << 20);
@@ -353,5 +432,37 @@ mod tests {
         write_atomic(&p, b"two").unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
+    }
+
+    fn mode_of(p: &Path) -> u32 {
+        fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn files_holding_names_are_private_from_creation() {
+        // The usual umask, which alone would give 0644.
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+        let dir = std::env::temp_dir().join(format!("dproxy-private-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("cache");
+        let tmp = dir.join(".cache.tmp");
+        // The temporary file is 0600 as soon as it exists, before any byte is written.
+        drop(create_private(&tmp).unwrap());
+        assert_eq!(mode_of(&tmp), 0o600);
+        // A leftover temporary file (a crash mid-write) is replaced, not reused.
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o644)).unwrap();
+        write_atomic(&p, b"one").unwrap();
+        assert_eq!(mode_of(&p), 0o600);
+        assert!(!tmp.exists());
+        // A symlink planted as the temporary file is neither followed nor written through.
+        let target = dir.join("elsewhere");
+        fs::write(&target, b"keep").unwrap();
+        std::os::unix::fs::symlink(&target, &tmp).unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"keep");
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        assert_eq!(mode_of(&p), 0o600);
+        fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -88,3 +88,161 @@ pub fn drop_privileges(
     );
     Ok(())
 }
+
+/// The name of the user we run as now (the uid if it has no name), for messages.
+pub fn current_user() -> String {
+    let uid = Uid::effective();
+    match User::from_uid(uid) {
+        Ok(Some(u)) => u.name,
+        _ => format!("uid {uid}"),
+    }
+}
+
+/// Who the daemon will run as once started: for checking its files beforehand.
+pub struct RunAs {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl RunAs {
+    /// The user `option user` switches to, or else the current one.
+    /// For `--check-config`: the user a start as root would switch to, without the
+    /// warnings of [`resolve`]; the current user if not root or if it does not exist.
+    pub fn configured(user: Option<&str>) -> RunAs {
+        if Uid::effective().is_root() {
+            let name = user.unwrap_or(DEFAULT_USER);
+            if let Ok(Some(u)) = User::from_name(name) {
+                return RunAs::of(Some(&Target {
+                    name: name.to_string(),
+                    user: u,
+                }));
+            }
+        }
+        RunAs::of(None)
+    }
+
+    pub fn of(target: Option<&Target>) -> RunAs {
+        match target {
+            Some(t) => RunAs {
+                name: t.name.clone(),
+                uid: t.user.uid.as_raw(),
+                gid: t.user.gid.as_raw(),
+            },
+            None => RunAs {
+                name: current_user(),
+                uid: Uid::effective().as_raw(),
+                gid: nix::unistd::Gid::effective().as_raw(),
+            },
+        }
+    }
+}
+
+/// Read, write and search bits as in a mode's "other" triple.
+const R: u32 = 4;
+const W: u32 = 2;
+const X: u32 = 1;
+
+/// Would `who` get `want` on a file with this metadata, by its mode bits? ACLs and
+/// capabilities are not looked at; root may do anything. The daemon keeps only its
+/// primary group after the switch, so that is the only group that counts.
+fn mode_allows(md: &std::fs::Metadata, who: &RunAs, want: u32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if who.uid == 0 {
+        return true;
+    }
+    let m = md.mode();
+    let bits = if md.uid() == who.uid {
+        m >> 6
+    } else if md.gid() == who.gid {
+        m >> 3
+    } else {
+        m
+    } & 7;
+    bits & want == want
+}
+
+/// Why `who` could not use `path` as wanted, if it could not. A path that does not
+/// exist (yet) is fine as long as the directories above it that exist can be searched.
+fn access_problem(path: &Path, who: &RunAs, want: u32) -> Option<String> {
+    let mut dirs: Vec<&Path> = path.ancestors().skip(1).collect();
+    dirs.reverse();
+    for d in dirs {
+        if d.as_os_str().is_empty() {
+            continue;
+        }
+        match std::fs::metadata(d) {
+            Ok(md) if md.is_dir() && !mode_allows(&md, who, X) => {
+                return Some(format!("directory {} is not searchable", d.display()));
+            }
+            Ok(_) => {}
+            Err(_) => return None,
+        }
+    }
+    let md = std::fs::metadata(path).ok()?;
+    // A directory of hosts files must be listed as well as entered.
+    let want = if md.is_dir() && want == R {
+        R | X
+    } else {
+        want
+    };
+    if mode_allows(&md, who, want) {
+        return None;
+    }
+    Some(if want & W != 0 {
+        "it is not writable".to_string()
+    } else {
+        "it is not readable".to_string()
+    })
+}
+
+/// One warning for each configured path the daemon would not be able to read (or, for
+/// the persist file, write in) after switching to `who`: such a file is read once at
+/// start as root and then never again.
+pub fn access_warnings(cfg: &crate::config::Config, who: &RunAs) -> Vec<String> {
+    if who.uid == 0 {
+        return Vec::new();
+    }
+    let inside = |p: &Path| match &cfg.chroot {
+        Some(root) => root.join(p.strip_prefix("/").unwrap_or(p)),
+        None => p.to_path_buf(),
+    };
+    let mut reads: Vec<(&str, &Path)> = Vec::new();
+    if let Some(f) = &cfg.file {
+        reads.push(("config", f));
+    }
+    reads.extend(cfg.hosts.iter().map(|p| ("hosts", p.as_path())));
+    reads.extend(cfg.leasefiles.iter().map(|p| ("leasefile", p.as_path())));
+    if cfg.servers.is_empty() {
+        if let Some(r) = &cfg.resolvfile {
+            reads.push(("resolvfile", r));
+        }
+    }
+    let mut out = Vec::new();
+    let name = &who.name;
+    for (option, p) in reads {
+        // The config file is re-read (SIGHUP) from inside the chroot too.
+        if let Some(why) = access_problem(&inside(p), who, R) {
+            out.push(format!(
+                "{option} {}: user {name} cannot read it ({why}); changes will not be \
+                 seen after the switch to {name}: make it readable by {name}, or set option user",
+                p.display()
+            ));
+        }
+    }
+    if let Some(p) = &cfg.persist_file {
+        let dir = match p.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        if let Some(why) = access_problem(&inside(dir), who, W | X) {
+            out.push(format!(
+                "persist_file {}: user {name} cannot write in {} ({why}); the cache will not \
+                 be saved: make the directory writable by {name}, or set option user",
+                p.display(),
+                dir.display()
+            ));
+        }
+    }
+    out
+}

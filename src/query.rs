@@ -9,7 +9,7 @@ use crate::server::{Conn, Server};
 use crate::wire::build::{error_reply, Ede, EdnsReply};
 use crate::wire::message::parse_query_into;
 use crate::wire::message::QueryError;
-use crate::wire::{rcode, rtype, QueryView};
+use crate::wire::{rcode, rtype, Header, QueryView, CLASS_CH};
 
 /// Where a reply goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +39,27 @@ pub fn fill_key(key: &mut Key, q: &QueryView) {
         q.question.qclass,
         flags,
     );
+}
+
+/// The answer to a query that is never forwarded nor looked up, if it is one: zone
+/// transfers and meta types (RFC 6895 3.1: OPT, TSIG and TKEY live only in the additional
+/// section; MAILA and MAILB ask for obsolete mail records, RFC 1035 3.2.3) get NOTIMP, the CHAOS class REFUSED (an
+/// upstream's `version.bind` or `hostname.bind` is not the client's business).
+#[inline]
+fn refused_locally(q: &QueryView) -> Option<u8> {
+    if q.question.qclass == CLASS_CH {
+        return Some(rcode::REFUSED);
+    }
+    match q.question.qtype {
+        rtype::AXFR
+        | rtype::IXFR
+        | rtype::OPT
+        | rtype::TSIG
+        | rtype::TKEY
+        | rtype::MAILA
+        | rtype::MAILB => Some(rcode::NOTIMP),
+        _ => None,
+    }
 }
 
 /// RFC 8482 answer to ANY over UDP: one synthesized HINFO record.
@@ -114,13 +135,20 @@ impl Server {
                     _ => (rcode::FORMERR, None),
                 };
                 error_reply(&mut self.out, msg, rc, edns);
+                if e == QueryError::NotImp {
+                    // RA and CD mean nothing outside a QUERY: do not claim them.
+                    if let Ok(mut h) = Header::new_checked(&mut self.out[..]) {
+                        h.set_ra(false);
+                        h.set_cd(false);
+                    }
+                }
                 self.reply(to);
                 return;
             }
         }
         let qtype = q.question.qtype;
-        if qtype == rtype::AXFR || qtype == rtype::IXFR || qtype == rtype::OPT {
-            answer::write_error(&mut self.out, q, rcode::NOTIMP, None);
+        if let Some(rc) = refused_locally(q) {
+            answer::write_error(&mut self.out, q, rc, None);
             self.reply(to);
             return;
         }

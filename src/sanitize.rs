@@ -1,12 +1,13 @@
-//! What an upstream answer may put in the cache: records on the question's CNAME chain
-//! (plus the zone's SOA/NS for negative answers), and no private addresses for public
-//! names (DNS rebinding protection).
+//! What an upstream answer may put in the cache: records on the question's CNAME/DNAME
+//! chain (plus the zone's SOA/NS for negative answers), the DNSSEC proof of that answer
+//! for clients that set DO, and no private addresses for public names (DNS rebinding
+//! protection).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::wire::message::{read_question, Record, Section};
 use crate::wire::name::read_name;
-use crate::wire::{rtype, Header, NameBuf, Scan, HEADER_LEN};
+use crate::wire::{read_u16, rtype, Header, NameBuf, Scan, HEADER_LEN, MAX_NAME_LEN};
 
 /// Longest CNAME chain followed.
 const MAX_CHAIN: usize = 16;
@@ -17,33 +18,52 @@ fn owner(msg: &[u8], r: &Record) -> Option<NameBuf> {
     Some(n)
 }
 
-/// Which records of `scan` to keep: answer records on the CNAME chain starting at the
-/// question name; for a negative answer, the authority SOA/NS of a zone above the
-/// question (RFC 2308 needs the SOA); no additional records. Positive answers are kept
-/// minimal: their authority NS records cost cache memory and no client needs them.
-pub fn chain_filter(msg: &[u8], scan: &Scan) -> Vec<bool> {
-    let Some(q) = &scan.question else {
-        return vec![false; scan.records.len()];
-    };
-    let owners: Vec<Option<NameBuf>> = scan.records.iter().map(|r| owner(msg, r)).collect();
-    let mut chain = vec![q.name.clone()];
-    // Records may come in any order: extend the chain until it stops growing.
+/// `name` rewritten by a DNAME owned by `from` (a proper ancestor of `name`) pointing to
+/// `to` (RFC 6672 2.2); None if the result would be too long.
+fn substitute(name: &NameBuf, from: &NameBuf, to: &NameBuf) -> Option<NameBuf> {
+    let keep = name.len().checked_sub(from.len())?;
+    if keep == 0 || keep + to.len() > MAX_NAME_LEN {
+        return None;
+    }
+    let mut wire = Vec::with_capacity(keep + to.len());
+    wire.extend_from_slice(&name.as_bytes()[..keep]);
+    wire.extend_from_slice(to.as_bytes());
+    NameBuf::from_wire(&wire).ok()
+}
+
+/// The names of the question's chain: the question, then every CNAME target and every
+/// name a DNAME above a chain name rewrites it to (in case the upstream left out the
+/// synthesized CNAME). Records may come in any order: grows until it stops growing.
+fn chain_names(msg: &[u8], scan: &Scan, owners: &[Option<NameBuf>], q: &NameBuf) -> Vec<NameBuf> {
+    let mut chain = vec![q.clone()];
     for _ in 0..MAX_CHAIN {
-        let mut grew = false;
-        for (r, o) in scan.records.iter().zip(&owners) {
-            if r.section != Section::Answer || r.rtype != rtype::CNAME {
+        let mut found = Vec::new();
+        for (r, o) in scan.records.iter().zip(owners) {
+            if r.section != Section::Answer || !matches!(r.rtype, rtype::CNAME | rtype::DNAME) {
                 continue;
             }
             let Some(o) = o else { continue };
-            if !chain.iter().any(|c| c.eq_ignore_case(o)) {
-                continue;
-            }
             let mut target = NameBuf::root();
             if read_name(msg, r.rdata, Some(&mut target)).is_err() {
                 continue;
             }
-            if !chain.iter().any(|c| c.eq_ignore_case(&target)) && chain.len() < MAX_CHAIN {
-                chain.push(target);
+            if r.rtype == rtype::CNAME {
+                if chain.iter().any(|c| c.eq_ignore_case(o)) {
+                    found.push(target);
+                }
+            } else {
+                found.extend(
+                    chain
+                        .iter()
+                        .filter(|c| c.is_subdomain_of(o))
+                        .filter_map(|c| substitute(c, o, &target)),
+                );
+            }
+        }
+        let mut grew = false;
+        for t in found {
+            if !chain.iter().any(|c| c.eq_ignore_case(&t)) && chain.len() < MAX_CHAIN {
+                chain.push(t);
                 grew = true;
             }
         }
@@ -51,28 +71,88 @@ pub fn chain_filter(msg: &[u8], scan: &Scan) -> Vec<bool> {
             break;
         }
     }
+    chain
+}
+
+/// Types that carry DNSSEC proofs rather than data.
+fn is_proof(t: u16) -> bool {
+    matches!(t, rtype::RRSIG | rtype::NSEC | rtype::NSEC3)
+}
+
+/// Which records of `scan` to keep.
+///
+/// Answer section: records on the chain starting at the question name (CNAME targets and
+/// DNAME rewrites), and the DNAMEs above chain names (RFC 6672). Authority section of a
+/// negative answer or referral: the SOA/NS of a zone above the chain (RFC 2308 needs the
+/// SOA). Positive answers are kept minimal: their authority NS records cost cache memory
+/// and no client needs them. The additional section is dropped.
+///
+/// `dnssec_ok` (the client set DO, and so did dproxy's query): the proof the upstream sent
+/// is kept whole, as a validator behind dproxy needs it (RFC 4035 3.1): the RRSIGs of
+/// every kept RRset, the authority NSEC/NSEC3 records (denial of existence, wildcard
+/// expansion) and their RRSIGs, and the DS of a referral. Without DO, RRSIG, NSEC and
+/// NSEC3 records appear only when the question asks for that type (RFC 4035 3.2.1).
+pub fn chain_filter(msg: &[u8], scan: &Scan, dnssec_ok: bool) -> Vec<bool> {
+    let Some(q) = &scan.question else {
+        return vec![false; scan.records.len()];
+    };
+    let owners: Vec<Option<NameBuf>> = scan.records.iter().map(|r| owner(msg, r)).collect();
+    let chain = chain_names(msg, scan, &owners, &q.name);
     let on_chain = |o: &NameBuf| chain.iter().any(|c| c.eq_ignore_case(o));
+    // A zone cut or DNAME at or above some chain name.
+    let above_chain = |o: &NameBuf| chain.iter().any(|c| c.is_subdomain_of(o));
+    let asked = |t: u16| t == q.qtype || q.qtype == rtype::ANY;
     let positive = scan.records.iter().zip(&owners).any(|(r, o)| {
-        r.section == Section::Answer
-            && (r.rtype == q.qtype || q.qtype == rtype::ANY)
-            && o.as_ref().is_some_and(on_chain)
+        r.section == Section::Answer && asked(r.rtype) && o.as_ref().is_some_and(on_chain)
     });
-    scan.records
+    let mut keep: Vec<bool> = scan
+        .records
         .iter()
         .zip(&owners)
         .map(|(r, o)| {
             let Some(o) = o else { return false };
             match r.section {
-                Section::Answer => on_chain(o),
-                Section::Authority => {
-                    !positive
-                        && (r.rtype == rtype::SOA || r.rtype == rtype::NS)
-                        && chain.iter().any(|c| c.is_subdomain_of(o))
+                // RRSIGs of kept RRsets are added below.
+                Section::Answer if is_proof(r.rtype) => on_chain(o) && asked(r.rtype),
+                Section::Answer => {
+                    on_chain(o) || (r.rtype == rtype::DNAME && above_chain(o) && !on_chain(o))
                 }
+                Section::Authority => match r.rtype {
+                    rtype::SOA | rtype::NS => !positive && above_chain(o),
+                    rtype::DS => dnssec_ok && !positive && above_chain(o),
+                    rtype::NSEC | rtype::NSEC3 => dnssec_ok,
+                    _ => false,
+                },
                 Section::Additional => false,
             }
         })
-        .collect()
+        .collect();
+    if dnssec_ok {
+        // An RRSIG goes with the RRset it covers: same section, owner and type.
+        let sigs: Vec<usize> = (0..scan.records.len())
+            .filter(|&i| scan.records[i].rtype == rtype::RRSIG && !keep[i])
+            .collect();
+        for i in sigs {
+            let (r, Some(o)) = (&scan.records[i], &owners[i]) else {
+                continue;
+            };
+            let Ok(covered) = read_u16(msg, r.rdata) else {
+                continue;
+            };
+            let signs_kept = scan
+                .records
+                .iter()
+                .zip(&owners)
+                .zip(&keep)
+                .any(|((k, ko), &kept)| {
+                    kept && k.section == r.section
+                        && k.rtype == covered
+                        && ko.as_ref().is_some_and(|ko| ko.eq_ignore_case(o))
+                });
+            keep[i] = signs_kept;
+        }
+    }
+    keep
 }
 
 /// A spelling to put back: the labels a name shares (at its end, in any case) with
@@ -139,7 +219,7 @@ fn copy_name(msg: &[u8], pos: usize, out: &mut Vec<u8>, w: Names) -> Option<usiz
     Some(end)
 }
 
-/// RDATA with names in it (RFC 1035 and RFC 2782); other types are copied as they are,
+/// RDATA with names in it (RFC 1035, RFC 2782 and RFC 6672); other types are copied as they are,
 /// which is safe because newer types must not use compression (RFC 3597 4).
 fn copy_rdata(msg: &[u8], r: &Record, out: &mut Vec<u8>, w: Names) -> Option<()> {
     let start = out.len();
@@ -152,6 +232,14 @@ fn copy_rdata(msg: &[u8], r: &Record, out: &mut Vec<u8>, w: Names) -> Option<()>
     };
     match r.rtype {
         rtype::CNAME | rtype::NS | rtype::PTR => p = copy_name(msg, p, out, w)?,
+        // Read even if compressed, always written out in full (RFC 6672 2.5).
+        rtype::DNAME => {
+            let plain = Names {
+                question: None,
+                ..w
+            };
+            p = copy_name(msg, p, out, plain)?;
+        }
         rtype::MX => {
             p = fixed(out, p, 2)?;
             p = copy_name(msg, p, out, w)?;
@@ -330,8 +418,11 @@ mod tests {
     fn only_the_chain_is_kept() {
         let m = chained();
         let s = scan_message(&m).unwrap();
-        assert_eq!(chain_filter(&m, &s), vec![true, true, false, false, false]);
-        let keep = chain_filter(&m, &s);
+        assert_eq!(
+            chain_filter(&m, &s, false),
+            vec![true, true, false, false, false]
+        );
+        let keep = chain_filter(&m, &s, true);
         let out = rebuild(&m, &s, &keep, None).unwrap();
         let s2 = scan_message(&out).unwrap();
         assert_eq!(s2.records.len(), 2);
@@ -341,6 +432,215 @@ mod tests {
         read_name(&out, s2.records[1].start, Some(&mut n)).unwrap();
         assert_eq!(n.to_dotted(), "web.test");
         assert_eq!(&out[s2.records[1].rdata..s2.records[1].end], &[10, 1, 1, 1]);
+    }
+
+    /// An answer for `qname` A with `rcode`, records given as (section, owner, type,
+    /// RDATA); RRSIG RDATA is built from the covered type alone.
+    fn message(qname: &str, rcode: u8, recs: &[(u8, &str, u16, Vec<u8>)]) -> Vec<u8> {
+        let mut m = Vec::new();
+        build::query(
+            &mut m,
+            1,
+            &NameBuf::from_dotted(qname).unwrap(),
+            1,
+            1,
+            true,
+            false,
+        );
+        m[2] |= 0x80;
+        m[3] |= rcode;
+        let mut counts = [0u16; 3];
+        let mut sorted: Vec<_> = recs.iter().collect();
+        sorted.sort_by_key(|r| r.0);
+        for (section, owner, t, rdata) in sorted {
+            let o = NameBuf::from_dotted(owner).unwrap();
+            rr(&mut m, o.as_bytes(), *t, 300, rdata);
+            counts[*section as usize] += 1;
+        }
+        for (i, c) in counts.iter().enumerate() {
+            m[6 + 2 * i..8 + 2 * i].copy_from_slice(&c.to_be_bytes());
+        }
+        m
+    }
+
+    fn sig(covered: u16) -> Vec<u8> {
+        let mut r = covered.to_be_bytes().to_vec();
+        r.extend_from_slice(&[13, 2, 0, 0, 1, 44, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7]);
+        r.extend_from_slice(b"\x04test\x00\xaa\xbb");
+        r
+    }
+
+    fn name(s: &str) -> Vec<u8> {
+        NameBuf::from_dotted(s).unwrap().as_bytes().to_vec()
+    }
+
+    fn soa() -> Vec<u8> {
+        let mut r = name("ns.test");
+        r.extend(name("admin.test"));
+        r.extend_from_slice(&[0; 20]);
+        r
+    }
+
+    fn nsec() -> Vec<u8> {
+        let mut r = name("z.test");
+        r.extend_from_slice(&[0, 1, 0x40]);
+        r
+    }
+
+    fn kept(
+        qname: &str,
+        rcode: u8,
+        recs: &[(u8, &str, u16, Vec<u8>)],
+        dnssec_ok: bool,
+    ) -> Vec<bool> {
+        let m = message(qname, rcode, recs);
+        let s = scan_message(&m).unwrap();
+        let keep = chain_filter(&m, &s, dnssec_ok);
+        // Whatever is kept must survive the rewrite.
+        let out = rebuild(&m, &s, &keep, None).unwrap();
+        let n = keep.iter().filter(|k| **k).count();
+        assert_eq!(scan_message(&out).unwrap().records.len(), n);
+        keep
+    }
+
+    #[test]
+    fn denial_proof_is_kept_only_with_do() {
+        let recs = [
+            (1, "test", rtype::SOA, soa()),
+            (1, "test", rtype::RRSIG, sig(rtype::SOA)),
+            (1, "a.test", rtype::NSEC, nsec()),
+            (1, "a.test", rtype::RRSIG, sig(rtype::NSEC)),
+            (1, "k2v.test", rtype::NSEC3, vec![1, 0, 0, 0, 0]),
+            (1, "k2v.test", rtype::RRSIG, sig(rtype::NSEC3)),
+            // Signs nothing that is kept: dropped.
+            (1, "test", rtype::RRSIG, sig(rtype::NS)),
+            (2, "a.test", rtype::A, vec![192, 0, 2, 1]),
+        ];
+        let with = [true, true, true, true, true, true, false, false];
+        assert_eq!(kept("nx.test", 3, &recs, true), with);
+        let without = [true, false, false, false, false, false, false, false];
+        assert_eq!(kept("nx.test", 3, &recs, false), without);
+        // NODATA the same way.
+        assert_eq!(kept("nx.test", 0, &recs, true), with);
+    }
+
+    #[test]
+    fn wildcard_proof_is_kept_with_do() {
+        let recs = [
+            (0, "h.wild.test", rtype::A, vec![192, 0, 2, 7]),
+            (0, "h.wild.test", rtype::RRSIG, sig(rtype::A)),
+            (0, "h.wild.test", rtype::RRSIG, sig(rtype::AAAA)),
+            (1, "test", rtype::NS, name("ns.test")),
+            (1, "g.wild.test", rtype::NSEC, nsec()),
+            (1, "g.wild.test", rtype::RRSIG, sig(rtype::NSEC)),
+        ];
+        assert_eq!(
+            kept("h.wild.test", 0, &recs, true),
+            [true, true, false, false, true, true]
+        );
+        assert_eq!(
+            kept("h.wild.test", 0, &recs, false),
+            [true, false, false, false, false, false]
+        );
+    }
+
+    #[test]
+    fn rrsig_asked_for_is_kept_without_do() {
+        let m = {
+            let mut m = message(
+                "www.test",
+                0,
+                &[(0, "www.test", rtype::RRSIG, sig(rtype::A))],
+            );
+            // The question asks for RRSIG.
+            let at = HEADER_LEN + name("www.test").len();
+            m[at..at + 2].copy_from_slice(&rtype::RRSIG.to_be_bytes());
+            m
+        };
+        let s = scan_message(&m).unwrap();
+        assert_eq!(chain_filter(&m, &s, false), [true]);
+        assert_eq!(chain_filter(&m, &s, true), [true]);
+    }
+
+    #[test]
+    fn referral_keeps_ds_with_do() {
+        let recs = [
+            (1, "child.test", rtype::NS, name("ns.child.test")),
+            (1, "child.test", rtype::DS, vec![1, 2, 13, 2, 0xaa]),
+            (1, "child.test", rtype::RRSIG, sig(rtype::DS)),
+            (1, "other.test", rtype::DS, vec![1, 2, 13, 2, 0xaa]),
+            (2, "ns.child.test", rtype::A, vec![192, 0, 2, 53]),
+        ];
+        assert_eq!(
+            kept("www.child.test", 0, &recs, true),
+            [true, true, true, false, false]
+        );
+        assert_eq!(
+            kept("www.child.test", 0, &recs, false),
+            [true, false, false, false, false]
+        );
+    }
+
+    #[test]
+    fn dname_is_kept_and_followed() {
+        let recs = [
+            (0, "dn.test", rtype::DNAME, name("target.test")),
+            (0, "dn.test", rtype::RRSIG, sig(rtype::DNAME)),
+            // No synthesized CNAME: the chain follows the DNAME itself.
+            (0, "h1.target.test", rtype::A, vec![192, 0, 2, 88]),
+            (0, "h1.target.test", rtype::RRSIG, sig(rtype::A)),
+            // A DNAME that is not above the question, and one at the question itself
+            // (it does not rewrite the name it sits on).
+            (0, "other.test", rtype::DNAME, name("target.test")),
+            (0, "h2.target.test", rtype::A, vec![192, 0, 2, 89]),
+        ];
+        assert_eq!(
+            kept("h1.dn.test", 0, &recs, true),
+            [true, true, true, true, false, false]
+        );
+        assert_eq!(
+            kept("h1.dn.test", 0, &recs, false),
+            [true, false, true, false, false, false]
+        );
+        assert_eq!(
+            substitute(
+                &NameBuf::from_dotted("a.b.dn.test").unwrap(),
+                &NameBuf::from_dotted("dn.test").unwrap(),
+                &NameBuf::from_dotted("x.example").unwrap()
+            )
+            .map(|n| n.to_dotted()),
+            Some("a.b.x.example".to_string())
+        );
+        // A rewrite longer than 255 bytes is no name (RFC 6672 2.2: YXDOMAIN).
+        let long = format!("{}.dn.test", vec!["a".repeat(63); 3].join("."));
+        let target = format!("{}.example", vec!["b".repeat(63); 2].join("."));
+        assert!(substitute(
+            &NameBuf::from_dotted(&long).unwrap(),
+            &NameBuf::from_dotted("dn.test").unwrap(),
+            &NameBuf::from_dotted(&target).unwrap()
+        )
+        .is_none());
+    }
+
+    #[test]
+    fn compressed_dname_target_is_written_out() {
+        // dn.test (a pointer into the question) DNAME target.test, its "test" compressed.
+        let mut m = message("h1.dn.test", 0, &[]);
+        rr(
+            &mut m,
+            b"\xc0\x0f",
+            rtype::DNAME,
+            300,
+            b"\x06target\xc0\x12",
+        );
+        m[7] = 1;
+        let s = scan_message(&m).unwrap();
+        let keep = chain_filter(&m, &s, false);
+        assert_eq!(keep, [true]);
+        let out = rebuild(&m, &s, &keep, None).unwrap();
+        let s2 = scan_message(&out).unwrap();
+        let r = s2.records[0];
+        assert_eq!(&out[r.rdata..r.end], b"\x06target\x04test\x00");
     }
 
     #[test]

@@ -116,6 +116,7 @@ pub struct Server {
     /// UNIX seconds at the start of this loop turn.
     wall_now: u64,
     pub(crate) stats: Stats,
+    pub(crate) config_status: crate::stats::ConfigStatus,
     /// Batched UDP: datagrams received in one recvmmsg, replies waiting for sendmmsg.
     recv_batch: crate::batch::RecvBatch,
     send_batch: crate::batch::SendBatch,
@@ -188,6 +189,9 @@ impl Server {
             };
             r.map_err(|e| format!("cannot register listener: {e}"))?;
         }
+        let rng = Rng::new().map_err(|e| {
+            format!("cannot read random numbers from the kernel ({e}); refusing to start")
+        })?;
         let now = Instant::now();
         let mut s = Server {
             poll,
@@ -198,13 +202,14 @@ impl Server {
             pending: Slab::default(),
             inflight: HashMap::new(),
             upstreams: Upstreams::default(),
-            rng: Rng::new(),
+            rng,
             signals,
             timers: BinaryHeap::new(),
             start: now,
             now,
             wall_now: Self::read_wall_clock(),
             stats: Stats::default(),
+            config_status: Default::default(),
             recv_batch: Default::default(),
             send_batch: Default::default(),
             udp_backlog: Vec::new(),
@@ -232,6 +237,7 @@ impl Server {
             next_persist: None,
             running: true,
         };
+        s.config_status.loaded_at = s.wall_secs();
         s.apply_config();
         s.apply_local_config();
         s.enforce_memory_limit();
@@ -268,8 +274,13 @@ impl Server {
         self.rebind_exempt = names("rebind_domain", &exempt);
         self.acl = crate::acl::Acl::new(&self.cfg);
         self.ratelimit = crate::acl::RateLimiter::new(self.cfg.rate_limit, self.cfg.rate_burst);
+        // A reload keeps the write already due: SIGHUPs more frequent than the interval
+        // must not put the periodic write off for ever.
         self.next_persist = match (&self.cfg.persist_file, self.cfg.persist_interval) {
-            (Some(_), n) if n > 0 => Some(self.now + Duration::from_secs(n as u64)),
+            (Some(_), n) if n > 0 => {
+                let at = self.now + Duration::from_secs(n as u64);
+                Some(self.next_persist.map_or(at, |due| due.min(at)))
+            }
             _ => None,
         };
     }
@@ -291,6 +302,11 @@ impl Server {
                 return;
             }
         };
+        match crate::persist::make_private(&path) {
+            Ok(Some(m)) => log::info!("{}: was mode {m:o}, now 600", path.display()),
+            Ok(None) => {}
+            Err(e) => log::warn!("{}: cannot make it private: {e}", path.display()),
+        }
         let (clock, wall, stale_max) = (self.now_secs(), self.wall_secs(), self.cfg.stale_max);
         match crate::persist::decode(&data, &mut self.cache, clock, wall, stale_max) {
             Ok(r) => {
@@ -325,7 +341,11 @@ impl Server {
         );
         match crate::persist::write_atomic(&path, &data) {
             Ok(()) => log::info!("{}: saved {} bytes", path.display(), data.len()),
-            Err(e) => log::warn!("{}: cannot save the cache: {e}", path.display()),
+            Err(e) => log::error!(
+                "{}: cannot save the cache as user {}: {e}",
+                path.display(),
+                crate::privs::current_user()
+            ),
         }
     }
 
@@ -475,9 +495,11 @@ impl Server {
         for w in &loaded.warnings {
             log::warn!("{w}");
         }
+        self.config_status.reload_at = Some(self.wall_secs());
         let mut new = match loaded.config {
             Ok(c) => c,
             Err(errs) => {
+                self.config_status.reload_error = errs.first().map(|e| e.to_string());
                 for e in errs {
                     log::error!("{e}");
                 }
@@ -485,6 +507,8 @@ impl Server {
                 return;
             }
         };
+        self.config_status.reload_error = None;
+        self.config_status.loaded_at = self.wall_secs();
         // Command-line overrides stay in force.
         if self.cfg.listen != new.listen {
             log::warn!("reload: listen addresses changed; restart dproxy to apply");

@@ -27,3 +27,43 @@ pub struct Stats {
     pub drop_refused: u64,
     pub drop_ratelimit: u64,
 }
+
+/// When the configuration in force was read, and how the last reload went, so that
+/// `ctl stats` (and LuCI through it) can show a reload that kept the old settings.
+#[derive(Debug, Default, Clone)]
+pub struct ConfigStatus {
+    /// UNIX seconds when the configuration in force was read.
+    pub loaded_at: u64,
+    /// UNIX seconds of the last reload (SIGHUP), if there was one.
+    pub reload_at: Option<u64>,
+    /// The first error of the last reload; None if it succeeded (or none happened).
+    pub reload_error: Option<String>,
+}
+
+impl ConfigStatus {
+    /// `none`, `ok` or `failed`.
+    pub fn reload_word(&self) -> &'static str {
+        match (&self.reload_at, &self.reload_error) {
+            (None, _) => "none",
+            (Some(_), None) => "ok",
+            (Some(_), Some(_)) => "failed",
+        }
+    }
+
+    /// The `key=value` lines of `ctl stats` (the error text on one line).
+    pub fn write_text(&self, o: &mut String) {
+        use std::fmt::Write;
+        let _ = writeln!(o, "config_loaded={}", self.loaded_at);
+        let _ = writeln!(o, "config_reload={}", self.reload_word());
+        if let Some(at) = self.reload_at {
+            let _ = writeln!(o, "config_reload_at={at}");
+        }
+        if let Some(e) = &self.reload_error {
+            let one_line: String = e
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect();
+            let _ = writeln!(o, "config_reload_error={one_line}");
+        }
+    }
+}

@@ -15,8 +15,29 @@ const INITIAL_RTT_MS: u32 = 100;
 /// Consecutive timeouts after which a server counts as down.
 const DOWN_AFTER: u32 = 3;
 
+/// A server's identity for as long as it stays configured. Positions in the list change
+/// when the list is rebuilt (resolv file rewritten, link up); an attempt in flight keeps
+/// the id, so what it learns is charged to the server it went to, or to nobody.
+pub type UpstreamId = u32;
+
+/// How long a server that rejected EDNS (FORMERR) is asked without it.
+pub const NO_EDNS_FOR: Duration = Duration::from_secs(600);
+
+/// A source of random choices; the kernel's CSPRNG in the daemon, a script in tests.
+pub trait Draw {
+    /// A number in `0..n` (n > 0).
+    fn below(&mut self, n: u32) -> u32;
+}
+
+impl Draw for Rng {
+    fn below(&mut self, n: u32) -> u32 {
+        Rng::below(self, n)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Upstream {
+    pub id: UpstreamId,
     pub addr: SocketAddr,
     /// Smoothed RTT in milliseconds.
     pub srtt_ms: u32,
@@ -31,14 +52,17 @@ pub struct Upstream {
     /// Answers with the right ID but the case changed, since the last exact echo.
     pub case_misses: u32,
     pub case_hits: u64,
+    /// Answered FORMERR to a query with EDNS (RFC 6891 7): asked without it until then.
+    pub no_edns_until: Option<Instant>,
 }
 
 /// Case-changing answers (with no exact echo ever) before 0x20 is given up for a server.
 pub const CASE_MISSES_TO_EXEMPT: u32 = 3;
 
 impl Upstream {
-    pub fn new(addr: SocketAddr) -> Upstream {
+    pub fn new(id: UpstreamId, addr: SocketAddr) -> Upstream {
         Upstream {
+            id,
             addr,
             srtt_ms: INITIAL_RTT_MS,
             fails: 0,
@@ -49,11 +73,17 @@ impl Upstream {
             no_0x20: false,
             case_misses: 0,
             case_hits: 0,
+            no_edns_until: None,
         }
     }
 
     pub fn is_up(&self) -> bool {
         self.fails < DOWN_AFTER
+    }
+
+    /// Should a query sent `now` carry an OPT record?
+    pub fn edns(&self, now: Instant) -> bool {
+        !matches!(self.no_edns_until, Some(until) if now < until)
     }
 
     /// Lower is better: RTT plus a penalty per consecutive failure.
@@ -71,18 +101,22 @@ impl Upstream {
 #[derive(Debug, Default)]
 pub struct Upstreams {
     pub list: Vec<Upstream>,
+    next_id: UpstreamId,
 }
 
 impl Upstreams {
-    /// Replaces the server list, keeping what is known about servers that stay.
+    /// Replaces the server list, keeping what is known about servers that stay (and
+    /// their ids); new servers get ids never used before.
     pub fn set(&mut self, addrs: &[SocketAddr]) {
         let old = std::mem::take(&mut self.list);
         for a in addrs {
-            let u = old
-                .iter()
-                .find(|u| u.addr == *a)
-                .cloned()
-                .unwrap_or_else(|| Upstream::new(*a));
+            let u = match old.iter().find(|u| u.addr == *a) {
+                Some(u) => u.clone(),
+                None => {
+                    self.next_id = self.next_id.wrapping_add(1);
+                    Upstream::new(self.next_id, *a)
+                }
+            };
             self.list.push(u);
         }
     }
@@ -93,6 +127,20 @@ impl Upstreams {
 
     pub fn is_empty(&self) -> bool {
         self.list.is_empty()
+    }
+
+    /// The server with this id, if it is still configured.
+    pub fn get(&self, id: UpstreamId) -> Option<&Upstream> {
+        self.list.iter().find(|u| u.id == id)
+    }
+
+    pub fn get_mut(&mut self, id: UpstreamId) -> Option<&mut Upstream> {
+        self.list.iter_mut().find(|u| u.id == id)
+    }
+
+    /// Is some configured server not in `tried`?
+    pub fn any_untried(&self, tried: &[UpstreamId]) -> bool {
+        self.list.iter().any(|u| !tried.contains(&u.id))
     }
 
     /// Forgets failures (link came back, or servers changed).
@@ -107,40 +155,35 @@ impl Upstreams {
     }
 
     /// Picks the server for the next attempt, preferring ones not in `tried`.
-    pub fn pick(&self, tried: &[usize], rng: &mut Rng) -> Option<usize> {
-        if self.list.is_empty() {
-            return None;
-        }
-        let mut order: Vec<usize> = (0..self.list.len()).collect();
-        order.sort_by_key(|&i| (tried.contains(&i), self.list[i].score()));
-        let untried = order.iter().filter(|i| !tried.contains(i)).count();
+    pub fn pick(&self, tried: &[UpstreamId], draw: &mut impl Draw) -> Option<UpstreamId> {
+        let times_tried = |u: &Upstream| tried.iter().filter(|&&t| t == u.id).count();
+        // Least tried first (untried ones before all others), then the best score; the
+        // first of equals wins, so the order of the configuration breaks ties.
+        let best = self
+            .list
+            .iter()
+            .min_by_key(|u| (times_tried(u), u.score()))?;
         // Re-probe only once the best server has a measured RTT to compare against;
         // before that, the order of the configuration decides.
-        let measured = self.list[order[0]].answers > 0;
-        if tried.is_empty() && untried > 1 && measured && rng.below(PROBE_ONE_IN) == 0 {
-            // Re-probe: any server but the best.
-            let k = 1 + rng.below(untried as u32 - 1) as usize;
-            return Some(order[k]);
+        if tried.is_empty()
+            && self.list.len() > 1
+            && best.answers > 0
+            && draw.below(PROBE_ONE_IN) == 0
+        {
+            // Re-probe: any server but the best, each as likely.
+            let k = draw.below(self.list.len() as u32 - 1) as usize;
+            return self
+                .list
+                .iter()
+                .filter(|u| u.id != best.id)
+                .nth(k)
+                .map(|u| u.id);
         }
-        if untried == 0 {
-            // Every server has been tried: go round again, the least recently tried first.
-            return tried.first().copied().map(|first| {
-                let n = tried.iter().filter(|&&t| t == first).count();
-                let mut best = first;
-                for &i in &order {
-                    if tried.iter().filter(|&&t| t == i).count() < n {
-                        best = i;
-                        break;
-                    }
-                }
-                best
-            });
-        }
-        Some(order[0])
+        Some(best.id)
     }
 
-    pub fn on_answer(&mut self, i: usize, rtt: Duration, now: Instant) {
-        if let Some(u) = self.list.get_mut(i) {
+    pub fn on_answer(&mut self, id: UpstreamId, rtt: Duration, now: Instant) {
+        if let Some(u) = self.get_mut(id) {
             let sample = rtt.as_millis().min(10_000) as u32;
             u.srtt_ms = (7 * u.srtt_ms + sample) / 8;
             u.fails = 0;
@@ -149,8 +192,8 @@ impl Upstreams {
         }
     }
 
-    pub fn on_timeout(&mut self, i: usize) {
-        if let Some(u) = self.list.get_mut(i) {
+    pub fn on_timeout(&mut self, id: UpstreamId) {
+        if let Some(u) = self.get_mut(id) {
             u.fails = u.fails.saturating_add(1);
             u.timeouts += 1;
             u.srtt_ms = (u.srtt_ms.saturating_mul(2)).clamp(INITIAL_RTT_MS, 3000);
@@ -158,8 +201,8 @@ impl Upstreams {
     }
 
     /// A server answered, but uselessly (SERVFAIL, REFUSED, malformed).
-    pub fn on_failure(&mut self, i: usize) {
-        if let Some(u) = self.list.get_mut(i) {
+    pub fn on_failure(&mut self, id: UpstreamId) {
+        if let Some(u) = self.get_mut(id) {
             u.fails = u.fails.saturating_add(1);
         }
     }
@@ -168,6 +211,17 @@ impl Upstreams {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Scripted draws: the values given, in a loop.
+    struct Script(Vec<u32>, usize);
+
+    impl Draw for Script {
+        fn below(&mut self, n: u32) -> u32 {
+            let v = self.0[self.1 % self.0.len()];
+            self.1 += 1;
+            v % n
+        }
+    }
 
     fn ups(n: u16) -> Upstreams {
         let mut u = Upstreams::default();
@@ -178,44 +232,86 @@ mod tests {
         u
     }
 
+    fn id(u: &Upstreams, i: usize) -> UpstreamId {
+        u.list[i].id
+    }
+
     #[test]
     fn fastest_healthy_server_is_preferred() {
         let mut u = ups(3);
         let now = Instant::now();
-        u.on_answer(0, Duration::from_millis(90), now);
-        u.on_answer(1, Duration::from_millis(5), now);
-        u.on_answer(2, Duration::from_millis(50), now);
-        let mut rng = Rng::new();
+        let (a, b, c) = (id(&u, 0), id(&u, 1), id(&u, 2));
+        u.on_answer(a, Duration::from_millis(90), now);
+        u.on_answer(b, Duration::from_millis(5), now);
+        u.on_answer(c, Duration::from_millis(50), now);
+        // Any draw but 0 keeps the best; a 0 re-probes one of the others.
+        assert_eq!(u.pick(&[], &mut Script(vec![1], 0)), Some(b));
+        assert_eq!(u.pick(&[], &mut Script(vec![31], 0)), Some(b));
+        assert_eq!(u.pick(&[], &mut Script(vec![0, 0], 0)), Some(a));
+        assert_eq!(u.pick(&[], &mut Script(vec![0, 1], 0)), Some(c));
+        // With the kernel's numbers: mostly the best, never anything unknown.
+        let mut rng = Rng::new().unwrap();
         let picks: Vec<_> = (0..200).map(|_| u.pick(&[], &mut rng).unwrap()).collect();
-        let best = picks.iter().filter(|&&p| p == 1).count();
-        assert!(best > 150 && best < 200, "best picked {best} of 200");
+        assert!(picks.iter().filter(|&&p| p == b).count() > 150);
+        assert!(picks.iter().all(|p| [a, b, c].contains(p)));
         // A failing server loses its place.
         for _ in 0..3 {
-            u.on_timeout(1);
+            u.on_timeout(b);
         }
-        assert!(!u.list[1].is_up());
-        assert_eq!(u.pick(&[], &mut rng).map(|p| p != 1), Some(true));
+        assert!(!u.get(b).unwrap().is_up());
+        assert_eq!(u.pick(&[], &mut Script(vec![1], 0)), Some(c));
     }
 
     #[test]
     fn retries_go_to_untried_servers_then_round_again() {
         let u = ups(2);
-        let mut rng = Rng::new();
-        let first = u.pick(&[], &mut rng).unwrap();
-        let second = u.pick(&[first], &mut rng).unwrap();
+        let mut d = Script(vec![0], 0);
+        let first = u.pick(&[], &mut d).unwrap();
+        let second = u.pick(&[first], &mut d).unwrap();
         assert_ne!(first, second);
-        let third = u.pick(&[first, second], &mut rng).unwrap();
-        assert!(third < 2);
-        assert_eq!(ups(0).pick(&[], &mut rng), None);
+        let third = u.pick(&[first, second], &mut d).unwrap();
+        assert_eq!(third, first);
+        let fourth = u.pick(&[first, second, first], &mut d).unwrap();
+        assert_eq!(fourth, second);
+        assert_eq!(ups(0).pick(&[], &mut d), None);
     }
 
     #[test]
-    fn set_keeps_known_servers() {
+    fn ids_survive_a_rebuilt_list() {
         let mut u = ups(2);
+        let (a, b) = (id(&u, 0), id(&u, 1));
         u.list[1].srtt_ms = 7;
-        let keep = u.list[1].addr;
-        u.set(&[keep]);
-        assert_eq!(u.list.len(), 1);
-        assert_eq!(u.list[0].srtt_ms, 7);
+        let (addr_a, addr_b) = (u.list[0].addr, u.list[1].addr);
+        let addr_c = SocketAddr::from(([127, 0, 0, 1], 5400));
+        // The list is rebuilt: b moves to the front, a new server takes position 1.
+        u.set(&[addr_b, addr_c]);
+        assert_eq!(u.list.len(), 2);
+        assert_eq!((u.list[0].id, u.list[0].srtt_ms), (b, 7));
+        let c = id(&u, 1);
+        assert!(c != a && c != b, "a new server gets a new id");
+        // An answer for b (sent before the rebuild) is charged to b, one for a to nobody.
+        let now = Instant::now();
+        u.on_answer(b, Duration::from_millis(20), now);
+        u.on_answer(a, Duration::from_millis(20), now);
+        u.on_timeout(a);
+        assert_eq!(u.get(b).map(|s| s.answers), Some(1));
+        assert_eq!(u.get(c).map(|s| (s.answers, s.timeouts)), Some((0, 0)));
+        assert!(u.get(a).is_none());
+        // A server that comes back later is a new server.
+        u.set(&[addr_a]);
+        assert!(u.list[0].id != a);
+        // Retries that only tried servers no longer configured still find one.
+        assert_eq!(u.pick(&[a, b], &mut Script(vec![0], 0)), Some(u.list[0].id));
+    }
+
+    #[test]
+    fn edns_off_for_a_while_after_formerr() {
+        let mut s = Upstream::new(1, SocketAddr::from(([127, 0, 0, 1], 53)));
+        let now = Instant::now();
+        assert!(s.edns(now));
+        s.no_edns_until = Some(now + NO_EDNS_FOR);
+        assert!(!s.edns(now));
+        assert!(!s.edns(now + NO_EDNS_FOR - Duration::from_secs(1)));
+        assert!(s.edns(now + NO_EDNS_FOR));
     }
 }

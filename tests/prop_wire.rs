@@ -115,7 +115,7 @@ fn rec_spec() -> impl Strategy<Value = RecSpec> {
     (
         prop_oneof![6 => Just(0u8), 2 => Just(1u8), 2 => Just(2u8)],
         prop_oneof![3 => Just(0u8), 1 => 1u8..4],
-        0u8..8,
+        0u8..12,
         ttl(),
         prop::collection::vec(any::<u8>(), 0..40),
     )
@@ -204,6 +204,15 @@ fn owner_name(q: &NameBuf, owner: u8) -> NameBuf {
     }
 }
 
+/// The name one label up (the root stays the root).
+fn parent(n: &NameBuf) -> NameBuf {
+    let w = n.as_bytes();
+    match w[0] {
+        0 => n.clone(),
+        l => NameBuf::from_wire(&w[1 + l as usize..]).unwrap(),
+    }
+}
+
 /// Encodes a generated answer; returns the message and, per record, (type, TTL).
 fn encode_answer(spec: &AnswerSpec) -> (Vec<u8>, Vec<(u16, u32)>) {
     let q = NameBuf::from_dotted(&spec.qname).unwrap();
@@ -228,6 +237,11 @@ fn encode_answer(spec: &AnswerSpec) -> (Vec<u8>, Vec<(u16, u32)>) {
         let owner = owner_name(&q, r.owner);
         let t = match (r.section, r.kind) {
             (1, k) if k < 4 => rtype::SOA,
+            // The proof a signed zone adds (RFC 4035 3.1.3), and a referral's DS.
+            (1, 8) => rtype::NSEC,
+            (1, 9) => rtype::NSEC3,
+            (1, 10) => rtype::RRSIG,
+            (1, 11) => rtype::DS,
             (1, _) => rtype::NS,
             (_, 0 | 1) if spec.qtype == rtype::ANY => rtype::A,
             (_, 0 | 1) if spec.qtype == 65280 => rtype::AAAA,
@@ -236,6 +250,9 @@ fn encode_answer(spec: &AnswerSpec) -> (Vec<u8>, Vec<(u16, u32)>) {
             (_, 3) => rtype::MX,
             (_, 4) => rtype::TXT,
             (_, 5) => rtype::AAAA,
+            (_, 8 | 9) => rtype::RRSIG,
+            (_, 10) => rtype::DNAME,
+            (_, 11) => rtype::NSEC,
             _ => 65280,
         };
         let target = match t {
@@ -243,7 +260,16 @@ fn encode_answer(spec: &AnswerSpec) -> (Vec<u8>, Vec<(u16, u32)>) {
             rtype::NS => NameBuf::from_dotted("ns1.example").unwrap(),
             _ => NameBuf::from_dotted("mail.example").unwrap(),
         };
-        let owner = if r.section == 1 { q.clone() } else { owner };
+        let owner = match (r.section, t) {
+            // NSEC3 owners are hashes below the zone; the other proof records sit at or
+            // above the question name.
+            (1, rtype::NSEC3) => {
+                NameBuf::from_dotted("0p9mhaveqvm6t7vbl5lop2u3t2rp3tom.example").unwrap()
+            }
+            (1, _) => q.clone(),
+            (_, rtype::DNAME) => parent(&q),
+            _ => owner,
+        };
         w.name(owner.as_bytes());
         w.u16(t);
         w.u16(1);
@@ -276,6 +302,23 @@ fn encode_answer(spec: &AnswerSpec) -> (Vec<u8>, Vec<(u16, u32)>) {
             rtype::TXT => {
                 w.out.push(r.data.len() as u8);
                 w.out.extend_from_slice(&r.data);
+            }
+            // Read even when compressed, though servers must not compress it (RFC 6672).
+            rtype::DNAME => w.name(target.as_bytes()),
+            rtype::RRSIG => {
+                // Type covered, then the fixed fields, the signer (never compressed,
+                // RFC 4034 3.1.7) and the signature.
+                let covered = [spec.qtype, rtype::CNAME, rtype::SOA, rtype::NSEC, rtype::NS]
+                    [r.data.first().copied().unwrap_or(0) as usize % 5];
+                w.u16(covered);
+                w.out
+                    .extend_from_slice(&[13, 2, 0, 0, 1, 44, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7]);
+                w.out.extend_from_slice(b"\x07example\x00");
+                w.out.extend_from_slice(&r.data);
+            }
+            rtype::NSEC => {
+                w.out.extend_from_slice(b"\x01z\x07example\x00");
+                w.out.extend_from_slice(&[0, 1, 0x40]);
             }
             _ => w.out.extend_from_slice(&r.data),
         }
@@ -523,7 +566,7 @@ proptest! {
     fn answers_scan_prepare_and_reply(
         spec in answer_spec(),
         client_id in any::<u16>(), case in any::<u64>(), edns in prop::option::of((any::<u16>(), any::<bool>())),
-        udp in any::<bool>(), elapsed in 0u32..100_000, trust_ad in any::<bool>(),
+        udp in any::<bool>(), elapsed in 0u32..100_000, trust_ad in any::<bool>(), dnssec_ok in any::<bool>(),
         min_ttl in prop_oneof![3 => Just(0u32), 1 => 0u32..600], max_ttl in prop_oneof![3 => Just(86400u32), 1 => 0u32..3600],
         neg_ttl in prop_oneof![3 => Just(3600u32), 1 => 0u32..600],
     ) {
@@ -540,7 +583,7 @@ proptest! {
         prop_assert_eq!(s.opt.map(|o| o.udp_size), spec.opt.map(|(size, _)| size.max(512)));
 
         let pol = TtlPolicy { min_ttl, max_ttl, neg_ttl };
-        let Some(p) = prepare(&msg, &s, &pol, trust_ad, None) else {
+        let Some(p) = prepare(&msg, &s, &pol, trust_ad, dnssec_ok, None) else {
             // Only RDATA that does not hold what its type says makes prepare give up,
             // and the generator writes every type correctly.
             return Err(TestCaseError::fail("prepare refused a well-formed answer"));
@@ -564,12 +607,18 @@ proptest! {
             rcode::NXDOMAIN => prop_assert_eq!(p.kind, Kind::Negative),
             _ => {}
         }
-        // Every answer record kept is owned by the question name or a CNAME target.
+        // Every answer record kept is owned by the question name or a CNAME target, or
+        // is a DNAME above the question (RFC 6672).
         let q = NameBuf::from_dotted(&spec.qname).unwrap();
-        for r in ps.records.iter().filter(|r| r.section == Section::Answer) {
+        let owner_of = |r: &dproxy::wire::Record| {
             let mut o = NameBuf::root();
             read_name(&p.msg, r.start, Some(&mut o)).unwrap();
+            o
+        };
+        for r in ps.records.iter().filter(|r| r.section == Section::Answer) {
+            let o = owner_of(r);
             let on_chain = o.eq_ignore_case(&q)
+                || (r.rtype == rtype::DNAME && q.is_subdomain_of(&o))
                 || ps.records.iter().any(|c| {
                     let mut t = NameBuf::root();
                     c.rtype == rtype::CNAME
@@ -577,6 +626,34 @@ proptest! {
                         && t.eq_ignore_case(&o)
                 });
             prop_assert!(on_chain, "{:?} is off the chain of {:?}", o, q);
+        }
+        // DNSSEC (RFC 4035 3.1 and 3.2.1): without DO, no proof records the question did
+        // not ask for; with DO, every authority NSEC/NSEC3 the upstream sent, and every
+        // RRSIG kept goes with a kept RRset of the same owner and section.
+        let proof = |t: u16| matches!(t, rtype::RRSIG | rtype::NSEC | rtype::NSEC3);
+        if !dnssec_ok && spec.qtype != rtype::ANY {
+            prop_assert!(ps.records.iter().all(|r| !proof(r.rtype)), "proof records without DO");
+        }
+        if dnssec_ok {
+            let denial = |sc: &Scan| {
+                sc.records
+                    .iter()
+                    .filter(|r| r.section == Section::Authority)
+                    .filter(|r| matches!(r.rtype, rtype::NSEC | rtype::NSEC3))
+                    .count()
+            };
+            prop_assert_eq!(denial(&ps), denial(&s), "NSEC/NSEC3 dropped with DO");
+            for r in ps.records.iter().filter(|r| r.rtype == rtype::RRSIG) {
+                if r.section == Section::Answer && spec.qtype == rtype::ANY {
+                    continue;
+                }
+                let covered = dproxy::wire::read_u16(&p.msg, r.rdata).unwrap();
+                let o = owner_of(r);
+                let covers = ps.records.iter().any(|k| {
+                    k.rtype == covered && k.section == r.section && owner_of(k).eq_ignore_case(&o)
+                });
+                prop_assert!(covers, "an RRSIG over type {} kept without its RRset", covered);
+            }
         }
 
         let name = flip_case(&q, case);
@@ -613,7 +690,8 @@ proptest! {
         let (msg, _) = encode_answer(&spec);
         let s = scan_message(&msg).unwrap();
         let fix = dproxy::sanitize::Respell { from: &sent, to: &q };
-        let p = prepare(&msg, &s, &TtlPolicy::default(), false, Some(fix)).expect("prepared");
+        let p = prepare(&msg, &s, &TtlPolicy::default(), false, case & 1 != 0, Some(fix))
+            .expect("prepared");
         let ps = scan_message(&p.msg).unwrap();
         prop_assert_eq!(ps.question.as_ref().unwrap().name.as_bytes(), q.as_bytes());
     }
@@ -630,7 +708,7 @@ fn answer_path(input: &[u8]) {
     let (ctl, msg) = input.split_at(8);
     let s = scan_message(msg).expect("the input scans");
     let q = s.question.clone().unwrap();
-    if let Some(p) = prepare(msg, &s, &TtlPolicy::default(), false, None) {
+    if let Some(p) = prepare(msg, &s, &TtlPolicy::default(), false, ctl[0] & 4 != 0, None) {
         scan_message(&p.msg).expect("a prepared answer scans");
         let edns =
             (ctl[0] & 2 != 0).then(|| (u16::from_be_bytes([ctl[1], ctl[2]]), ctl[0] & 4 != 0));

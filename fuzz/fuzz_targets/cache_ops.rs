@@ -106,7 +106,7 @@ fuzz_target!(|data: &[u8]| {
                 {
                     continue;
                 }
-                let Some(p) = prepare(msg, &s, &TtlPolicy::default(), false, None) else {
+                let Some(p) = prepare(msg, &s, &TtlPolicy::default(), false, false, None) else {
                     continue;
                 };
                 let k = Key::new(q.name.as_bytes(), q.qtype, q.qclass, 0);

@@ -55,7 +55,9 @@ fuzz_target!(|data: &[u8]| {
             file.resize(24, 0);
         }
         file[..8].copy_from_slice(b"DPROXYC\0");
-        file[8..10].copy_from_slice(&1u16.to_be_bytes());
+        // Both versions the loader accepts (1 skips DO entries).
+        let version: u16 = if mode & 2 != 0 { 2 } else { 1 };
+        file[8..10].copy_from_slice(&version.to_be_bytes());
         let crc = crc32(&file);
         file.extend_from_slice(&crc.to_be_bytes());
     }

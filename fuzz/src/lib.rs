@@ -257,7 +257,15 @@ pub fn answer_path(ctl: &[u8; 8], msg: &[u8]) {
         from: &question.name,
         to: &name,
     });
-    let Some(p) = prepare(msg, &s, &pol, ctl[0] & 0x08 != 0, respell) else {
+    // DO as the client asked (bit 0x04, as for the client's EDNS below).
+    let Some(p) = prepare(
+        msg,
+        &s,
+        &pol,
+        ctl[0] & 0x08 != 0,
+        ctl[0] & 0x04 != 0,
+        respell,
+    ) else {
         return;
     };
     check_prepared(&s, &p, &pol);

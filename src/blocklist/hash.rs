@@ -12,7 +12,12 @@ static KEY: OnceLock<[u64; 3]> = OnceLock::new();
 
 fn key() -> &'static [u64; 3] {
     KEY.get_or_init(|| {
-        let mut r = crate::rand::Rng::new();
+        // The daemon checks for randomness at start; without it, stop rather than use a
+        // predictable key (as the query IDs do).
+        let mut r = crate::rand::Rng::new().unwrap_or_else(|e| {
+            log::error!("cannot read random numbers from the kernel ({e}); exiting");
+            std::process::exit(1)
+        });
         [0; 3].map(|_: u64| u64::from_le_bytes(r.bytes::<8>()))
     })
 }

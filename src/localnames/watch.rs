@@ -14,6 +14,11 @@
 //! to what is parsed from it. A source is generic over what its files are
 //! parsed into ([`Content`]): local-name records, or a blocklist's set.
 //!
+//! A path that cannot be read for lack of permission (EACCES, EPERM) is not
+//! a deleted one: its last good content is kept, and one warning names the
+//! file, the user and the fix (typically a daemon that read its files as root
+//! at start and polls them after switching to an unprivileged user).
+//!
 //! File timestamps are coarse (kernel ticks), so a same-size rewrite right
 //! after a read could keep the old signature. A file whose mtime was within
 //! the last [`RACY_SECS`] seconds of the wall clock when it was read is
@@ -108,17 +113,42 @@ impl Sig {
     }
 }
 
-/// `stat` (following symlinks); `None` if it does not exist or cannot be read.
-fn stat(path: &Path) -> Option<Sig> {
+/// What `stat` says about a path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stat {
+    Found(Sig),
+    /// Does not exist (or cannot be stat'ed for another reason than permission).
+    Missing,
+    /// Exists or not: we may not look (a directory on the way is not searchable).
+    Denied,
+}
+
+fn denied(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::PermissionDenied
+}
+
+/// `stat` (following symlinks).
+fn stat(path: &Path) -> Stat {
     match fs::metadata(path) {
-        Ok(md) => Some(Sig::of(&md)),
+        Ok(md) => Stat::Found(Sig::of(&md)),
+        Err(e) if denied(&e) => Stat::Denied,
         Err(e) => {
             if e.kind() != io::ErrorKind::NotFound {
                 log::debug!("{}: {}", path.display(), e);
             }
-            None
+            Stat::Missing
         }
     }
+}
+
+/// The one warning for a file or directory we may not read: what, who, and the fix.
+fn warn_denied(path: &Path) {
+    let user = crate::privs::current_user();
+    log::warn!(
+        "{}: permission denied for user {user}; keeping the names read before. \
+         Make it (and every directory above it) readable by {user}, or set option user",
+        path.display()
+    );
 }
 
 /// One file and what was parsed from it.
@@ -131,6 +161,8 @@ pub(crate) struct FileSlot<P> {
     /// Hash of the bytes last parsed: an unchanged file is not parsed (or warned about) again.
     digest: Option<u64>,
     parsed: P,
+    /// The last read failed for lack of permission (warned once until it works again).
+    denied: bool,
 }
 
 impl<P: Content> FileSlot<P> {
@@ -141,7 +173,16 @@ impl<P: Content> FileSlot<P> {
             racy: false,
             digest: None,
             parsed: P::default(),
+            denied: false,
         }
+    }
+
+    /// Permission denied while reading or checking: keep what was read, warn once.
+    fn deny(&mut self) {
+        if !self.denied {
+            warn_denied(&self.path);
+        }
+        self.denied = true;
     }
 
     /// Re-reads the file if `now_sig` differs from what was read last (or
@@ -156,13 +197,21 @@ impl<P: Content> FileSlot<P> {
                 (P::default(), None)
             }
             Some(_) => match read_parsed::<P>(&self.path, kind, self.digest.filter(|_| !force)) {
+                Err(e) if denied(&e) => {
+                    // Checked again on the next poll (the signature stays unknown).
+                    self.deny();
+                    self.sig = None;
+                    return false;
+                }
                 Ok(Outcome::Same(sig)) => {
+                    self.denied = false;
                     // Same bytes (a timestamp-only change or a re-check of a racy read).
                     self.sig = Some(sig);
                     self.racy = false;
                     return false;
                 }
                 Ok(Outcome::New(p, d, sig)) => {
+                    self.denied = false;
                     self.digest = Some(d);
                     let (n, bad) = p.counts();
                     log::debug!("{}: {} entries ({} skipped)", self.path.display(), n, bad);
@@ -366,6 +415,8 @@ pub(crate) struct Source<P> {
     path: PathBuf,
     kind: Kind,
     state: State<P>,
+    /// The path itself could not be looked at last time (warned once).
+    denied: bool,
 }
 
 impl<P: Content> Source<P> {
@@ -374,6 +425,7 @@ impl<P: Content> Source<P> {
             path,
             kind,
             state: State::Missing,
+            denied: false,
         }
     }
 
@@ -381,8 +433,19 @@ impl<P: Content> Source<P> {
     /// Returns true if any parsed content changed.
     pub(crate) fn refresh(&mut self, force: bool) -> bool {
         let kind = self.kind;
-        match stat(&self.path) {
-            None => {
+        let st = stat(&self.path);
+        if st == Stat::Denied {
+            // Not gone: we may not look. What was read stays.
+            if !self.denied {
+                warn_denied(&self.path);
+            }
+            self.denied = true;
+            return false;
+        }
+        let was_denied = std::mem::replace(&mut self.denied, false);
+        match st {
+            Stat::Denied => false,
+            Stat::Missing => {
                 let had = self.parsed().any(|p| !p.is_empty());
                 if !matches!(self.state, State::Missing) {
                     log::info!("{}: gone; its names are dropped", self.path.display());
@@ -392,7 +455,7 @@ impl<P: Content> Source<P> {
                 self.state = State::Missing;
                 had
             }
-            Some(sig) if sig.is_dir => {
+            Stat::Found(sig) if sig.is_dir => {
                 let old = std::mem::replace(&mut self.state, State::Missing);
                 let (mut files, relist, mut changed) = match old {
                     State::Dir {
@@ -402,8 +465,28 @@ impl<P: Content> Source<P> {
                     State::File(slot) => (Vec::new(), true, !slot.parsed.is_empty()),
                     State::Missing => (Vec::new(), true, false),
                 };
-                if relist {
-                    let names = list_dir(&self.path);
+                let listed = if relist {
+                    list_dir(&self.path)
+                } else {
+                    Ok(Vec::new())
+                };
+                let listed = match listed {
+                    Ok(names) => Some(names),
+                    Err(e) if denied(&e) => {
+                        // Keep the files known from the last listing (and their names);
+                        // listed again on the next poll.
+                        if !was_denied {
+                            warn_denied(&self.path);
+                        }
+                        self.denied = true;
+                        None
+                    }
+                    Err(e) => {
+                        log::warn!("{}: {}", self.path.display(), e);
+                        Some(Vec::new())
+                    }
+                };
+                if let (true, Some(names)) = (relist, listed) {
                     let mut old_files = files;
                     files = Vec::with_capacity(names.len());
                     for p in names {
@@ -418,13 +501,26 @@ impl<P: Content> Source<P> {
                     }
                 }
                 for slot in &mut files {
-                    let s = stat(&slot.path).filter(|s| !s.is_dir);
+                    let s = match stat(&slot.path) {
+                        Stat::Found(s) if !s.is_dir => Some(s),
+                        Stat::Found(_) | Stat::Missing => None,
+                        Stat::Denied => {
+                            slot.deny();
+                            continue;
+                        }
+                    };
                     changed |= slot.refresh(s, kind, force);
                 }
+                // A directory we could not list is listed again on the next poll.
+                let sig = if self.denied {
+                    Sig { ino: 0, ..sig }
+                } else {
+                    sig
+                };
                 self.state = State::Dir { sig, files };
                 changed
             }
-            Some(sig) => {
+            Stat::Found(sig) => {
                 if !matches!(self.state, State::File(_)) {
                     let had = self.parsed().any(|p| !p.is_empty());
                     self.state = State::File(FileSlot::new(self.path.clone()));
@@ -452,14 +548,8 @@ impl<P: Content> Source<P> {
 }
 
 /// Regular files (symlinks followed) of `dir`, dotfiles excluded, sorted by name.
-fn list_dir(dir: &Path) -> Vec<PathBuf> {
-    let rd = match fs::read_dir(dir) {
-        Ok(rd) => rd,
-        Err(e) => {
-            log::warn!("{}: {}", dir.display(), e);
-            return Vec::new();
-        }
-    };
+fn list_dir(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let rd = fs::read_dir(dir)?;
     let mut out: Vec<PathBuf> = Vec::new();
     for ent in rd.flatten() {
         let name = ent.file_name();
@@ -482,5 +572,5 @@ fn list_dir(dir: &Path) -> Vec<PathBuf> {
         );
         out.truncate(MAX_DIR_FILES);
     }
-    out
+    Ok(out)
 }

@@ -55,6 +55,7 @@ pub const EDNS_UDP_SIZE: u16 = 1232;
 pub const PLAIN_UDP_SIZE: u16 = 512;
 
 pub const CLASS_IN: u16 = 1;
+pub const CLASS_CH: u16 = 3;
 
 /// Record types dproxy looks at; every other type passes through untouched (RFC 3597).
 pub mod rtype {
@@ -68,9 +69,18 @@ pub mod rtype {
     pub const TXT: u16 = 16;
     pub const AAAA: u16 = 28;
     pub const SRV: u16 = 33;
+    pub const DNAME: u16 = 39;
     pub const OPT: u16 = 41;
+    pub const DS: u16 = 43;
+    pub const RRSIG: u16 = 46;
+    pub const NSEC: u16 = 47;
+    pub const NSEC3: u16 = 50;
+    pub const TKEY: u16 = 249;
+    pub const TSIG: u16 = 250;
     pub const IXFR: u16 = 251;
     pub const AXFR: u16 = 252;
+    pub const MAILB: u16 = 253;
+    pub const MAILA: u16 = 254;
     pub const ANY: u16 = 255;
 }
 

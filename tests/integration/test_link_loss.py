@@ -410,7 +410,7 @@ def test_restart_with_persist_file_keeps_answers(dproxy, up, shared_dir):
     data = open(path, "rb").read()
     assert data.startswith(PERSIST_MAGIC), data[:16]
     version, written_at, entries = persist_parse(data)
-    assert version == 1 and abs(written_at - t_write) < 5, (version, written_at, t_write)
+    assert version == 2 and abs(written_at - t_write) < 5, (version, written_at, t_write)
     assert len(entries) == 4, "expected 4 cached entries in the persist file, got %d" % len(entries)
     assert [f for f in os.listdir(shared_dir) if f != "dproxy.cache"] == [], \
         "temporary files left next to the persist file: %s" % os.listdir(shared_dir)

@@ -3,6 +3,7 @@ format, the local domain, domain_needed, bogus_priv, PTR, and reloads that
 keep the cache.  Every test counts what reached the upstream."""
 import os
 import signal
+import subprocess
 import time
 
 import dns.flags
@@ -12,7 +13,7 @@ import dns.reversename
 import pytest
 
 from harness.dnsutil import describe, rrset_texts
-from harness.tools import replace_file, write_file
+from harness.tools import replace_file, wait_until, write_file
 
 LOCAL_TTL = 42
 
@@ -401,3 +402,91 @@ def test_without_bogus_priv_private_reverse_is_forwarded(dproxy, up, shared_dir)
     px = local(dproxy, up, shared_dir, options={"bogus_priv": "0"})
     px.query(dns.reversename.from_address("192.168.5.5").to_text(), "PTR")
     assert up.count("5.5.168.192.in-addr.arpa.") == 1, "control: " + up.summary()
+
+
+# ---------------------------------------------------------------- after the privilege drop
+
+def root_only_dir(shared_dir, name):
+    """A directory only root may enter (0700), inside the world-readable shared_dir."""
+    d = os.path.join(shared_dir, name)
+    os.mkdir(d)
+    os.chmod(d, 0o700)
+    return d
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: dproxy switches to user nobody")
+@pytest.mark.parametrize("layout", ["file_in_0700_dir", "dir_in_0700_dir", "file_0600"])
+def test_unreadable_after_the_drop_keeps_names_and_warns_once(dproxy, up, shared_dir, layout):
+    # Started as root with the default `user nobody`; the hosts path is in a 0700
+    # directory (so it cannot even be stat'ed), or is itself 0600 root: it is read at
+    # start as root and then no more.
+    secret = root_only_dir(shared_dir, "secret")
+    as_dir = layout == "dir_in_0700_dir"
+    hosts = os.path.join(secret, "hosts")
+    if as_dir:
+        os.mkdir(hosts)
+        os.chmod(hosts, 0o755)
+        write_file(os.path.join(hosts, "lan"), "192.0.2.88 vault\n")
+    elif layout == "file_0600":
+        os.chmod(secret, 0o755)
+        write_file(hosts, "192.0.2.88 vault\n", mode=0o600)
+    else:
+        write_file(hosts, "192.0.2.88 vault\n")
+    px = local(dproxy, up, shared_dir, hosts=hosts)
+    err = px.stderr_text()
+    assert "running as user nobody" in err, err[-2000:]
+    start = [l for l in err.splitlines() if "cannot read it" in l]
+    assert len(start) == 1 and hosts in start[0] and "nobody" in start[0], \
+        "one start-up warning naming the path and user:\n" + err[-2000:]
+    assert_local_answer(px.query("vault.lan"), "A", ["192.0.2.88"], "at start")
+    # The change poll runs once a second; after its first run as nobody:
+    assert wait_until(lambda: "permission denied" in px.stderr_text()
+                      or "gone; its names are dropped" in px.stderr_text(), 4)
+    time.sleep(2.2)                 # two more polls as nobody
+    err = px.stderr_text()
+    assert "gone; its names are dropped" not in err, "EACCES is not deletion:\n" + err[-2000:]
+    assert_local_answer(px.query("vault.lan"), "A", ["192.0.2.88"], "after the drop")
+    denied = [l for l in err.splitlines() if "permission denied" in l]
+    assert len(denied) == 1, "one warning, not one per poll:\n" + "\n".join(denied)
+    assert hosts in denied[0] and "nobody" in denied[0] and "readable by nobody" in denied[0], \
+        denied[0]
+    assert up.count("vault.lan") == 0, up.summary()
+    # Readable again: picked up as usual.
+    os.chmod(secret, 0o755)
+    os.chmod(hosts, 0o755 if as_dir else 0o644)
+    target = os.path.join(hosts, "lan") if as_dir else hosts
+    write_file(target, "192.0.2.89 vault\n")
+    r = px.wait_answer("vault.lan", timeout=5,
+                       until=lambda m: rrset_texts(m, rdtype="A") == ["192.0.2.89"])
+    assert_local_answer(r, "A", ["192.0.2.89"], "readable again")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: dproxy switches to user nobody")
+def test_check_config_and_persist_file_report_what_nobody_cannot_access(
+        dproxy, dproxy_bin, up, shared_dir):
+    secret = root_only_dir(shared_dir, "secret")
+    hosts = os.path.join(secret, "hosts")
+    write_file(hosts, "192.0.2.88 vault\n")
+    leases = os.path.join(shared_dir, "leases")
+    write_file(leases, "", mode=0o600)
+    persist = os.path.join(secret, "cache.bin")
+    px = dproxy(servers=[up], options={"persist_file": persist},
+                lists={"hosts": [hosts], "leasefile": [leases]})
+    err = px.stderr_text()
+    for path, what in ((hosts, "cannot read it"), (leases, "cannot read it"),
+                       (persist, "cannot write in")):
+        lines = [l for l in err.splitlines() if path in l and what in l]
+        assert len(lines) == 1 and "nobody" in lines[0], \
+            "expected one start-up warning for %s:\n%s" % (path, err[-3000:])
+    res = subprocess.run([dproxy_bin, "-c", px.conf, "--check-config"], capture_output=True,
+                         text=True, timeout=10)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0 and "configuration ok" in out, out
+    for path in (hosts, leases, persist):
+        assert sum(path in l and "nobody" in l for l in out.splitlines()) == 1, out
+    px.query("www.example.test")
+    px.stop_now()
+    err = px.stderr_text()
+    saves = [l for l in err.splitlines() if "cannot save the cache" in l]
+    assert len(saves) == 1 and saves[0].startswith("dproxy: error:") and persist in saves[0] \
+        and "nobody" in saves[0], "a failed save at exit is an error:\n" + err[-2000:]

@@ -34,6 +34,7 @@ DATA_FILES = {
     "./etc/hotplug.d/iface/30-dproxy": 0o644,
     "./etc/uci-defaults/50-dproxy": 0o755,
     "./etc/capabilities/dproxy.json": 0o644,
+    "./usr/libexec/rpcd/luci.dproxy": 0o755,
 }
 CONTROL_FILES = {
     "./control": 0o644,

@@ -80,6 +80,9 @@ case_install_recipe() {
 755 ./etc/uci-defaults
 755 ./etc/uci-defaults/50-dproxy
 755 ./usr
+755 ./usr/libexec
+755 ./usr/libexec/rpcd
+755 ./usr/libexec/rpcd/luci.dproxy
 755 ./usr/sbin
 755 ./usr/sbin/dproxy
 EOF
@@ -88,7 +91,8 @@ EOF
 	for pair in dproxy.init:etc/init.d/dproxy dproxy.config:etc/config/dproxy \
 		dproxy.hotplug:etc/hotplug.d/iface/30-dproxy \
 		dproxy.uci-defaults:etc/uci-defaults/50-dproxy \
-		dproxy.capabilities.json:etc/capabilities/dproxy.json; do
+		dproxy.capabilities.json:etc/capabilities/dproxy.json \
+		dproxy.rpcd:usr/libexec/rpcd/luci.dproxy; do
 		cmp -s "$REPO/files/${pair%%:*}" "$CASE_DIR/root/${pair#*:}" ||
 			fail "${pair#*:} is not files/${pair%%:*}"
 	done

@@ -70,21 +70,23 @@ CONF = """server:
     refuse-any: no
 remote-control:
     control-enable: no
-zone:
-    name: "example.test"
-    zonefile: "{dir}/example.test.zone"
-zone:
-    name: "2.0.192.in-addr.arpa"
-    zonefile: "{dir}/reverse.zone"
+"""
+
+ZONE_CONF = """zone:
+    name: "{name}"
+    zonefile: "{file}"
 """
 
 
 class NsdServer:
-    def __init__(self, workdir):
+    """zones: [(name, zone file text)]; by default example.test and its reverse zone."""
+
+    def __init__(self, workdir, zones=None):
         self.dir = str(workdir)
         self.host = "127.0.0.1"
         self.port = None
         self.proc = None
+        self.zones = zones or [("example.test", ZONE), ("2.0.192.in-addr.arpa", REVERSE)]
 
     @property
     def addr(self):
@@ -99,16 +101,19 @@ class NsdServer:
 
     def start(self, timeout=10.0):
         os.makedirs(self.dir, exist_ok=True)
-        with open(os.path.join(self.dir, "example.test.zone"), "w") as f:
-            f.write(ZONE)
-        with open(os.path.join(self.dir, "reverse.zone"), "w") as f:
-            f.write(REVERSE)
+        zone_conf = ""
+        for name, text in self.zones:
+            path = os.path.join(self.dir, name + ".zone")
+            with open(path, "w") as f:
+                f.write(text)
+            zone_conf += ZONE_CONF.format(name=name, file=path)
+        probe = self.zones[0][0] + "."
         last = ""
         for _ in range(3):
             self.port = free_port("127.0.0.1")
             conf = os.path.join(self.dir, "nsd.conf")
             with open(conf, "w") as f:
-                f.write(CONF.format(port=self.port, dir=self.dir))
+                f.write(CONF.format(port=self.port, dir=self.dir) + zone_conf)
             chk = subprocess.run([NSD + "-checkconf", conf], capture_output=True, text=True, timeout=10)
             if chk.returncode != 0:
                 raise RuntimeError("nsd-checkconf rejected %s: %s%s" % (conf, chk.stdout, chk.stderr))
@@ -119,7 +124,7 @@ class NsdServer:
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
                     break
-                wire = udp_exchange(self.host, self.port, make_query("example.test.", "SOA").to_wire(), 0.2)
+                wire = udp_exchange(self.host, self.port, make_query(probe, "SOA").to_wire(), 0.2)
                 if wire is not None and dns.message.from_wire(wire).answer:
                     return self
             self.stop()

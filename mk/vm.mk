@@ -1,0 +1,51 @@
+# The router binaries on real kernels, under full-system qemu (TCG, no KVM).
+#
+#   make vm-test TARGET=mips|mipsel|armv7|aarch64
+#                  boots a kernel of that architecture with an initramfs holding
+#                  dist/dproxy-<version>-<triple> and tests/vm/init (PID 1, built
+#                  with the same cross toolchain), which runs dproxy with the
+#                  default local_service 1 and prints one line per check;
+#                  tests/vm/run.py judges the console
+#   make vm-test-all   the four targets, one after the other
+#   make test-vm       (part of `make test`) mips and armv7
+#
+# Kernels: scripts/vm-kernel.sh (Debian's for armv7, aarch64 and mipsel; built
+# once from linux-source-6.1 for big-endian mips), cached under ~/.cache/dproxy/vm.
+# Uses CROSS_* from mk/cross.mk.
+
+VM_TARGETS := mips mipsel armv7 aarch64
+VM_INIT = $(CROSS_DIR)/$(CROSS_TRIPLE)/release/dproxy-vm-init
+VM_WORK = $(CURDIR)/target/vm/$(TARGET)
+# Seconds from qemu's start to the last result line, at most (a loaded 2-core
+# machine boots the slowest target in well under a minute).
+VM_TIMEOUT ?= 300
+
+.PHONY: vm-test vm-test-all vm-setup vm-check-target vm-init test-vm
+
+vm-setup:
+	@./scripts/vm-setup.sh
+
+vm-check-target:
+	@case " $(VM_TARGETS) " in *" $(TARGET) "*) ;; \
+	    *) echo "usage: make vm-test TARGET=<$(VM_TARGETS)>" >&2; exit 2 ;; esac
+
+# Same toolchain, std and flags as the daemon's cross build (and its target dir, so
+# the std built for the daemon is reused).
+vm-init: vm-check-target cross-setup
+	cd tests/vm/init && $(CROSS_CARGO) build --release --locked --target $(CROSS_TRIPLE) \
+	    $(CROSS_BUILD_STD) $(CROSS_SIZE_FLAGS)
+
+vm-test: vm-check-target vm-setup cross vm-init
+	@set -e; out=$$(./scripts/vm-kernel.sh $(TARGET)); \
+	kernel=$$(echo "$$out" | sed -n 1p); module=$$(echo "$$out" | sed -n 2p); \
+	python3 tests/vm/run.py --target $(TARGET) --dproxy $(CROSS_DIST) --init $(VM_INIT) \
+	    --kernel "$$kernel" --module "$$module" --timeout $(VM_TIMEOUT) --workdir $(VM_WORK)
+
+vm-test-all:
+	@for t in $(VM_TARGETS); do $(MAKE) --no-print-directory vm-test TARGET=$$t || exit 1; done
+
+test-vm:
+	@$(MAKE) --no-print-directory vm-test TARGET=mips
+	@$(MAKE) --no-print-directory vm-test TARGET=armv7
+
+TEST_PARTS += test-vm

@@ -1,0 +1,230 @@
+'use strict';
+'require view';
+'require form';
+'require uci';
+
+// dproxy settings: every option of /etc/config/dproxy, with the ranges the
+// daemon enforces (src/config.rs). Save & Apply commits the config; the init
+// script's reload trigger then sends SIGHUP, which re-reads it and keeps the
+// cache. No regular expression literals here (LuCI's jsmin pass).
+
+// A whole number from min to max, as the daemon reads it.
+function uint(min, max) {
+	return (min > 0) ? 'and(uinteger,range(%d,%d))'.format(min, max) : 'and(uinteger,max(%d))'.format(max);
+}
+
+// An address with an optional port: ADDR, V4ADDR:PORT or [V6ADDR]:PORT.
+var ADDRESS = 'or(ipaddr(1),ipaddrport(1))';
+
+return view.extend({
+	load: function() {
+		return uci.load('dproxy');
+	},
+
+	render: function() {
+		var m, s, o;
+
+		m = new form.Map('dproxy', _('dproxy'),
+			_('A DNS caching proxy that keeps the LAN resolving when the uplink goes down. Save & Apply reloads it; the cache is kept.'));
+
+		s = m.section(form.NamedSection, 'main', 'dproxy');
+		s.anonymous = true;
+		s.addremove = false;
+
+		s.tab('general', _('General'));
+		s.tab('upstream', _('Upstream servers'));
+		s.tab('cache', _('Cache'));
+		s.tab('link', _('Link loss'));
+		s.tab('local', _('Local names'));
+		s.tab('security', _('Security'));
+
+		// --- General
+		o = s.taboption('general', form.Flag, 'enabled', _('Enabled'),
+			_('Start dproxy. Off by default, so installing the package opens no port.'));
+		o.rmempty = false;
+
+		o = s.taboption('general', form.ListValue, 'dnsmasq_integration', _('Sharing DNS with dnsmasq'),
+			_('off: dproxy answers only on its own addresses and port. forward: dnsmasq keeps port 53 and forwards every query to dproxy. replace: dproxy answers on port 53 and dnsmasq keeps only DHCP.'));
+		o.value('off', _('off'));
+		o.value('forward', _('forward'));
+		o.value('replace', _('replace'));
+		o.default = 'off';
+
+		o = s.taboption('general', form.DynamicList, 'listen', _('Listen addresses'),
+			_('Addresses to answer on (UDP and TCP), as ADDR, ADDR:PORT or [V6]:PORT; a changed list needs a restart. Not used in replace mode.'));
+		o.datatype = ADDRESS;
+
+		o = s.taboption('general', form.Value, 'port', _('Port'),
+			_('Port for listen addresses given without one.'));
+		o.datatype = 'and(port,min(1))';
+		o.placeholder = '1296';
+
+		o = s.taboption('general', form.ListValue, 'log_level', _('Log level'),
+			_('What goes to the system log (logread).'));
+		o.value('error', _('error'));
+		o.value('warn', _('warn'));
+		o.value('info', _('info'));
+		o.value('debug', _('debug'));
+		o.default = 'info';
+
+		o = s.taboption('general', form.Value, 'control_socket', _('Control socket'),
+			_('Unix socket for dproxy ctl and for this page\'s status (mode 0600); empty = none.'));
+		o.placeholder = '/var/run/dproxy.sock';
+
+		// --- Upstream servers
+		o = s.taboption('upstream', form.DynamicList, 'server', _('Servers'),
+			_('Upstream servers (port 53 unless given). When none is given, the servers in the resolv file are used.'));
+		o.datatype = ADDRESS;
+
+		o = s.taboption('upstream', form.Value, 'resolvfile', _('Resolv file'),
+			_('Upstreams from this file when no server is given; re-read when it changes and at link up. Do not name /etc/resolv.conf or /tmp/resolv.conf: those point at the router itself.'));
+		o.placeholder = '/tmp/resolv.conf.d/resolv.conf.auto';
+
+		s.taboption('upstream', form.Flag, 'trust_ad', _('Trust AD bit'),
+			_('Pass the upstream\'s AD bit on (only for a validating upstream you trust).'));
+
+		o = s.taboption('upstream', form.Flag, 'case_randomization', _('Case randomization (0x20)'),
+			_('Random letter case in upstream questions, which must come back exactly.'));
+		o.default = '1';
+
+		// --- Cache
+		o = s.taboption('cache', form.Value, 'cache_size', _('Cache size (KiB)'),
+			_('Cache budget in KiB (entries and their bookkeeping).'));
+		o.datatype = uint(0, 4194304);
+		o.placeholder = '1024';
+
+		o = s.taboption('cache', form.Value, 'min_ttl', _('Minimum TTL (s)'),
+			_('Raise shorter TTLs to this.'));
+		o.datatype = uint(0, 604800);
+		o.placeholder = '0';
+
+		o = s.taboption('cache', form.Value, 'max_ttl', _('Maximum TTL (s)'),
+			_('Lower longer TTLs to this.'));
+		o.datatype = uint(0, 604800);
+		o.placeholder = '86400';
+
+		o = s.taboption('cache', form.Value, 'neg_ttl', _('Negative TTL cap (s)'),
+			_('Cap on negative caching (NXDOMAIN, NODATA).'));
+		o.datatype = uint(0, 604800);
+		o.placeholder = '3600';
+
+		o = s.taboption('cache', form.Flag, 'prefetch', _('Prefetch'),
+			_('Refresh popular entries before they expire.'));
+		o.default = '1';
+
+		o = s.taboption('cache', form.Value, 'persist_file', _('Persist file'),
+			_('Keep the cache in this file across restarts; empty = off.'));
+		o.placeholder = '/tmp/dproxy.cache';
+
+		o = s.taboption('cache', form.Value, 'persist_interval', _('Persist interval (s)'),
+			_('Also write the persist file every N seconds (0 = only at exit).'));
+		o.datatype = uint(0, 604800);
+		o.placeholder = '0';
+
+		o = s.taboption('cache', form.Value, 'memory_limit', _('Memory limit (KiB)'),
+			_('KiB for cache, queries in flight and TCP buffers together (0 = cache size only).'));
+		o.datatype = uint(0, 4194304);
+		o.placeholder = '0';
+
+		// --- Link loss
+		o = s.taboption('link', form.DynamicList, 'wan_interface', _('WAN interfaces'),
+			_('Logical interfaces whose ifup and ifdown tell dproxy that the uplink came back or went away.'));
+		o.datatype = 'uciname';
+
+		o = s.taboption('link', form.Value, 'stale_max', _('Serve stale for at most (s)'),
+			_('Serve expired answers at most this long past expiry; 0 = never.'));
+		o.datatype = uint(0, 2592000);
+		o.placeholder = '86400';
+
+		o = s.taboption('link', form.DynamicList, 'stale_exclude', _('Never stale'),
+			_('Names (and their subdomains) never served stale, e.g. dynamic DNS names.'));
+		o.datatype = 'hostname';
+
+		o = s.taboption('link', form.ListValue, 'offline_policy', _('Cache miss while offline'),
+			_('servfail: answer at once; hold: wait up to the hold timeout for the link.'));
+		o.value('servfail', _('servfail'));
+		o.value('hold', _('hold'));
+		o.default = 'servfail';
+
+		o = s.taboption('link', form.Value, 'hold_timeout', _('Hold timeout (s)'),
+			_('With hold, how long a miss waits for the link.'));
+		o.datatype = uint(1, 300);
+		o.placeholder = '10';
+
+		o = s.taboption('link', form.Value, 'stale_timeout', _('Stale timeout (ms)'),
+			_('Online, answer stale if the upstream is slower than this.'));
+		o.datatype = uint(0, 60000);
+		o.placeholder = '1800';
+
+		// --- Local names
+		o = s.taboption('local', form.DynamicList, 'hosts', _('Hosts files'),
+			_('Hosts files, or directories of them.'));
+		o.placeholder = '/etc/hosts';
+
+		s.taboption('local', form.DynamicList, 'leasefile', _('Lease files'),
+			_('DHCP lease files (dnsmasq, odhcpd, ISC dhcpd).'));
+
+		o = s.taboption('local', form.Value, 'domain', _('Local domain'),
+			_('Host nas also answers as nas.<domain>; names in it are never forwarded.'));
+		o.datatype = 'hostname';
+
+		s.taboption('local', form.Flag, 'domain_needed', _('Domain needed'),
+			_('Never forward names without a dot (NXDOMAIN if not local).'));
+
+		s.taboption('local', form.Flag, 'bogus_priv', _('Bogus private reverse lookups'),
+			_('Never forward reverse lookups for private ranges (NXDOMAIN if not local).'));
+
+		o = s.taboption('local', form.Value, 'local_ttl', _('Local TTL (s)'),
+			_('TTL of answers from local names.'));
+		o.datatype = uint(0, 604800);
+		o.placeholder = '60';
+
+		// --- Security
+		o = s.taboption('security', form.Flag, 'local_service', _('Local service only'),
+			_('Answer only loopback and on-link clients.'));
+		o.default = '1';
+
+		o = s.taboption('security', form.DynamicList, 'allow', _('Allowed clients'),
+			_('CIDR blocks let in (deny wins).'));
+		o.datatype = 'or(ipaddr,cidr)';
+
+		o = s.taboption('security', form.DynamicList, 'deny', _('Denied clients'),
+			_('CIDR blocks kept out (deny wins).'));
+		o.datatype = 'or(ipaddr,cidr)';
+
+		o = s.taboption('security', form.ListValue, 'refuse_action', _('Refused clients get'),
+			_('refused: a REFUSED answer; drop: nothing.'));
+		o.value('refused', _('refused'));
+		o.value('drop', _('drop'));
+		o.default = 'refused';
+
+		o = s.taboption('security', form.Flag, 'rebind_protection', _('Rebind protection'),
+			_('Refuse private addresses for public names.'));
+		o.default = '1';
+
+		o = s.taboption('security', form.DynamicList, 'rebind_domain', _('Rebind exceptions'),
+			_('Domains allowed to resolve to private addresses.'));
+		o.datatype = 'hostname';
+
+		s.taboption('security', form.Flag, 'rebind_localhost', _('Allow localhost in answers'),
+			_('Allow 127.0.0.0/8 in answers (RBL-style lists).'));
+
+		o = s.taboption('security', form.Value, 'rate_limit', _('Rate limit (queries/s)'),
+			_('Queries per second per client (0 = off).'));
+		o.datatype = uint(0, 1000000);
+		o.placeholder = '0';
+
+		o = s.taboption('security', form.Value, 'rate_burst', _('Rate burst'),
+			_('Bucket size for the rate limit (default: the rate limit).'));
+		o.datatype = uint(0, 1000000);
+
+		o = s.taboption('security', form.Value, 'user', _('Run as user'),
+			_('User to switch to after binding, when started as root (root keeps root).'));
+		o.placeholder = 'dproxy';
+
+		s.taboption('security', form.Value, 'chroot', _('Chroot directory'),
+			_('Chroot here after binding (paths in the config must then exist inside it). procd\'s jail already confines dproxy on OpenWrt.'));
+
+		return m.render();
+	}
+});

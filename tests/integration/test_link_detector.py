@@ -1,0 +1,94 @@
+"""The automatic link detector: one name an upstream drops is no outage, and the
+first upstream answer after an outage ends offline mode.
+
+The detector's decisions are unit-tested with explicit times in src/link.rs; these
+tests run the real daemon against a scripted upstream. Quiet spells are waited out
+with sleeps where the quiet itself is the condition under test."""
+import threading
+import time
+
+import dns.rcode
+import pytest
+
+from harness.dnsutil import describe, rrset_texts
+from harness.tools import ede_codes, wait_until
+
+EDE_STALE = 3
+EDE_NETWORK = 23
+
+RECORDS = ["www 300 IN A 192.0.2.1", "short 1 IN A 192.0.2.50"]
+RECORDS += ["n%d 300 IN A 192.0.2.%d" % (i, 100 + i) for i in range(10)]
+
+
+@pytest.fixture
+def up(upstream):
+    return upstream(RECORDS)
+
+
+def link_state(px):
+    return px.stats().get("link")
+
+
+def test_one_dropped_name_on_a_quiet_lan_keeps_the_link_up(dproxy, up):
+    # The upstream never answers one name (a broken authority behind it), and answers
+    # everything else, the probe included.
+    up.handler = lambda q, t: None if q.question[0].name.to_text().lower() == \
+        "dropped.example.test." else up.DEFAULT
+    px = dproxy(servers=[up])
+    # A quiet LAN: nothing asked for longer than the detector's quiet spell (3 s).
+    time.sleep(3.2)
+    got = {}
+    th = threading.Thread(target=lambda: got.update(
+        r=px.query("dropped.example.test", timeout=7, expect_answer=False)))
+    th.start()
+    # The dropped name is retried until its deadline (4 s); nothing else is asked.
+    th.join(timeout=8)
+    r = got.get("r")
+    assert r is not None and r.rcode() == dns.rcode.SERVFAIL, describe(r)
+    assert link_state(px) == "up", "one silent name took the link down: %s\n%s" % (
+        px.stats(), px.stderr_text()[-2000:])
+    for i in range(5):
+        r = px.query("n%d.example.test" % i, edns=1232)
+        assert r.rcode() == dns.rcode.NOERROR and rrset_texts(r, rdtype="A"), \
+            "other names must be answered, not SERVFAIL 'link down'\n" + describe(r)
+        assert EDE_NETWORK not in ede_codes(r), describe(r)
+    assert "no upstream server answers" not in px.stderr_text()
+    assert up.count(".", "NS") >= 1, "every server failing must lead to a probe: " + up.summary()
+
+
+def test_first_answer_after_an_outage_ends_offline_mode(dproxy, up):
+    px = dproxy(servers=[up])
+    assert rrset_texts(px.query("short.example.test"), rdtype="A") == ["192.0.2.50"]
+    up.mode = "silent"
+    threads = [threading.Thread(target=px.query, args=("lost%d.example.test" % i,),
+                                kwargs={"timeout": 7, "expect_answer": False}) for i in range(3)]
+    for t in threads:
+        t.start()
+    assert wait_until(lambda: link_state(px) == "down-auto", 12, 0.2), px.stats()
+    for t in threads:
+        t.join(timeout=8)
+    # Offline: the expired entry is served stale.
+    r = px.query("short.example.test", edns=1232)
+    assert EDE_STALE in ede_codes(r) and {rr.ttl for rr in r.answer} == {30}, describe(r)
+    # The upstream comes back just after a timed probe went unanswered, so the next
+    # timed probe is seconds away.
+    n = up.count(".", "NS")
+    assert up.wait_count(n + 1, ".", "NS", timeout=6.5) > n, up.summary()
+    up.mode = "normal"
+    back = time.monotonic()
+    stale_after_back = 0
+    while True:
+        r = px.query("short.example.test", edns=1232)
+        if EDE_STALE not in ede_codes(r):
+            break
+        stale_after_back += 1
+        assert time.monotonic() - back < 6, "still stale 6 s after the upstream came back"
+        time.sleep(0.1)
+    took = time.monotonic() - back
+    assert r.rcode() == dns.rcode.NOERROR and rrset_texts(r, rdtype="A") == ["192.0.2.50"], \
+        describe(r)
+    assert {rr.ttl for rr in r.answer} != {30}, describe(r)
+    assert took < 1.0 and stale_after_back <= 1, \
+        "stale answers for %.1f s (%d of them) after the upstream came back" % (
+            took, stale_after_back)
+    assert link_state(px) == "up"
