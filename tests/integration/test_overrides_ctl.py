@@ -13,6 +13,7 @@ from harness.cli import run_bin
 from harness.dnsutil import describe, rrset_texts
 from harness.dproxy import render_config, server_addr
 from harness.ports import free_port, udp_port_taken
+from harness.procs import terminate
 
 
 def _wait_for(cond, what, timeout=10.0):
@@ -72,13 +73,7 @@ class Daemon:
         _wait_for(lambda: self.stderr().count("signal: reload") > before, "the reload")
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        terminate(self.proc)
         self.err.close()
 
 

@@ -11,7 +11,6 @@ packet off this machine.
 """
 import glob
 import os
-import signal
 import subprocess
 import time
 
@@ -19,6 +18,7 @@ import dns.message
 
 from .dnsutil import make_query, udp_exchange
 from .ports import free_port
+from .procs import terminate
 
 UNBOUND = os.environ.get("UNBOUND_BIN", "/usr/sbin/unbound")
 LDNS_KEYGEN = "ldns-keygen"
@@ -178,11 +178,5 @@ class Validator:
     def stop(self):
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        terminate(self.proc)
         self.proc = None

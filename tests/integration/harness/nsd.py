@@ -1,6 +1,5 @@
 """A real authoritative server (nsd) serving a test zone on 127.0.0.1."""
 import os
-import signal
 import subprocess
 import time
 
@@ -8,6 +7,7 @@ import dns.message
 
 from .dnsutil import make_query, udp_exchange
 from .ports import free_port
+from .procs import terminate
 
 NSD = os.environ.get("NSD_BIN", "/usr/sbin/nsd")
 
@@ -135,11 +135,5 @@ class NsdServer:
     def stop(self):
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        terminate(self.proc)
         self.proc = None
