@@ -73,7 +73,8 @@ String.prototype.format = function() {
 	});
 };`;
 
-// A fresh runtime. `respond(object, method, args)` answers rpc calls.
+// A fresh runtime. `respond(object, method, args)` answers rpc calls; a throw is
+// a refused call.
 function runtime(respond) {
 	const rec = { rpc: [], calls: [], polls: [], notes: [], uciLoads: [], maps: [] };
 
@@ -83,7 +84,10 @@ function runtime(respond) {
 			return function() {
 				const args = Array.prototype.slice.call(arguments);
 				rec.calls.push({ object: opts.object, method: opts.method, args });
-				return Promise.resolve(respond(opts.object, opts.method, args));
+				// LuCI's rpc.js rejects the promise when the JSON-RPC reply is an error
+				// (-32002 Access denied for a method the session's ACL does not grant):
+				// a `respond` that throws stands for that.
+				return new Promise((resolve) => resolve(respond(opts.object, opts.method, args)));
 			};
 		}
 	};

@@ -170,6 +170,37 @@ test('status view renders link, uptime, cache, sources and upstreams; polls ever
 	assert.deepEqual(rec.calls.find((c) => c.method === 'link').args, ['down']);
 });
 
+test('status view: a refused flush or link call (rpc.js rejects on Access denied) shows an error', async () => {
+	// A session whose ACL grants read only (status) but not write (flush, link):
+	// uhttpd answers -32002 Access denied and LuCI's rpc.js rejects the call.
+	const denied = (method) => new Error('RPC call to luci.dproxy/' + method +
+		' failed with error -32002: Access denied\n    at handleCallReply (rpc.js:82:7)');
+	const { view, rec } = statusView((obj, method) => {
+		if (method === 'status')
+			return sampleStatus();
+		throw denied(method);
+	});
+	const node = view.render(await view.load());
+	const buttons = findAll(node, (n) => n.tag === 'button');
+	const byLabel = (l) => buttons.find((b) => text(b).includes(l));
+	const statusCalls = () => rec.calls.filter((c) => c.method === 'status').length;
+	const before = statusCalls();
+
+	await byLabel('Flush cache').attrs.click();
+	assert.equal(rec.notes.length, 1, 'one notification for the refused flush');
+	assert.equal(rec.notes[0].kind, 'error');
+	assert.equal(rec.notes[0].body,
+		'Flush failed: RPC call to luci.dproxy/flush failed with error -32002: Access denied');
+	assert.equal(statusCalls(), before + 1, 'the status is shown again after the refused flush');
+
+	await byLabel('Link down').attrs.click();
+	assert.equal(rec.notes.length, 2, 'one notification for the refused link change');
+	assert.equal(rec.notes[1].kind, 'error');
+	assert.equal(rec.notes[1].body,
+		'Link change failed: RPC call to luci.dproxy/link failed with error -32002: Access denied');
+	assert.match(text(node), /Up/, 'the link is still shown up');
+});
+
 test('status view shows a failed reload and a daemon that does not answer', async () => {
 	const { view } = statusView(() => sampleStatus({
 		config_reload: 'failed', config_reload_at: 1700000100,

@@ -32,6 +32,14 @@ var callLink = rpc.declare({
 	expect: { '': NO_REPLY }
 });
 
+// rpc.js rejects a call that uhttpd refuses (-32002 Access denied: a session
+// whose ACL grants status but not flush or link). The buttons show that as an
+// error notification; unhandled, the click would do nothing visible. LuCI's
+// errors carry the stack after the first line: only that line is shown.
+function refused(err) {
+	return { error: String((err && err.message) || err).split('\n')[0] };
+}
+
 var POLL_SECONDS = 5;
 // Bars in the queries-per-interval chart (10 minutes at 5 s).
 var CHART_BARS = 120;
@@ -267,7 +275,7 @@ return view.extend({
 
 	handleFlush: function(ev) {
 		var self = this;
-		return callFlush().then(function(res) {
+		return callFlush().catch(refused).then(function(res) {
 			if (res && res.error)
 				ui.addNotification(null, E('p', {}, [ _('Flush failed: %s').format(res.error) ]), 'error');
 			else
@@ -280,7 +288,7 @@ return view.extend({
 
 	handleLink: function(state, ev) {
 		var self = this;
-		return callLink(state).then(function(res) {
+		return callLink(state).catch(refused).then(function(res) {
 			if (res && res.error)
 				ui.addNotification(null, E('p', {}, [ _('Link change failed: %s').format(res.error) ]), 'error');
 			return self.refresh();
