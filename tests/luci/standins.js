@@ -155,8 +155,9 @@ function runtime(respond) {
 	return { rec, modules };
 }
 
-// Loads a view file against a runtime; returns { view, rec }.
-function loadView(file, respond) {
+// Loads a view file against a runtime; returns { view, rec }. `L` is the
+// stand-in for LuCI's global L (only what a test gives it).
+function loadView(file, respond, L) {
 	const src = fs.readFileSync(file, 'utf8');
 	const { rec, modules } = runtime(respond || (() => ({})));
 	const names = requires(src);
@@ -169,7 +170,7 @@ function loadView(file, respond) {
 	const params = ['_', 'N_', 'E', 'L'].concat(names);
 	const fn = vm.runInContext('(function(' + params.join(',') + ') {\n' + src + '\n})', ctx,
 		{ filename: file });
-	const args = [(s) => s, (s) => s, E, {}].concat(names.map((n) => modules[n]));
+	const args = [(s) => s, (s) => s, E, L || {}].concat(names.map((n) => modules[n]));
 	const view = fn.apply(null, args);
 	return { view, rec, requires: names };
 }

@@ -117,8 +117,8 @@ test('menu: Services -> dproxy, every view path exists, the ACL it depends on ex
 
 // ------------------------------------------------------------------ status view
 
-function statusView(respond) {
-	return loadView(path.join(VIEWS, 'dproxy', 'status.js'), respond);
+function statusView(respond, L) {
+	return loadView(path.join(VIEWS, 'dproxy', 'status.js'), respond, L);
 }
 
 test('status view renders link, uptime, cache, sources and upstreams; polls every 5 s', async () => {
@@ -199,6 +199,19 @@ test('status view: a refused flush or link call (rpc.js rejects on Access denied
 	assert.equal(rec.notes[1].body,
 		'Link change failed: RPC call to luci.dproxy/link failed with error -32002: Access denied');
 	assert.match(text(node), /Up/, 'the link is still shown up');
+});
+
+test('status view: flush and link buttons disabled when LuCI says the page is read-only', async () => {
+	const buttonsOf = async (L) => {
+		const { view } = statusView(() => sampleStatus(), L);
+		const node = view.render(await view.load());
+		return findAll(node, (n) => n.tag === 'button').map((b) => [text(b), b.attrs.disabled]);
+	};
+	// L.hasViewPermission() is false when the ACL grants the page's group read-only.
+	assert.deepEqual(await buttonsOf({ hasViewPermission: () => false }),
+		[['Flush cache', true], ['Link down', true], ['Link up', true]]);
+	assert.deepEqual(await buttonsOf({ hasViewPermission: () => true }),
+		[['Flush cache', null], ['Link down', null], ['Link up', null]]);
 });
 
 test('status view shows a failed reload and a daemon that does not answer', async () => {

@@ -297,6 +297,9 @@ return view.extend({
 
 	render: function(st) {
 		var self = this;
+		// LuCI marks the page read-only when the session's ACL grants
+		// luci-app-dproxy for reading only: flush and link would be refused.
+		var readonly = (typeof L.hasViewPermission === 'function') && !L.hasViewPermission();
 		this.body = E('div', { 'id': 'dproxy-status' });
 		this.update(st, this.body, true);
 
@@ -310,11 +313,11 @@ return view.extend({
 				_('The DNS caching proxy: link state, cache, where answers come from and the upstream servers, refreshed every %d seconds.').format(POLL_SECONDS)
 			]),
 			E('div', { 'class': 'cbi-section' }, [
-				E('button', { 'class': 'btn cbi-button cbi-button-action', 'click': ui.createHandlerFn(this, 'handleFlush') }, [ _('Flush cache') ]),
+				E('button', { 'class': 'btn cbi-button cbi-button-action', 'disabled': readonly || null, 'click': ui.createHandlerFn(this, 'handleFlush') }, [ _('Flush cache') ]),
 				' ',
-				E('button', { 'class': 'btn cbi-button', 'click': ui.createHandlerFn(this, 'handleLink', 'down') }, [ _('Link down') ]),
+				E('button', { 'class': 'btn cbi-button', 'disabled': readonly || null, 'click': ui.createHandlerFn(this, 'handleLink', 'down') }, [ _('Link down') ]),
 				' ',
-				E('button', { 'class': 'btn cbi-button', 'click': ui.createHandlerFn(this, 'handleLink', 'up') }, [ _('Link up') ])
+				E('button', { 'class': 'btn cbi-button', 'disabled': readonly || null, 'click': ui.createHandlerFn(this, 'handleLink', 'up') }, [ _('Link up') ])
 			]),
 			E('div', { 'class': 'cbi-section' }, [ this.body ])
 		]);
