@@ -288,6 +288,31 @@ case_reload_restarts_when_mounts_change() {
 	assert_line "new mounts" "procd_add_jail_mount_rw /tmp/dproxy /var/run/dproxy" "$CASE_DIR/after"
 }
 
+case_reload_restarts_when_port_or_listen_changes() {
+	# What LuCI's Save & Apply does after a port change: procd's config
+	# trigger runs reload. A SIGHUP alone would keep the old sockets while
+	# dnsmasq (forward mode) is pointed at the new port.
+	setup ujail
+	cfg enabled=1 dnsmasq_integration=forward
+	start
+	mark reload
+	cfg port=1299
+	reload
+	sed -n '/^--- reload/,$p' "$PROCD_LOG" >"$CASE_DIR/after"
+	assert_count "restart for a new port" '^procd_kill dproxy' "$CASE_DIR/after" 1
+	assert_eq "dnsmasq forwards to the new port" "127.0.0.1#1299" "$(uci get dhcp.@dnsmasq[0].server)"
+	mark reload-listen
+	cfg "listen+=127.0.0.53"
+	reload
+	sed -n '/^--- reload-listen/,$p' "$PROCD_LOG" >"$CASE_DIR/after"
+	assert_count "restart for a new listen list" '^procd_kill dproxy' "$CASE_DIR/after" 1
+	mark reload-same
+	cfg log_level=debug
+	reload
+	sed -n '/^--- reload-same/,$p' "$PROCD_LOG" >"$CASE_DIR/after"
+	assert_no_match "no restart for another option" '^procd_kill' "$CASE_DIR/after"
+}
+
 case_reload_after_disable_stops() {
 	setup ujail
 	cfg enabled=1
@@ -645,7 +670,8 @@ for c in sourcing_has_no_side_effects header extra_commands_without_extra_comman
 	disabled_starts_nothing enabled_with_jail jail_mounts_follow_the_config \
 	no_ujail_runs_as_user_without_jail no_ujail_low_port_starts_as_root \
 	user_root_means_no_user link_signals_by_name reload_same_config_keeps_process \
-	reload_restarts_when_mounts_change reload_after_disable_stops unknown_mode_is_off \
+	reload_restarts_when_mounts_change reload_restarts_when_port_or_listen_changes \
+	reload_after_disable_stops unknown_mode_is_off \
 	forward_edits_and_restores_dhcp forward_keeps_domain_servers_and_restores_custom_config \
 	forward_restore_keeps_servers_added_meanwhile replace_edits_and_restores_dhcp \
 	replace_keeps_owner_dns_option_and_port mode_switch_by_reload \
