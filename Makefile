@@ -37,8 +37,9 @@ lint: rust
 	@# The release profile aborts on panic, which compiles other code (src/uci_guard.rs).
 	$(CARGO) clippy --release -- -D warnings
 
+# The test-release profile (Cargo.toml): release code without fat LTO.
 test-unit: rust
-	$(CARGO) test --release
+	$(CARGO) test --profile test-release
 
 test-integration: deps build
 	DPROXY_BIN=$(CURDIR)/$(BIN) $(PYTEST) -q tests/integration
