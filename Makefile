@@ -11,11 +11,16 @@ VENV := .tools/venv
 PYTEST := $(VENV)/bin/pytest
 BIN := target/release/dproxy
 
-# Fragments add their own targets and append to TEST_PARTS.
+# Fragments add their own targets and append to TEST_SETUP (installers, run
+# first and one at a time), TEST_PARTS (parts that mostly wait: daemons, timers,
+# shell and Node tests) or TEST_CROSS_PARTS (parts that mostly compile or emulate).
+TEST_SETUP :=
 TEST_PARTS :=
+TEST_CROSS_PARTS :=
 -include mk/*.mk
 
-.PHONY: all build rust run test test-unit test-integration lint deps bench clean
+.PHONY: all build rust run test test-unit test-integration lint deps bench clean \
+	test-lane-host test-lane-cross
 
 all: build
 
@@ -44,7 +49,19 @@ test-unit: rust
 test-integration: deps build
 	DPROXY_BIN=$(CURDIR)/$(BIN) $(PYTEST) -q tests/integration
 
-test: deps lint test-unit $(TEST_PARTS) test-integration
+# After the installers and the lint, two lanes side by side: the host lane (the
+# daemon, its unit tests, then the suites that mostly wait on timers and
+# processes) and, at a lower CPU priority, the cross lane (builds for the routers,
+# their tests under qemu). Each lane prints its log when it ends, with the time
+# of every step (scripts/test-lane.sh).
+test: deps $(TEST_SETUP) lint
+	@$(MAKE) --no-print-directory -j2 --output-sync=target test-lane-host test-lane-cross
+
+test-lane-host:
+	@./scripts/test-lane.sh host "$(MAKE)" build test-unit test-integration $(TEST_PARTS)
+
+test-lane-cross:
+	@nice -n 5 ./scripts/test-lane.sh cross "$(MAKE)" $(TEST_CROSS_PARTS)
 
 clean:
 	$(CARGO) clean

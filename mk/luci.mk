@@ -28,4 +28,5 @@ ipk-luci:
 
 ipk: ipk-luci
 
+TEST_SETUP += luci-deps
 TEST_PARTS += test-luci

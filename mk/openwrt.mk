@@ -51,4 +51,5 @@ test-openwrt-ipk:
 	    dist/dproxy_$(OPENWRT_VERSION)-r$(OPENWRT_RELEASE)_mips_24kc.ipk \
 	    mips_24kc $(OPENWRT_VERSION)-r$(OPENWRT_RELEASE)
 
-TEST_PARTS += test-openwrt
+TEST_PARTS += test-openwrt-scripts
+TEST_CROSS_PARTS += test-openwrt-ipk

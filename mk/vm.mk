@@ -54,4 +54,5 @@ test-vm: vm-lint
 	@$(MAKE) --no-print-directory vm-test TARGET=mips
 	@$(MAKE) --no-print-directory vm-test TARGET=armv7
 
-TEST_PARTS += test-vm
+TEST_SETUP += vm-setup
+TEST_CROSS_PARTS += test-vm
