@@ -52,10 +52,10 @@ test-integration: deps build
 # After the installers and the lint, two lanes side by side: the host lane (the
 # daemon, its unit tests, then the suites that mostly wait on timers and
 # processes) and, at a lower CPU priority, the cross lane (builds for the routers,
-# their tests under qemu). Each lane prints its log when it ends, with the time
-# of every step (scripts/test-lane.sh).
+# their tests under qemu). Their lines interleave: each step starts with
+# "== [lane] target" and ends with its time (scripts/test-lane.sh).
 test: deps $(TEST_SETUP) lint
-	@$(MAKE) --no-print-directory -j2 --output-sync=target test-lane-host test-lane-cross
+	@$(MAKE) --no-print-directory -j2 test-lane-host test-lane-cross
 
 test-lane-host:
 	@./scripts/test-lane.sh host "$(MAKE)" build test-unit test-integration $(TEST_PARTS)
