@@ -7,6 +7,7 @@
 pub mod client_config;
 pub mod conn;
 pub mod pin;
+pub mod spec;
 
 pub use client_config::{client_config, load_roots, DEFAULT_CA_FILE};
 pub use conn::{Answer, DotConn, DotError, DotLimits, DotState, SendError};
