@@ -1,12 +1,15 @@
 # Static musl cross builds for routers, run under qemu-user.
 #
-#   make cross TARGET=mips|mipsel|armv7|aarch64|x86_64
+#   make cross TARGET=mips|mipsel|armv7|aarch64|x86_64 [FEATURES=full]
 #                      -> dist/dproxy-<version>-<rust-triple>, static, stripped
+#                      (FEATURES=full: dist/dproxy-full-<version>-<rust-triple>,
+#                      with DNS over TLS, built in its own target dir)
 #   make cross-all     every target above, one after the other
 #   make cross-test TARGET=...
 #                      the built binary answering DNS under qemu on loopback,
 #                      then the crate's unit tests for that target under qemu
-#   make size          sizes of every built binary; fails if mips > 400 KB
+#   make size          sizes of every built binary; fails if mips > 400 KB, or
+#                      if a full mips binary was built and is over 1.1 MiB
 #   make test-cross    (part of `make test`) cross-test for mips and armv7, then
 #                      the size check
 #
@@ -28,20 +31,30 @@ CROSS_QEMU_aarch64 := qemu-aarch64-static
 CROSS_QEMU_x86_64 :=
 # The flash budget for the mips binary, in bytes (400 KB).
 CROSS_SIZE_BUDGET := 409600
+# The budget of the full (TLS) mips binary, 1.1 MiB: rustls and ring alone are
+# about 590 KB on mips.
+CROSS_SIZE_BUDGET_FULL := 1153433
+# Cargo features of the cross build: empty (the plain build) or "full".
+FEATURES ?=
+CROSS_VARIANT = $(if $(strip $(FEATURES)),-$(strip $(FEATURES)))
 
 CROSS_VERSION := $(shell sed -n 's/^version *= *"\(.*\)"/\1/p' $(CURDIR)/Cargo.toml | head -n 1)
 CROSS_TRIPLES := $(foreach t,$(CROSS_TARGETS),$(CROSS_TRIPLE_$(t)))
 CROSS_TRIPLE = $(CROSS_TRIPLE_$(TARGET))
 CROSS_QEMU = $(CROSS_QEMU_$(TARGET))
-CROSS_DIR := $(CURDIR)/target/cross
-CROSS_DIST = dist/dproxy-$(CROSS_VERSION)-$(CROSS_TRIPLE)
+CROSS_DIR = $(CURDIR)/target/cross$(CROSS_VARIANT)
+CROSS_DIST = dist/dproxy$(CROSS_VARIANT)-$(CROSS_VERSION)-$(CROSS_TRIPLE)
+CROSS_FEATURE_ARGS = $(if $(strip $(FEATURES)),--features $(strip $(FEATURES)))
 
 # RUSTFLAGS from the environment would replace the musl rustflags in
 # .cargo/config.toml; CARGO* and RUSTUP* variables left by a rustup proxy
 # would point back at the rustup toolchain.
-CROSS_CARGO := env -u RUSTFLAGS -u CARGO -u RUSTUP_TOOLCHAIN -u CARGO_BUILD_TARGET \
+CROSS_CARGO = env -u RUSTFLAGS -u CARGO -u RUSTUP_TOOLCHAIN -u CARGO_BUILD_TARGET \
 	RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1 \
-	CARGO_TARGET_DIR=$(CROSS_DIR) /usr/bin/cargo
+	CARGO_TARGET_DIR=$(CROSS_DIR) $(CROSS_CC_ENV) /usr/bin/cargo
+# C code (ring, full build only) is compiled by the same zig wrappers that link.
+CROSS_CC_ENV = CC_$(subst -,_,$(CROSS_TRIPLE))=$(CURDIR)/cross/$(CROSS_TRIPLE)-cc \
+	AR_$(subst -,_,$(CROSS_TRIPLE))=$(CURDIR)/cross/zig-ar
 # The smallest std.
 CROSS_BUILD_STD := -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size
 # Release binaries only (not the unit tests): Debug formatting compiles to nothing
@@ -87,7 +100,8 @@ cross: cross-check-target cross-setup
 	if [ -f $$bin ] && [ -n "$$(find cross .cargo/config.toml -newer $$bin -print 2>/dev/null | head -n 1)" ]; then \
 	    rm -f $$bin; \
 	fi
-	$(CROSS_CARGO) build --release --locked --target $(CROSS_TRIPLE) $(CROSS_BUILD_STD) $(CROSS_SIZE_FLAGS)
+	$(CROSS_CARGO) build --release --locked --target $(CROSS_TRIPLE) $(CROSS_FEATURE_ARGS) \
+	    $(CROSS_BUILD_STD) $(CROSS_SIZE_FLAGS)
 	@mkdir -p dist
 	cp $(CROSS_DIR)/$(CROSS_TRIPLE)/release/dproxy $(CROSS_DIST)
 	@info=$$(file -b $(CROSS_DIST)); \
@@ -110,7 +124,7 @@ cross-all:
 cross-test: cross
 	python3 tests/cross/daemon_check.py --bin $(CROSS_DIST) --version $(CROSS_VERSION) \
 	    $(if $(CROSS_QEMU),--runner $(CROSS_QEMU))
-	$(CROSS_CARGO) test --locked --target $(CROSS_TRIPLE) $(CROSS_TEST_STD) $(CROSS_TEST_PROFILE) $(CROSS_TEST_KINDS) \
+	$(CROSS_CARGO) test --locked --target $(CROSS_TRIPLE) $(CROSS_FEATURE_ARGS) $(CROSS_TEST_STD) $(CROSS_TEST_PROFILE) $(CROSS_TEST_KINDS) \
 	    $(CROSS_TEST_ARGS)
 
 # Sizes of the binaries in dist/ (those built).
@@ -119,16 +133,30 @@ size-table:
 	@for tr in $(CROSS_TRIPLES); do \
 	    f=dist/dproxy-$(CROSS_VERSION)-$$tr; \
 	    if [ -f $$f ]; then printf '%-34s %10s\n' $$tr $$(wc -c <$$f); fi; \
+	    f=dist/dproxy-full-$(CROSS_VERSION)-$$tr; \
+	    if [ -f $$f ]; then printf '%-34s %10s\n' "$$tr (full)" $$(wc -c <$$f); fi; \
 	done
 
 # Rebuilds mips (a no-op when current) so the budget is checked on this tree.
+# The full mips binary is rebuilt and checked only when one was built before
+# (a cold full build takes minutes; `make cross TARGET=mips FEATURES=full` first).
 size:
-	@out=$$($(MAKE) --no-print-directory cross TARGET=mips 2>&1) || { echo "$$out" >&2; exit 1; }
+	@out=$$($(MAKE) --no-print-directory cross TARGET=mips FEATURES= 2>&1) || { echo "$$out" >&2; exit 1; }
+	@if [ -f dist/dproxy-full-$(CROSS_VERSION)-$(CROSS_TRIPLE_mips) ]; then \
+	    out=$$($(MAKE) --no-print-directory cross TARGET=mips FEATURES=full 2>&1) || { echo "$$out" >&2; exit 1; }; \
+	fi
 	@$(MAKE) --no-print-directory size-table
 	@n=$$(wc -c <dist/dproxy-$(CROSS_VERSION)-$(CROSS_TRIPLE_mips)); \
 	if [ $$n -gt $(CROSS_SIZE_BUDGET) ]; then \
 	    echo "size: mips binary is $$n bytes, over the budget of $(CROSS_SIZE_BUDGET)" >&2; exit 1; \
 	else echo "size: mips $$n bytes, within the budget of $(CROSS_SIZE_BUDGET)"; fi
+	@f=dist/dproxy-full-$(CROSS_VERSION)-$(CROSS_TRIPLE_mips); \
+	if [ -f $$f ]; then \
+	    n=$$(wc -c <$$f); \
+	    if [ $$n -gt $(CROSS_SIZE_BUDGET_FULL) ]; then \
+	        echo "size: full mips binary is $$n bytes, over the budget of $(CROSS_SIZE_BUDGET_FULL)" >&2; exit 1; \
+	    else echo "size: full mips $$n bytes, within the budget of $(CROSS_SIZE_BUDGET_FULL)"; fi; \
+	fi
 
 test-cross:
 	@$(MAKE) --no-print-directory cross-test TARGET=mips

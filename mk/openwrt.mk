@@ -2,8 +2,9 @@
 # feed Makefile, UCI config, procd init script and hotplug script.
 #
 #   make ipk ARCH=mips_24kc|mipsel_24kc|arm_cortex-a7_neon-vfpv4|aarch64_generic|x86_64
-#                      -> dist/dproxy_<version>-r<release>_<arch>.ipk, from the
-#                         static binary of `make cross`
+#                      -> dist/dproxy_<version>-r<release>_<arch>.ipk and
+#                         dist/dproxy-full_<version>-r<release>_<arch>.ipk, from the
+#                         static binaries of `make cross` (FEATURES= and FEATURES=full)
 #   make test-openwrt  (part of `make test`) shell checks, the procd/UCI stub
 #                      harness, the feed Makefile, and the mips .ipk under qemu
 
@@ -23,6 +24,7 @@ OPENWRT_VERSION := $(shell sed -n 's/^version *= *"\(.*\)"/\1/p' $(CURDIR)/Cargo
 OPENWRT_RELEASE := $(shell sed -n 's/^PKG_RELEASE:=//p' $(CURDIR)/openwrt/net/dproxy/Makefile)
 OPENWRT_TARGET = $(OPENWRT_TARGET_$(ARCH))
 OPENWRT_BIN = dist/dproxy-$(OPENWRT_VERSION)-$(OPENWRT_TRIPLE_$(OPENWRT_TARGET))
+OPENWRT_BIN_FULL = dist/dproxy-full-$(OPENWRT_VERSION)-$(OPENWRT_TRIPLE_$(OPENWRT_TARGET))
 OPENWRT_IPK = dist/dproxy_$(OPENWRT_VERSION)-r$(OPENWRT_RELEASE)_$(ARCH).ipk
 
 .PHONY: ipk test-openwrt test-openwrt-scripts test-openwrt-ipk
@@ -31,8 +33,11 @@ ipk:
 	@if [ -z "$(OPENWRT_TARGET)" ]; then \
 	    echo "usage: make ipk ARCH=<$(OPENWRT_ARCHES)>" >&2; exit 2; \
 	fi
-	$(MAKE) --no-print-directory cross TARGET=$(OPENWRT_TARGET)
+	$(MAKE) --no-print-directory cross TARGET=$(OPENWRT_TARGET) FEATURES=
 	./scripts/mkipk.sh --arch $(ARCH) --binary $(OPENWRT_BIN) \
+	    --version $(OPENWRT_VERSION) --release $(OPENWRT_RELEASE) --out dist
+	$(MAKE) --no-print-directory cross TARGET=$(OPENWRT_TARGET) FEATURES=full
+	./scripts/mkipk.sh --arch $(ARCH) --binary $(OPENWRT_BIN_FULL) --package dproxy-full \
 	    --version $(OPENWRT_VERSION) --release $(OPENWRT_RELEASE) --out dist
 
 test-openwrt: test-openwrt-scripts test-openwrt-ipk
@@ -49,6 +54,9 @@ test-openwrt-ipk:
 	$(MAKE) --no-print-directory ipk ARCH=mips_24kc && \
 	sh tests/openwrt/check-ipk.sh --qemu qemu-mips-static \
 	    dist/dproxy_$(OPENWRT_VERSION)-r$(OPENWRT_RELEASE)_mips_24kc.ipk \
+	    mips_24kc $(OPENWRT_VERSION)-r$(OPENWRT_RELEASE) && \
+	sh tests/openwrt/check-ipk.sh --qemu qemu-mips-static --package dproxy-full \
+	    dist/dproxy-full_$(OPENWRT_VERSION)-r$(OPENWRT_RELEASE)_mips_24kc.ipk \
 	    mips_24kc $(OPENWRT_VERSION)-r$(OPENWRT_RELEASE)
 
 TEST_PARTS += test-openwrt-scripts

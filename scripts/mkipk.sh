@@ -3,9 +3,9 @@
 # that is already cross-built:
 #
 #   scripts/mkipk.sh --arch mips_24kc --binary dist/dproxy-0.1.0-mips-unknown-linux-musl \
-#       --version 0.1.0 --release 1 [--files files] [--out dist]
+#       --version 0.1.0 --release 1 [--package dproxy|dproxy-full] [--files files] [--out dist]
 #
-# Writes OUT/dproxy_<version>-r<release>_<arch>.ipk: a gzipped tar (as
+# Writes OUT/<package>_<version>-r<release>_<arch>.ipk: a gzipped tar (as
 # OpenWrt's own ipkg-build makes it) of ./debian-binary, ./control.tar.gz and
 # ./data.tar.gz. Every file is owned by root; modes are set here, not taken
 # from the work tree. The control fields match what the feed Makefile would
@@ -13,11 +13,11 @@
 set -eu
 
 usage() {
-	echo "usage: $0 --arch ARCH --binary FILE --version X.Y.Z --release N [--files DIR] [--out DIR]" >&2
+	echo "usage: $0 --arch ARCH --binary FILE --version X.Y.Z --release N [--package NAME] [--files DIR] [--out DIR]" >&2
 	exit 2
 }
 
-arch='' binary='' version='' release='' out=dist
+arch='' binary='' version='' release='' out=dist package=dproxy
 here="$(cd "$(dirname "$0")/.." && pwd)"
 files="$here/files"
 while [ $# -gt 0 ]; do
@@ -28,6 +28,7 @@ while [ $# -gt 0 ]; do
 		--version) version="$2" ;;
 		--release) release="$2" ;;
 		--files) files="$2" ;;
+		--package) package="$2" ;;
 		--out) out="$2" ;;
 		*) usage ;;
 	esac
@@ -44,7 +45,21 @@ if ! echo "$version-r$release" | grep -Eq '^[0-9]+(\.[0-9]+)*[a-z]?(_(alpha|beta
 	exit 1
 fi
 
-ipk="$out/dproxy_${version}-r${release}_${arch}.ipk"
+# The variants of the feed Makefile: dproxy-full (DNS over TLS) replaces dproxy.
+case "$package" in
+	dproxy) depends="libc" relations="" extra_desc="" ;;
+	dproxy-full)
+		depends="libc, ca-bundle"
+		relations="Provides: dproxy
+Conflicts: dproxy
+"
+		extra_desc="
+ This variant can also use encrypted upstreams (DNS over TLS), checked
+ against the CA bundle." ;;
+	*) echo "mkipk: unknown package '$package' (dproxy or dproxy-full)" >&2; exit 2 ;;
+esac
+
+ipk="$out/${package}_${version}-r${release}_${arch}.ipk"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT INT TERM
 
@@ -81,10 +96,10 @@ size=$((size + 0))
 ctl="$work/control"
 install -d -m 0755 "$ctl"
 cat >"$ctl/control" <<EOF
-Package: dproxy
+Package: $package
 Version: $version-r$release
-Depends: libc
-Source: feeds/dproxy/net/dproxy
+Depends: $depends
+${relations}Source: feeds/dproxy/net/dproxy
 SourceName: dproxy
 License: MIT Apache-2.0
 LicenseFiles: LICENSE-MIT LICENSE-APACHE
@@ -97,7 +112,7 @@ Installed-Size: $size
 Description:  dproxy is a small DNS caching proxy for routers. It keeps its cache
  across reloads and restarts, answers from the cache while the uplink is
  down (driven by hotplug), reads local names from hosts and lease files,
- and can sit behind dnsmasq or take over DNS from it.
+ and can sit behind dnsmasq or take over DNS from it.$extra_desc
 EOF
 echo /etc/config/dproxy >"$ctl/conffiles"
 

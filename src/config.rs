@@ -123,6 +123,9 @@ pub struct Config {
     pub memory_limit_kib: u32,
     pub user: Option<String>,
     pub chroot: Option<PathBuf>,
+    /// DoT/DoH servers, bootstrap, CA file and pins (full build only).
+    #[cfg(feature = "tls")]
+    pub encrypted: crate::tls::spec::EncryptedUpstreams,
 }
 
 impl Default for Config {
@@ -167,6 +170,8 @@ impl Default for Config {
             memory_limit_kib: 0,
             user: None,
             chroot: None,
+            #[cfg(feature = "tls")]
+            encrypted: Default::default(),
         }
     }
 }
@@ -236,6 +241,13 @@ pub fn parse_sockaddr(s: &str, default_port: u16) -> Option<SocketAddr> {
         return Some(SocketAddr::new(ip, port));
     }
     None
+}
+
+/// True if a `list server` entry names an encrypted upstream (`tls://`, `https://`,
+/// unbound's `ADDR@PORT#NAME`): no plain entry has `://` or `@`.
+pub fn is_encrypted_server(entry: &str) -> bool {
+    let e = entry.trim();
+    e.contains("://") || e.contains('@')
 }
 
 fn parse_bool(v: &str) -> Option<bool> {
@@ -446,6 +458,10 @@ impl Builder {
                 }
                 "server" => {
                     for s in vals {
+                        if is_encrypted_server(s) {
+                            self.encrypted_server(o, s, &mut c);
+                            continue;
+                        }
                         match parse_sockaddr(s, 53) {
                             Some(sa) => c.servers.push(sa),
                             None => self.err(o, format!("'{s}' is not an address or address:port")),
@@ -567,6 +583,7 @@ impl Builder {
                 }
                 "user" => c.user = non_empty(&v),
                 "chroot" => c.chroot = non_empty(&v).map(PathBuf::from),
+                "bootstrap" | "ca_file" | "tls_pin" => self.encrypted_option(o, vals, &mut c),
                 _ if SCRIPT_OPTIONS.contains(&o) => {}
                 _ => self.warnings.push(ConfigError {
                     file: self.file.clone(),
@@ -582,6 +599,8 @@ impl Builder {
                 l.set_port(port);
             }
         }
+        #[cfg(feature = "tls")]
+        self.check_encrypted(&c);
         if c.ttl.min_ttl > c.ttl.max_ttl {
             self.err(
                 "min_ttl",
@@ -592,6 +611,108 @@ impl Builder {
             );
         }
         c
+    }
+}
+
+/// Encrypted upstreams in the plain build: one clear error, never a plaintext fallback.
+#[cfg(not(feature = "tls"))]
+impl Builder {
+    fn encrypted_server(&mut self, opt: &str, entry: &str, _c: &mut Config) {
+        self.err(
+            opt,
+            format!(
+                "'{entry}' is an encrypted upstream (DNS over TLS/HTTPS): it needs dproxy-full"
+            ),
+        );
+    }
+
+    fn encrypted_option(&mut self, opt: &str, _vals: &[String], _c: &mut Config) {
+        self.err(
+            opt,
+            "is an option of encrypted upstreams (DNS over TLS/HTTPS): it needs dproxy-full".into(),
+        );
+    }
+}
+
+#[cfg(feature = "tls")]
+impl Builder {
+    fn encrypted_server(&mut self, opt: &str, entry: &str, c: &mut Config) {
+        match crate::tls::spec::parse_server(entry) {
+            Ok(s) => c.encrypted.servers.push(s),
+            Err(e) => self.err(opt, e),
+        }
+    }
+
+    fn encrypted_option(&mut self, opt: &str, vals: &[String], c: &mut Config) {
+        match opt {
+            "bootstrap" => {
+                for s in vals {
+                    match parse_sockaddr(s, 53) {
+                        Some(sa) => c.encrypted.bootstrap.push(sa),
+                        None => self.err(opt, format!("'{s}' is not an address or address:port")),
+                    }
+                }
+            }
+            "ca_file" => {
+                if let Some(v) = vals.last().and_then(|v| non_empty(v)) {
+                    c.encrypted.ca_file = PathBuf::from(v);
+                }
+            }
+            _ => {
+                for s in vals {
+                    match crate::tls::spec::parse_pin(s) {
+                        Ok(p) => c.encrypted.pins.push(p),
+                        Err(e) => self.err(opt, e),
+                    }
+                }
+            }
+        }
+    }
+
+    /// What can only be judged with every option read: the CA file, bootstrap servers
+    /// for DoH host names, pins that name no server.
+    fn check_encrypted(&mut self, c: &Config) {
+        use crate::tls::spec::EncryptedServer;
+        let enc = &c.encrypted;
+        if enc.servers.is_empty() {
+            return;
+        }
+        if let Err(e) = crate::tls::load_roots(&enc.ca_file) {
+            self.err("ca_file", e);
+        }
+        for s in &enc.servers {
+            if let EncryptedServer::Https {
+                host, addr: None, ..
+            } = s
+            {
+                if enc.bootstrap.is_empty() {
+                    self.err(
+                        "bootstrap",
+                        format!("the DoH server {host} is a name: give its address after # or set list bootstrap"),
+                    );
+                }
+            }
+        }
+        for (name, _) in &enc.pins {
+            if !enc
+                .servers
+                .iter()
+                .any(|s| s.pin_name().eq_ignore_ascii_case(name))
+            {
+                self.err(
+                    "tls_pin",
+                    format!("'{name}' is not the name of a configured encrypted server"),
+                );
+            }
+        }
+        // Until the event loop speaks DoT/DoH, starting would leave these servers
+        // unused: refuse rather than let any query go out in plaintext.
+        self.err(
+            "server",
+            "encrypted upstreams are configured, but this version of dproxy-full does not use them yet; \
+             refusing to start rather than send their queries in plaintext"
+                .into(),
+        );
     }
 }
 

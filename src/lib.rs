@@ -28,6 +28,8 @@ pub mod sockets;
 pub mod stats;
 pub mod stats_json;
 pub mod tcp;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod uci_guard;
 pub mod upstream;
 pub mod wire;

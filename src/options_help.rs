@@ -10,7 +10,13 @@ Options of config dproxy 'main' (uci set dproxy.main.OPTION=VALUE):
 option          default            meaning
 listen (list)   127.0.0.1, ::1     addresses to answer on: ADDR, ADDR:PORT, [V6]:PORT
 port            1296               port for listen addresses without one
-server (list)   -                  upstream servers (port 53 unless given)
+server (list)   -                  upstream servers (port 53 unless given); dproxy-full
+                                   also tls://ADDR[:PORT][#NAME], ADDR@PORT[#NAME]
+                                   and https://HOST[:PORT]/PATH[#ADDR]
+bootstrap (list) -                 dproxy-full: plain servers for DoH host names only
+ca_file         /etc/ssl/certs/ca-certificates.crt
+                                   dproxy-full: CA bundle (PEM) for TLS upstreams
+tls_pin (list)  -                  dproxy-full: 'NAME sha256/BASE64' SPKI pin of a server
 resolvfile      /etc/resolv.conf   upstreams from this file when no server is set
 cache_size      1024               cache budget in KiB
 min_ttl         0                  raise shorter TTLs to this (s)

@@ -128,6 +128,7 @@ def check_mk(version):
     last = [line for line in lines if line.strip()][-1:]
     if last != ["$(eval $(cargo-package))"]:
         problem(path, "must end with $(eval $(cargo-package))")
+    check_full_mk(path, text)
     for rel in re.findall(r"\$\(DPROXY_PKGDIR\)/(\S+)", text):
         if not os.path.exists(os.path.join(PKG, rel)):
             problem(path, "installs a missing file: %s" % rel)
@@ -150,6 +151,11 @@ def check_config_in():
         problem(path, "no help text")
         return
     body = lines[lines.index("\thelp") + 1:]
+    # The help text ends at the next entry (the full-build option).
+    for i, line in enumerate(body):
+        if line and not line.startswith("\t"):
+            body = body[:i]
+            break
     for n, line in enumerate(body, lines.index("\thelp") + 2):
         if not line:
             continue
@@ -160,6 +166,45 @@ def check_config_in():
             problem(path, "line %d: help text longer than 62 characters" % n)
     if not any("https://" in line for line in body):
         problem(path, "help text has no upstream URL")
+    check_full_option(path, lines)
+
+
+def check_full_option(path, lines):
+    """BR2_PACKAGE_DPROXY_FULL: a sub-option that needs dproxy and the CA bundle."""
+    if "config BR2_PACKAGE_DPROXY_FULL" not in lines:
+        problem(path, "no config BR2_PACKAGE_DPROXY_FULL (the full build)")
+        return
+    start = lines.index("config BR2_PACKAGE_DPROXY_FULL")
+    entry = []
+    for line in lines[start + 1:]:
+        if line and not line.startswith("\t"):
+            break
+        entry.append(line)
+    for want in ("\tdepends on BR2_PACKAGE_DPROXY", "\tselect BR2_PACKAGE_CA_CERTIFICATES"):
+        if want not in entry:
+            problem(path, "BR2_PACKAGE_DPROXY_FULL: missing line: %s" % want.strip())
+    if not any(line.startswith('\tbool "') for line in entry):
+        problem(path, "BR2_PACKAGE_DPROXY_FULL: not a bool")
+    if "\thelp" in entry:
+        for n, line in enumerate(entry[entry.index("\thelp") + 1:]):
+            if line and (not line.startswith("\t  ") or len(line[3:]) > 62):
+                problem(path, "BR2_PACKAGE_DPROXY_FULL: help line %d badly indented or too long" % (n + 1))
+    else:
+        problem(path, "BR2_PACKAGE_DPROXY_FULL: no help text")
+
+
+def check_full_mk(path, text):
+    """The feature reaches both cargo build and cargo install, plus the CA bundle."""
+    block = re.search(r"^ifeq \(\$\(BR2_PACKAGE_DPROXY_FULL\),y\)\n(.*?)^endif", text, re.M | re.S)
+    if not block:
+        problem(path, "no ifeq ($(BR2_PACKAGE_DPROXY_FULL),y) block")
+        return
+    body = block.group(1)
+    for want in ("DPROXY_CARGO_BUILD_OPTS += --features full",
+                 "DPROXY_CARGO_INSTALL_OPTS += --features full",
+                 "DPROXY_DEPENDENCIES += ca-certificates"):
+        if want not in body.split("\n"):
+            problem(path, "full build: missing line: %s" % want)
 
 
 def check_hash(assigned, version):

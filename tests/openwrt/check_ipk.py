@@ -1,7 +1,7 @@
 #!/usr/bin/python3 -S
 """Checks a dproxy .ipk the way opkg will see it.
 
-    check_ipk.py [--qemu RUNNER | --native] [--no-elf] IPK ARCH VERSION-rRELEASE
+    check_ipk.py [--qemu RUNNER | --native] [--no-elf] [--package NAME] IPK ARCH VERSION-rRELEASE
 
 Structure (a gzipped tar of ./debian-binary, ./control.tar.gz,
 ./data.tar.gz), debian-binary "2.0", the control fields, conffiles and
@@ -112,6 +112,7 @@ def main(argv):
     runner = None
     native = False
     elf = True
+    package = "dproxy"
     args = list(argv)
     while args and args[0].startswith("--"):
         opt = args.pop(0)
@@ -121,13 +122,15 @@ def main(argv):
             native = True
         elif opt == "--no-elf":
             elf = False
+        elif opt == "--package":
+            package = args.pop(0)
         else:
             sys.exit(f"unknown option {opt}")
     if len(args) != 3:
         sys.exit(__doc__)
     path, arch, version = args
 
-    want_name = f"dproxy_{version}_{arch}.ipk"
+    want_name = f"{package}_{version}_{arch}.ipk"
     if os.path.basename(path) != want_name:
         problem(f"file name {os.path.basename(path)}, expected {want_name}")
     if not APK_VERSION.match(version):
@@ -167,7 +170,7 @@ def main(argv):
     fields = parse_control(read(ctl, ctl_files, "./control").decode())
     size = sum(m.size for m in data_files.values())
     want = {
-        "Package": "dproxy",
+        "Package": package,
         "Version": version,
         "Architecture": arch,
         "Section": "net",
@@ -180,6 +183,21 @@ def main(argv):
     for key in ("Depends", "Source", "License", "Description", "Maintainer"):
         if not fields.get(key):
             problem(f"control: no {key}")
+    # dproxy-full replaces dproxy (the dnsmasq/dnsmasq-full pattern) and needs
+    # the CA bundle; the plain package names neither.
+    depends = [d.strip() for d in fields.get("Depends", "").split(",")]
+    if package == "dproxy-full":
+        for key in ("Provides", "Conflicts"):
+            if fields.get(key) != "dproxy":
+                problem(f"control: {key} is {fields.get(key)!r}, expected 'dproxy'")
+        if "ca-bundle" not in depends:
+            problem(f"control: Depends {depends} lacks ca-bundle")
+    else:
+        for key in ("Provides", "Conflicts"):
+            if key in fields:
+                problem(f"control: {key} in the plain package")
+        if "ca-bundle" in depends:
+            problem("control: the plain package depends on ca-bundle")
     if read(ctl, ctl_files, "./conffiles") != b"/etc/config/dproxy\n":
         problem(f"conffiles is {read(ctl, ctl_files, './conffiles')!r}")
     for script, call in (("./postinst", "default_postinst"), ("./prerm", "default_prerm")):

@@ -51,6 +51,55 @@ case_variables() {
 	assert_eq "rust-package.mk of a separate feed" feeds "$(var STUB_RUST_MK)"
 }
 
+# dproxy-full: the dnsmasq/dnsmasq-full pattern. It replaces dproxy, needs the
+# CA bundle, installs the same files, and only its build has the cargo feature.
+case_full_variant() {
+	feed_make "$HERE/sdk" stub-vars-dproxy-full >"$CASE_DIR/vars" || fail "make stub-vars-dproxy-full failed"
+	assert_eq "full TITLE" "Small DNS caching proxy for routers (with DNS over TLS)" "$(var TITLE)"
+	assert_eq "full DEPENDS" \
+		"@(aarch64||arm||i386||i686||mips||mipsel||mips64||mips64el||powerpc64||riscv64||x86_64) +ca-bundle" \
+		"$(var DEPENDS)"
+	assert_eq "full VARIANT" full "$(var VARIANT)"
+	assert_eq "full PROVIDES" dproxy "$(var PROVIDES)"
+	assert_eq "full CONFLICTS" dproxy "$(var CONFLICTS)"
+	assert_eq "full USERID" "dproxy:dproxy" "$(var USERID)"
+	assert_eq "full DEFAULT_VARIANT" "" "$(var DEFAULT_VARIANT)"
+	feed_make "$HERE/sdk" stub-vars-dproxy >"$CASE_DIR/vars" || fail "make stub-vars-dproxy failed"
+	assert_eq "plain VARIANT" plain "$(var VARIANT)"
+	assert_eq "plain DEFAULT_VARIANT" 1 "$(var DEFAULT_VARIANT)"
+	assert_eq "plain PROVIDES" "" "$(var PROVIDES)"
+	assert_eq "plain CONFLICTS" "" "$(var CONFLICTS)"
+	assert_eq "plain RUST_PKG_FEATURES" "" "$(var RUST_PKG_FEATURES)"
+	feed_make "$HERE/sdk" stub-vars-dproxy-full BUILD_VARIANT=full >"$CASE_DIR/vars" || fail "make failed"
+	assert_eq "RUST_PKG_FEATURES of the full variant build" full "$(var RUST_PKG_FEATURES)"
+	feed_make "$HERE/sdk" stub-install-dproxy DESTDIR="$CASE_DIR/plain" || fail "plain install failed"
+	feed_make "$HERE/sdk" stub-install-dproxy-full DESTDIR="$CASE_DIR/full" || fail "full install failed"
+	diff -r "$CASE_DIR/plain" "$CASE_DIR/full" >"$CASE_DIR/diff" 2>&1 ||
+		fail "the variants install different files: $(cat "$CASE_DIR/diff")"
+	feed_make "$HERE/sdk" stub-conffiles-dproxy-full >"$CASE_DIR/conffiles" || fail "make failed"
+	assert_eq "full conffiles" /etc/config/dproxy "$(cat "$CASE_DIR/conffiles")"
+}
+
+case_mkipk_full_variant() {
+	printf '#!/bin/sh\necho %s\n' "$CARGO_VERSION" >"$CASE_DIR/dproxy-bin"
+	sh "$REPO/scripts/mkipk.sh" --arch mips_24kc --binary "$CASE_DIR/dproxy-bin" --package dproxy-full \
+		--version "$CARGO_VERSION" --release 1 --out "$CASE_DIR/dist" >"$CASE_DIR/mkipk.out" 2>&1 ||
+		{ fail "mkipk failed: $(cat "$CASE_DIR/mkipk.out")"; return; }
+	ipk="$CASE_DIR/dist/dproxy-full_${CARGO_VERSION}-r1_mips_24kc.ipk"
+	python3 "$HERE/check_ipk.py" --native --no-elf --package dproxy-full "$ipk" mips_24kc "$CARGO_VERSION-r1" \
+		>"$CASE_DIR/check.out" 2>&1 || fail "$(cat "$CASE_DIR/check.out")"
+	# The checker tells the variants apart: the full package is not a plain one.
+	cp "$ipk" "$CASE_DIR/dist/dproxy_${CARGO_VERSION}-r1_mips_24kc.ipk"
+	python3 "$HERE/check_ipk.py" --native --no-elf "$CASE_DIR/dist/dproxy_${CARGO_VERSION}-r1_mips_24kc.ipk" \
+		mips_24kc "$CARGO_VERSION-r1" >"$CASE_DIR/check.out" 2>&1 && fail "the full package passed as plain"
+	grep -q "Provides in the plain package" "$CASE_DIR/check.out" || fail "no Provides complaint: $(cat "$CASE_DIR/check.out")"
+	if sh "$REPO/scripts/mkipk.sh" --arch mips_24kc --binary "$CASE_DIR/dproxy-bin" --package dproxy-tiny \
+		--version "$CARGO_VERSION" --release 1 --out "$CASE_DIR/dist" >/dev/null 2>&1; then
+		fail "mkipk accepted an unknown package"
+	fi
+	return 0
+}
+
 case_rust_in_core_tree() {
 	# sdk-core has only include/rust-package.mk: borrow the rest from sdk.
 	mkdir -p "$CASE_DIR/tree/include"
@@ -261,8 +310,8 @@ case_uci_defaults() {
 	return 0
 }
 
-for c in uci_defaults variables rust_in_core_tree install_recipe conffiles feed_test_sh apk_version_rule \
-	mkipk_structure mkipk_checker_catches_a_bad_package mkipk_rejects_versions_apk_cannot_parse \
+for c in uci_defaults variables full_variant rust_in_core_tree install_recipe conffiles feed_test_sh apk_version_rule \
+	mkipk_structure mkipk_full_variant mkipk_checker_catches_a_bad_package mkipk_rejects_versions_apk_cannot_parse \
 	shipped_config; do
 	run_case "$c"
 done

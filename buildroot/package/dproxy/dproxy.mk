@@ -9,6 +9,14 @@ DPROXY_SITE = $(call github,dproxy,dproxy,v$(DPROXY_VERSION))
 DPROXY_LICENSE = MIT or Apache-2.0
 DPROXY_LICENSE_FILES = LICENSE-MIT LICENSE-APACHE
 
+# The full build (DNS over TLS). cargo-package builds and then installs with
+# cargo install, so both get the feature; the CA bundle is read at run time.
+ifeq ($(BR2_PACKAGE_DPROXY_FULL),y)
+DPROXY_CARGO_BUILD_OPTS += --features full
+DPROXY_CARGO_INSTALL_OPTS += --features full
+DPROXY_DEPENDENCIES += ca-certificates
+endif
+
 # cargo install puts the binary in /usr/bin. The configuration and the
 # ifupdown hooks come with the package whatever the init system.
 define DPROXY_INSTALL_CONFIG

@@ -1,0 +1,18 @@
+# The full build (cargo feature "full": DNS over TLS). `make test` runs its lint and
+# its tests: the sans-IO DoT core against an in-memory rustls server, and against
+# unbound and openssl s_server on loopback with certificates made at test time.
+#
+#   make build-full   target/release/dproxy built with --features full
+#   make test-tls     clippy and the unit/DoT tests of the full build
+
+.PHONY: build-full test-tls
+
+build-full: rust
+	$(CARGO) build --release --features full
+
+test-tls: deps rust
+	$(CARGO) clippy --all-targets --features full -- -D warnings
+	$(CARGO) clippy --release --features full -- -D warnings
+	$(CARGO) test --release --features full --lib --test dot_core --test dot_servers
+
+TEST_PARTS += test-tls

@@ -1,0 +1,406 @@
+//! One DNS-over-TLS connection to an upstream, without I/O (RFC 7858, RFC 7766).
+//!
+//! The owner moves bytes: what the socket read goes into [`DotConn::receive`], what
+//! [`DotConn::take_output`] returns goes to the socket. Time is an input too (every
+//! call that may expire something takes `now`), so the same code runs under the mio
+//! loop, in a blocking test driver, and on a virtual clock.
+//!
+//! Queries are pipelined: each gets an ID that is unique on this connection (drawn by
+//! the caller's random source), answers are matched by that ID in any order and get
+//! the client's ID back. Nothing is ever written in the clear: rustls holds queries
+//! written before the handshake ends and encrypts them after it.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustls::pki_types::ServerName;
+use rustls::{AlertDescription, CertificateError, ClientConfig, ClientConnection};
+
+use super::client_config::PinMismatch;
+
+/// The limits of one connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DotLimits {
+    /// From the first byte to the end of the handshake.
+    pub handshake_timeout: Duration,
+    /// With nothing in flight, the connection closes after this long without traffic
+    /// (RFC 7858 3.4; public resolvers close at about 10 s themselves).
+    pub idle_timeout: Duration,
+    /// Queries in flight at once; more are refused so the owner queues or opens
+    /// another connection.
+    pub max_in_flight: usize,
+}
+
+impl Default for DotLimits {
+    fn default() -> Self {
+        DotLimits {
+            handshake_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(10),
+            max_in_flight: 64,
+        }
+    }
+}
+
+/// Why a connection failed. Every variant ends the connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DotError {
+    /// The server name is not a valid DNS name or address.
+    BadServerName(String),
+    HandshakeTimeout,
+    /// The certificate is not valid for the configured authentication name.
+    NameMismatch,
+    /// The chain does not lead to a root of the CA file.
+    UnknownCa,
+    CertificateExpired,
+    CertificateNotYetValid,
+    /// Chain and name are fine, but no certificate matches a configured pin.
+    PinMismatch,
+    /// Some other certificate problem (revoked, bad signature, wrong usage, ...).
+    BadCertificate(String),
+    /// The server does not speak a TLS version this build accepts (TLS 1.3, and 1.2
+    /// only in builds with the tls12 feature).
+    ProtocolVersion(String),
+    /// A TLS alert or protocol error not covered above.
+    Tls(String),
+    /// The server sent a frame that cannot be a DNS message.
+    BadFrame(usize),
+    /// The server closed the connection (cleanly or not).
+    PeerClosed,
+}
+
+impl fmt::Display for DotError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DotError::BadServerName(n) => write!(f, "'{n}' is not a valid TLS server name"),
+            DotError::HandshakeTimeout => f.write_str("TLS handshake timed out"),
+            DotError::NameMismatch => f.write_str("certificate is not valid for the server's name"),
+            DotError::UnknownCa => f.write_str("certificate is not issued by a CA of ca_file"),
+            DotError::CertificateExpired => f.write_str("certificate has expired"),
+            DotError::CertificateNotYetValid => f.write_str("certificate is not valid yet"),
+            DotError::PinMismatch => write!(f, "{PinMismatch}"),
+            DotError::BadCertificate(e) => write!(f, "bad certificate: {e}"),
+            DotError::ProtocolVersion(e) => write!(f, "server does not offer TLS 1.3: {e}"),
+            DotError::Tls(e) => write!(f, "TLS error: {e}"),
+            DotError::BadFrame(n) => write!(f, "server sent a {n}-byte frame, not a DNS message"),
+            DotError::PeerClosed => f.write_str("server closed the connection"),
+        }
+    }
+}
+
+impl std::error::Error for DotError {}
+
+impl From<rustls::Error> for DotError {
+    fn from(e: rustls::Error) -> Self {
+        use rustls::Error as E;
+        match e {
+            E::InvalidCertificate(c) => match c {
+                CertificateError::NotValidForName
+                | CertificateError::NotValidForNameContext { .. } => DotError::NameMismatch,
+                CertificateError::UnknownIssuer => DotError::UnknownCa,
+                CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                    DotError::CertificateExpired
+                }
+                CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+                    DotError::CertificateNotYetValid
+                }
+                CertificateError::Other(ref o) if o.0.downcast_ref::<PinMismatch>().is_some() => {
+                    DotError::PinMismatch
+                }
+                other => {
+                    DotError::BadCertificate(rustls::Error::InvalidCertificate(other).to_string())
+                }
+            },
+            E::AlertReceived(AlertDescription::ProtocolVersion) | E::PeerIncompatible(_) => {
+                DotError::ProtocolVersion(e.to_string())
+            }
+            other => DotError::Tls(other.to_string()),
+        }
+    }
+}
+
+/// Why a query was not taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendError {
+    /// `max_in_flight` queries are waiting already.
+    Full,
+    /// Shorter than a DNS header or longer than a DNS-over-TCP frame.
+    BadQuery,
+    /// The connection failed or is closing; take the queries elsewhere.
+    Closed,
+}
+
+/// An answer, with the ID of the query as the owner wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub token: u64,
+    pub message: Vec<u8>,
+}
+
+/// Where the connection stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DotState {
+    Handshaking,
+    Open,
+    /// Closed by us (idle, or on request): a close_notify may still be in the output.
+    Closed,
+    Failed(DotError),
+}
+
+struct InFlight {
+    token: u64,
+    client_id: u16,
+}
+
+/// A DoT connection: TLS state, the ID table, and the framing buffer.
+pub struct DotConn {
+    tls: ClientConnection,
+    limits: DotLimits,
+    state: DotState,
+    started: Instant,
+    last_activity: Instant,
+    in_flight: HashMap<u16, InFlight>,
+    /// Decrypted bytes not yet a whole frame.
+    rx: Vec<u8>,
+    answers: Vec<Answer>,
+    /// Answers whose ID matched no query in flight (late, duplicated or forged).
+    stray_answers: u64,
+}
+
+impl DotConn {
+    /// Starts a connection to the server authenticated as `auth_name` (a DNS name, or an
+    /// address for servers whose certificate names their IP). The first flight
+    /// (ClientHello) is ready in [`DotConn::take_output`] at once.
+    pub fn new(
+        config: Arc<ClientConfig>,
+        auth_name: &str,
+        limits: DotLimits,
+        now: Instant,
+    ) -> Result<Self, DotError> {
+        let name = ServerName::try_from(auth_name.to_string())
+            .map_err(|_| DotError::BadServerName(auth_name.to_string()))?;
+        let tls = ClientConnection::new(config, name).map_err(DotError::from)?;
+        Ok(DotConn {
+            tls,
+            limits,
+            state: DotState::Handshaking,
+            started: now,
+            last_activity: now,
+            in_flight: HashMap::new(),
+            rx: Vec::new(),
+            answers: Vec::new(),
+            stray_answers: 0,
+        })
+    }
+
+    pub fn state(&self) -> &DotState {
+        &self.state
+    }
+
+    /// True when queries may be sent (during the handshake they wait inside rustls).
+    pub fn accepts_queries(&self) -> bool {
+        matches!(self.state, DotState::Handshaking | DotState::Open)
+            && self.in_flight.len() < self.limits.max_in_flight
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    pub fn stray_answers(&self) -> u64 {
+        self.stray_answers
+    }
+
+    /// True if the last handshake resumed an earlier session (one round trip).
+    pub fn resumed(&self) -> bool {
+        self.tls.handshake_kind() == Some(rustls::HandshakeKind::Resumed)
+    }
+
+    /// Queues `query` (a whole DNS message, the client's ID in it) under `token`. Its ID
+    /// on the wire comes from `random_id`, retried until unused on this connection.
+    pub fn send_query(
+        &mut self,
+        query: &[u8],
+        token: u64,
+        random_id: &mut dyn FnMut() -> u16,
+    ) -> Result<(), SendError> {
+        if !matches!(self.state, DotState::Handshaking | DotState::Open) {
+            return Err(SendError::Closed);
+        }
+        if self.in_flight.len() >= self.limits.max_in_flight {
+            return Err(SendError::Full);
+        }
+        if query.len() < 12 || query.len() > usize::from(u16::MAX) {
+            return Err(SendError::BadQuery);
+        }
+        // The table is at most max_in_flight of 65,536 IDs: a free one turns up fast.
+        let id = loop {
+            let id = random_id();
+            if !self.in_flight.contains_key(&id) {
+                break id;
+            }
+        };
+        let client_id = u16::from_be_bytes([query[0], query[1]]);
+        let mut frame = Vec::with_capacity(2 + query.len());
+        frame.extend_from_slice(&(query.len() as u16).to_be_bytes());
+        frame.extend_from_slice(&id.to_be_bytes());
+        frame.extend_from_slice(&query[2..]);
+        // One write per frame: rustls seals it into as few records as it fits in.
+        if let Err(e) = self.tls.writer().write_all(&frame) {
+            self.fail(DotError::Tls(e.to_string()));
+            return Err(SendError::Closed);
+        }
+        self.in_flight.insert(id, InFlight { token, client_id });
+        Ok(())
+    }
+
+    /// Feeds bytes read from the socket. Answers become available in
+    /// [`DotConn::take_answers`]; an error ends the connection (the output may still
+    /// hold an alert for the server).
+    pub fn receive(&mut self, mut data: &[u8], now: Instant) -> Result<(), DotError> {
+        if let DotState::Failed(e) = &self.state {
+            return Err(e.clone());
+        }
+        if !data.is_empty() {
+            self.last_activity = now;
+        }
+        while !data.is_empty() {
+            match self.tls.read_tls(&mut data) {
+                Ok(_) => {}
+                Err(e) => return Err(self.fail(DotError::Tls(e.to_string()))),
+            }
+            if let Err(e) = self.tls.process_new_packets() {
+                return Err(self.fail(e.into()));
+            }
+            self.drain_plaintext()?;
+        }
+        if self.state == DotState::Handshaking && !self.tls.is_handshaking() {
+            self.state = DotState::Open;
+        }
+        Ok(())
+    }
+
+    /// The socket reported end of file (or a reset): the connection is over.
+    pub fn receive_eof(&mut self) -> DotError {
+        match &self.state {
+            DotState::Failed(e) => e.clone(),
+            _ => self.fail(DotError::PeerClosed),
+        }
+    }
+
+    fn drain_plaintext(&mut self) -> Result<(), DotError> {
+        let mut buf = [0u8; 4096];
+        loop {
+            match self.tls.reader().read(&mut buf) {
+                // close_notify: the server is done; what it sent before still counts.
+                Ok(0) => {
+                    self.parse_frames()?;
+                    return Err(self.fail(DotError::PeerClosed));
+                }
+                Ok(n) => self.rx.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                // An unclean end (TCP closed without close_notify).
+                Err(_) => return Err(self.fail(DotError::PeerClosed)),
+            }
+        }
+        self.parse_frames()
+    }
+
+    fn parse_frames(&mut self) -> Result<(), DotError> {
+        let mut pos = 0;
+        while let Some(len_bytes) = self.rx.get(pos..pos + 2) {
+            let len = usize::from(u16::from_be_bytes([len_bytes[0], len_bytes[1]]));
+            if len < 12 {
+                return Err(self.fail(DotError::BadFrame(len)));
+            }
+            let Some(msg) = self.rx.get(pos + 2..pos + 2 + len) else {
+                break;
+            };
+            let id = u16::from_be_bytes([msg[0], msg[1]]);
+            match self.in_flight.remove(&id) {
+                Some(q) => {
+                    let mut message = msg.to_vec();
+                    message[..2].copy_from_slice(&q.client_id.to_be_bytes());
+                    self.answers.push(Answer {
+                        token: q.token,
+                        message,
+                    });
+                }
+                None => self.stray_answers += 1,
+            }
+            pos += 2 + len;
+        }
+        self.rx.drain(..pos);
+        Ok(())
+    }
+
+    /// Answers matched since the last call, in arrival order.
+    pub fn take_answers(&mut self) -> Vec<Answer> {
+        std::mem::take(&mut self.answers)
+    }
+
+    /// Bytes for the socket (TLS records: handshake, queries, alerts, close_notify).
+    pub fn take_output(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        while self.tls.wants_write() {
+            match self.tls.write_tls(&mut out) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        out
+    }
+
+    /// When [`DotConn::tick`] next has something to do.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        match self.state {
+            DotState::Handshaking => Some(self.started + self.limits.handshake_timeout),
+            DotState::Open if self.in_flight.is_empty() => {
+                Some(self.last_activity + self.limits.idle_timeout)
+            }
+            _ => None,
+        }
+    }
+
+    /// Applies the handshake deadline and the idle timeout. An idle close is not an
+    /// error: the state becomes Closed and a close_notify waits in the output.
+    pub fn tick(&mut self, now: Instant) -> Result<(), DotError> {
+        match self.state {
+            DotState::Handshaking if now >= self.started + self.limits.handshake_timeout => {
+                Err(self.fail(DotError::HandshakeTimeout))
+            }
+            DotState::Open
+                if self.in_flight.is_empty()
+                    && now >= self.last_activity + self.limits.idle_timeout =>
+            {
+                self.close();
+                Ok(())
+            }
+            DotState::Failed(ref e) => Err(e.clone()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Ends the connection politely (close_notify in the output).
+    pub fn close(&mut self) {
+        if matches!(self.state, DotState::Handshaking | DotState::Open) {
+            self.tls.send_close_notify();
+            self.state = DotState::Closed;
+        }
+    }
+
+    /// Tokens of the queries still unanswered, for the owner to send on another
+    /// connection; the table is emptied.
+    pub fn take_unanswered(&mut self) -> Vec<u64> {
+        self.in_flight.drain().map(|(_, q)| q.token).collect()
+    }
+
+    fn fail(&mut self, e: DotError) -> DotError {
+        if !matches!(self.state, DotState::Failed(_)) {
+            self.state = DotState::Failed(e.clone());
+        }
+        e
+    }
+}

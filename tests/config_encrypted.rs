@@ -1,0 +1,164 @@
+//! Encrypted upstreams in the config file: the plain build refuses them with one clear
+//! error; the full build parses them, reports bad values under the option's name, and
+//! (until the event loop speaks DoT/DoH) refuses to start instead of falling back to
+//! plaintext.
+
+use std::path::PathBuf;
+
+use dproxy::config::{load, ConfigError};
+
+fn write_conf(tag: &str, body: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("dproxy-cfgenc-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("dproxy");
+    std::fs::write(&path, format!("config dproxy 'main'\n{body}")).unwrap();
+    path
+}
+
+fn errors(tag: &str, body: &str) -> Vec<ConfigError> {
+    let path = write_conf(tag, body);
+    let loaded = load(&path);
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    match loaded.config {
+        Ok(_) => Vec::new(),
+        Err(e) => e,
+    }
+}
+
+fn has(errs: &[ConfigError], place: &str, text: &str) -> bool {
+    errs.iter()
+        .any(|e| e.place == place && e.problem.contains(text))
+}
+
+#[test]
+fn plain_servers_still_load() {
+    assert!(errors(
+        "plain",
+        "\tlist server '192.0.2.1'\n\tlist server '192.0.2.2#5300'\n"
+    )
+    .is_empty());
+}
+
+#[cfg(not(feature = "tls"))]
+#[test]
+fn plain_build_refuses_encrypted_upstreams_with_one_clear_error() {
+    for entry in [
+        "tls://1.1.1.1#cloudflare-dns.com",
+        "1.1.1.1@853#cloudflare-dns.com",
+        "https://dns.quad9.net/dns-query",
+    ] {
+        let errs = errors(
+            "plainenc",
+            &format!("\tlist server '192.0.2.1'\n\tlist server '{entry}'\n"),
+        );
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(has(&errs, "main.server", "needs dproxy-full"), "{errs:?}");
+        assert!(errs[0].problem.contains(entry));
+    }
+    for opt in [
+        "option ca_file '/etc/ssl/certs/ca-certificates.crt'",
+        "list bootstrap '9.9.9.9'",
+        "list tls_pin 'a.b sha256/AAAA'",
+    ] {
+        let errs = errors("plainopt", &format!("\t{opt}\n"));
+        let name = opt.split_whitespace().nth(1).unwrap();
+        assert!(
+            has(&errs, &format!("main.{name}"), "needs dproxy-full"),
+            "{errs:?}"
+        );
+    }
+}
+
+#[cfg(feature = "tls")]
+mod full {
+    use super::*;
+
+    /// A CA file with one real certificate, made by openssl.
+    fn ca_file(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("dproxy-cfgca-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = std::process::Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+            ])
+            .args([
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "30",
+                "-subj",
+                "/CN=cfg test CA",
+            ])
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        dir.join("ca.pem")
+    }
+
+    const NOT_YET: &str = "does not use them yet";
+
+    #[test]
+    fn valid_encrypted_config_is_parsed_then_refused_as_not_yet_used() {
+        let ca = ca_file("ok");
+        let pin = "sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+        let errs = errors(
+            "fullok",
+            &format!(
+                "\tlist server 'tls://1.1.1.1#cloudflare-dns.com'\n\tlist server '9.9.9.9@853#dns.quad9.net'\n\
+                 \tlist server 'https://dns.example/dns-query'\n\tlist bootstrap '192.0.2.53'\n\
+                 \toption ca_file '{}'\n\tlist tls_pin 'dns.quad9.net {pin}'\n",
+                ca.display()
+            ),
+        );
+        // Everything parsed: the one error is the refusal to run them unencrypted.
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(has(&errs, "main.server", NOT_YET), "{errs:?}");
+        assert!(errs[0].problem.contains("plaintext"));
+        let _ = std::fs::remove_dir_all(ca.parent().unwrap());
+    }
+
+    #[test]
+    fn bad_values_name_their_option() {
+        let ca = ca_file("bad");
+        let ca_line = format!("\toption ca_file '{}'\n", ca.display());
+        let cases = [
+            ("\tlist server 'tls://dns.google#dns.google'\n".to_string(), "main.server", "not an IP address"),
+            ("\tlist server 'https://a.b/?x'\n".to_string(), "main.server", "query string"),
+            (format!("\tlist server 'tls://1.1.1.1'\n{ca_line}\tlist tls_pin '1.1.1.1 sha256/AAAA'\n"), "main.tls_pin", "3 bytes"),
+            (format!("\tlist server 'tls://1.1.1.1'\n{ca_line}\tlist tls_pin 'other.name sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA='\n"), "main.tls_pin", "not the name of a configured"),
+            ("\tlist server 'tls://1.1.1.1'\n\toption ca_file '/nonexistent/ca.pem'\n".to_string(), "main.ca_file", "/nonexistent/ca.pem"),
+            (format!("\tlist server 'https://dns.example/q'\n{ca_line}"), "main.bootstrap", "dns.example"),
+            (format!("\tlist server 'https://dns.example/q'\n{ca_line}\tlist bootstrap 'nope'\n"), "main.bootstrap", "'nope'"),
+        ];
+        for (body, place, text) in cases {
+            let errs = errors("fullbad", &body);
+            assert!(has(&errs, place, text), "{body}: {errs:?}");
+        }
+        // An inline address needs no bootstrap.
+        let errs = errors(
+            "fullinline",
+            &format!("\tlist server 'https://dns.example/q#192.0.2.9'\n{ca_line}"),
+        );
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(has(&errs, "main.server", NOT_YET));
+        let _ = std::fs::remove_dir_all(ca.parent().unwrap());
+    }
+
+    #[test]
+    fn options_without_encrypted_servers_do_not_stop_a_plain_setup() {
+        let errs = errors(
+            "fullplain",
+            "\tlist server '192.0.2.1'\n\toption ca_file '/nonexistent/ca.pem'\n\tlist bootstrap '192.0.2.53'\n",
+        );
+        assert!(errs.is_empty(), "{errs:?}");
+    }
+}

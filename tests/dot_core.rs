@@ -1,0 +1,366 @@
+//! The DoT connection state machine against an in-memory rustls server, on a virtual
+//! clock: pipelining and out-of-order answers, the in-flight limit, stray answers, bad
+//! frames, a server that closes mid-pipeline, the handshake deadline and the idle
+//! close. No sockets: bytes are handed across by the test.
+#![cfg(feature = "tls")]
+
+mod tls_support;
+
+use std::io::{Read, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dproxy::tls::{client_config, load_roots, DotConn, DotError, DotLimits, DotState, SendError};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::{ServerConfig, ServerConnection};
+use tls_support::{query, Certs, NAME};
+
+struct Pair {
+    client: DotConn,
+    server: ServerConnection,
+    /// Plaintext the server has read and not yet taken as frames.
+    server_rx: Vec<u8>,
+}
+
+fn server_config(certs: &Certs) -> Arc<ServerConfig> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(certs.path("good.pem"))
+        .unwrap()
+        .map(|c| c.unwrap())
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(certs.path("good.key")).unwrap();
+    Arc::new(
+        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap(),
+    )
+}
+
+fn ids() -> impl FnMut() -> u16 {
+    let mut n = 100u16;
+    move || {
+        n = n.wrapping_mul(31).wrapping_add(17);
+        n
+    }
+}
+
+impl Pair {
+    fn new(certs: &Certs, limits: DotLimits, now: Instant) -> Pair {
+        let roots = load_roots(&certs.path("ca.pem")).unwrap();
+        let cfg = client_config(Arc::new(roots), Vec::new()).unwrap();
+        Pair {
+            client: DotConn::new(cfg, NAME, limits, now).unwrap(),
+            server: ServerConnection::new(server_config(certs)).unwrap(),
+            server_rx: Vec::new(),
+        }
+    }
+
+    /// Client bytes to the server.
+    fn pass_to_server(&mut self) {
+        let bytes = self.client.take_output();
+        let mut s = &bytes[..];
+        while !s.is_empty() {
+            self.server.read_tls(&mut s).unwrap();
+            self.server.process_new_packets().unwrap();
+        }
+        let mut buf = [0u8; 4096];
+        loop {
+            match self.server.reader().read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => self.server_rx.extend_from_slice(&buf[..n]),
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Server bytes to the client.
+    fn pass_to_client(&mut self, now: Instant) -> Result<(), DotError> {
+        let mut bytes = Vec::new();
+        while self.server.wants_write() {
+            self.server.write_tls(&mut bytes).unwrap();
+        }
+        self.client.receive(&bytes, now)
+    }
+
+    fn handshake(&mut self, now: Instant) {
+        for _ in 0..4 {
+            self.pass_to_server();
+            self.pass_to_client(now).unwrap();
+        }
+        assert_eq!(self.client.state(), &DotState::Open);
+    }
+
+    /// Whole query frames the server received, as messages.
+    fn server_queries(&mut self) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        while self.server_rx.len() >= 2 {
+            let len = u16::from_be_bytes([self.server_rx[0], self.server_rx[1]]) as usize;
+            if self.server_rx.len() < 2 + len {
+                break;
+            }
+            out.push(self.server_rx[2..2 + len].to_vec());
+            self.server_rx.drain(..2 + len);
+        }
+        out
+    }
+
+    fn server_send_frame(&mut self, msg: &[u8]) {
+        let mut frame = (msg.len() as u16).to_be_bytes().to_vec();
+        frame.extend_from_slice(msg);
+        self.server.writer().write_all(&frame).unwrap();
+    }
+}
+
+/// The server's answer to `q`: the query with QR set (enough for the matching logic).
+fn answer_to(q: &[u8]) -> Vec<u8> {
+    let mut a = q.to_vec();
+    a[2] |= 0x80;
+    a
+}
+
+#[test]
+fn answers_out_of_order_are_matched_and_get_the_client_id_back() {
+    let certs = Certs::make("core-order");
+    let t0 = Instant::now();
+    let mut p = Pair::new(&certs, DotLimits::default(), t0);
+    let mut rnd = ids();
+    p.client
+        .send_query(&query(0xaaaa, "a.example.test"), 10, &mut rnd)
+        .unwrap();
+    p.client
+        .send_query(&query(0xaaaa, "b.example.test"), 11, &mut rnd)
+        .unwrap();
+    p.client
+        .send_query(&query(0xbbbb, "c.example.test"), 12, &mut rnd)
+        .unwrap();
+    p.handshake(t0);
+    p.pass_to_server();
+    let qs = p.server_queries();
+    assert_eq!(qs.len(), 3);
+    // The same client ID twice still gets two IDs on the wire.
+    let wire_ids: Vec<u16> = qs
+        .iter()
+        .map(|q| u16::from_be_bytes([q[0], q[1]]))
+        .collect();
+    assert!(wire_ids[0] != wire_ids[1] && wire_ids[1] != wire_ids[2] && wire_ids[0] != wire_ids[2]);
+    for q in qs.iter().rev() {
+        p.server_send_frame(&answer_to(q));
+    }
+    p.pass_to_client(t0).unwrap();
+    let answers = p.client.take_answers();
+    let got: Vec<(u64, u16)> = answers
+        .iter()
+        .map(|a| (a.token, u16::from_be_bytes([a.message[0], a.message[1]])))
+        .collect();
+    assert_eq!(got, vec![(12, 0xbbbb), (11, 0xaaaa), (10, 0xaaaa)]);
+    assert_eq!(answers[0].message[2..], answer_to(&qs[2])[2..]);
+    assert_eq!(p.client.in_flight(), 0);
+}
+
+#[test]
+fn frames_split_across_reads_are_reassembled() {
+    let certs = Certs::make("core-split");
+    let t0 = Instant::now();
+    let mut p = Pair::new(&certs, DotLimits::default(), t0);
+    p.handshake(t0);
+    p.client
+        .send_query(&query(7, "a.example.test"), 1, &mut ids())
+        .unwrap();
+    p.pass_to_server();
+    let q = p.server_queries().remove(0);
+    p.server_send_frame(&answer_to(&q));
+    let mut bytes = Vec::new();
+    while p.server.wants_write() {
+        p.server.write_tls(&mut bytes).unwrap();
+    }
+    // One byte at a time: TLS records and DNS frames both arrive in pieces.
+    for b in bytes.chunks(1) {
+        p.client.receive(b, t0).unwrap();
+    }
+    let answers = p.client.take_answers();
+    assert_eq!(answers.len(), 1);
+    assert_eq!(answers[0].token, 1);
+}
+
+#[test]
+fn in_flight_limit_refuses_more_queries() {
+    let certs = Certs::make("core-limit");
+    let t0 = Instant::now();
+    let limits = DotLimits {
+        max_in_flight: 2,
+        ..DotLimits::default()
+    };
+    let mut p = Pair::new(&certs, limits, t0);
+    let mut rnd = ids();
+    p.client
+        .send_query(&query(1, "a.example.test"), 1, &mut rnd)
+        .unwrap();
+    p.client
+        .send_query(&query(2, "b.example.test"), 2, &mut rnd)
+        .unwrap();
+    assert!(!p.client.accepts_queries());
+    assert_eq!(
+        p.client
+            .send_query(&query(3, "c.example.test"), 3, &mut rnd),
+        Err(SendError::Full)
+    );
+    assert_eq!(
+        p.client.send_query(&[0u8; 5], 4, &mut rnd),
+        Err(SendError::Full)
+    );
+    p.handshake(t0);
+    p.pass_to_server();
+    let q = p.server_queries().remove(0);
+    p.server_send_frame(&answer_to(&q));
+    p.pass_to_client(t0).unwrap();
+    assert_eq!(p.client.take_answers().len(), 1);
+    assert!(p.client.accepts_queries());
+    assert_eq!(
+        p.client.send_query(&[0u8; 5], 4, &mut rnd),
+        Err(SendError::BadQuery)
+    );
+}
+
+#[test]
+fn answer_with_unknown_id_is_counted_and_dropped() {
+    let certs = Certs::make("core-stray");
+    let t0 = Instant::now();
+    let mut p = Pair::new(&certs, DotLimits::default(), t0);
+    p.handshake(t0);
+    p.client
+        .send_query(&query(9, "a.example.test"), 1, &mut ids())
+        .unwrap();
+    p.pass_to_server();
+    let q = p.server_queries().remove(0);
+    let mut forged = answer_to(&q);
+    forged[0] ^= 0x55;
+    p.server_send_frame(&forged);
+    p.pass_to_client(t0).unwrap();
+    assert!(p.client.take_answers().is_empty());
+    assert_eq!(p.client.stray_answers(), 1);
+    assert_eq!(p.client.in_flight(), 1);
+}
+
+#[test]
+fn frame_too_short_for_a_dns_header_fails_the_connection() {
+    let certs = Certs::make("core-frame");
+    let t0 = Instant::now();
+    let mut p = Pair::new(&certs, DotLimits::default(), t0);
+    p.handshake(t0);
+    p.server_send_frame(&[1, 2, 3]);
+    assert_eq!(p.pass_to_client(t0), Err(DotError::BadFrame(3)));
+    assert!(matches!(
+        p.client.state(),
+        DotState::Failed(DotError::BadFrame(3))
+    ));
+}
+
+#[test]
+fn server_closing_mid_pipeline_leaves_the_rest_to_resend() {
+    let certs = Certs::make("core-close");
+    let t0 = Instant::now();
+    let mut p = Pair::new(&certs, DotLimits::default(), t0);
+    p.handshake(t0);
+    let mut rnd = ids();
+    for t in 0..3u64 {
+        p.client
+            .send_query(&query(t as u16, "a.example.test"), t, &mut rnd)
+            .unwrap();
+    }
+    p.pass_to_server();
+    let qs = p.server_queries();
+    p.server_send_frame(&answer_to(&qs[1]));
+    p.server.send_close_notify();
+    assert_eq!(p.pass_to_client(t0), Err(DotError::PeerClosed));
+    let answers = p.client.take_answers();
+    assert_eq!(
+        answers.len(),
+        1,
+        "the answer sent before close_notify still counts"
+    );
+    assert_eq!(answers[0].token, 1);
+    let mut rest = p.client.take_unanswered();
+    rest.sort();
+    assert_eq!(rest, vec![0, 2]);
+    assert_eq!(
+        p.client
+            .send_query(&query(5, "a.example.test"), 5, &mut rnd),
+        Err(SendError::Closed)
+    );
+}
+
+#[test]
+fn tcp_end_without_close_notify_is_peer_closed() {
+    let certs = Certs::make("core-eof");
+    let t0 = Instant::now();
+    let mut p = Pair::new(&certs, DotLimits::default(), t0);
+    p.handshake(t0);
+    p.client
+        .send_query(&query(1, "a.example.test"), 1, &mut ids())
+        .unwrap();
+    assert_eq!(p.client.receive_eof(), DotError::PeerClosed);
+    assert_eq!(p.client.take_unanswered(), vec![1]);
+}
+
+#[test]
+fn handshake_deadline_on_a_virtual_clock() {
+    let certs = Certs::make("core-hs");
+    let t0 = Instant::now();
+    let limits = DotLimits {
+        handshake_timeout: Duration::from_secs(3),
+        ..DotLimits::default()
+    };
+    let mut p = Pair::new(&certs, limits, t0);
+    p.client
+        .send_query(&query(1, "a.example.test"), 1, &mut ids())
+        .unwrap();
+    assert!(
+        !p.client.take_output().is_empty(),
+        "ClientHello is ready at once"
+    );
+    // The server never answers.
+    assert_eq!(p.client.next_deadline(), Some(t0 + Duration::from_secs(3)));
+    assert_eq!(p.client.tick(t0 + Duration::from_millis(2999)), Ok(()));
+    assert_eq!(
+        p.client.tick(t0 + Duration::from_secs(3)),
+        Err(DotError::HandshakeTimeout)
+    );
+    assert_eq!(p.client.take_unanswered(), vec![1]);
+}
+
+#[test]
+fn idle_connection_closes_with_close_notify_and_not_while_queries_wait() {
+    let certs = Certs::make("core-idle");
+    let t0 = Instant::now();
+    let limits = DotLimits {
+        idle_timeout: Duration::from_secs(10),
+        ..DotLimits::default()
+    };
+    let mut p = Pair::new(&certs, limits, t0);
+    p.handshake(t0);
+    let t1 = t0 + Duration::from_secs(4);
+    p.client
+        .send_query(&query(1, "a.example.test"), 1, &mut ids())
+        .unwrap();
+    p.pass_to_server();
+    // A query in flight: no idle deadline at all.
+    assert_eq!(p.client.next_deadline(), None);
+    assert_eq!(p.client.tick(t1 + Duration::from_secs(60)), Ok(()));
+    assert_eq!(p.client.state(), &DotState::Open);
+    let q = p.server_queries().remove(0);
+    p.server_send_frame(&answer_to(&q));
+    p.pass_to_client(t1).unwrap();
+    assert_eq!(p.client.take_answers().len(), 1);
+    assert_eq!(p.client.next_deadline(), Some(t1 + Duration::from_secs(10)));
+    p.client.tick(t1 + Duration::from_millis(9999)).unwrap();
+    assert_eq!(p.client.state(), &DotState::Open);
+    p.client.tick(t1 + Duration::from_secs(10)).unwrap();
+    assert_eq!(p.client.state(), &DotState::Closed);
+    p.pass_to_server();
+    // The server saw close_notify: its reader reports a clean end.
+    let mut buf = [0u8; 16];
+    assert_eq!(p.server.reader().read(&mut buf).unwrap(), 0);
+}
