@@ -9,6 +9,8 @@
 mod algo;
 mod canonical;
 mod keys;
+#[cfg(test)]
+mod rfc_vectors;
 mod rrsig;
 
 pub use algo::{support, Support};
