@@ -56,6 +56,18 @@ pub fn label_count(name: &[u8]) -> Result<u8> {
     Ok(n)
 }
 
+/// Every label but the root, a leading `*` included.
+pub(crate) fn label_count_all(name: &[u8]) -> Result<u8> {
+    let end = name_end(name, 0)?;
+    let mut n = 0u8;
+    let mut p = 0;
+    while p + 1 < end {
+        n += 1;
+        p += 1 + name[p] as usize;
+    }
+    Ok(n)
+}
+
 /// Skips `n` character strings from `pos`.
 fn skip_strings(buf: &[u8], mut pos: usize, n: usize) -> Result<usize> {
     for _ in 0..n {
@@ -111,9 +123,11 @@ pub fn signed_data(
     lower_name(&mut name[..owner_len], 0)?;
     let have = label_count(owner)?;
     if labels < have {
-        // Drop leading labels until `labels` remain, then put "*" in front.
+        // Drop leading labels (a leading "*" among them) until `labels` remain, then
+        // put "*" in front.
+        let all = have as usize + usize::from(have != label_count_all(owner)?);
         let mut p = 0;
-        for _ in 0..(have - labels) {
+        for _ in 0..(all - labels as usize) {
             p += 1 + name[p] as usize;
         }
         let rest = owner_len - p;
@@ -188,6 +202,9 @@ mod tests {
         want.extend(rr(b));
         want.extend(rr(a));
         assert_eq!(d, want);
+        // A wildcard owner synthesised from a shorter wildcard keeps one "*".
+        let d = signed_data(&head, b"\x01*\x01b\x03com\0", 1, rtype::A, 1, 300, &[a]).unwrap();
+        assert!(d.starts_with(b"\0\0\x01*\x03com\0"), "{d:?}");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! (RFC 4034 §3, RFC 4035 §5.3).
 
 use super::algo::{self, support, Support};
-use super::canonical::{label_count, name_end, signed_data};
+use super::canonical::{label_count, label_count_all, name_end, signed_data};
 use super::keys::{match_ds, DnskeyView};
 use super::{Bogus, Budget, Clock, Verdict, MAX_FAILURES_PER_RRSET};
 use crate::wire::{Error, Result};
@@ -84,23 +84,12 @@ fn is_at_or_below(child: &[u8], parent: &[u8]) -> bool {
     if nc < np {
         return false;
     }
+    let (nc, np) = (nc as usize, np as usize);
     let mut p = 0;
     for _ in 0..(nc - np) {
         p += 1 + child[p] as usize;
     }
     eq_ignore_case(&child[p..], parent)
-}
-
-/// Every label but the root, a leading `*` included.
-fn label_count_all(name: &[u8]) -> Result<usize> {
-    let end = name_end(name, 0)?;
-    let mut n = 0;
-    let mut p = 0;
-    while p + 1 < end {
-        n += 1;
-        p += 1 + name[p] as usize;
-    }
-    Ok(n)
 }
 
 /// Keeps the most telling reason seen so far: a signature that failed with its own
