@@ -72,17 +72,22 @@ fn wire(name: &str) -> Vec<u8> {
     v
 }
 
+/// (lowercased owner, type).
+type Key = (String, u16);
+/// TTL and RDATAs of one RRset.
+type Set = (u32, Vec<Vec<u8>>);
+
 /// A signed zone: RRsets by (lowercased owner, type), RRSIGs by the same key.
 struct Zone {
     apex: Vec<u8>,
-    sets: BTreeMap<(String, u16), (u32, Vec<Vec<u8>>)>,
-    sigs: BTreeMap<(String, u16), Vec<Vec<u8>>>,
+    sets: BTreeMap<Key, Set>,
+    sigs: BTreeMap<Key, Vec<Vec<u8>>>,
     /// DS records (RDATA) of the KSK from ldns-key2ds, digests 1, 2 and 4.
     ds: Vec<Vec<u8>>,
 }
 
 impl Zone {
-    fn set(&self, owner: &str, t: u16) -> (u32, Vec<Vec<u8>>) {
+    fn set(&self, owner: &str, t: u16) -> Set {
         self.sets
             .get(&(owner.to_string(), t))
             .cloned()
