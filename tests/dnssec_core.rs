@@ -731,3 +731,52 @@ fn malformed_records_are_bogus_never_a_crash() {
     assert_eq!(parsed.signer, &z.apex[..]);
     assert_eq!(parsed.algorithm, 8);
 }
+
+/// Not a check: prints what the KeyTrap caps cost, 200 failing verifications (one
+/// query's budget) per algorithm. Run with
+/// `cargo test --release --features dnssec --test dnssec_core -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn measure_worst_case_query_cost() {
+    for (origin, alg, bits) in [
+        ("m8.test", "RSASHA256", Some("2048")),
+        ("m8b.test", "RSASHA256", Some("4096")),
+        ("m13.test", "ECDSAP256SHA256", None),
+        ("m14.test", "ECDSAP384SHA384", None),
+        ("m15.test", "ED25519", None),
+    ] {
+        let z = signed(origin, alg, bits, true);
+        let www = format!("www.{origin}.");
+        let (ttl, rdatas) = z.set(&www, 1);
+        let rd = refs(&rdatas);
+        let o = wire(&www);
+        let set = Rrset {
+            owner: &o,
+            rtype: 1,
+            class: 1,
+            ttl,
+            rdatas: &rd,
+        };
+        let mut sigs = Vec::new();
+        for i in 0..20u8 {
+            let mut s = z.sigs(&www, 1)[0].clone();
+            let last = s.len() - 1;
+            s[last] ^= i | 1;
+            sigs.push(s);
+        }
+        let keys = z.keys();
+        let start = std::time::Instant::now();
+        let mut b = Budget::per_query();
+        while b.left > 0 {
+            verify_rrset(&set, &refs(&sigs), &z.apex, &refs(&keys), NOW, &mut b);
+        }
+        let t = start.elapsed();
+        println!(
+            "{alg} {}: {} failed verifications in {:?} ({:?} each)",
+            bits.unwrap_or("-"),
+            b.spent,
+            t,
+            t / b.spent
+        );
+    }
+}
