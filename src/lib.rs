@@ -10,6 +10,8 @@ pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod control;
+#[cfg(feature = "dnssec")]
+pub mod dnssec;
 pub mod dump;
 pub mod forward;
 pub mod link;
