@@ -1,9 +1,11 @@
-# The full build (cargo feature "full": DNS over TLS). `make test` runs its lint and
-# its tests: the sans-IO DoT core against an in-memory rustls server, and against
-# unbound and openssl s_server on loopback with certificates made at test time.
+# The full build (cargo feature "full": DNS over TLS, the DNSSEC crypto core). `make
+# test` runs its lint and its tests: the sans-IO DoT core against an in-memory rustls
+# server, and against unbound and openssl s_server on loopback with certificates made
+# at test time; the encrypted-upstream options; the DNSSEC core against zones signed
+# at test time by ldns-signzone.
 #
 #   make build-full   target/release/dproxy built with --features full
-#   make test-tls     clippy and the unit/DoT tests of the full build
+#   make test-tls     clippy and the unit, DoT and DNSSEC tests of the full build
 
 .PHONY: build-full test-tls
 
@@ -13,6 +15,8 @@ build-full: rust
 test-tls: deps rust
 	$(CARGO) clippy --all-targets --features full -- -D warnings
 	$(CARGO) clippy --release --features full -- -D warnings
-	$(CARGO) test --release --features full --lib --test dot_core --test dot_servers
+	@# The test-release profile (Cargo.toml): release code without fat LTO.
+	$(CARGO) test --profile test-release --features full --lib --test dot_core --test dot_servers \
+	    --test config_encrypted --test dnssec_core
 
 TEST_PARTS += test-tls
