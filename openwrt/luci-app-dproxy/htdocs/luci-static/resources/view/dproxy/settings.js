@@ -87,6 +87,19 @@ return view.extend({
 			_('Random letter case in upstream questions, which must come back exactly.'));
 		o.default = '1';
 
+		// Encrypted upstreams: read by the dproxy-full package only; the plain
+		// package refuses a config that sets them (it never falls back to plain DNS).
+		o = s.taboption('upstream', form.DynamicList, 'bootstrap', _('Bootstrap servers (dproxy-full)'),
+			_('Plain servers used only to resolve the host names of DNS-over-HTTPS upstreams.'));
+		o.datatype = ADDRESS;
+
+		o = s.taboption('upstream', form.Value, 'ca_file', _('CA bundle (dproxy-full)'),
+			_('The certificates (PEM) that TLS upstreams are checked against (package ca-bundle).'));
+		o.placeholder = '/etc/ssl/certs/ca-certificates.crt';
+
+		s.taboption('upstream', form.DynamicList, 'tls_pin', _('Key pins (dproxy-full)'),
+			_('NAME sha256/BASE64: the public key the encrypted server of that name must have.'));
+
 		// --- Cache
 		o = s.taboption('cache', form.Value, 'cache_size', _('Cache size (KiB)'),
 			_('Cache budget in KiB (entries and their bookkeeping).'));
