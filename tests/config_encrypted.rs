@@ -7,6 +7,9 @@ use std::path::PathBuf;
 
 use dproxy::config::{load, ConfigError};
 
+#[cfg(feature = "tls")]
+mod tls_support;
+
 fn write_conf(tag: &str, body: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("dproxy-cfgenc-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -72,43 +75,14 @@ fn plain_build_refuses_encrypted_upstreams_with_one_clear_error() {
 #[cfg(feature = "tls")]
 mod full {
     use super::*;
-
-    /// A CA file with one real certificate, made by openssl.
-    fn ca_file(tag: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("dproxy-cfgca-{tag}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let out = std::process::Command::new("openssl")
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-            ])
-            .args([
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-days",
-                "30",
-                "-subj",
-                "/CN=cfg test CA",
-            ])
-            .current_dir(&dir)
-            .output()
-            .unwrap();
-        assert!(out.status.success());
-        dir.join("ca.pem")
-    }
+    use tls_support::Certs;
 
     const NOT_YET: &str = "does not use them yet";
 
     #[test]
     fn valid_encrypted_config_is_parsed_then_refused_as_not_yet_used() {
-        let ca = ca_file("ok");
+        let certs = Certs::ca_only("cfg-ok");
+        let ca = certs.path("ca.pem");
         let pin = "sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
         let errs = errors(
             "fullok",
@@ -123,12 +97,12 @@ mod full {
         assert_eq!(errs.len(), 1, "{errs:?}");
         assert!(has(&errs, "main.server", NOT_YET), "{errs:?}");
         assert!(errs[0].problem.contains("plaintext"));
-        let _ = std::fs::remove_dir_all(ca.parent().unwrap());
     }
 
     #[test]
     fn bad_values_name_their_option() {
-        let ca = ca_file("bad");
+        let certs = Certs::ca_only("cfg-bad");
+        let ca = certs.path("ca.pem");
         let ca_line = format!("\toption ca_file '{}'\n", ca.display());
         let cases = [
             ("\tlist server 'tls://dns.google#dns.google'\n".to_string(), "main.server", "not an IP address"),
@@ -150,7 +124,6 @@ mod full {
         );
         assert_eq!(errs.len(), 1, "{errs:?}");
         assert!(has(&errs, "main.server", NOT_YET));
-        let _ = std::fs::remove_dir_all(ca.parent().unwrap());
     }
 
     #[test]

@@ -490,12 +490,17 @@ case_disabling_in_config_restores_dhcp() {
 	assert_file_eq "dhcp" "$CASE_DIR/dhcp.orig" "$CASE_DIR/dhcp.now"
 }
 
-case_disable_command_restores_dhcp() {
-	setup
-	cfg enabled=1 dnsmasq_integration=replace
+# The boot links that `/etc/init.d/dproxy enable` makes.
+enabled_at_boot() {
 	mkdir -p "$ROOT/etc/rc.d"
 	ln -s ../init.d/dproxy "$ROOT/etc/rc.d/S18dproxy"
 	ln -s ../init.d/dproxy "$ROOT/etc/rc.d/K10dproxy"
+}
+
+case_disable_command_restores_dhcp() {
+	setup
+	cfg enabled=1 dnsmasq_integration=replace
+	enabled_at_boot
 	start
 	disable
 	uci export dhcp >"$CASE_DIR/dhcp.now"
@@ -614,9 +619,7 @@ case_copy_belongs_to_the_user_the_daemon_drops_to() {
 case_disable_in_replace_mode_leaves_one_owner_of_port_53() {
 	setup
 	cfg enabled=1 dnsmasq_integration=replace
-	mkdir -p "$ROOT/etc/rc.d"
-	ln -s ../init.d/dproxy "$ROOT/etc/rc.d/S18dproxy"
-	ln -s ../init.d/dproxy "$ROOT/etc/rc.d/K10dproxy"
+	enabled_at_boot
 	start
 	: >"$CASE_DIR/dnsmasq.kills"
 	mark disable

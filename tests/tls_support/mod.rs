@@ -165,6 +165,15 @@ impl Certs {
         Certs { dir }
     }
 
+    /// Only the CA (`ca.pem`), for tests that need one real certificate file.
+    pub fn ca_only(tag: &str) -> Certs {
+        let dir = std::env::temp_dir().join(format!("dproxy-ca-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        ca(&dir, "ca");
+        Certs { dir }
+    }
+
     pub fn path(&self, file: &str) -> PathBuf {
         self.dir.join(file)
     }
