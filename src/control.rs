@@ -185,6 +185,7 @@ impl Server {
                 self.link_up("control socket");
                 "link up\n".into()
             }
+            ["blocked", name] => self.ctl_blocked(name),
             ["link", "down"] => {
                 self.link_down("control socket");
                 "link down\n".into()
@@ -213,6 +214,7 @@ impl Server {
             ("misses", s.misses),
             ("merged", s.merged),
             ("local", s.local),
+            ("blocked", s.blocked),
             ("stale", s.stale),
             ("prefetch", s.prefetch),
             ("servfail", s.servfail),
@@ -280,8 +282,11 @@ pub fn ctl_main(args: &[String]) -> i32 {
         "link up",
         "link down",
     ];
-    if !known.contains(&cmd.as_str()) {
-        eprintln!("usage: dproxy ctl [--socket PATH] stats [--json]|dump|flush|link up|link down");
+    let blocked = matches!(words.as_slice(), ["blocked", _]);
+    if !known.contains(&cmd.as_str()) && !blocked {
+        eprintln!(
+            "usage: dproxy ctl [--socket PATH] stats [--json]|dump|flush|link up|link down|blocked NAME"
+        );
         return 2;
     }
     let mut s = match std::os::unix::net::UnixStream::connect(&socket) {

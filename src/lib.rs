@@ -6,6 +6,7 @@
 pub mod acl;
 pub mod answer;
 pub mod batch;
+pub mod blocklist;
 pub mod cache;
 pub mod cli;
 pub mod config;

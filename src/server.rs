@@ -141,6 +141,8 @@ pub struct Server {
     pub(crate) acl: crate::acl::Acl,
     pub(crate) local: crate::localnames::LocalNames,
     pub(crate) local_cfg: Option<crate::localnames::LocalConfig>,
+    pub(crate) block: crate::blocklist::Blocklist,
+    pub(crate) block_cfg: Option<(Vec<PathBuf>, Vec<String>)>,
     /// Scratch: a question name in lowercase presentation form.
     pub(crate) lower: Vec<u8>,
     /// Scratch: the query being handled and its cache key, kept between queries.
@@ -228,6 +230,8 @@ impl Server {
             acl: crate::acl::Acl::default(),
             local: crate::localnames::LocalNames::new(Default::default()),
             local_cfg: None,
+            block: Default::default(),
+            block_cfg: None,
             lower: Vec::with_capacity(256),
             scratch_query: None,
             scratch_key: None,
@@ -371,6 +375,7 @@ impl Server {
         vec![
             ("pending", self.pending.len() as u64),
             ("local_names", self.local.len() as u64),
+            ("blocklist_domains", self.block.len() as u64),
         ]
     }
 
@@ -575,6 +580,7 @@ impl Server {
         if self.local.poll(wall) {
             log::info!("local names changed: {} entries", self.local.len());
         }
+        self.block.refresh(false);
         if let Some(at) = self.next_persist {
             if self.now >= at {
                 self.save_persisted();

@@ -8,6 +8,7 @@ pub struct Stats {
     pub misses: u64,
     pub merged: u64,
     pub local: u64,
+    pub blocked: u64,
     pub stale: u64,
     pub prefetch: u64,
     pub upstream_queries: u64,
