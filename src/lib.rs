@@ -29,6 +29,7 @@ pub mod sockets;
 pub mod stats;
 pub mod stats_json;
 pub mod tcp;
+pub mod transport;
 pub mod uci_guard;
 pub mod upstream;
 pub mod wire;

@@ -18,7 +18,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use crate::cache::Cache;
 use crate::config::{self, Config};
-use crate::forward::{Pending, UpTcp};
+use crate::forward::Pending;
 use crate::rand::Rng;
 use crate::signals::{Action, Signals};
 use crate::slab::Slab;
@@ -27,7 +27,8 @@ use crate::tcp::TcpClient;
 use crate::upstream::Upstreams;
 
 pub const SIGNAL_TOKEN: Token = Token(usize::MAX - 1);
-/// Tokens below this are listeners; from here on, slab slots of `conns`.
+/// Tokens below this are listeners; from here on, slab slots of `conns`, and from
+/// `transport::TOKEN_BASE` on, upstream sockets.
 pub const CONN_BASE: usize = 1 << 16;
 /// How often housekeeping runs (file checks, probes, periodic writes).
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
@@ -41,15 +42,9 @@ pub enum Listener {
     Ctl(UnixListener, PathBuf),
 }
 
-/// Everything with a token besides listeners and the signalfd.
+/// Client connections: everything with a token besides listeners, upstream sockets
+/// and the signalfd.
 pub enum Conn {
-    /// One UDP socket per upstream attempt.
-    UpUdp {
-        sock: UdpSocket,
-        pending: usize,
-        gen: u32,
-    },
-    UpTcp(UpTcp),
     Client(TcpClient),
     Ctl(crate::control::CtlConn),
 }
@@ -103,6 +98,8 @@ pub struct Server {
     pub(crate) cfg: Config,
     pub(crate) listeners: Vec<Listener>,
     pub(crate) conns: Slab<Conn>,
+    /// Upstream sockets, under the attempts they serve.
+    pub(crate) transports: crate::transport::Transports,
     pub(crate) pending: Slab<Pending>,
     /// Cache key → pending slot, for merging identical questions in flight.
     pub(crate) inflight: HashMap<Box<[u8]>, usize>,
@@ -201,6 +198,7 @@ impl Server {
             cfg,
             listeners,
             conns: Slab::default(),
+            transports: Default::default(),
             pending: Slab::default(),
             inflight: HashMap::new(),
             upstreams: Upstreams::default(),
@@ -446,11 +444,11 @@ impl Server {
                 Listener::Tcp(..) => self.accept(t.0),
                 Listener::Ctl(..) => self.ctl_accept(t.0),
             }
+        } else if t.0 >= crate::transport::TOKEN_BASE {
+            self.upstream_ready(t.0 - crate::transport::TOKEN_BASE);
         } else if t.0 >= CONN_BASE {
             let i = t.0 - CONN_BASE;
             match self.conns.get(i) {
-                Some(Conn::UpUdp { .. }) => self.upstream_udp_readable(i),
-                Some(Conn::UpTcp(_)) => self.upstream_tcp_ready(i),
                 Some(Conn::Client(_)) => self.client_ready(i, ev.is_readable(), ev.is_writable()),
                 Some(Conn::Ctl(_)) => self.ctl_ready(i),
                 None => {}
@@ -659,8 +657,6 @@ impl Server {
         let token = Token(CONN_BASE + i);
         let reg = self.poll.registry();
         let r = match self.conns.get_mut(i) {
-            Some(Conn::UpUdp { sock, .. }) => reg.register(sock, token, interest),
-            Some(Conn::UpTcp(t)) => reg.register(&mut t.stream, token, interest),
             Some(Conn::Client(c)) => reg.register(&mut c.stream, token, interest),
             Some(Conn::Ctl(c)) => reg.register(&mut c.stream, token, interest),
             None => Ok(()),
@@ -675,12 +671,6 @@ impl Server {
     pub(crate) fn close_conn(&mut self, i: usize) {
         let reg = self.poll.registry();
         match self.conns.remove(i) {
-            // Closing the only descriptor of a socket removes it from epoll: no syscall
-            // to deregister first (upstream sockets come and go with every miss).
-            Some(Conn::UpUdp { .. }) => {}
-            Some(Conn::UpTcp(mut t)) => {
-                let _ = reg.deregister(&mut t.stream);
-            }
             Some(Conn::Client(mut c)) => {
                 let _ = reg.deregister(&mut c.stream);
             }
