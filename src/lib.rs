@@ -23,6 +23,7 @@ pub mod query;
 pub mod rand;
 pub mod sanitize;
 pub mod server;
+pub mod server_ctl;
 pub mod signals;
 pub mod slab;
 pub mod sockets;
