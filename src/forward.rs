@@ -7,20 +7,15 @@ use std::time::{Duration, Instant};
 use crate::answer::{self, Kind, Prepared, ReplyOpts};
 use crate::cache::{flag, Key, KEY_CD, KEY_DO};
 use crate::config::OfflinePolicy;
+use crate::core::retry::{self, MAX_ATTEMPTS, MAX_OPEN_ATTEMPTS, QUERY_DEADLINE};
+use crate::core::upstreams::UpstreamId;
 use crate::query::ReplyTo;
 use crate::server::{Conn, Server, Timer};
 use crate::transport::{Event, Owner, Proto};
-use crate::upstream::UpstreamId;
 use crate::wire::build::{self, Ede};
 use crate::wire::message::read_question;
 use crate::wire::{ede, scan_message, Header, NameBuf, Opt, QueryView, Question, HEADER_LEN};
 
-/// Give up on a question after this long.
-const QUERY_DEADLINE: Duration = Duration::from_millis(4000);
-/// Attempts per question, across all upstreams.
-const MAX_ATTEMPTS: usize = 8;
-/// Attempts kept listening for a late answer.
-const MAX_OPEN_ATTEMPTS: usize = 3;
 /// Clients waiting on one question.
 const MAX_WAITERS: usize = 256;
 /// Questions in flight at once.
@@ -453,10 +448,7 @@ impl Server {
             });
             match sent {
                 Ok(_) => {
-                    // Exponential backoff over the attempts made so far.
-                    let n = p.attempts.len().min(4) as u32 - 1;
-                    let wait = (rto * (1 << n)).min(Duration::from_millis(2000));
-                    p.next_timeout = (now + wait).min(p.deadline);
+                    p.next_timeout = retry::next_timeout(now, rto, p.attempts.len(), p.deadline);
                     let (at, gen) = (p.next_timeout, p.gen);
                     self.add_timer(at, Timer::Pending(pi, gen));
                     self.limit_open_attempts(pi);
@@ -600,7 +592,7 @@ impl Server {
         self.close_attempt(pi, ai);
         if let Some(u) = self.upstreams.get_mut(ui) {
             u.case_misses += 1;
-            if u.case_misses >= crate::upstream::CASE_MISSES_TO_EXEMPT
+            if u.case_misses >= crate::core::upstreams::CASE_MISSES_TO_EXEMPT
                 && u.case_hits == 0
                 && !u.no_0x20
             {
@@ -677,7 +669,7 @@ impl Server {
                 if u.edns(self.now) {
                     log::info!("upstream {addr} rejects EDNS (FORMERR); asking it without");
                 }
-                u.no_edns_until = Some(self.now + crate::upstream::NO_EDNS_FOR);
+                u.no_edns_until = Some(self.now + crate::core::upstreams::NO_EDNS_FOR);
             }
             self.send_attempt(pi, Some(ui), proto);
             return;

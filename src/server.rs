@@ -18,13 +18,13 @@ use mio::{Events, Interest, Poll, Token};
 
 use crate::cache::Cache;
 use crate::config::{self, Config};
+use crate::core::upstreams::Upstreams;
 use crate::forward::Pending;
 use crate::rand::Rng;
 use crate::signals::{Action, Signals};
 use crate::slab::Slab;
 use crate::stats::Stats;
 use crate::tcp::TcpClient;
-use crate::upstream::Upstreams;
 
 pub const SIGNAL_TOKEN: Token = Token(usize::MAX - 1);
 /// Tokens below this are listeners; from here on, slab slots of `conns`, and from
@@ -80,6 +80,13 @@ impl FileStamp {
     }
 }
 
+/// The upstream choice draws from the kernel's CSPRNG in the daemon.
+impl crate::core::upstreams::Draw for Rng {
+    fn below(&mut self, n: u32) -> u32 {
+        Rng::below(self, n)
+    }
+}
+
 /// Parses configured domain names, warning about (and skipping) bad ones.
 fn names(option: &str, list: &[String]) -> Vec<crate::wire::NameBuf> {
     list.iter()
@@ -129,7 +136,7 @@ pub struct Server {
     next_housekeeping: Instant,
     pub(crate) serial: u32,
     pub(crate) pending_gen: u32,
-    pub(crate) link: crate::link::Link,
+    pub(crate) link: crate::core::link::Link,
     /// `stale_exclude` as names.
     pub(crate) stale_exclude: Vec<crate::wire::NameBuf>,
     /// `rebind_domain` and the local domain as names.
@@ -221,7 +228,7 @@ impl Server {
             next_housekeeping: now,
             serial: 0,
             pending_gen: 0,
-            link: crate::link::Link::default(),
+            link: crate::core::link::Link::default(),
             stale_exclude: Vec::new(),
             rebind_exempt: Vec::new(),
             rebind_logged: std::collections::HashSet::new(),
