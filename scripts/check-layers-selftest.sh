@@ -34,6 +34,8 @@ check fail "a baseline edge that is gone" "a -> shell is no longer in a cycle"
 
 printf 'pub struct Thing;\nfn g() { crate::a::f(); }\n' >"$t/src/b.rs"
 check fail "a <-> b directly" "import cycle through b -> a"
+printf 'pub struct Thing;\nconst S: &str = "other";\nfn g() { crate::a::f(); }\nconst T: &str = "t";\n' >"$t/src/b.rs"
+check fail "a <-> b after a string that ends in r" "import cycle through b -> a"
 printf 'pub struct Thing;\n' >"$t/src/b.rs"
 
 printf 'use mio::Poll;\n' >>"$t/src/core/step.rs"
