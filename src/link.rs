@@ -47,11 +47,9 @@ impl Server {
         }
         let now = self.now_secs();
         let e = self.cache.peek(key.as_bytes())?;
-        if e.flags & flag::FAILURE != 0 || e.expires > now {
-            return None;
-        }
-        let age = now - e.expires;
-        if age > self.cfg.stale_max || self.stale_excluded(key.name_wire()) {
+        let failure = e.flags & flag::FAILURE != 0;
+        let age = crate::core::stale::stale_age(e.expires, failure, now, self.cfg.stale_max)?;
+        if self.stale_excluded(key.name_wire()) {
             return None;
         }
         Some(age)

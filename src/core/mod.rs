@@ -3,12 +3,13 @@
 //! the clock nor the kernel's CSPRNG itself (`make lint` checks, scripts/check-layers.py).
 //!
 //! So far it holds link state with the down-detector, upstream selection and health,
-//! and retransmit timing;
+//! retransmit timing, and the serve-stale and prefetch rules;
 //! the query pipeline, questions in flight and delivery are still in the event loop's
 //! files (`query`, `forward`, `link`) and move here next.
 
 pub mod link;
 pub mod retry;
+pub mod stale;
 pub mod upstreams;
 
 #[cfg(test)]

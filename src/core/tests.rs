@@ -215,3 +215,48 @@ fn retransmits_back_off_until_the_deadline() {
     let late = t0 + Duration::from_millis(3900);
     assert_eq!(next_timeout(late, slow, 1, deadline), deadline);
 }
+
+/// Serve-stale on the cache clock (seconds): an answer with TTL 60 inserted at 1000 is
+/// fresh until 1060, then served stale for `stale_max` seconds, then not at all.
+#[test]
+fn stale_answers_for_stale_max_seconds_after_expiry() {
+    use super::stale::stale_age;
+    let (inserted, ttl, stale_max) = (1000u32, 60u32, 3600u32);
+    let expires = inserted + ttl;
+    let at = |now| stale_age(expires, false, now, stale_max);
+    assert_eq!(at(inserted), None, "fresh");
+    assert_eq!(at(expires - 1), None, "fresh");
+    assert_eq!(at(expires), Some(0));
+    assert_eq!(at(expires + 1), Some(1));
+    assert_eq!(at(expires + stale_max), Some(stale_max));
+    assert_eq!(at(expires + stale_max + 1), None, "too old");
+    // A remembered SERVFAIL is never served stale; stale_max 0 turns it off.
+    assert_eq!(stale_age(expires, true, expires + 1, stale_max), None);
+    assert_eq!(stale_age(expires, false, expires, 0), None);
+}
+
+/// Prefetch: a second hit in the last tenth of the lifetime refreshes the entry.
+#[test]
+fn prefetch_in_the_last_tenth_of_the_lifetime_after_a_second_ask() {
+    use super::stale::wants_prefetch;
+    let lifetime = 100;
+    assert!(
+        !wants_prefetch(true, false, 1, 10, lifetime),
+        "10 % left is not under 10 %"
+    );
+    assert!(wants_prefetch(true, false, 1, 9, lifetime));
+    assert!(
+        !wants_prefetch(true, false, 0, 9, lifetime),
+        "asked once only"
+    );
+    assert!(
+        !wants_prefetch(true, true, 5, 1, lifetime),
+        "failures are not prefetched"
+    );
+    assert!(
+        !wants_prefetch(false, false, 5, 1, lifetime),
+        "prefetch off"
+    );
+    // Large lifetimes do not overflow.
+    assert!(wants_prefetch(true, false, 1, u32::MAX / 11, u32::MAX));
+}
