@@ -41,6 +41,9 @@ lint: rust
 	$(CARGO) clippy --all-targets -- -D warnings
 	@# The release profile aborts on panic, which compiles other code (src/uci_guard.rs).
 	$(CARGO) clippy --release -- -D warnings
+	@# Layering: no I/O, clock or CSPRNG in src/core/, no import cycles (and the check's own test).
+	python3 scripts/check-layers.py
+	sh scripts/check-layers-selftest.sh
 
 # The test-release profile (Cargo.toml): release code without fat LTO.
 test-unit: rust

@@ -15,7 +15,8 @@ where namespaces are unavailable (not root) everything runs on the host's
 loopback with free ports.  The output says which one was used.
 
 Usage: bench.py [--quick] [--out FILE] [--command TEXT]
-Environment: DPROXY_BIN (default target/release/dproxy), BENCH_NET=auto|netem|relay|host
+Environment: BENCH_ONLY=phase,... runs only those phases (hot, cold, mixed, start,
+callgrind, local, persist, blocklist, blocklist-cg), DPROXY_BIN (default target/release/dproxy), BENCH_NET=auto|netem|relay|host
 (veth = the netem topology without netem: a plumbing test only), BENCH_KEEP=1 keeps the work
 directory and dnsperf outputs.
 """
@@ -48,11 +49,11 @@ PROFILES = {
     "full": dict(hot_names=1000, hot_secs=10, cold_names=50000, cold_secs=40,
                  mixed_names=100000, mixed_queries=500000, mixed_secs=60,
                  outstanding=100, cg_queries=20000, cg_secs=60, starts=5, rounds=3,
-                 leases=10000, hosts=50000, local_secs=5),
+                 leases=10000, hosts=50000, local_secs=5, block_domains=1000000),
     "quick": dict(hot_names=1000, hot_secs=3, cold_names=10000, cold_secs=20,
                   mixed_names=100000, mixed_queries=100000, mixed_secs=30,
                   outstanding=100, cg_queries=10000, cg_secs=60, starts=3, rounds=2,
-                  leases=10000, hosts=50000, local_secs=2),
+                  leases=10000, hosts=50000, local_secs=2, block_domains=1000000),
 }
 # A phase that would start after this many seconds is skipped (and says so),
 # so that one run stays within 15 minutes even when every bound is reached.
@@ -108,8 +109,10 @@ def dns_parse(buf):
     return qid, flags & 0xF, an, addr
 
 
-def wait_answer(port, name, timeout, proc=None, interval=0.002, want_addr=None, host="127.0.0.1"):
-    """Ask NAME every INTERVAL s until a NOERROR answer with data arrives.
+def wait_answer(port, name, timeout, proc=None, interval=0.002, want_addr=None, host="127.0.0.1",
+                nxdomain=False):
+    """Ask NAME every INTERVAL s until a NOERROR answer with data arrives (with
+    NXDOMAIN: until an NXDOMAIN answer arrives).
     Returns the monotonic time of that answer, or None."""
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.settimeout(interval)
@@ -133,6 +136,8 @@ def wait_answer(port, name, timeout, proc=None, interval=0.002, want_addr=None, 
                 t = time.monotonic()
                 if len(data) >= 12:
                     _, rcode, an, addr = dns_parse(data)
+                    if nxdomain and rcode == 3:
+                        return t
                     if rcode == 0 and an > 0 and (want_addr is None or addr == want_addr):
                         return t
     finally:
@@ -264,6 +269,51 @@ def generate(work, p):
     return {"mixed_distinct": len(seen)}
 
 
+# Blocklist names: labels per name as in published ad/tracker lists (most are a
+# registrable domain plus one or two labels), TLDs weighted towards com.
+BL_LABELS = [(2, 30), (3, 45), (4, 17), (5, 6), (6, 2)]
+BL_TLDS = [("com", 45), ("net", 10), ("org", 4), ("io", 3), ("ru", 3), ("de", 3), ("info", 3),
+           ("xyz", 3), ("co.uk", 2), ("com.br", 2), ("top", 3), ("online", 2), ("cn", 3), ("fr", 2),
+           ("jp", 2), ("site", 2), ("app", 2), ("tk", 3), ("pl", 2), ("in", 1)]
+BL_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def generate_blocklist(work, n):
+    """N distinct domains (seeded), written as the three servers read them: dnsmasq
+    `address=/name/` lines (also what dproxy loads), unbound `local-zone` lines; plus
+    the query file of blocked names (listed names and subdomains of them).
+    -> (first listed name, mean name length)."""
+    rng = random.Random(SEED + 2)
+    labels = [k for k, w in BL_LABELS for _ in range(w)]
+    tlds = [t for t, w in BL_TLDS for _ in range(w)]
+    seen = set()
+    names = []
+    while len(names) < n:
+        tld = rng.choice(tlds)
+        parts = []
+        for _ in range(max(1, rng.choice(labels) - tld.count(".") - 1)):
+            ln = min(30, max(1, int(rng.expovariate(1 / 8)) + 2))
+            parts.append("".join(rng.choices(BL_CHARS, k=ln)))
+        name = ".".join(parts) + "." + tld
+        if name not in seen:
+            seen.add(name)
+            names.append(name)
+    seen = None
+    with open(f"{work}/bl-dnsmasq.conf", "w") as f:
+        f.writelines(f"address=/{x}/\n" for x in names)
+    with open(f"{work}/bl-unbound.conf", "w") as f:
+        f.write("server:\n")
+        f.writelines(f'    local-zone: "{x}" always_nxdomain\n' for x in names)
+    with open(f"{work}/bl-empty.conf", "w") as f:
+        f.write("server:\n")
+    with open(f"{work}/blocked.txt", "w") as f:
+        for k in range(10000):
+            x = names[rng.randrange(n)]
+            f.write(f"{x} A\n" if k % 2 else f"www.{x} A\n")
+    mean = sum(map(len, names)) / n
+    return names[0], mean
+
+
 # ---------------------------------------------------------------- processes
 
 class Procs:
@@ -387,6 +437,8 @@ class Bench:
                 lines.append(f"\tlist hosts '{h}'")
             for lf in extra.get("leasefiles", []):
                 lines.append(f"\tlist leasefile '{lf}'")
+            for bl in extra.get("blocklists", []):
+                lines.append(f"\tlist blocklist '{bl}'")
             for k in ("domain", "persist_file"):
                 if k in extra:
                     lines.append(f"\toption {k} '{extra[k]}'")
@@ -400,6 +452,8 @@ class Bench:
                    "--user=root", "--log-facility=-", f"--pid-file={w}/dnsmasq-{tag}.pid"]
             for h in extra.get("hosts", []):
                 cmd.append(f"--addn-hosts={h}")
+            for bl in extra.get("blocklists", []):
+                cmd.append(f"--conf-file={bl}")
             if "domain" in extra:
                 cmd += [f"--domain={extra['domain']}", "--expand-hosts", "--local=/lan/"]
             return cmd
@@ -426,7 +480,7 @@ class Bench:
     outgoing-range: 2048
     prefetch: no
     access-control: 127.0.0.0/8 allow
-remote-control:
+{"".join(f'include: "{x}"{chr(10)}' for x in extra.get("unbound_include", []))}remote-control:
     control-enable: no
 forward-zone:
     name: "."
@@ -560,25 +614,26 @@ forward-zone:
         self.put("start-up", "exec → first answer (ms, incl. one 20 ms upstream RTT)", srv,
                  statistics.median(times))
 
-    def cg_run(self, srv, tag, hits):
+    def cg_run(self, srv, tag, hits, extra=None, qfile=None, ready_timeout=60):
         """One server under callgrind from exec to exit: start, warm-up with
-        the hot names, then HITS cached answers (if any), SIGTERM.
-        -> (instructions, answers counted in the hit run)."""
+        the hot names, then HITS cached answers (if any; from QFILE if given),
+        SIGTERM. -> (instructions, answers counted in the hit run)."""
         w = self.work
         out = f"{w}/callgrind-{srv}-{tag}.out"
         wrap = ["valgrind", "--tool=callgrind", "--vgdb=no", f"--callgrind-out-file={out}",
                 "--dump-line=no", "--compress-strings=no"]
         # a slow probe, so that about one probe query reaches the server in
         # both runs (each one costs a forwarded query)
-        proc = self.start_server(srv, f"cg{tag}", wrap=wrap, ready_timeout=60, probe_interval=0.25)
+        proc = self.start_server(srv, f"cg{tag}", wrap=wrap, ready_timeout=ready_timeout,
+                                 probe_interval=0.25, extra=extra)
         r = None
         try:
             warm = run_dnsperf(w, f"{srv}-cg{tag}-warm", proc.port, f"{w}/hot.txt", 2, 60, 20)
             if warm["completed"] < warm["sent"]:
                 raise RuntimeError(f"{warm['lost']} warm-up queries lost under valgrind")
             if hits:
-                r = run_dnsperf(w, f"{srv}-cg{tag}", proc.port, f"{w}/cg.txt", 1, self.p["cg_secs"],
-                                CG_INFLIGHT)
+                r = run_dnsperf(w, f"{srv}-cg{tag}", proc.port, qfile or f"{w}/cg.txt", 1,
+                                self.p["cg_secs"], CG_INFLIGHT)
         finally:
             self.procs.stop(proc, grace=30)
         total = None
@@ -644,6 +699,82 @@ forward-zone:
         bad = {k2: v for k2, v in r["rcodes"].items() if k2 != "NOERROR"}
         if bad:
             self.notes.append(f"{srv} local names: non-NOERROR answers {bad}")
+
+    def bl_extra(self, srv, listed):
+        w = self.work
+        if srv == "dproxy":
+            return {"blocklists": [f"{w}/bl-dnsmasq.conf" if listed else f"{w}/empty-hosts"]}
+        if srv == "dnsmasq":
+            return {"blocklists": [f"{w}/bl-dnsmasq.conf"] if listed else []}
+        return {"unbound_include": [f"{w}/bl-unbound.conf" if listed else f"{w}/bl-empty.conf"]}
+
+    def blocklist(self, srv):
+        """A 1,000,000-domain blocklist: exec → first blocked answer, RSS growth per
+        listed domain (against the same server started without the list), CPU per
+        blocked query and per passed (cached) query with the list loaded."""
+        w = self.work
+        p = self.p
+        n = p["block_domains"]
+        sec = f"blocklist ({n:,} domains)"
+        base = self.start_server(srv, "bl-base", extra=self.bl_extra(srv, False))
+        rss0 = vm_kib(base.pid, "VmRSS")
+        self.procs.stop(base)
+        port = free_port()
+        cmd = self.server_cmd(srv, port, "bl", extra=self.bl_extra(srv, True))
+        t0 = time.monotonic()
+        proc = self.procs.start(f"{srv}-bl", cmd)
+        try:
+            t = wait_answer(port, self.bl_first, 300, proc=proc, interval=0.005, nxdomain=True)
+            if t is None:
+                raise RuntimeError(f"no NXDOMAIN for {self.bl_first} within 300 s "
+                                   f"({self.procs.tail(f'{srv}-bl')})")
+            self.put(sec, "exec → first blocked answer (ms)", srv, (t - t0) * 1000)
+            self.put(sec, "CPU to load (s)", srv, cpu_seconds(proc.pid))
+            rss1 = vm_kib(proc.pid, "VmRSS")
+            self.put(sec, "RSS growth per listed domain (bytes)", srv, (rss1 - rss0) * 1024 / n)
+            self.put(sec, "peak RSS (MiB)", srv, vm_kib(proc.pid, "VmHWM") / 1024)
+            run_dnsperf(w, f"{srv}-bl-warm", port, f"{w}/blocked.txt", 1, 30, 100)
+            c0 = cpu_seconds(proc.pid)
+            r = run_dnsperf(w, f"{srv}-blocked", port, f"{w}/blocked.txt", 100000, p["local_secs"], 100)
+            c1 = cpu_seconds(proc.pid)
+            self.put(sec, "server CPU µs/blocked query", srv, (c1 - c0) / max(r["completed"], 1) * 1e6)
+            bad = {k: v for k, v in r["rcodes"].items() if k != "NXDOMAIN"}
+            if bad:
+                self.notes.append(f"{srv} blocklist: blocked queries not answered NXDOMAIN: {bad}")
+            run_dnsperf(w, f"{srv}-bl-hot-warm", port, f"{w}/hot.txt", 2, 30, 100)
+            c0 = cpu_seconds(proc.pid)
+            r = run_dnsperf(w, f"{srv}-bl-hot", port, f"{w}/hot.txt", 100000, p["local_secs"], 100)
+            c1 = cpu_seconds(proc.pid)
+            self.put(sec, "server CPU µs/passed (cached) query", srv,
+                     (c1 - c0) / max(r["completed"], 1) * 1e6)
+            bad = {k: v for k, v in r["rcodes"].items() if k != "NOERROR"}
+            if bad:
+                self.notes.append(f"{srv} blocklist: passed queries not answered NOERROR: {bad}")
+        finally:
+            self.procs.stop(proc)
+
+    def blocklist_cg(self):
+        """dproxy's instructions per cached (passed) answer and per blocked answer with
+        the 1,000,000-domain list loaded, against per cached answer without a list
+        (the hit path's cost of the lookup)."""
+        sec = f"blocklist ({self.p['block_domains']:,} domains)"
+        plain = self.bl_extra("dproxy", False)
+        listed = self.bl_extra("dproxy", True)
+        base0, _ = self.cg_run("dproxy", "bl0-base", 0, extra=plain)
+        tot0, ans0 = self.cg_run("dproxy", "bl0-hits", self.p["cg_queries"], extra=plain)
+        base1, _ = self.cg_run("dproxy", "bl1-base", 0, extra=listed, ready_timeout=600)
+        tot1, ans1 = self.cg_run("dproxy", "bl1-hits", self.p["cg_queries"], extra=listed,
+                                 ready_timeout=600)
+        totb, ansb = self.cg_run("dproxy", "bl1-blocked", self.p["cg_queries"], extra=listed,
+                                 qfile=f"{self.work}/blocked.txt", ready_timeout=600)
+        if not (ans0 and ans1 and ansb):
+            raise RuntimeError("no answers under valgrind")
+        i0, i1, ib = (tot0 - base0) / ans0, (tot1 - base1) / ans1, (totb - base1) / ansb
+        self.put(sec, "instructions per cached answer, no list", "dproxy", i0)
+        self.put(sec, "instructions per cached answer, list loaded", "dproxy", i1)
+        self.put(sec, "instructions per blocked answer, list loaded", "dproxy", ib)
+        log(f"  dproxy blocklist callgrind: cached {i0:,.0f} without the list, {i1:,.0f} with it; "
+            f"blocked {ib:,.0f}")
 
     def persist(self):
         """Issue 8: restart dproxy on the persist file written after the cold
@@ -748,6 +879,18 @@ forward-zone:
         if want("persist") and self.available["dproxy"]:
             log("persist file")
             self.safe("dproxy persist", self.persist)
+        if want("blocklist") or (only and "blocklist-cg" in only):
+            log(f"blocklist: generating {self.p['block_domains']:,} domains")
+            self.bl_first, mean = generate_blocklist(w, self.p["block_domains"])
+            self.notes.append(f"blocklist: {self.p['block_domains']:,} generated domains, mean length "
+                              f"{mean:.1f} bytes; dproxy and dnsmasq read the same address=/name/ file, "
+                              "unbound the same names as local-zone always_nxdomain")
+        if want("blocklist"):
+            for s in servers:
+                self.safe(f"{s} blocklist", self.blocklist, s)
+        if only and "blocklist-cg" in only and self.available["dproxy"]:
+            log("blocklist callgrind")
+            self.safe("dproxy blocklist callgrind", self.blocklist_cg)
 
     def start_auth(self):
         w = self.work

@@ -8,7 +8,7 @@ use crate::config::{self, Config};
 
 const USAGE: &str = "\
 usage: dproxy [-c FILE] [-l ADDR[:PORT]]... [-u ADDR[:PORT]]... [-v|-q] [--check-config]
-       dproxy ctl [-c FILE] [--socket PATH] stats [--json]|dump|flush|link up|link down
+       dproxy ctl [-c FILE] [--socket PATH] stats [--json]|dump|flush|link up|link down|blocked NAME
        dproxy --help | --help-config | --version
 
   -c FILE          read the UCI config FILE (section: config dproxy 'main')

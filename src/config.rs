@@ -29,6 +29,17 @@ pub enum RefuseAction {
     Refused,
 }
 
+/// What a query for a blocked name gets (`block_answer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockAnswer {
+    /// NXDOMAIN.
+    Nxdomain,
+    /// 0.0.0.0 for A, :: for AAAA, NODATA for other types.
+    Null,
+    /// REFUSED.
+    Refused,
+}
+
 /// An address block, for `allow` / `deny`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cidr {
@@ -99,6 +110,10 @@ pub struct Config {
     pub domain_needed: bool,
     pub bogus_priv: bool,
     pub local_ttl: u32,
+    // Blocklists.
+    pub blocklists: Vec<PathBuf>,
+    pub block_allow: Vec<String>,
+    pub block_answer: BlockAnswer,
     // Link loss.
     pub control_socket: Option<PathBuf>,
     pub stale_max: u32,
@@ -148,6 +163,9 @@ impl Default for Config {
             domain_needed: false,
             bogus_priv: false,
             local_ttl: 60,
+            blocklists: Vec::new(),
+            block_allow: Vec::new(),
+            block_answer: BlockAnswer::Nxdomain,
             control_socket: Some(PathBuf::from(DEFAULT_CONTROL_SOCKET)),
             stale_max: 86400,
             stale_exclude: Vec::new(),
@@ -513,6 +531,14 @@ impl Builder {
                         c.local_ttl = n;
                     }
                 }
+                "blocklist" => c.blocklists = paths(vals),
+                "block_allow" => c.block_allow = names(vals),
+                "block_answer" => match v.as_str() {
+                    "nxdomain" => c.block_answer = BlockAnswer::Nxdomain,
+                    "null" => c.block_answer = BlockAnswer::Null,
+                    "refused" => c.block_answer = BlockAnswer::Refused,
+                    _ => self.err(o, format!("'{v}' is not one of nxdomain, null, refused")),
+                },
                 "control_socket" => c.control_socket = non_empty(&v).map(PathBuf::from),
                 "stale_max" => {
                     if let Some(n) = self.num(o, &v, 0, 30 * 86400) {

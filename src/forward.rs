@@ -2,28 +2,20 @@
 //! attempt, strict matching of answers, merging of identical questions, retransmits with
 //! backoff and failover, and a TCP retry when an answer comes back truncated.
 
-use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
-
-use mio::net::TcpStream;
-use mio::Interest;
 
 use crate::answer::{self, Kind, Prepared, ReplyOpts};
 use crate::cache::{flag, Key, KEY_CD, KEY_DO};
 use crate::config::OfflinePolicy;
+use crate::core::retry::{self, MAX_ATTEMPTS, MAX_OPEN_ATTEMPTS, QUERY_DEADLINE};
+use crate::core::upstreams::UpstreamId;
 use crate::query::ReplyTo;
 use crate::server::{Conn, Server, Timer};
-use crate::upstream::UpstreamId;
+use crate::transport::{Event, Owner, Proto};
 use crate::wire::build::{self, Ede};
 use crate::wire::message::read_question;
 use crate::wire::{ede, scan_message, Header, NameBuf, Opt, QueryView, Question, HEADER_LEN};
 
-/// Give up on a question after this long.
-const QUERY_DEADLINE: Duration = Duration::from_millis(4000);
-/// Attempts per question, across all upstreams.
-const MAX_ATTEMPTS: usize = 8;
-/// Attempts kept listening for a late answer.
-const MAX_OPEN_ATTEMPTS: usize = 3;
 /// Clients waiting on one question.
 const MAX_WAITERS: usize = 256;
 /// Questions in flight at once.
@@ -60,7 +52,8 @@ impl Waiter {
     }
 }
 
-/// One query sent to one upstream.
+/// One query sent to one upstream: its transaction id and the server, not a socket (the
+/// transport keeps that, under the attempt's [`Owner`]).
 pub struct Attempt {
     /// The server's id: positions change when the list is rebuilt.
     pub upstream: UpstreamId,
@@ -71,10 +64,10 @@ pub struct Attempt {
     pub exact_case: bool,
     /// Sent with an OPT record.
     pub edns: bool,
-    /// Conn slot of its socket while open.
-    pub conn: Option<usize>,
+    /// Still listening for an answer.
+    pub open: bool,
     pub sent_at: Instant,
-    pub tcp: bool,
+    pub proto: Proto,
 }
 
 /// A question in flight.
@@ -108,16 +101,6 @@ impl Pending {
     fn tried(&self) -> Vec<UpstreamId> {
         self.attempts.iter().map(|a| a.upstream).collect()
     }
-}
-
-/// A TCP query to an upstream (after a truncated UDP answer).
-pub struct UpTcp {
-    pub stream: TcpStream,
-    pub pending: usize,
-    pub gen: u32,
-    pub wbuf: Vec<u8>,
-    pub written: usize,
-    pub rbuf: Vec<u8>,
 }
 
 /// How an upstream message relates to the attempt it arrived for.
@@ -245,7 +228,7 @@ impl Server {
             std::mem::swap(&mut list, &mut self.deferred_attempts);
             for &(pi, gen) in &list {
                 if self.pending.get(pi).is_some_and(|p| p.gen == gen) {
-                    self.send_attempt(pi, None, false);
+                    self.send_attempt(pi, None, Proto::Udp);
                 }
             }
             list.clear();
@@ -309,7 +292,7 @@ impl Server {
             if let Some(p) = self.pending.get_mut(pi) {
                 p.max_attempts = attempts;
             }
-            self.send_attempt(pi, None, false);
+            self.send_attempt(pi, None, Proto::Udp);
         }
     }
 
@@ -324,7 +307,7 @@ impl Server {
         }
         match self.new_pending(key, None) {
             Some(pi) => {
-                self.send_attempt(pi, None, false);
+                self.send_attempt(pi, None, Proto::Udp);
                 true
             }
             None => false,
@@ -335,21 +318,15 @@ impl Server {
     fn hold(&mut self, pi: usize) {
         let wait = Duration::from_secs(self.cfg.hold_timeout as u64);
         let now = self.now;
-        let attempts: Vec<usize> = match self.pending.get_mut(pi) {
+        match self.pending.get_mut(pi) {
             Some(p) => {
                 p.held = true;
                 p.deadline = now + wait;
                 p.next_timeout = p.deadline;
-                p.attempts
-                    .iter_mut()
-                    .filter_map(|a| a.conn.take())
-                    .collect()
             }
             None => return,
         };
-        for c in attempts {
-            self.close_conn(c);
-        }
+        self.close_attempts(pi);
         if let Some(p) = self.pending.get(pi) {
             let (at, gen) = (p.next_timeout, p.gen);
             self.add_timer(at, Timer::Pending(pi, gen));
@@ -365,7 +342,7 @@ impl Server {
                     p.held = false;
                     p.deadline = self.now + QUERY_DEADLINE;
                 }
-                self.send_attempt(pi, None, false);
+                self.send_attempt(pi, None, Proto::Udp);
             }
         }
     }
@@ -396,7 +373,7 @@ impl Server {
     }
 
     /// Starts a new attempt for pending `pi`: to `upstream` if given, else the best untried.
-    fn send_attempt(&mut self, pi: usize, upstream: Option<UpstreamId>, tcp: bool) {
+    fn send_attempt(&mut self, pi: usize, upstream: Option<UpstreamId>, proto: Proto) {
         loop {
             let Some(p) = self.pending.get(pi) else {
                 return;
@@ -413,7 +390,7 @@ impl Server {
             let Some(u) = self.upstreams.get(ui) else {
                 // Removed from the list since (a retry to the same server): any other.
                 if upstream.is_some() {
-                    return self.send_attempt(pi, None, tcp);
+                    return self.send_attempt(pi, None, proto);
                 }
                 self.give_up(pi, EDE_NONE_CONFIGURED);
                 return;
@@ -442,11 +419,14 @@ impl Server {
             if edns {
                 build::push_opt(&mut self.qbuf, crate::wire::EDNS_UDP_SIZE, 0, do_bit, None);
             }
-            let sent = if tcp {
-                self.open_tcp(addr, pi, gen)
-            } else {
-                self.open_udp(addr, pi, gen)
+            let owner = Owner {
+                pending: pi,
+                gen,
+                attempt: p.attempts.len(),
             };
+            let sent =
+                self.transports
+                    .send(self.poll.registry(), proto, addr, owner, id, &self.qbuf);
             if let Some(u) = self.upstreams.get_mut(ui) {
                 u.queries += 1;
             }
@@ -462,16 +442,13 @@ impl Server {
                 name,
                 exact_case,
                 edns,
-                conn: sent.as_ref().ok().copied(),
+                open: sent.is_ok(),
                 sent_at: now,
-                tcp,
+                proto,
             });
             match sent {
                 Ok(_) => {
-                    // Exponential backoff over the attempts made so far.
-                    let n = p.attempts.len().min(4) as u32 - 1;
-                    let wait = (rto * (1 << n)).min(Duration::from_millis(2000));
-                    p.next_timeout = (now + wait).min(p.deadline);
+                    p.next_timeout = retry::next_timeout(now, rto, p.attempts.len(), p.deadline);
                     let (at, gen) = (p.next_timeout, p.gen);
                     self.add_timer(at, Timer::Pending(pi, gen));
                     self.limit_open_attempts(pi);
@@ -482,183 +459,119 @@ impl Server {
                     self.upstreams.on_failure(ui);
                     // Try the next server at once.
                     if upstream.is_some() {
-                        return self.send_attempt(pi, None, false);
+                        return self.send_attempt(pi, None, Proto::Udp);
                     }
                 }
             }
         }
-    }
-
-    fn open_udp(&mut self, addr: std::net::SocketAddr, pi: usize, gen: u32) -> io::Result<usize> {
-        let sock = crate::sockets::upstream_udp(addr)?;
-        sock.send(&self.qbuf)?;
-        self.register_conn(
-            Conn::UpUdp {
-                sock,
-                pending: pi,
-                gen,
-            },
-            Interest::READABLE,
-        )
-    }
-
-    fn open_tcp(&mut self, addr: std::net::SocketAddr, pi: usize, gen: u32) -> io::Result<usize> {
-        let stream = TcpStream::connect(addr)?;
-        let mut wbuf = Vec::with_capacity(self.qbuf.len() + 2);
-        wbuf.extend_from_slice(&(self.qbuf.len() as u16).to_be_bytes());
-        wbuf.extend_from_slice(&self.qbuf);
-        self.register_conn(
-            Conn::UpTcp(UpTcp {
-                stream,
-                pending: pi,
-                gen,
-                wbuf,
-                written: 0,
-                rbuf: Vec::new(),
-            }),
-            Interest::READABLE | Interest::WRITABLE,
-        )
     }
 
     /// Keeps only the newest few attempts listening.
     fn limit_open_attempts(&mut self, pi: usize) {
+        let Some(p) = self.pending.get(pi) else {
+            return;
+        };
+        if p.attempts.iter().filter(|a| a.open).count() <= MAX_OPEN_ATTEMPTS {
+            return;
+        }
+        if let Some(ai) = p.attempts.iter().position(|a| a.open) {
+            self.close_attempt(pi, ai);
+        }
+    }
+
+    /// Stops listening for attempt `ai`'s answer.
+    fn close_attempt(&mut self, pi: usize, ai: usize) {
         let Some(p) = self.pending.get_mut(pi) else {
             return;
         };
-        let open: Vec<usize> = p.attempts.iter().filter_map(|a| a.conn).collect();
-        if open.len() <= MAX_OPEN_ATTEMPTS {
-            return;
-        }
-        let doomed = open[0];
-        for a in &mut p.attempts {
-            if a.conn == Some(doomed) {
-                a.conn = None;
-            }
-        }
-        self.close_conn(doomed);
-    }
-
-    /// The pending slot and attempt index that own conn `ci`, if still current.
-    fn owner(&self, ci: usize) -> Option<(usize, usize)> {
-        let (pi, gen) = match self.conns.get(ci)? {
-            Conn::UpUdp { pending, gen, .. } => (*pending, *gen),
-            Conn::UpTcp(t) => (t.pending, t.gen),
-            Conn::Client(_) | Conn::Ctl(_) => return None,
-        };
-        let p = self.pending.get(pi)?;
-        if p.gen != gen {
-            return None;
-        }
-        let ai = p.attempts.iter().position(|a| a.conn == Some(ci))?;
-        Some((pi, ai))
-    }
-
-    pub(crate) fn upstream_udp_readable(&mut self, ci: usize) {
-        let Some((pi, ai)) = self.owner(ci) else {
-            self.close_conn(ci);
+        let gen = p.gen;
+        let Some(a) = p.attempts.get_mut(ai) else {
             return;
         };
+        if std::mem::take(&mut a.open) {
+            let owner = Owner {
+                pending: pi,
+                gen,
+                attempt: ai,
+            };
+            self.transports.close(self.poll.registry(), owner);
+        }
+    }
+
+    /// Stops listening for every attempt of pending `pi`.
+    fn close_attempts(&mut self, pi: usize) {
+        let n = self.pending.get(pi).map_or(0, |p| p.attempts.len());
+        for ai in 0..n {
+            self.close_attempt(pi, ai);
+        }
+    }
+
+    /// The attempt `owner` names, if its question is still in flight and it still listens.
+    fn current(&self, owner: Owner) -> Option<(usize, usize)> {
+        let p = self.pending.get(owner.pending)?;
+        (p.gen == owner.gen && p.attempts.get(owner.attempt)?.open)
+            .then_some((owner.pending, owner.attempt))
+    }
+
+    /// An upstream socket (token `TOKEN_BASE + slot`) is ready: handles what it says.
+    pub(crate) fn upstream_ready(&mut self, slot: usize) {
         let mut buf = std::mem::take(&mut self.rbuf);
         // Read until the socket is empty: epoll reports it only once, and a flood of
         // forged answers must not bury the real one. The socket buffer bounds the loop.
-        while let Some(Conn::UpUdp { sock, .. }) = self.conns.get(ci) {
-            match sock.recv(&mut buf) {
-                Ok(n) => {
+        while let Some(ev) = self
+            .transports
+            .next_event(self.poll.registry(), slot, &mut buf)
+        {
+            match ev {
+                Event::Message(owner, n) => {
+                    let Some((pi, ai)) = self.current(owner) else {
+                        self.transports.close(self.poll.registry(), owner);
+                        break;
+                    };
                     let verdict = match self.pending.get(pi) {
                         Some(p) => check(&buf[..n], &p.attempts[ai], p),
                         None => Verdict::Mismatch,
                     };
+                    let udp =
+                        self.pending.get(pi).map(|p| p.attempts[ai].proto) == Some(Proto::Udp);
                     match verdict {
                         Verdict::Match => {
                             self.on_answer(pi, ai, &buf[..n]);
-                            break;
+                            if udp {
+                                break;
+                            }
                         }
                         Verdict::CaseChanged => {
                             self.case_changed(pi, ai);
-                            break;
+                            if udp {
+                                break;
+                            }
                         }
                         // Wrong ID or question: a spoofing attempt or a stale answer.
-                        Verdict::Mismatch => self.stats.drop_mismatch += 1,
+                        Verdict::Mismatch if udp => self.stats.drop_mismatch += 1,
+                        // On a stream the id was right: the question is wrong.
+                        Verdict::Mismatch => {
+                            self.stats.drop_mismatch += 1;
+                            self.attempt_failed(pi, ai);
+                        }
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    // ICMP unreachable and friends: this server is not there.
-                    log::debug!("upstream receive: {e}");
+                Event::Stray => self.stats.drop_mismatch += 1,
+                Event::Failed(owner) => {
+                    let Some((pi, ai)) = self.current(owner) else {
+                        self.transports.close(self.poll.registry(), owner);
+                        continue;
+                    };
+                    let udp =
+                        self.pending.get(pi).map(|p| p.attempts[ai].proto) == Some(Proto::Udp);
                     self.attempt_failed(pi, ai);
-                    break;
+                    if udp {
+                        break;
+                    }
                 }
             }
         }
         self.rbuf = buf;
-    }
-
-    pub(crate) fn upstream_tcp_ready(&mut self, ci: usize) {
-        let Some((pi, ai)) = self.owner(ci) else {
-            self.close_conn(ci);
-            return;
-        };
-        let Some(Conn::UpTcp(t)) = self.conns.get_mut(ci) else {
-            return;
-        };
-        let mut failed = false;
-        // Write what is left of the query.
-        while t.written < t.wbuf.len() {
-            match t.stream.write(&t.wbuf[t.written..]) {
-                Ok(0) => {
-                    failed = true;
-                    break;
-                }
-                Ok(n) => t.written += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::NotConnected => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => {
-                    failed = true;
-                    break;
-                }
-            }
-        }
-        let mut chunk = [0u8; 4096];
-        let mut answer = None;
-        while !failed {
-            match t.stream.read(&mut chunk) {
-                Ok(0) => {
-                    failed = true;
-                }
-                Ok(n) => {
-                    t.rbuf.extend_from_slice(&chunk[..n]);
-                    if t.rbuf.len() >= 2 {
-                        let len = u16::from_be_bytes([t.rbuf[0], t.rbuf[1]]) as usize;
-                        if t.rbuf.len() >= 2 + len {
-                            answer = Some(t.rbuf[2..2 + len].to_vec());
-                            break;
-                        }
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::NotConnected => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => failed = true,
-            }
-        }
-        if let Some(msg) = answer {
-            let verdict = match self.pending.get(pi) {
-                Some(p) => check(&msg, &p.attempts[ai], p),
-                None => Verdict::Mismatch,
-            };
-            if verdict == Verdict::Match {
-                self.on_answer(pi, ai, &msg);
-            } else if verdict == Verdict::CaseChanged {
-                self.case_changed(pi, ai);
-            } else {
-                self.stats.drop_mismatch += 1;
-                self.attempt_failed(pi, ai);
-            }
-        } else if failed {
-            self.attempt_failed(pi, ai);
-        }
     }
 
     /// The upstream changed the case of our 0x20 question. Either it does not echo case
@@ -672,17 +585,14 @@ impl Server {
             return;
         };
         let ui = a.upstream;
-        let conn = a.conn.take();
         // This question is asked again without 0x20 (a server that echoes case for other
         // names may still fold it for some, e.g. names it synthesizes); still matched
         // by address, port, ID and question.
         p.no_0x20 = true;
-        if let Some(c) = conn {
-            self.close_conn(c);
-        }
+        self.close_attempt(pi, ai);
         if let Some(u) = self.upstreams.get_mut(ui) {
             u.case_misses += 1;
-            if u.case_misses >= crate::upstream::CASE_MISSES_TO_EXEMPT
+            if u.case_misses >= crate::core::upstreams::CASE_MISSES_TO_EXEMPT
                 && u.case_hits == 0
                 && !u.no_0x20
             {
@@ -693,7 +603,7 @@ impl Server {
                 );
             }
         }
-        self.send_attempt(pi, Some(ui), false);
+        self.send_attempt(pi, Some(ui), Proto::Udp);
     }
 
     /// An attempt's socket failed: close it and, if nothing else is listening, move on now.
@@ -704,15 +614,15 @@ impl Server {
         let Some(a) = p.attempts.get_mut(ai) else {
             return;
         };
-        let conn = a.conn.take();
         let ui = a.upstream;
-        let others_open = p.attempts.iter().any(|a| a.conn.is_some());
-        if let Some(c) = conn {
-            self.close_conn(c);
-        }
+        self.close_attempt(pi, ai);
+        let others_open = self
+            .pending
+            .get(pi)
+            .is_some_and(|p| p.attempts.iter().any(|a| a.open));
         self.upstreams.on_failure(ui);
         if !others_open {
-            self.send_attempt(pi, None, false);
+            self.send_attempt(pi, None, Proto::Udp);
         }
     }
 
@@ -723,17 +633,15 @@ impl Server {
         let Some(a) = p.attempts.get_mut(ai) else {
             return;
         };
-        let (ui, rtt, was_tcp, exact_case, edns, addr) = (
+        let (ui, rtt, proto, exact_case, edns, addr) = (
             a.upstream,
             self.now.saturating_duration_since(a.sent_at),
-            a.tcp,
+            a.proto,
             a.exact_case,
             a.edns,
             a.addr,
         );
-        if let Some(c) = a.conn.take() {
-            self.close_conn(c);
-        }
+        self.close_attempt(pi, ai);
         if exact_case {
             // It echoed our random case: it is a 0x20-capable server.
             if let Some(u) = self.upstreams.get_mut(ui) {
@@ -748,7 +656,7 @@ impl Server {
                 log::debug!("malformed answer from upstream: {e}");
                 self.stats.drop_upstream_malformed += 1;
                 self.upstreams.on_failure(ui);
-                self.send_attempt(pi, None, false);
+                self.send_attempt(pi, None, Proto::Udp);
                 return;
             }
         };
@@ -761,13 +669,13 @@ impl Server {
                 if u.edns(self.now) {
                     log::info!("upstream {addr} rejects EDNS (FORMERR); asking it without");
                 }
-                u.no_edns_until = Some(self.now + crate::upstream::NO_EDNS_FOR);
+                u.no_edns_until = Some(self.now + crate::core::upstreams::NO_EDNS_FOR);
             }
-            self.send_attempt(pi, Some(ui), was_tcp);
+            self.send_attempt(pi, Some(ui), proto);
             return;
         }
-        if scan.tc && !was_tcp {
-            self.send_attempt(pi, Some(ui), true);
+        if scan.tc && proto == Proto::Udp {
+            self.send_attempt(pi, Some(ui), Proto::Tcp);
             return;
         }
         let respell = self.pending.get(pi).and_then(|p| {
@@ -783,7 +691,7 @@ impl Server {
             log::debug!("unusable answer from upstream {addr}");
             self.stats.drop_upstream_malformed += 1;
             self.upstreams.on_failure(ui);
-            self.send_attempt(pi, None, false);
+            self.send_attempt(pi, None, Proto::Udp);
             return;
         };
         if prepared.kind == Kind::Failure {
@@ -797,7 +705,7 @@ impl Server {
                 if let Some(p) = self.pending.get_mut(pi) {
                     p.last_failure = Some(prepared);
                 }
-                self.send_attempt(pi, None, false);
+                self.send_attempt(pi, None, Proto::Udp);
                 return;
             }
         }
@@ -958,13 +866,9 @@ impl Server {
 
     /// Removes a pending question and closes its sockets.
     fn finish(&mut self, pi: usize) -> Option<Pending> {
+        self.close_attempts(pi);
         let p = self.pending.remove(pi)?;
         self.inflight.remove(p.key.as_bytes());
-        for a in &p.attempts {
-            if let Some(c) = a.conn {
-                self.close_conn(c);
-            }
-        }
         Some(p)
     }
 
@@ -986,6 +890,6 @@ impl Server {
         if self.check_auto_down() {
             return;
         }
-        self.send_attempt(pi, None, false);
+        self.send_attempt(pi, None, Proto::Udp);
     }
 }

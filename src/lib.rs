@@ -6,10 +6,12 @@
 pub mod acl;
 pub mod answer;
 pub mod batch;
+pub mod blocklist;
 pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod core;
 #[cfg(feature = "dnssec")]
 pub mod dnssec;
 pub mod dump;
@@ -24,6 +26,7 @@ pub mod query;
 pub mod rand;
 pub mod sanitize;
 pub mod server;
+pub mod server_ctl;
 pub mod signals;
 pub mod slab;
 pub mod sockets;
@@ -32,6 +35,6 @@ pub mod stats_json;
 pub mod tcp;
 #[cfg(feature = "tls")]
 pub mod tls;
+pub mod transport;
 pub mod uci_guard;
-pub mod upstream;
 pub mod wire;

@@ -1,10 +1,11 @@
 //! Link state and what changes with it: offline answers, serve-stale (RFC 8767),
 //! automatic down-detection with bounded probes, and recovery when the link returns.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::answer::{self, ReplyOpts};
 use crate::cache::{flag, Key};
+use crate::core::link::Verdict;
 use crate::query::ReplyTo;
 use crate::server::Server;
 use crate::wire::build::Ede;
@@ -12,11 +13,6 @@ use crate::wire::{ede, rtype, NameBuf, QueryView, CLASS_IN};
 
 /// TTL of a stale answer (RFC 8767 4).
 pub const STALE_TTL: u32 = 30;
-/// Silence from every upstream for this long (with failures) makes the link suspect.
-const AUTO_DOWN_AFTER: Duration = Duration::from_secs(3);
-/// A suspect link is down if no upstream answered the check probe (or anything else)
-/// within this long.
-const CONFIRM_WITHIN: Duration = Duration::from_secs(2);
 /// While down by itself, one probe per upstream this often.
 const PROBE_EVERY: Duration = Duration::from_secs(5);
 /// Stale entries refreshed after the link comes back, at most, and per second.
@@ -27,87 +23,6 @@ const EDE_STALE: Ede = Ede {
     code: ede::STALE_ANSWER,
     text: "stale answer",
 };
-
-#[derive(Default)]
-pub struct Link {
-    /// SIGUSR2 / `ctl link down` said so: no upstream traffic at all.
-    pub told_down: bool,
-    /// No upstream has answered for a while: only probes go out.
-    pub auto_down: bool,
-    /// When the link state last changed; None: unchanged since start.
-    pub since: Option<Instant>,
-    pub next_probe: Option<Instant>,
-    /// Stale keys to refresh after link up, most used first.
-    pub refresh: Vec<Key>,
-    pub detector: Detector,
-}
-
-/// What the down-detector asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    Nothing,
-    /// Every server is failing and nothing answered for a while: send a probe.
-    Probe,
-    /// The probe went unanswered too: the link is down.
-    Down,
-}
-
-/// Decides from upstream answers and timeouts whether the link is down. Time is an
-/// input, so the decisions can be tested without waiting.
-///
-/// Timeouts alone are no proof: an upstream may drop one name silently (a broken
-/// authority, a filter) while it answers everything else. So failing servers and a quiet
-/// spell only make the link suspect; a probe then asks a question every working
-/// upstream answers, and only its silence (with no other answer meanwhile) means down.
-#[derive(Debug, Default)]
-pub struct Detector {
-    last_answer: Option<Instant>,
-    suspect_since: Option<Instant>,
-}
-
-impl Detector {
-    /// An upstream answered (anything: even SERVFAIL shows the path works).
-    pub fn answered(&mut self, now: Instant) {
-        self.last_answer = Some(now);
-        self.suspect_since = None;
-    }
-
-    /// The link state was set from outside (link up or down): start afresh.
-    pub fn reset(&mut self, now: Instant) {
-        self.last_answer = Some(now);
-        self.suspect_since = None;
-    }
-
-    /// After a timeout with every upstream failing; `start` is when the daemon started.
-    pub fn all_failing(&mut self, now: Instant, start: Instant) -> Verdict {
-        let quiet_since = self.last_answer.unwrap_or(start);
-        if now.saturating_duration_since(quiet_since) < AUTO_DOWN_AFTER {
-            return Verdict::Nothing;
-        }
-        match self.suspect_since {
-            None => {
-                self.suspect_since = Some(now);
-                Verdict::Probe
-            }
-            Some(_) => self.tick(now),
-        }
-    }
-
-    pub fn clear_suspicion(&mut self) {
-        self.suspect_since = None;
-    }
-
-    /// Called now and then: a suspect link whose probe went unanswered is down.
-    pub fn tick(&mut self, now: Instant) -> Verdict {
-        match self.suspect_since {
-            Some(t) if now.saturating_duration_since(t) >= CONFIRM_WITHIN => {
-                self.suspect_since = None;
-                Verdict::Down
-            }
-            _ => Verdict::Nothing,
-        }
-    }
-}
 
 impl Server {
     pub(crate) fn offline(&self) -> bool {
@@ -132,11 +47,9 @@ impl Server {
         }
         let now = self.now_secs();
         let e = self.cache.peek(key.as_bytes())?;
-        if e.flags & flag::FAILURE != 0 || e.expires > now {
-            return None;
-        }
-        let age = now - e.expires;
-        if age > self.cfg.stale_max || self.stale_excluded(key.name_wire()) {
+        let failure = e.flags & flag::FAILURE != 0;
+        let age = crate::core::stale::stale_age(e.expires, failure, now, self.cfg.stale_max)?;
+        if self.stale_excluded(key.name_wire()) {
             return None;
         }
         Some(age)
@@ -309,62 +222,5 @@ impl Server {
                 self.background(&k);
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn secs(t0: Instant, s: f64) -> Instant {
-        t0 + Duration::from_secs_f64(s)
-    }
-
-    #[test]
-    fn one_silent_name_is_not_a_dead_link() {
-        let t0 = Instant::now();
-        let mut d = Detector::default();
-        d.answered(t0);
-        // Quiet LAN: the next question comes 60 s later and its name is dropped; its
-        // timeouts make every server look down, which only makes the link suspect.
-        assert_eq!(d.all_failing(secs(t0, 62.1), t0), Verdict::Probe);
-        assert_eq!(d.tick(secs(t0, 63.0)), Verdict::Nothing);
-        // The probe is answered: nothing to confirm any more.
-        d.answered(secs(t0, 62.2));
-        assert_eq!(d.tick(secs(t0, 70.0)), Verdict::Nothing);
-        assert_eq!(d.all_failing(secs(t0, 64.0), t0), Verdict::Nothing);
-    }
-
-    #[test]
-    fn a_dead_link_goes_down_when_the_probe_is_silent_too() {
-        let t0 = Instant::now();
-        let mut d = Detector::default();
-        // Just started, nothing answered yet: not before AUTO_DOWN_AFTER.
-        assert_eq!(d.all_failing(secs(t0, 2.0), t0), Verdict::Nothing);
-        assert_eq!(d.all_failing(secs(t0, 3.0), t0), Verdict::Probe);
-        assert_eq!(d.all_failing(secs(t0, 4.0), t0), Verdict::Nothing);
-        assert_eq!(d.tick(secs(t0, 4.9)), Verdict::Nothing);
-        assert_eq!(d.tick(secs(t0, 5.0)), Verdict::Down);
-        // Decided once.
-        assert_eq!(d.tick(secs(t0, 6.0)), Verdict::Nothing);
-        // The timeout path decides as well as the clock.
-        let mut d = Detector::default();
-        d.answered(t0);
-        assert_eq!(d.all_failing(secs(t0, 10.0), t0), Verdict::Probe);
-        assert_eq!(d.all_failing(secs(t0, 12.5), t0), Verdict::Down);
-    }
-
-    #[test]
-    fn reset_and_clear_forget_a_suspicion() {
-        let t0 = Instant::now();
-        let mut d = Detector::default();
-        assert_eq!(d.all_failing(secs(t0, 5.0), t0), Verdict::Probe);
-        d.clear_suspicion();
-        assert_eq!(d.tick(secs(t0, 9.0)), Verdict::Nothing);
-        assert_eq!(d.all_failing(secs(t0, 9.0), t0), Verdict::Probe);
-        d.reset(secs(t0, 9.5));
-        assert_eq!(d.tick(secs(t0, 20.0)), Verdict::Nothing);
-        // Quiet counts from the reset.
-        assert_eq!(d.all_failing(secs(t0, 11.0), t0), Verdict::Nothing);
     }
 }

@@ -1,13 +1,22 @@
-//! Answers from local names (hosts files, DHCP leases), and the names that never leave
-//! the LAN: the local domain, home.arpa, dotless names (`domain_needed`) and private
-//! reverse zones (`bogus_priv`).
+//! Answers from local names (hosts files, DHCP leases), blocked names (`list blocklist`),
+//! and the names that never leave the LAN: the local domain, home.arpa, dotless names
+//! (`domain_needed`) and private reverse zones (`bogus_priv`).
 
 use crate::answer::{self, ReplyOpts};
+use crate::blocklist::{Blocklist, Verdict};
 use crate::cache::Key;
+use crate::config::BlockAnswer;
 use crate::localnames::{is_private_reverse, parse_ptr_name, LocalConfig, LocalNames};
 use crate::query::ReplyTo;
 use crate::server::Server;
-use crate::wire::{rcode, rtype, Header, NameBuf, QueryView, CLASS_IN, HEADER_LEN};
+use crate::wire::build::Ede;
+use crate::wire::{ede, rcode, rtype, Header, NameBuf, QueryView, CLASS_IN, HEADER_LEN};
+
+/// Extended DNS Error on every answer for a blocked name.
+const BLOCKED: Ede = Ede {
+    code: ede::BLOCKED,
+    text: "blocklist",
+};
 
 /// A name in wire form as presentation bytes without the final dot ("nas.lan"), copied in
 /// one piece with the length bytes turned into dots. The root becomes empty.
@@ -40,6 +49,8 @@ enum Local {
     Data(Vec<(u16, Vec<u8>)>),
     /// The name does not exist here, and must not be asked upstream.
     NxDomain,
+    /// A blocklist covers the name: answer as `block_answer` says.
+    Blocked,
     /// Not ours: go on to the cache.
     Elsewhere,
 }
@@ -70,6 +81,15 @@ fn push_soa(out: &mut Vec<u8>, zone: &NameBuf, ttl: u32) {
     out.extend_from_slice(&rdata);
 }
 
+/// `block_answer null`: the unspecified address for A and AAAA, NODATA for other types.
+fn null_records(qtype: u16) -> Vec<(u16, Vec<u8>)> {
+    match qtype {
+        rtype::A => vec![(rtype::A, vec![0; 4])],
+        rtype::AAAA => vec![(rtype::AAAA, vec![0; 16])],
+        _ => Vec::new(),
+    }
+}
+
 impl Server {
     /// Rebuilds the local table when the files or domain in the config changed.
     pub(crate) fn apply_local_config(&mut self) {
@@ -81,6 +101,30 @@ impl Server {
         let wall = self.wall_secs();
         self.local.reload_all(wall);
         log::info!("local names: {} entries", self.local.len());
+        let bc = (self.cfg.blocklists.clone(), self.cfg.block_allow.clone());
+        if self.block_cfg.as_ref() != Some(&bc) {
+            // The old sets go first: the peak stays at one set per file.
+            self.block = Blocklist::new(&bc.0, &bc.1);
+            self.block_cfg = Some(bc);
+        }
+        self.block.refresh(true);
+    }
+
+    /// `dproxy ctl blocked NAME`: whether NAME is blocked, and by which entry and file.
+    pub(crate) fn ctl_blocked(&self, name: &str) -> String {
+        let n = name.trim_end_matches('.').to_ascii_lowercase();
+        match self.block.verdict(n.as_bytes()) {
+            Verdict::NotListed => format!("not blocked: {n}\n"),
+            Verdict::Blocked { listed, file } => {
+                format!(
+                    "blocked: {n} (listed: {listed}, file: {})\n",
+                    file.display()
+                )
+            }
+            Verdict::Allowed { listed, allowed } => {
+                format!("not blocked: {n} (listed: {listed}, allowed by block_allow {allowed})\n")
+            }
+        }
     }
 
     fn lookup_local(&self, q: &QueryView, lower: &[u8]) -> Local {
@@ -108,6 +152,9 @@ impl Server {
                 }
             }
         }
+        if self.block.blocks(lower) {
+            return Local::Blocked;
+        }
         let dotless = !lower.is_empty() && !lower.contains(&b'.');
         if self.local.is_local_zone(lower)
             || (self.cfg.domain_needed && dotless)
@@ -124,13 +171,22 @@ impl Server {
         let mut lower = std::mem::take(&mut self.lower);
         wire_to_dotted(key.name_wire(), &mut lower);
         let found = self.lookup_local(q, &lower);
+        self.lower = lower;
+        let blocked = matches!(found, Local::Blocked);
         let (records, rc) = match found {
-            Local::Elsewhere => {
-                self.lower = lower;
-                return false;
-            }
+            Local::Elsewhere => return false,
             Local::Data(r) => (r, rcode::NOERROR),
             Local::NxDomain => (Vec::new(), rcode::NXDOMAIN),
+            Local::Blocked => match self.cfg.block_answer {
+                BlockAnswer::Nxdomain => (Vec::new(), rcode::NXDOMAIN),
+                BlockAnswer::Null => (null_records(q.question.qtype), rcode::NOERROR),
+                BlockAnswer::Refused => {
+                    self.stats.blocked += 1;
+                    answer::write_error(&mut self.out, q, rcode::REFUSED, Some(BLOCKED));
+                    self.reply(to);
+                    return true;
+                }
+            },
         };
         let ttl = self.cfg.local_ttl;
         // The zone for the SOA of a negative answer: the local domain when the name is in
@@ -169,13 +225,17 @@ impl Server {
         let opts = ReplyOpts {
             authoritative: true,
             udp: to.is_udp(),
+            ede: blocked.then_some(BLOCKED),
             ..Default::default()
         };
         if answer::write_stored_reply(&mut self.out, &msg, std::iter::empty(), q, &opts) {
             self.stats.truncated += 1;
         }
-        self.stats.local += 1;
-        self.lower = lower;
+        if blocked {
+            self.stats.blocked += 1;
+        } else {
+            self.stats.local += 1;
+        }
         self.reply(to);
         true
     }

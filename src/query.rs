@@ -188,10 +188,13 @@ impl Server {
         let failure = hit.flags & flag::FAILURE != 0;
         // Prefetch: asked at least twice (the miss that filled it, and a hit since) and
         // under 10 % of its lifetime left.
-        let prefetch = self.cfg.prefetch
-            && !failure
-            && hit.hits >= 1
-            && (hit.remaining(now) as u64) * 10 < hit.lifetime() as u64;
+        let prefetch = crate::core::stale::wants_prefetch(
+            self.cfg.prefetch,
+            failure,
+            hit.hits,
+            hit.remaining(now),
+            hit.lifetime(),
+        );
         let truncated =
             answer::write_stored_reply(&mut self.out, hit.msg, hit.ttl_positions(), q, &opts);
         self.stats.hits += 1;

@@ -18,16 +18,17 @@ use mio::{Events, Interest, Poll, Token};
 
 use crate::cache::Cache;
 use crate::config::{self, Config};
-use crate::forward::{Pending, UpTcp};
+use crate::core::upstreams::Upstreams;
+use crate::forward::Pending;
 use crate::rand::Rng;
 use crate::signals::{Action, Signals};
 use crate::slab::Slab;
 use crate::stats::Stats;
 use crate::tcp::TcpClient;
-use crate::upstream::Upstreams;
 
 pub const SIGNAL_TOKEN: Token = Token(usize::MAX - 1);
-/// Tokens below this are listeners; from here on, slab slots of `conns`.
+/// Tokens below this are listeners; from here on, slab slots of `conns`, and from
+/// `transport::TOKEN_BASE` on, upstream sockets.
 pub const CONN_BASE: usize = 1 << 16;
 /// How often housekeeping runs (file checks, probes, periodic writes).
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
@@ -41,15 +42,9 @@ pub enum Listener {
     Ctl(UnixListener, PathBuf),
 }
 
-/// Everything with a token besides listeners and the signalfd.
+/// Client connections: everything with a token besides listeners, upstream sockets
+/// and the signalfd.
 pub enum Conn {
-    /// One UDP socket per upstream attempt.
-    UpUdp {
-        sock: UdpSocket,
-        pending: usize,
-        gen: u32,
-    },
-    UpTcp(UpTcp),
     Client(TcpClient),
     Ctl(crate::control::CtlConn),
 }
@@ -85,6 +80,13 @@ impl FileStamp {
     }
 }
 
+/// The upstream choice draws from the kernel's CSPRNG in the daemon.
+impl crate::core::upstreams::Draw for Rng {
+    fn below(&mut self, n: u32) -> u32 {
+        Rng::below(self, n)
+    }
+}
+
 /// Parses configured domain names, warning about (and skipping) bad ones.
 fn names(option: &str, list: &[String]) -> Vec<crate::wire::NameBuf> {
     list.iter()
@@ -103,6 +105,8 @@ pub struct Server {
     pub(crate) cfg: Config,
     pub(crate) listeners: Vec<Listener>,
     pub(crate) conns: Slab<Conn>,
+    /// Upstream sockets, under the attempts they serve.
+    pub(crate) transports: crate::transport::Transports,
     pub(crate) pending: Slab<Pending>,
     /// Cache key → pending slot, for merging identical questions in flight.
     pub(crate) inflight: HashMap<Box<[u8]>, usize>,
@@ -132,7 +136,7 @@ pub struct Server {
     next_housekeeping: Instant,
     pub(crate) serial: u32,
     pub(crate) pending_gen: u32,
-    pub(crate) link: crate::link::Link,
+    pub(crate) link: crate::core::link::Link,
     /// `stale_exclude` as names.
     pub(crate) stale_exclude: Vec<crate::wire::NameBuf>,
     /// `rebind_domain` and the local domain as names.
@@ -141,6 +145,8 @@ pub struct Server {
     pub(crate) acl: crate::acl::Acl,
     pub(crate) local: crate::localnames::LocalNames,
     pub(crate) local_cfg: Option<crate::localnames::LocalConfig>,
+    pub(crate) block: crate::blocklist::Blocklist,
+    pub(crate) block_cfg: Option<(Vec<PathBuf>, Vec<String>)>,
     /// Scratch: a question name in lowercase presentation form.
     pub(crate) lower: Vec<u8>,
     /// Scratch: the query being handled and its cache key, kept between queries.
@@ -199,6 +205,7 @@ impl Server {
             cfg,
             listeners,
             conns: Slab::default(),
+            transports: Default::default(),
             pending: Slab::default(),
             inflight: HashMap::new(),
             upstreams: Upstreams::default(),
@@ -221,13 +228,15 @@ impl Server {
             next_housekeeping: now,
             serial: 0,
             pending_gen: 0,
-            link: crate::link::Link::default(),
+            link: crate::core::link::Link::default(),
             stale_exclude: Vec::new(),
             rebind_exempt: Vec::new(),
             rebind_logged: std::collections::HashSet::new(),
             acl: crate::acl::Acl::default(),
             local: crate::localnames::LocalNames::new(Default::default()),
             local_cfg: None,
+            block: Default::default(),
+            block_cfg: None,
             lower: Vec::with_capacity(256),
             scratch_query: None,
             scratch_key: None,
@@ -371,6 +380,7 @@ impl Server {
         vec![
             ("pending", self.pending.len() as u64),
             ("local_names", self.local.len() as u64),
+            ("blocklist_domains", self.block.len() as u64),
         ]
     }
 
@@ -441,11 +451,11 @@ impl Server {
                 Listener::Tcp(..) => self.accept(t.0),
                 Listener::Ctl(..) => self.ctl_accept(t.0),
             }
+        } else if t.0 >= crate::transport::TOKEN_BASE {
+            self.upstream_ready(t.0 - crate::transport::TOKEN_BASE);
         } else if t.0 >= CONN_BASE {
             let i = t.0 - CONN_BASE;
             match self.conns.get(i) {
-                Some(Conn::UpUdp { .. }) => self.upstream_udp_readable(i),
-                Some(Conn::UpTcp(_)) => self.upstream_tcp_ready(i),
                 Some(Conn::Client(_)) => self.client_ready(i, ev.is_readable(), ev.is_writable()),
                 Some(Conn::Ctl(_)) => self.ctl_ready(i),
                 None => {}
@@ -575,6 +585,7 @@ impl Server {
         if self.local.poll(wall) {
             log::info!("local names changed: {} entries", self.local.len());
         }
+        self.block.refresh(false);
         if let Some(at) = self.next_persist {
             if self.now >= at {
                 self.save_persisted();
@@ -653,8 +664,6 @@ impl Server {
         let token = Token(CONN_BASE + i);
         let reg = self.poll.registry();
         let r = match self.conns.get_mut(i) {
-            Some(Conn::UpUdp { sock, .. }) => reg.register(sock, token, interest),
-            Some(Conn::UpTcp(t)) => reg.register(&mut t.stream, token, interest),
             Some(Conn::Client(c)) => reg.register(&mut c.stream, token, interest),
             Some(Conn::Ctl(c)) => reg.register(&mut c.stream, token, interest),
             None => Ok(()),
@@ -669,12 +678,6 @@ impl Server {
     pub(crate) fn close_conn(&mut self, i: usize) {
         let reg = self.poll.registry();
         match self.conns.remove(i) {
-            // Closing the only descriptor of a socket removes it from epoll: no syscall
-            // to deregister first (upstream sockets come and go with every miss).
-            Some(Conn::UpUdp { .. }) => {}
-            Some(Conn::UpTcp(mut t)) => {
-                let _ = reg.deregister(&mut t.stream);
-            }
             Some(Conn::Client(mut c)) => {
                 let _ = reg.deregister(&mut c.stream);
             }

@@ -8,6 +8,7 @@ pub struct Stats {
     pub misses: u64,
     pub merged: u64,
     pub local: u64,
+    pub blocked: u64,
     pub stale: u64,
     pub prefetch: u64,
     pub upstream_queries: u64,
@@ -63,4 +64,42 @@ impl ConfigStatus {
             o.push('\n');
         }
     }
+}
+
+/// One upstream's row in a [`Snapshot`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamRow {
+    pub addr: std::net::SocketAddr,
+    pub up: bool,
+    pub srtt_ms: u32,
+    pub failures: u32,
+    pub queries: u64,
+    pub answers: u64,
+    pub timeouts: u64,
+}
+
+/// Everything `ctl stats` shows, copied out of the running daemon at one moment, so
+/// that rendering it (text or JSON) needs nothing else.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// `up`, `down` (told so) or `down-auto` (found out by itself).
+    pub link: &'static str,
+    /// Down by itself (true also while told down on top).
+    pub link_auto: bool,
+    /// UNIX seconds of the last link change (of the start if none).
+    pub link_since: u64,
+    /// UNIX seconds of the start.
+    pub started: u64,
+    pub uptime: u64,
+    pub counters: Stats,
+    pub cache_entries: u64,
+    pub cache_bytes: u64,
+    pub cache_budget: u64,
+    pub cache_inserted: u64,
+    pub cache_live_freed: u64,
+    /// Counters kept outside `Stats` (questions in flight, local names, ...).
+    pub extra: Vec<(&'static str, u64)>,
+    pub config_file: Option<String>,
+    pub config: ConfigStatus,
+    pub upstreams: Vec<UpstreamRow>,
 }

@@ -1,25 +1,7 @@
-//! `dproxy ctl stats --json`: the counters of `ctl stats` as one JSON object, for LuCI and
-//! for dashboards built for dnsmasq's `ubus call dnsmasq metrics`.
-//!
-//! The flat counters are taken from the text output itself, so that every counter the text
-//! has is in the JSON too; a counter that means what a dnsmasq metric means is renamed to
-//! dnsmasq's name. Link state, configuration status and upstreams are written from the
-//! server's own state. A small hand-written writer keeps serde out of the router binary.
+//! A small hand-written JSON writer for `dproxy ctl stats --json` (see `control::json`):
+//! it keeps serde out of the router binary.
 
 use std::fmt::Write;
-
-use crate::server::Server;
-
-/// Text counter name → dnsmasq metric name (dnsmasq's `src/metrics.c`), where they mean
-/// the same thing.
-const DNSMASQ_NAMES: &[(&str, &str)] = &[
-    ("upstream_queries", "dns_queries_forwarded"),
-    ("local", "dns_local_answered"),
-    ("stale", "dns_stale_answered"),
-    // Queries answered SERVFAIL because no upstream answer could be had.
-    ("servfail", "dns_unanswered"),
-    ("tcp_clients", "tcp_connections"),
-];
 
 /// Appends `s` as a JSON string literal (RFC 8259 escaping).
 pub fn write_str(out: &mut String, s: &str) {
@@ -104,97 +86,9 @@ impl<'a> Obj<'a> {
     }
 }
 
-impl Server {
-    pub(crate) fn stats_json(&self) -> String {
-        let text = self.stats_text();
-        let mut out = String::with_capacity(2048);
-        let mut o = Obj::new(&mut out);
-        o.str("version", env!("CARGO_PKG_VERSION"));
-        let mut hits = 0u64;
-        let mut misses = 0u64;
-        let mut link = "up";
-        for line in text.lines() {
-            let Some((k, v)) = line.split_once('=') else {
-                continue;
-            };
-            if k == "link" {
-                link = if v.starts_with("down") { "down" } else { "up" };
-                continue;
-            }
-            // Upstreams and the configuration are written below, from their structures.
-            if k.starts_with("upstream.") || k.starts_with("config_") {
-                continue;
-            }
-            let name = DNSMASQ_NAMES
-                .iter()
-                .find(|(t, _)| *t == k)
-                .map_or(k, |(_, d)| *d);
-            match v.parse::<u64>() {
-                Ok(n) => {
-                    match k {
-                        "hits" => hits = n,
-                        "misses" => misses = n,
-                        _ => {}
-                    }
-                    o.num(name, n)
-                }
-                Err(_) => o.str(name, v),
-            }
-        }
-        o.num("dns_cache_inserted", self.cache.inserted);
-        o.num("dns_cache_live_freed", self.cache.live_freed);
-        o.raw("hit_ratio", &ratio(hits, hits + misses));
-
-        o.str("link", link);
-        o.boolean("link_auto", self.link.auto_down);
-        o.num(
-            "link_since",
-            self.wall_of(self.link.since.unwrap_or(self.start)),
-        );
-        o.num("started", self.wall_of(self.start));
-        o.opt_str(
-            "config_file",
-            self.cfg.file.as_deref().and_then(|p| p.to_str()),
-        );
-        let cs = &self.config_status;
-        o.num("config_loaded", cs.loaded_at);
-        o.str("config_reload", cs.reload_word());
-        o.opt_num("config_reload_at", cs.reload_at);
-        o.opt_str("config_reload_error", cs.reload_error.as_deref());
-
-        let mut ups = String::from("[");
-        for (i, u) in self.upstreams.list.iter().enumerate() {
-            if i > 0 {
-                ups.push(',');
-            }
-            let mut uo = Obj::new(&mut ups);
-            uo.str("address", &u.addr.to_string());
-            uo.str("protocol", "udp");
-            uo.str("state", if u.is_up() { "up" } else { "down" });
-            uo.num("srtt_ms", u.srtt_ms.into());
-            uo.num("failures", u.fails.into());
-            uo.num("queries", u.queries);
-            uo.num("answers", u.answers);
-            uo.num("timeouts", u.timeouts);
-            uo.end();
-        }
-        ups.push(']');
-        o.raw("upstreams", &ups);
-        o.end();
-        out.push('\n');
-        out
-    }
-
-    /// UNIX seconds of a moment of this loop's monotonic clock.
-    fn wall_of(&self, t: std::time::Instant) -> u64 {
-        self.wall_secs()
-            .saturating_sub(self.now.saturating_duration_since(t).as_secs())
-    }
-}
-
 /// `part / whole` with four decimals ("0.7368"), 0 when `whole` is 0. Integer arithmetic:
 /// float formatting would cost the router binary more than all of this file.
-fn ratio(part: u64, whole: u64) -> String {
+pub fn ratio(part: u64, whole: u64) -> String {
     if whole == 0 {
         return "0".into();
     }

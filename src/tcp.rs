@@ -11,6 +11,8 @@ use mio::{Interest, Token};
 use crate::config::RefuseAction;
 use crate::query::ReplyTo;
 use crate::server::{Conn, Listener, Server, Timer, CONN_BASE};
+/// Framing is shared with the upstream side.
+pub use crate::transport::tcp::split_frame;
 
 /// Close a connection after this long without traffic or outstanding queries.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -65,14 +67,6 @@ impl TcpClient {
         self.rbuf.drain(..used);
         Some(msg)
     }
-}
-
-/// Splits the first length-prefixed message off a TCP byte stream:
-/// the message and the bytes it used, or None until it is complete.
-pub fn split_frame(buf: &[u8]) -> Option<(&[u8], usize)> {
-    let len = u16::from_be_bytes([*buf.first()?, *buf.get(1)?]) as usize;
-    let msg = buf.get(2..2 + len)?;
-    Some((msg, 2 + len))
 }
 
 impl Server {

@@ -6,6 +6,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
+use dproxy::blocklist::{parse_line, Line};
 use dproxy::localnames::{parse_ptr_name, reverse_name, LocalConfig, LocalNames};
 use proptest::prelude::*;
 
@@ -77,6 +78,19 @@ proptest! {
                     prop_assert!(!n.is_empty());
                 }
             }
+        }
+    }
+
+    #[test]
+    fn hosts_lines_parse_as_blocklist_lines(lines in prop::collection::vec(line(), 0..20)) {
+        // Blocklists accept hosts files: the same lines never panic the blocklist parser,
+        // and every name it takes from a line appears on that line.
+        for l in &lines {
+            let lower = l.to_ascii_lowercase();
+            let k = parse_line(l.as_bytes(), |n| {
+                assert!(lower.contains(std::str::from_utf8(n).unwrap()));
+            });
+            prop_assert!(matches!(k, Line::Names | Line::Skip | Line::Bad));
         }
     }
 

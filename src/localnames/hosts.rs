@@ -26,27 +26,47 @@ use super::syntax::{
 };
 use super::table::{Parsed, NEVER};
 
-/// Parses a hosts-style file.
+/// Parses a hosts-style file held in memory.
 pub(crate) fn parse(data: &[u8], path: &Path) -> Parsed {
-    let mut p = Parsed::default();
-    let mut w = Warner::new(path);
-    // (address, expiry) from odhcpd state lines; usually empty.
-    let mut state: Vec<(IpAddr, u64)> = Vec::new();
-
+    let mut hp = Parser::new(path);
     for (lineno, line) in lines(data) {
+        hp.line(lineno, line);
+    }
+    hp.finish()
+}
+
+/// A hosts-style file parsed line by line, as it is read.
+pub(crate) struct Parser<'a> {
+    p: Parsed,
+    w: Warner<'a>,
+    /// (address, expiry) from odhcpd state lines; usually empty.
+    state: Vec<(IpAddr, u64)>,
+}
+
+impl<'a> Parser<'a> {
+    pub(crate) fn new(path: &'a Path) -> Self {
+        Parser {
+            p: Parsed::default(),
+            w: Warner::new(path),
+            state: Vec::new(),
+        }
+    }
+
+    /// One line (1-based number, no newline).
+    pub(crate) fn line(&mut self, lineno: usize, line: &[u8]) {
         let t = trim_start(line);
         if let Some(c) = t.strip_prefix(b"#") {
-            odhcpd_state_line(c, &mut state);
-            continue;
+            odhcpd_state_line(c, &mut self.state);
+            return;
         }
         let body = strip_comment(t);
         let mut it = fields(body);
-        let Some(addr_tok) = it.next() else { continue };
+        let Some(addr_tok) = it.next() else { return };
         let addr = match parse_ip(addr_tok) {
             Some(a) => a,
             None => {
                 if addr_tok.contains(&b'%') {
-                    w.warn(
+                    self.w.warn(
                         lineno,
                         format_args!(
                             "IPv6 zone index not supported, line skipped: {}",
@@ -54,7 +74,7 @@ pub(crate) fn parse(data: &[u8], path: &Path) -> Parsed {
                         ),
                     );
                 } else {
-                    w.warn(
+                    self.w.warn(
                         lineno,
                         format_args!(
                             "bad address, line skipped: {}",
@@ -62,41 +82,50 @@ pub(crate) fn parse(data: &[u8], path: &Path) -> Parsed {
                         ),
                     );
                 }
-                continue;
+                return;
             }
         };
         let mut good = 0usize;
         let mut bad: Option<&[u8]> = None;
         for name in it {
-            if p.push(name, addr, NEVER, good == 0) {
+            if self.p.push(name, addr, NEVER, good == 0) {
                 good += 1;
             } else if bad.is_none() {
                 bad = Some(name);
             }
         }
         if let Some(b) = bad {
-            w.warn(
+            self.w.warn(
                 lineno,
                 format_args!("invalid host name skipped: {}", clip(b, 64).escape_ascii()),
             );
         } else if good == 0 {
-            w.warn(lineno, format_args!("address without names, line skipped"));
+            self.w
+                .warn(lineno, format_args!("address without names, line skipped"));
         }
     }
 
-    if !state.is_empty() {
-        state.sort_unstable_by_key(|&(a, e)| (a, std::cmp::Reverse(e)));
-        state.dedup_by_key(|&mut (a, _)| a);
-        for r in &mut p.recs {
-            if let Ok(i) = state.binary_search_by_key(&r.addr, |&(a, _)| a) {
-                if let Some(&(_, exp)) = state.get(i) {
-                    r.exp = exp;
+    /// Applies the odhcpd lease times and returns the records.
+    pub(crate) fn finish(self) -> Parsed {
+        let Parser {
+            mut p,
+            w,
+            mut state,
+        } = self;
+        if !state.is_empty() {
+            state.sort_unstable_by_key(|&(a, e)| (a, std::cmp::Reverse(e)));
+            state.dedup_by_key(|&mut (a, _)| a);
+            for r in &mut p.recs {
+                if let Ok(i) = state.binary_search_by_key(&r.addr, |&(a, _)| a) {
+                    if let Some(&(_, exp)) = state.get(i) {
+                        r.exp = exp;
+                    }
                 }
             }
         }
+        p.bad = w.finish();
+        p
     }
-    p.bad = w.finish();
-    p
 }
 
 /// Recognises an odhcpd state line (the text after the leading `#`):

@@ -37,7 +37,7 @@ mod leases;
 mod reverse;
 mod syntax;
 mod table;
-mod watch;
+pub(crate) mod watch;
 
 #[cfg(test)]
 mod tests;
@@ -51,7 +51,7 @@ pub use reverse::{is_private_reverse, parse_ptr_name};
 #[allow(unused_imports)]
 pub use reverse::reverse_name;
 
-use table::{Table, NEVER};
+use table::{Parsed, Table, NEVER};
 use watch::{Kind, Source};
 
 /// Which files to read, and the local domain.
@@ -113,7 +113,7 @@ fn in_zone(q: &[u8], zone: &[u8]) -> bool {
 /// One precedence layer: its sources and the table built from them.
 #[derive(Debug, Default)]
 struct Layer {
-    sources: Vec<Source>,
+    sources: Vec<Source<Parsed>>,
     table: Table,
 }
 

@@ -9,7 +9,10 @@
 //! are read in byte order of their names. A missing path is not an error:
 //! it contributes nothing until it appears. Files are read through the
 //! opened handle and its `fstat`, so what is read and the recorded signature
-//! belong to the same inode.
+//! belong to the same inode. Files are read line by line through a bounded
+//! buffer ([`LineReader`]), so a large file is never held whole in memory next
+//! to what is parsed from it. A source is generic over what its files are
+//! parsed into ([`Content`]): local-name records, or a blocklist's set.
 //!
 //! A path that cannot be read for lack of permission (EACCES, EPERM) is not
 //! a deleted one: its last good content is kept, and one warning names the
@@ -32,6 +35,38 @@ use std::path::{Path, PathBuf};
 use super::table::Parsed;
 use super::{hosts, leases};
 
+/// What the files of a source are parsed into.
+pub(crate) trait Content: Default + PartialEq {
+    /// Parses one file, read line by line from `r`.
+    fn parse(r: &mut LineReader, path: &Path, kind: Kind) -> io::Result<Self>;
+    /// True if the file contributes nothing.
+    fn is_empty(&self) -> bool;
+    /// Entries parsed and lines skipped, for the debug log.
+    fn counts(&self) -> (usize, u32);
+}
+
+impl Content for Parsed {
+    fn parse(r: &mut LineReader, path: &Path, kind: Kind) -> io::Result<Self> {
+        if kind == Kind::Leases {
+            // The lease format is detected from the whole file (and ISC's spans lines);
+            // lease files are small.
+            return Ok(leases::parse(&r.read_all()?, path));
+        }
+        // hosts files can be large: parsed as they are read.
+        let mut p = hosts::Parser::new(path);
+        while let Some((n, line)) = r.next_line()? {
+            p.line(n, line);
+        }
+        Ok(p.finish())
+    }
+    fn is_empty(&self) -> bool {
+        self.recs.is_empty()
+    }
+    fn counts(&self) -> (usize, u32) {
+        (self.recs.len(), self.bad)
+    }
+}
+
 /// Files larger than this are read only up to the last full line below it.
 pub(crate) const MAX_FILE_BYTES: usize = 64 << 20;
 /// A file modified this recently (seconds) when read is re-read on the next check.
@@ -46,6 +81,8 @@ pub(crate) enum Kind {
     Hosts,
     /// A DHCP lease file, format detected per file (`list leasefile`).
     Leases,
+    /// A domain blocklist, format detected per line (`list blocklist`).
+    Blocklist,
 }
 
 /// Identity and version of a file as seen by `stat`.
@@ -116,33 +153,26 @@ fn warn_denied(path: &Path) {
 
 /// One file and what was parsed from it.
 #[derive(Debug)]
-pub(crate) struct FileSlot {
+pub(crate) struct FileSlot<P> {
     path: PathBuf,
     sig: Option<Sig>,
     /// Modified too recently at read time for the signature to be trusted.
     racy: bool,
     /// Hash of the bytes last parsed: an unchanged file is not parsed (or warned about) again.
     digest: Option<u64>,
-    parsed: Parsed,
+    parsed: P,
     /// The last read failed for lack of permission (warned once until it works again).
     denied: bool,
 }
 
-fn digest(data: &[u8]) -> u64 {
-    use std::hash::Hasher;
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    h.write(data);
-    h.finish()
-}
-
-impl FileSlot {
+impl<P: Content> FileSlot<P> {
     fn new(path: PathBuf) -> Self {
         FileSlot {
             path,
             sig: None,
             racy: false,
             digest: None,
-            parsed: Parsed::default(),
+            parsed: P::default(),
             denied: false,
         }
     }
@@ -164,35 +194,27 @@ impl FileSlot {
         let (parsed, sig) = match now_sig {
             None => {
                 self.digest = None;
-                (Parsed::default(), None)
+                (P::default(), None)
             }
-            Some(_) => match read_capped(&self.path) {
+            Some(_) => match read_parsed::<P>(&self.path, kind, self.digest.filter(|_| !force)) {
                 Err(e) if denied(&e) => {
                     // Checked again on the next poll (the signature stays unknown).
                     self.deny();
                     self.sig = None;
                     return false;
                 }
-                Ok((data, sig)) if !force && self.digest == Some(digest(&data)) => {
+                Ok(Outcome::Same(sig)) => {
                     self.denied = false;
                     // Same bytes (a timestamp-only change or a re-check of a racy read).
                     self.sig = Some(sig);
                     self.racy = false;
                     return false;
                 }
-                Ok((data, sig)) => {
+                Ok(Outcome::New(p, d, sig)) => {
                     self.denied = false;
-                    self.digest = Some(digest(&data));
-                    let p = match kind {
-                        Kind::Hosts => hosts::parse(&data, &self.path),
-                        Kind::Leases => leases::parse(&data, &self.path),
-                    };
-                    log::debug!(
-                        "{}: {} local name records ({} skipped)",
-                        self.path.display(),
-                        p.recs.len(),
-                        p.bad
-                    );
+                    self.digest = Some(d);
+                    let (n, bad) = p.counts();
+                    log::debug!("{}: {} entries ({} skipped)", self.path.display(), n, bad);
                     (p, Some(sig))
                 }
                 Err(e) => {
@@ -202,7 +224,7 @@ impl FileSlot {
                     } else {
                         log::warn!("{}: {}", self.path.display(), e);
                     }
-                    (Parsed::default(), None)
+                    (P::default(), None)
                 }
             },
         };
@@ -229,51 +251,175 @@ fn wall_secs() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-/// Reads a file (at most [`MAX_FILE_BYTES`]) and returns it with the
-/// signature of the very inode read.
-fn read_capped(path: &Path) -> io::Result<(Vec<u8>, Sig)> {
-    let f = File::open(path)?;
-    let md = f.metadata()?;
-    if md.is_dir() {
-        return Err(io::Error::other("is a directory"));
+/// The result of reading a file.
+enum Outcome<P> {
+    /// The same bytes as the digest given: nothing parsed.
+    Same(Sig),
+    /// Parsed content, the digest of the bytes and the signature of the inode read.
+    New(P, u64, Sig),
+}
+
+/// Reads and parses a file. With `known`, the file is first only hashed (no parse and
+/// no warnings if it still has that digest).
+fn read_parsed<P: Content>(path: &Path, kind: Kind, known: Option<u64>) -> io::Result<Outcome<P>> {
+    if let Some(d) = known {
+        let (mut r, sig) = LineReader::open(path)?;
+        r.quiet = true;
+        while r.next_line()?.is_some() {}
+        if r.digest() == d {
+            return Ok(Outcome::Same(sig));
+        }
     }
-    let sig = Sig::of(&md);
-    let hint = usize::try_from(md.len())
-        .unwrap_or(MAX_FILE_BYTES)
-        .min(MAX_FILE_BYTES);
-    let mut buf = Vec::with_capacity(hint.saturating_add(1));
-    f.take(MAX_FILE_BYTES as u64 + 1).read_to_end(&mut buf)?;
-    if buf.len() > MAX_FILE_BYTES {
-        log::warn!(
-            "{}: larger than {} MiB, only the beginning is used",
-            path.display(),
-            MAX_FILE_BYTES >> 20
-        );
-        buf.truncate(MAX_FILE_BYTES);
-        let keep = buf.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
-        buf.truncate(keep);
+    let (mut r, sig) = LineReader::open(path)?;
+    let p = P::parse(&mut r, path, kind)?;
+    while r.next_line()?.is_some() {}
+    Ok(Outcome::New(p, r.digest(), sig))
+}
+
+/// Size of the read buffer; a longer line makes it grow (up to the file cap).
+const READ_CHUNK: usize = 64 << 10;
+
+/// A file read line by line through a bounded buffer: at most [`MAX_FILE_BYTES`] (up to
+/// the last whole line below it), hashing every line so an unchanged file is recognised.
+pub(crate) struct LineReader {
+    src: Box<dyn io::Read>,
+    path: PathBuf,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    eof: bool,
+    /// Bytes handed out as lines so far (newlines included).
+    used: usize,
+    lineno: usize,
+    /// Digest of the lines so far (change detection only: unkeyed, fast).
+    hash: u64,
+    /// No warning about the size cap (a hashing-only pass).
+    quiet: bool,
+}
+
+impl LineReader {
+    /// Reads from any reader (tests, fuzzing); `path` only names it in warnings.
+    pub(crate) fn new(src: Box<dyn io::Read>, path: &Path) -> Self {
+        LineReader {
+            src,
+            path: path.to_path_buf(),
+            buf: Vec::new(),
+            start: 0,
+            end: 0,
+            eof: false,
+            used: 0,
+            lineno: 0,
+            hash: 0,
+            quiet: false,
+        }
     }
-    Ok((buf, sig))
+
+    /// Opens a file and returns the reader with the signature of the very inode opened.
+    fn open(path: &Path) -> io::Result<(LineReader, Sig)> {
+        let f = File::open(path)?;
+        let md = f.metadata()?;
+        if md.is_dir() {
+            return Err(io::Error::other("is a directory"));
+        }
+        Ok((LineReader::new(Box::new(f), path), Sig::of(&md)))
+    }
+
+    /// The next line as `(line_number, line)`, 1-based, without its newline or a
+    /// trailing `\r`; `None` at the end (or at the size cap).
+    pub(crate) fn next_line(&mut self) -> io::Result<Option<(usize, &[u8])>> {
+        loop {
+            let pending = self.buf.get(self.start..self.end).unwrap_or(&[]);
+            let nl = pending.iter().position(|&b| b == b'\n');
+            if nl.is_some() || (self.eof && !pending.is_empty()) {
+                let len = nl.unwrap_or(pending.len());
+                let next = self.used + len + usize::from(nl.is_some());
+                if next > MAX_FILE_BYTES {
+                    self.over_cap();
+                    return Ok(None);
+                }
+                let s = self.start;
+                self.used = next;
+                self.start = (s + len + 1).min(self.end);
+                self.lineno += 1;
+                let line = self.buf.get(s..s + len).unwrap_or(&[]);
+                self.hash = super::table::hash_bytes(self.hash.rotate_left(17), line);
+                return Ok(Some((
+                    self.lineno,
+                    line.strip_suffix(b"\r").unwrap_or(line),
+                )));
+            }
+            if self.eof {
+                return Ok(None);
+            }
+            // Keep the partial line, and make room for more after it.
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+            if self.end == self.buf.len() {
+                if self.end > MAX_FILE_BYTES {
+                    self.over_cap();
+                    return Ok(None);
+                }
+                let grow = self.buf.len().max(READ_CHUNK);
+                self.buf.resize(self.buf.len() + grow, 0);
+            }
+            let room = self.buf.get_mut(self.end..).unwrap_or(&mut []);
+            match self.src.read(room) {
+                Ok(0) => self.eof = true,
+                Ok(n) => self.end += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Stops at the size cap: the rest of the file is not used.
+    fn over_cap(&mut self) {
+        if !self.quiet {
+            log::warn!(
+                "{}: larger than {} MiB, only the beginning is used",
+                self.path.display(),
+                MAX_FILE_BYTES >> 20
+            );
+        }
+        self.eof = true;
+        self.start = self.end;
+    }
+
+    /// The rest of the file as lines joined by `\n` (for formats parsed whole).
+    pub(crate) fn read_all(&mut self) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        while let Some((_, line)) = self.next_line()? {
+            out.extend_from_slice(line);
+            out.push(b'\n');
+        }
+        Ok(out)
+    }
+
+    /// Hash of every line handed out so far.
+    fn digest(&self) -> u64 {
+        self.hash
+    }
 }
 
 #[derive(Debug)]
-enum State {
+enum State<P> {
     Missing,
-    File(FileSlot),
-    Dir { sig: Sig, files: Vec<FileSlot> },
+    File(FileSlot<P>),
+    Dir { sig: Sig, files: Vec<FileSlot<P>> },
 }
 
 /// One configured path (file or directory).
 #[derive(Debug)]
-pub(crate) struct Source {
+pub(crate) struct Source<P> {
     path: PathBuf,
     kind: Kind,
-    state: State,
+    state: State<P>,
     /// The path itself could not be looked at last time (warned once).
     denied: bool,
 }
 
-impl Source {
+impl<P: Content> Source<P> {
     pub(crate) fn new(path: PathBuf, kind: Kind) -> Self {
         Source {
             path,
@@ -300,7 +446,7 @@ impl Source {
         match st {
             Stat::Denied => false,
             Stat::Missing => {
-                let had = self.parsed().any(|p| !p.recs.is_empty());
+                let had = self.parsed().any(|p| !p.is_empty());
                 if !matches!(self.state, State::Missing) {
                     log::info!("{}: gone; its names are dropped", self.path.display());
                 } else if force {
@@ -316,7 +462,7 @@ impl Source {
                         sig: old_sig,
                         files,
                     } => (files, force || old_sig != sig, false),
-                    State::File(slot) => (Vec::new(), true, !slot.parsed.recs.is_empty()),
+                    State::File(slot) => (Vec::new(), true, !slot.parsed.is_empty()),
                     State::Missing => (Vec::new(), true, false),
                 };
                 let listed = if relist {
@@ -350,7 +496,7 @@ impl Source {
                         }
                     }
                     // Files that left the directory.
-                    if old_files.iter().any(|s| !s.parsed.recs.is_empty()) {
+                    if old_files.iter().any(|s| !s.parsed.is_empty()) {
                         changed = true;
                     }
                 }
@@ -376,7 +522,7 @@ impl Source {
             }
             Stat::Found(sig) => {
                 if !matches!(self.state, State::File(_)) {
-                    let had = self.parsed().any(|p| !p.recs.is_empty());
+                    let had = self.parsed().any(|p| !p.is_empty());
                     self.state = State::File(FileSlot::new(self.path.clone()));
                     if let State::File(slot) = &mut self.state {
                         return slot.refresh(Some(sig), kind, true) | had;
@@ -391,8 +537,8 @@ impl Source {
     }
 
     /// The parsed content of every file of this source, in order.
-    pub(crate) fn parsed(&self) -> impl Iterator<Item = &Parsed> {
-        let slice: &[FileSlot] = match &self.state {
+    pub(crate) fn parsed(&self) -> impl Iterator<Item = &P> {
+        let slice: &[FileSlot<P>] = match &self.state {
             State::Missing => &[],
             State::File(slot) => std::slice::from_ref(slot),
             State::Dir { files, .. } => files,

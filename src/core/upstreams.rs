@@ -1,12 +1,11 @@
-//! Upstream servers: smoothed RTT, health, and which one to ask next.
+//! Upstream servers: smoothed RTT, health, and which one to ask next (the core: time
+//! and random draws are inputs).
 //!
 //! The fastest healthy server gets the query; now and then another one is tried so
 //! its RTT stays known; a server that stops answering is penalised until it answers.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-
-use crate::rand::Rng;
 
 /// How often (one query in N) a server other than the best is asked, to keep its RTT known.
 const PROBE_ONE_IN: u32 = 32;
@@ -27,12 +26,6 @@ pub const NO_EDNS_FOR: Duration = Duration::from_secs(600);
 pub trait Draw {
     /// A number in `0..n` (n > 0).
     fn below(&mut self, n: u32) -> u32;
-}
-
-impl Draw for Rng {
-    fn below(&mut self, n: u32) -> u32 {
-        Rng::below(self, n)
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -205,113 +198,5 @@ impl Upstreams {
         if let Some(u) = self.get_mut(id) {
             u.fails = u.fails.saturating_add(1);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Scripted draws: the values given, in a loop.
-    struct Script(Vec<u32>, usize);
-
-    impl Draw for Script {
-        fn below(&mut self, n: u32) -> u32 {
-            let v = self.0[self.1 % self.0.len()];
-            self.1 += 1;
-            v % n
-        }
-    }
-
-    fn ups(n: u16) -> Upstreams {
-        let mut u = Upstreams::default();
-        let addrs: Vec<SocketAddr> = (0..n)
-            .map(|i| SocketAddr::from(([127, 0, 0, 1], 5300 + i)))
-            .collect();
-        u.set(&addrs);
-        u
-    }
-
-    fn id(u: &Upstreams, i: usize) -> UpstreamId {
-        u.list[i].id
-    }
-
-    #[test]
-    fn fastest_healthy_server_is_preferred() {
-        let mut u = ups(3);
-        let now = Instant::now();
-        let (a, b, c) = (id(&u, 0), id(&u, 1), id(&u, 2));
-        u.on_answer(a, Duration::from_millis(90), now);
-        u.on_answer(b, Duration::from_millis(5), now);
-        u.on_answer(c, Duration::from_millis(50), now);
-        // Any draw but 0 keeps the best; a 0 re-probes one of the others.
-        assert_eq!(u.pick(&[], &mut Script(vec![1], 0)), Some(b));
-        assert_eq!(u.pick(&[], &mut Script(vec![31], 0)), Some(b));
-        assert_eq!(u.pick(&[], &mut Script(vec![0, 0], 0)), Some(a));
-        assert_eq!(u.pick(&[], &mut Script(vec![0, 1], 0)), Some(c));
-        // With the kernel's numbers: mostly the best, never anything unknown.
-        let mut rng = Rng::new().unwrap();
-        let picks: Vec<_> = (0..200).map(|_| u.pick(&[], &mut rng).unwrap()).collect();
-        assert!(picks.iter().filter(|&&p| p == b).count() > 150);
-        assert!(picks.iter().all(|p| [a, b, c].contains(p)));
-        // A failing server loses its place.
-        for _ in 0..3 {
-            u.on_timeout(b);
-        }
-        assert!(!u.get(b).unwrap().is_up());
-        assert_eq!(u.pick(&[], &mut Script(vec![1], 0)), Some(c));
-    }
-
-    #[test]
-    fn retries_go_to_untried_servers_then_round_again() {
-        let u = ups(2);
-        let mut d = Script(vec![0], 0);
-        let first = u.pick(&[], &mut d).unwrap();
-        let second = u.pick(&[first], &mut d).unwrap();
-        assert_ne!(first, second);
-        let third = u.pick(&[first, second], &mut d).unwrap();
-        assert_eq!(third, first);
-        let fourth = u.pick(&[first, second, first], &mut d).unwrap();
-        assert_eq!(fourth, second);
-        assert_eq!(ups(0).pick(&[], &mut d), None);
-    }
-
-    #[test]
-    fn ids_survive_a_rebuilt_list() {
-        let mut u = ups(2);
-        let (a, b) = (id(&u, 0), id(&u, 1));
-        u.list[1].srtt_ms = 7;
-        let (addr_a, addr_b) = (u.list[0].addr, u.list[1].addr);
-        let addr_c = SocketAddr::from(([127, 0, 0, 1], 5400));
-        // The list is rebuilt: b moves to the front, a new server takes position 1.
-        u.set(&[addr_b, addr_c]);
-        assert_eq!(u.list.len(), 2);
-        assert_eq!((u.list[0].id, u.list[0].srtt_ms), (b, 7));
-        let c = id(&u, 1);
-        assert!(c != a && c != b, "a new server gets a new id");
-        // An answer for b (sent before the rebuild) is charged to b, one for a to nobody.
-        let now = Instant::now();
-        u.on_answer(b, Duration::from_millis(20), now);
-        u.on_answer(a, Duration::from_millis(20), now);
-        u.on_timeout(a);
-        assert_eq!(u.get(b).map(|s| s.answers), Some(1));
-        assert_eq!(u.get(c).map(|s| (s.answers, s.timeouts)), Some((0, 0)));
-        assert!(u.get(a).is_none());
-        // A server that comes back later is a new server.
-        u.set(&[addr_a]);
-        assert!(u.list[0].id != a);
-        // Retries that only tried servers no longer configured still find one.
-        assert_eq!(u.pick(&[a, b], &mut Script(vec![0], 0)), Some(u.list[0].id));
-    }
-
-    #[test]
-    fn edns_off_for_a_while_after_formerr() {
-        let mut s = Upstream::new(1, SocketAddr::from(([127, 0, 0, 1], 53)));
-        let now = Instant::now();
-        assert!(s.edns(now));
-        s.no_edns_until = Some(now + NO_EDNS_FOR);
-        assert!(!s.edns(now));
-        assert!(!s.edns(now + NO_EDNS_FOR - Duration::from_secs(1)));
-        assert!(s.edns(now + NO_EDNS_FOR));
     }
 }

@@ -1,0 +1,16 @@
+//! The resolver core: decisions without I/O. It takes answers, the time and random draws
+//! as inputs and returns what to do; it opens no socket, reads no file, and neither reads
+//! the clock nor the kernel's CSPRNG itself (`make lint` checks, scripts/check-layers.py).
+//!
+//! So far it holds link state with the down-detector, upstream selection and health,
+//! retransmit timing, and the serve-stale and prefetch rules;
+//! the query pipeline, questions in flight and delivery are still in the event loop's
+//! files (`query`, `forward`, `link`) and move here next.
+
+pub mod link;
+pub mod retry;
+pub mod stale;
+pub mod upstreams;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,22 @@
+//! Retransmission and failover timing of a question in flight (the core: the time of
+//! sending is an input).
+
+use std::time::{Duration, Instant};
+
+/// Give up on a question after this long.
+pub const QUERY_DEADLINE: Duration = Duration::from_millis(4000);
+/// Attempts per question, across all upstreams.
+pub const MAX_ATTEMPTS: usize = 8;
+/// Attempts kept listening for a late answer.
+pub const MAX_OPEN_ATTEMPTS: usize = 3;
+/// The longest wait for one attempt.
+const MAX_WAIT: Duration = Duration::from_millis(2000);
+
+/// When the attempt sent at `now`, the `attempts`-th of its question, times out:
+/// exponential backoff over the server's retransmission timeout, at most [`MAX_WAIT`],
+/// and never past the question's deadline.
+pub fn next_timeout(now: Instant, rto: Duration, attempts: usize, deadline: Instant) -> Instant {
+    let n = attempts.clamp(1, 4) as u32 - 1;
+    let wait = (rto * (1 << n)).min(MAX_WAIT);
+    (now + wait).min(deadline)
+}

@@ -1,0 +1,262 @@
+//! The core's decisions on a virtual clock: one real `Instant` as the origin, every other
+//! moment an offset from it, so nothing waits and nothing depends on the machine's speed.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::link::{Detector, Verdict};
+use super::upstreams::*;
+
+/// Draws spread evenly over their range (a linear congruential sequence), repeatable.
+struct Spread(u64);
+
+impl Draw for Spread {
+    fn below(&mut self, n: u32) -> u32 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((self.0 >> 33) % u64::from(n)) as u32
+    }
+}
+
+/// Scripted draws: the values given, in a loop.
+struct Script(Vec<u32>, usize);
+
+impl Draw for Script {
+    fn below(&mut self, n: u32) -> u32 {
+        let v = self.0[self.1 % self.0.len()];
+        self.1 += 1;
+        v % n
+    }
+}
+
+fn ups(n: u16) -> Upstreams {
+    let mut u = Upstreams::default();
+    let addrs: Vec<SocketAddr> = (0..n)
+        .map(|i| SocketAddr::from(([127, 0, 0, 1], 5300 + i)))
+        .collect();
+    u.set(&addrs);
+    u
+}
+
+fn id(u: &Upstreams, i: usize) -> UpstreamId {
+    u.list[i].id
+}
+
+#[test]
+fn fastest_healthy_server_is_preferred() {
+    let mut u = ups(3);
+    let now = Instant::now();
+    let (a, b, c) = (id(&u, 0), id(&u, 1), id(&u, 2));
+    u.on_answer(a, Duration::from_millis(90), now);
+    u.on_answer(b, Duration::from_millis(5), now);
+    u.on_answer(c, Duration::from_millis(50), now);
+    // Any draw but 0 keeps the best; a 0 re-probes one of the others.
+    assert_eq!(u.pick(&[], &mut Script(vec![1], 0)), Some(b));
+    assert_eq!(u.pick(&[], &mut Script(vec![31], 0)), Some(b));
+    assert_eq!(u.pick(&[], &mut Script(vec![0, 0], 0)), Some(a));
+    assert_eq!(u.pick(&[], &mut Script(vec![0, 1], 0)), Some(c));
+    // With evenly spread numbers: mostly the best, never anything unknown.
+    let mut rng = Spread(12345);
+    let picks: Vec<_> = (0..200).map(|_| u.pick(&[], &mut rng).unwrap()).collect();
+    assert!(picks.iter().filter(|&&p| p == b).count() > 150);
+    assert!(picks.iter().all(|p| [a, b, c].contains(p)));
+    // A failing server loses its place.
+    for _ in 0..3 {
+        u.on_timeout(b);
+    }
+    assert!(!u.get(b).unwrap().is_up());
+    assert_eq!(u.pick(&[], &mut Script(vec![1], 0)), Some(c));
+}
+
+#[test]
+fn retries_go_to_untried_servers_then_round_again() {
+    let u = ups(2);
+    let mut d = Script(vec![0], 0);
+    let first = u.pick(&[], &mut d).unwrap();
+    let second = u.pick(&[first], &mut d).unwrap();
+    assert_ne!(first, second);
+    let third = u.pick(&[first, second], &mut d).unwrap();
+    assert_eq!(third, first);
+    let fourth = u.pick(&[first, second, first], &mut d).unwrap();
+    assert_eq!(fourth, second);
+    assert_eq!(ups(0).pick(&[], &mut d), None);
+}
+
+#[test]
+fn ids_survive_a_rebuilt_list() {
+    let mut u = ups(2);
+    let (a, b) = (id(&u, 0), id(&u, 1));
+    u.list[1].srtt_ms = 7;
+    let (addr_a, addr_b) = (u.list[0].addr, u.list[1].addr);
+    let addr_c = SocketAddr::from(([127, 0, 0, 1], 5400));
+    // The list is rebuilt: b moves to the front, a new server takes position 1.
+    u.set(&[addr_b, addr_c]);
+    assert_eq!(u.list.len(), 2);
+    assert_eq!((u.list[0].id, u.list[0].srtt_ms), (b, 7));
+    let c = id(&u, 1);
+    assert!(c != a && c != b, "a new server gets a new id");
+    // An answer for b (sent before the rebuild) is charged to b, one for a to nobody.
+    let now = Instant::now();
+    u.on_answer(b, Duration::from_millis(20), now);
+    u.on_answer(a, Duration::from_millis(20), now);
+    u.on_timeout(a);
+    assert_eq!(u.get(b).map(|s| s.answers), Some(1));
+    assert_eq!(u.get(c).map(|s| (s.answers, s.timeouts)), Some((0, 0)));
+    assert!(u.get(a).is_none());
+    // A server that comes back later is a new server.
+    u.set(&[addr_a]);
+    assert!(u.list[0].id != a);
+    // Retries that only tried servers no longer configured still find one.
+    assert_eq!(u.pick(&[a, b], &mut Script(vec![0], 0)), Some(u.list[0].id));
+}
+
+#[test]
+fn edns_off_for_a_while_after_formerr() {
+    let mut s = Upstream::new(1, SocketAddr::from(([127, 0, 0, 1], 53)));
+    let now = Instant::now();
+    assert!(s.edns(now));
+    s.no_edns_until = Some(now + NO_EDNS_FOR);
+    assert!(!s.edns(now));
+    assert!(!s.edns(now + NO_EDNS_FOR - Duration::from_secs(1)));
+    assert!(s.edns(now + NO_EDNS_FOR));
+}
+
+fn secs(t0: Instant, s: f64) -> Instant {
+    t0 + Duration::from_secs_f64(s)
+}
+
+#[test]
+fn one_silent_name_is_not_a_dead_link() {
+    let t0 = Instant::now();
+    let mut d = Detector::default();
+    d.answered(t0);
+    // Quiet LAN: the next question comes 60 s later and its name is dropped; its
+    // timeouts make every server look down, which only makes the link suspect.
+    assert_eq!(d.all_failing(secs(t0, 62.1), t0), Verdict::Probe);
+    assert_eq!(d.tick(secs(t0, 63.0)), Verdict::Nothing);
+    // The probe is answered: nothing to confirm any more.
+    d.answered(secs(t0, 62.2));
+    assert_eq!(d.tick(secs(t0, 70.0)), Verdict::Nothing);
+    assert_eq!(d.all_failing(secs(t0, 64.0), t0), Verdict::Nothing);
+}
+
+#[test]
+fn a_dead_link_goes_down_when_the_probe_is_silent_too() {
+    let t0 = Instant::now();
+    let mut d = Detector::default();
+    // Just started, nothing answered yet: not before AUTO_DOWN_AFTER.
+    assert_eq!(d.all_failing(secs(t0, 2.0), t0), Verdict::Nothing);
+    assert_eq!(d.all_failing(secs(t0, 3.0), t0), Verdict::Probe);
+    assert_eq!(d.all_failing(secs(t0, 4.0), t0), Verdict::Nothing);
+    assert_eq!(d.tick(secs(t0, 4.9)), Verdict::Nothing);
+    assert_eq!(d.tick(secs(t0, 5.0)), Verdict::Down);
+    // Decided once.
+    assert_eq!(d.tick(secs(t0, 6.0)), Verdict::Nothing);
+    // The timeout path decides as well as the clock.
+    let mut d = Detector::default();
+    d.answered(t0);
+    assert_eq!(d.all_failing(secs(t0, 10.0), t0), Verdict::Probe);
+    assert_eq!(d.all_failing(secs(t0, 12.5), t0), Verdict::Down);
+}
+
+#[test]
+fn reset_and_clear_forget_a_suspicion() {
+    let t0 = Instant::now();
+    let mut d = Detector::default();
+    assert_eq!(d.all_failing(secs(t0, 5.0), t0), Verdict::Probe);
+    d.clear_suspicion();
+    assert_eq!(d.tick(secs(t0, 9.0)), Verdict::Nothing);
+    assert_eq!(d.all_failing(secs(t0, 9.0), t0), Verdict::Probe);
+    d.reset(secs(t0, 9.5));
+    assert_eq!(d.tick(secs(t0, 20.0)), Verdict::Nothing);
+    // Quiet counts from the reset.
+    assert_eq!(d.all_failing(secs(t0, 11.0), t0), Verdict::Nothing);
+}
+
+/// A question nobody answers, on a virtual clock: each attempt waits twice as long as
+/// the one before (from the server's RTO, at most 2 s), until the attempts or the
+/// deadline run out.
+#[test]
+fn retransmits_back_off_until_the_deadline() {
+    use super::retry::{next_timeout, MAX_ATTEMPTS, QUERY_DEADLINE};
+    let t0 = Instant::now();
+    let deadline = t0 + QUERY_DEADLINE;
+    // A server never heard from: RTO 300 ms.
+    let rto = Upstream::new(1, SocketAddr::from(([127, 0, 0, 1], 53))).rto();
+    assert_eq!(rto, Duration::from_millis(300));
+    let sends = |rto: Duration| {
+        let mut now = t0;
+        let mut sent = Vec::new();
+        for attempts in 1..=MAX_ATTEMPTS {
+            if now >= deadline {
+                break;
+            }
+            sent.push(now.duration_since(t0).as_millis());
+            now = next_timeout(now, rto, attempts, deadline);
+        }
+        (sent, now)
+    };
+    // The fourth attempt's wait (2.4 s, capped at 2 s) reaches the deadline: given up.
+    assert_eq!(sends(rto), (vec![0, 300, 900, 2100], deadline));
+    // A fast server's attempts go out sooner; the backoff stops doubling at the fourth.
+    let fast = Duration::from_millis(150);
+    assert_eq!(sends(fast), (vec![0, 150, 450, 1050, 2250, 3450], deadline));
+    // A very fast one runs out of attempts before the deadline.
+    let (sent, _) = sends(Duration::from_millis(100));
+    assert_eq!(sent.len(), MAX_ATTEMPTS);
+    // The wait is capped at 2 s, and never reaches past the deadline.
+    let slow = Duration::from_millis(1500);
+    assert_eq!(
+        next_timeout(t0, slow, 3, deadline),
+        t0 + Duration::from_millis(2000)
+    );
+    let late = t0 + Duration::from_millis(3900);
+    assert_eq!(next_timeout(late, slow, 1, deadline), deadline);
+}
+
+/// Serve-stale on the cache clock (seconds): an answer with TTL 60 inserted at 1000 is
+/// fresh until 1060, then served stale for `stale_max` seconds, then not at all.
+#[test]
+fn stale_answers_for_stale_max_seconds_after_expiry() {
+    use super::stale::stale_age;
+    let (inserted, ttl, stale_max) = (1000u32, 60u32, 3600u32);
+    let expires = inserted + ttl;
+    let at = |now| stale_age(expires, false, now, stale_max);
+    assert_eq!(at(inserted), None, "fresh");
+    assert_eq!(at(expires - 1), None, "fresh");
+    assert_eq!(at(expires), Some(0));
+    assert_eq!(at(expires + 1), Some(1));
+    assert_eq!(at(expires + stale_max), Some(stale_max));
+    assert_eq!(at(expires + stale_max + 1), None, "too old");
+    // A remembered SERVFAIL is never served stale; stale_max 0 turns it off.
+    assert_eq!(stale_age(expires, true, expires + 1, stale_max), None);
+    assert_eq!(stale_age(expires, false, expires, 0), None);
+}
+
+/// Prefetch: a second hit in the last tenth of the lifetime refreshes the entry.
+#[test]
+fn prefetch_in_the_last_tenth_of_the_lifetime_after_a_second_ask() {
+    use super::stale::wants_prefetch;
+    let lifetime = 100;
+    assert!(
+        !wants_prefetch(true, false, 1, 10, lifetime),
+        "10 % left is not under 10 %"
+    );
+    assert!(wants_prefetch(true, false, 1, 9, lifetime));
+    assert!(
+        !wants_prefetch(true, false, 0, 9, lifetime),
+        "asked once only"
+    );
+    assert!(
+        !wants_prefetch(true, true, 5, 1, lifetime),
+        "failures are not prefetched"
+    );
+    assert!(
+        !wants_prefetch(false, false, 5, 1, lifetime),
+        "prefetch off"
+    );
+    // Large lifetimes do not overflow.
+    assert!(wants_prefetch(true, false, 1, u32::MAX / 11, u32::MAX));
+}

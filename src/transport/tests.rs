@@ -1,0 +1,197 @@
+//! The transports against real loopback sockets: what comes back is delivered to the
+//! attempt that asked, over UDP and pipelined TCP.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, UdpSocket};
+use std::time::Duration;
+
+use mio::{Events, Poll};
+
+use super::*;
+
+fn owner(attempt: usize) -> Owner {
+    Owner {
+        pending: 7,
+        gen: 3,
+        attempt,
+    }
+}
+
+/// A query-shaped message: the id and a few bytes.
+fn msg(id: u16, tag: u8) -> Vec<u8> {
+    let mut m = id.to_be_bytes().to_vec();
+    m.extend_from_slice(&[tag; 10]);
+    m
+}
+
+/// Everything the transports say until `want` events are in (or 5 s pass).
+fn collect(t: &mut Transports, poll: &mut Poll, want: usize) -> Vec<(Event, Vec<u8>)> {
+    let mut got = Vec::new();
+    let mut events = Events::with_capacity(16);
+    let mut buf = Vec::new();
+    for _ in 0..50 {
+        if got.len() >= want {
+            break;
+        }
+        poll.poll(&mut events, Some(Duration::from_millis(100)))
+            .unwrap();
+        for ev in events.iter() {
+            let slot = ev.token().0 - TOKEN_BASE;
+            while let Some(e) = t.next_event(poll.registry(), slot, &mut buf) {
+                let body = match e {
+                    Event::Message(_, n) => buf[..n].to_vec(),
+                    _ => Vec::new(),
+                };
+                got.push((e, body));
+            }
+        }
+    }
+    got
+}
+
+fn read_frame(s: &mut std::net::TcpStream) -> Vec<u8> {
+    let mut len = [0u8; 2];
+    s.read_exact(&mut len).unwrap();
+    let mut m = vec![0u8; u16::from_be_bytes(len) as usize];
+    s.read_exact(&mut m).unwrap();
+    m
+}
+
+fn write_frame(s: &mut std::net::TcpStream, m: &[u8]) {
+    let mut f = (m.len() as u16).to_be_bytes().to_vec();
+    f.extend_from_slice(m);
+    s.write_all(&f).unwrap();
+}
+
+#[test]
+fn udp_answer_goes_to_its_attempt_and_close_frees_the_socket() {
+    let mut poll = Poll::new().unwrap();
+    let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+    server
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut t = Transports::default();
+    let q = msg(0x1234, 1);
+    t.send(
+        poll.registry(),
+        Proto::Udp,
+        server.local_addr().unwrap(),
+        owner(0),
+        0x1234,
+        &q,
+    )
+    .unwrap();
+    let mut b = [0u8; 64];
+    let (n, from) = server.recv_from(&mut b).unwrap();
+    assert_eq!(&b[..n], &q[..]);
+    server.send_to(&msg(0x1234, 9), from).unwrap();
+    let got = collect(&mut t, &mut poll, 1);
+    assert_eq!(got, vec![(Event::Message(owner(0), 12), msg(0x1234, 9))]);
+    assert_eq!(t.len(), 1);
+    t.close(poll.registry(), owner(0));
+    assert!(t.is_empty());
+}
+
+#[test]
+fn tcp_pipelines_attempts_to_one_server_and_matches_answers_by_id() {
+    let mut poll = Poll::new().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut t = Transports::default();
+    t.send(poll.registry(), Proto::Tcp, addr, owner(0), 1, &msg(1, 1))
+        .unwrap();
+    t.send(poll.registry(), Proto::Tcp, addr, owner(1), 2, &msg(2, 2))
+        .unwrap();
+    // One stream for both.
+    assert_eq!(t.len(), 1);
+    let (mut s, _) = listener.accept().unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    // The queries go out when the stream is writable.
+    let mut first = None;
+    for _ in 0..50 {
+        let mut events = Events::with_capacity(4);
+        poll.poll(&mut events, Some(Duration::from_millis(100)))
+            .unwrap();
+        let mut buf = Vec::new();
+        for ev in events.iter() {
+            assert_eq!(
+                t.next_event(poll.registry(), ev.token().0 - TOKEN_BASE, &mut buf),
+                None
+            );
+        }
+        s.set_nonblocking(true).unwrap();
+        let mut peek = [0u8; 1];
+        let ready = s.peek(&mut peek).is_ok();
+        s.set_nonblocking(false).unwrap();
+        if ready {
+            first = Some(read_frame(&mut s));
+            break;
+        }
+    }
+    assert_eq!(first, Some(msg(1, 1)));
+    assert_eq!(read_frame(&mut s), msg(2, 2));
+    // Answered in the other order: each answer goes to the attempt with its id.
+    write_frame(&mut s, &msg(2, 20));
+    write_frame(&mut s, &msg(1, 10));
+    let got = collect(&mut t, &mut poll, 2);
+    assert_eq!(
+        got,
+        vec![
+            (Event::Message(owner(1), 12), msg(2, 20)),
+            (Event::Message(owner(0), 12), msg(1, 10)),
+        ]
+    );
+    // Nobody waits on it any more: closed.
+    assert!(t.is_empty());
+}
+
+#[test]
+fn tcp_answer_with_an_unknown_id_fails_the_stream() {
+    let mut poll = Poll::new().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut t = Transports::default();
+    t.send(poll.registry(), Proto::Tcp, addr, owner(0), 1, &msg(1, 1))
+        .unwrap();
+    t.send(poll.registry(), Proto::Tcp, addr, owner(1), 2, &msg(2, 2))
+        .unwrap();
+    let (mut s, _) = listener.accept().unwrap();
+    write_frame(&mut s, &msg(99, 0));
+    write_frame(&mut s, &msg(1, 10));
+    let got: Vec<Event> = collect(&mut t, &mut poll, 3)
+        .into_iter()
+        .map(|(e, _)| e)
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            Event::Stray,
+            Event::Failed(owner(1)),
+            Event::Failed(owner(0))
+        ]
+    );
+    assert!(t.is_empty());
+}
+
+#[test]
+fn tcp_closed_by_the_server_fails_its_attempts_and_a_new_attempt_gets_a_new_stream() {
+    let mut poll = Poll::new().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut t = Transports::default();
+    t.send(poll.registry(), Proto::Tcp, addr, owner(0), 1, &msg(1, 1))
+        .unwrap();
+    let (s, _) = listener.accept().unwrap();
+    drop(s);
+    let got: Vec<Event> = collect(&mut t, &mut poll, 1)
+        .into_iter()
+        .map(|(e, _)| e)
+        .collect();
+    assert_eq!(got, vec![Event::Failed(owner(0))]);
+    assert!(t.is_empty());
+    t.send(poll.registry(), Proto::Tcp, addr, owner(1), 1, &msg(1, 1))
+        .unwrap();
+    assert_eq!(t.len(), 1);
+    t.close(poll.registry(), owner(1));
+    assert!(t.is_empty());
+}
