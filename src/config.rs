@@ -532,7 +532,16 @@ impl Builder {
                     }
                 }
                 "blocklist" => c.blocklists = paths(vals),
-                "block_allow" => c.block_allow = names(vals),
+                "block_allow" => {
+                    let allow = names(vals);
+                    for n in allow
+                        .iter()
+                        .filter(|n| !crate::blocklist::is_domain(n.as_bytes()))
+                    {
+                        self.err(o, format!("'{n}' is not a domain name"));
+                    }
+                    c.block_allow = allow;
+                }
                 "block_answer" => match v.as_str() {
                     "nxdomain" => c.block_answer = BlockAnswer::Nxdomain,
                     "null" => c.block_answer = BlockAnswer::Null,
@@ -849,6 +858,33 @@ mod tests {
             "{line}"
         );
         assert!(errs[1].to_string().contains("main.prefetch"));
+    }
+
+    #[test]
+    fn blocklist_options() {
+        let p = write_tmp(
+            "block",
+            "config dproxy 'main'\n\tlist blocklist '/etc/dproxy/blocklists'\n\
+             \tlist block_allow 'OK.Example.'\n\toption block_answer 'null'\n",
+        );
+        let c = load(&p).config.unwrap();
+        assert_eq!(c.blocklists, [PathBuf::from("/etc/dproxy/blocklists")]);
+        assert_eq!(c.block_allow, ["ok.example"]);
+        assert_eq!(c.block_answer, BlockAnswer::Null);
+        // A bad allow entry or answer is an error naming it, not a silent no-op.
+        let p = write_tmp(
+            "block-bad",
+            "config dproxy 'main'\n\tlist block_allow 'ok.example'\n\
+             \tlist block_allow 'not a name'\n\toption block_answer 'drop'\n",
+        );
+        let errs = load(&p).config.unwrap_err();
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(errs[0].to_string().contains("'not a name'"), "{}", errs[0]);
+        assert!(
+            errs[1].to_string().contains("main.block_answer"),
+            "{}",
+            errs[1]
+        );
     }
 
     #[test]

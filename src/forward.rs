@@ -746,7 +746,7 @@ impl Server {
             }
             Kind::Positive => {}
         }
-        if prepared.lifetime > 0 {
+        if prepared.lifetime > 0 && !self.key_blocked(&p.key) {
             self.cache.insert(
                 p.key.as_bytes(),
                 &stored,

@@ -107,7 +107,62 @@ impl Server {
             self.block = Blocklist::new(&bc.0, &bc.1);
             self.block_cfg = Some(bc);
         }
-        self.block.refresh(true);
+        self.refresh_blocklists(true);
+    }
+
+    /// Re-reads the blocklists that changed (all if `force`); when the sets changed, the
+    /// cached answers they now block are dropped.
+    pub(crate) fn refresh_blocklists(&mut self, force: bool) {
+        if self.block.refresh(force) || force {
+            self.drop_blocked_cached();
+        }
+    }
+
+    /// Drops every cached answer for a name the blocklists cover. Blocked names are
+    /// looked up only on a cache miss (a cache hit costs nothing extra however long the
+    /// lists), so the cache must never hold one: this runs after every list (re)load and
+    /// after the saved cache is read at start.
+    pub(crate) fn drop_blocked_cached(&mut self) {
+        if self.block.is_empty() {
+            return;
+        }
+        let mut lower = std::mem::take(&mut self.lower);
+        let block = &self.block;
+        let before = self.cache.len();
+        self.cache.retain(|e| {
+            let Some(k) = Key::from_bytes(e.key) else {
+                return true;
+            };
+            wire_to_dotted(k.name_wire(), &mut lower);
+            !block.blocks(&lower)
+        });
+        self.lower = lower;
+        let dropped = before.saturating_sub(self.cache.len());
+        if dropped > 0 {
+            log::info!("blocklists: {dropped} cached answers for blocked names dropped");
+        }
+    }
+
+    /// True if a blocklist covers the key's name: the upstream's answer to a query sent
+    /// before its list was loaded is then passed on but not cached.
+    pub(crate) fn key_blocked(&mut self, key: &Key) -> bool {
+        if self.block.is_empty() {
+            return false;
+        }
+        let mut lower = std::mem::take(&mut self.lower);
+        wire_to_dotted(key.name_wire(), &mut lower);
+        let blocked = self.block.blocks(&lower);
+        self.lower = lower;
+        blocked
+    }
+
+    /// Answers a query for a blocked name as `block_answer` says; false if no list
+    /// covers it. Called on a cache miss, before anything is forwarded.
+    pub(crate) fn answer_blocked(&mut self, q: &QueryView, key: &Key, to: ReplyTo) -> bool {
+        if q.question.qclass != CLASS_IN || !self.key_blocked(key) {
+            return false;
+        }
+        self.write_local(q, Local::Blocked, to)
     }
 
     /// `dproxy ctl blocked NAME`: whether NAME is blocked, and by which entry and file.
@@ -152,9 +207,6 @@ impl Server {
                 }
             }
         }
-        if self.block.blocks(lower) {
-            return Local::Blocked;
-        }
         let dotless = !lower.is_empty() && !lower.contains(&b'.');
         if self.local.is_local_zone(lower)
             || (self.cfg.domain_needed && dotless)
@@ -172,6 +224,11 @@ impl Server {
         wire_to_dotted(key.name_wire(), &mut lower);
         let found = self.lookup_local(q, &lower);
         self.lower = lower;
+        self.write_local(q, found, to)
+    }
+
+    /// Writes and sends the answer for what [`lookup_local`](Self::lookup_local) found.
+    fn write_local(&mut self, q: &QueryView, found: Local, to: ReplyTo) -> bool {
         let blocked = matches!(found, Local::Blocked);
         let (records, rc) = match found {
             Local::Elsewhere => return false,

@@ -161,7 +161,7 @@ impl Server {
             self.reply(to);
             return;
         }
-        if self.answer_from_cache(q, key, to) {
+        if self.answer_from_cache(q, key, to) || self.answer_blocked(q, key, to) {
             return;
         }
         if self.offline() && self.reply_stale(q, key, to) {

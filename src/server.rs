@@ -251,6 +251,7 @@ impl Server {
         s.enforce_memory_limit();
         s.load_servers();
         s.load_persisted();
+        s.drop_blocked_cached();
         for l in &s.cfg.listen {
             log::info!("listening on {l} (udp, tcp)");
         }
@@ -585,7 +586,7 @@ impl Server {
         if self.local.poll(wall) {
             log::info!("local names changed: {} entries", self.local.len());
         }
-        self.block.refresh(false);
+        self.refresh_blocklists(false);
         if let Some(at) = self.next_persist {
             if self.now >= at {
                 self.save_persisted();

@@ -17,12 +17,13 @@ mod hash;
 mod parse;
 mod set;
 
+use std::any::Any;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::localnames::watch::{Content, Kind, LineReader, Source};
+use crate::localnames::watch::{same_as, Content, Kind, LineReader, Source};
 
-pub use parse::{parse_line, Line};
+pub use parse::{is_domain, parse_line, Line};
 pub use set::FpSet;
 
 /// One blocklist file's set.
@@ -38,9 +39,7 @@ pub struct FileSet {
 impl FileSet {
     /// Reads a whole list from `src` (`path` names it in the log).
     pub fn read(src: Box<dyn io::Read>, path: &Path) -> io::Result<FileSet> {
-        let mut r = LineReader::new(src, path);
-        let s = Self::parse(&mut r, path, Kind::Blocklist)?;
-        Ok(s)
+        Self::parse(&mut LineReader::new(src, path), path)
     }
 
     /// True if `name` (lowercase, dotted, no final dot) or one of its parents is listed.
@@ -62,10 +61,9 @@ impl FileSet {
     pub fn bad(&self) -> u32 {
         self.bad
     }
-}
 
-impl Content for FileSet {
-    fn parse(r: &mut LineReader, path: &Path, _kind: Kind) -> io::Result<Self> {
+    /// Parses a list line by line.
+    fn parse(r: &mut LineReader, path: &Path) -> io::Result<FileSet> {
         let mut fps = Vec::new();
         let mut bad = 0u32;
         let mut labels = 0u64;
@@ -98,13 +96,28 @@ impl Content for FileSet {
             labels,
         })
     }
+}
 
+/// The parse function of blocklist sources.
+fn parse_file(r: &mut LineReader, path: &Path, _kind: Kind) -> io::Result<Box<dyn Content>> {
+    Ok(Box::new(FileSet::parse(r, path)?))
+}
+
+impl Content for FileSet {
     fn is_empty(&self) -> bool {
         self.set.is_empty()
     }
 
     fn counts(&self) -> (usize, u32) {
         (self.set.len(), self.bad)
+    }
+
+    fn same(&self, other: &dyn Content) -> bool {
+        same_as(self, other)
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
     }
 }
 
@@ -127,7 +140,7 @@ pub enum Verdict {
 /// Every configured blocklist and the allow list.
 #[derive(Debug, Default)]
 pub struct Blocklist {
-    sources: Vec<Source<FileSet>>,
+    sources: Vec<Source>,
     allow: FpSet,
     /// Domains over all files (a domain in two files counts twice).
     domains: usize,
@@ -148,7 +161,7 @@ impl Blocklist {
         Blocklist {
             sources: files
                 .iter()
-                .map(|p| Source::new(p.clone(), Kind::Blocklist))
+                .map(|p| Source::new(p.clone(), Kind::Blocklist, parse_file))
                 .collect(),
             allow: FpSet::from_vec(fps),
             domains: 0,
@@ -174,7 +187,7 @@ impl Blocklist {
     }
 
     fn sets(&self) -> impl Iterator<Item = &FileSet> {
-        self.sources.iter().flat_map(|s| s.parsed())
+        self.sources.iter().flat_map(|s| s.parsed::<FileSet>())
     }
 
     /// Domains loaded, over all files.
@@ -200,7 +213,7 @@ impl Blocklist {
                 return false;
             }
             for src in &self.sources {
-                for s in src.parsed() {
+                for s in src.parsed::<FileSet>() {
                     if s.set.contains(fp) {
                         return true;
                     }

@@ -84,6 +84,11 @@ fn emit(raw: &[u8], f: &mut impl FnMut(&[u8])) -> bool {
     }
 }
 
+/// True if `raw` is a name a list may hold (`block_allow` is checked with this).
+pub fn is_domain(raw: &[u8]) -> bool {
+    normalize(raw, &mut [0; MAX_NAME]).is_some()
+}
+
 /// An address that means "this name does not exist here" in a hosts-style list:
 /// `Some(true)`; another address: `Some(false)`; not an address: `None`.
 fn is_null_addr(tok: &[u8]) -> Option<bool> {

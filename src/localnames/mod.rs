@@ -52,7 +52,7 @@ pub use reverse::{is_private_reverse, parse_ptr_name};
 pub use reverse::reverse_name;
 
 use table::{Parsed, Table, NEVER};
-use watch::{Kind, Source};
+use watch::{parse_names, Kind, Source};
 
 /// Which files to read, and the local domain.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -113,7 +113,7 @@ fn in_zone(q: &[u8], zone: &[u8]) -> bool {
 /// One precedence layer: its sources and the table built from them.
 #[derive(Debug, Default)]
 struct Layer {
-    sources: Vec<Source<Parsed>>,
+    sources: Vec<Source>,
     table: Table,
 }
 
@@ -127,7 +127,11 @@ impl Layer {
             changed |= s.refresh(force);
         }
         if changed || force || now >= self.table.next_expiry() {
-            self.table = Table::build(self.sources.iter().flat_map(|s| s.parsed()), domain, now);
+            self.table = Table::build(
+                self.sources.iter().flat_map(|s| s.parsed::<Parsed>()),
+                domain,
+                now,
+            );
             true
         } else {
             false
@@ -144,7 +148,7 @@ impl LocalNames {
                 sources: cfg
                     .hosts
                     .into_iter()
-                    .map(|p| Source::new(p, Kind::Hosts))
+                    .map(|p| Source::new(p, Kind::Hosts, parse_names))
                     .collect(),
                 table: Table::default(),
             },
@@ -152,7 +156,7 @@ impl LocalNames {
                 sources: cfg
                     .leasefiles
                     .into_iter()
-                    .map(|p| Source::new(p, Kind::Leases))
+                    .map(|p| Source::new(p, Kind::Leases, parse_names))
                     .collect(),
                 table: Table::default(),
             },

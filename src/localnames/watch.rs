@@ -11,8 +11,10 @@
 //! opened handle and its `fstat`, so what is read and the recorded signature
 //! belong to the same inode. Files are read line by line through a bounded
 //! buffer ([`LineReader`]), so a large file is never held whole in memory next
-//! to what is parsed from it. A source is generic over what its files are
-//! parsed into ([`Content`]): local-name records, or a blocklist's set.
+//! to what is parsed from it. What a file is parsed into ([`Content`]: local-name
+//! records, or a blocklist's set) is a trait object chosen by the source's parse
+//! function, not a type parameter: the watching code is compiled once for both, which
+//! keeps it out of the router binary twice.
 //!
 //! A path that cannot be read for lack of permission (EACCES, EPERM) is not
 //! a deleted one: its last good content is kept, and one warning names the
@@ -26,6 +28,7 @@
 //! unchanged (only a real content change counts as a change); this stops by
 //! itself a couple of seconds after the last write.
 
+use std::any::Any;
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
@@ -35,35 +38,73 @@ use std::path::{Path, PathBuf};
 use super::table::Parsed;
 use super::{hosts, leases};
 
-/// What the files of a source are parsed into.
-pub(crate) trait Content: Default + PartialEq {
-    /// Parses one file, read line by line from `r`.
-    fn parse(r: &mut LineReader, path: &Path, kind: Kind) -> io::Result<Self>;
+/// What one file of a source was parsed into.
+pub(crate) trait Content: Any + std::fmt::Debug {
     /// True if the file contributes nothing.
     fn is_empty(&self) -> bool;
     /// Entries parsed and lines skipped, for the debug log.
     fn counts(&self) -> (usize, u32);
+    /// True if `other` is the same content (then nothing needs rebuilding).
+    fn same(&self, other: &dyn Content) -> bool;
+    /// For [`Source::parsed`], which hands out the concrete type.
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// Parses one file, read line by line from the reader (`kind` as configured).
+pub(crate) type ParseFn = fn(&mut LineReader, &Path, Kind) -> io::Result<Box<dyn Content>>;
+
+/// [`Content::same`] for a type with `==`.
+pub(crate) fn same_as<P: Content + PartialEq>(a: &P, b: &dyn Content) -> bool {
+    b.as_any().downcast_ref::<P>() == Some(a)
 }
 
 impl Content for Parsed {
-    fn parse(r: &mut LineReader, path: &Path, kind: Kind) -> io::Result<Self> {
-        if kind == Kind::Leases {
-            // The lease format is detected from the whole file (and ISC's spans lines);
-            // lease files are small.
-            return Ok(leases::parse(&r.read_all()?, path));
-        }
-        // hosts files can be large: parsed as they are read.
-        let mut p = hosts::Parser::new(path);
-        while let Some((n, line)) = r.next_line()? {
-            p.line(n, line);
-        }
-        Ok(p.finish())
-    }
     fn is_empty(&self) -> bool {
         self.recs.is_empty()
     }
     fn counts(&self) -> (usize, u32) {
         (self.recs.len(), self.bad)
+    }
+    fn same(&self, other: &dyn Content) -> bool {
+        same_as(self, other)
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// The [`ParseFn`] of hosts and lease files.
+pub(crate) fn parse_names(
+    r: &mut LineReader,
+    path: &Path,
+    kind: Kind,
+) -> io::Result<Box<dyn Content>> {
+    if kind == Kind::Leases {
+        // The lease format is detected from the whole file (and ISC's spans lines);
+        // lease files are small.
+        return Ok(Box::new(leases::parse(&r.read_all()?, path)));
+    }
+    // hosts files can be large: parsed as they are read.
+    let mut p = hosts::Parser::new(path);
+    while let Some((n, line)) = r.next_line()? {
+        p.line(n, line);
+    }
+    Ok(Box::new(p.finish()))
+}
+
+/// What a file holds: nothing (missing, unreadable, not read yet) or what it was parsed into.
+type Held = Option<Box<dyn Content>>;
+
+fn held_empty(h: &Held) -> bool {
+    h.as_ref().map_or(true, |c| c.is_empty())
+}
+
+/// True if `a` and `b` contribute the same (nothing counts as any empty content).
+fn held_same(a: &Held, b: &Held) -> bool {
+    match (a, b) {
+        (Some(x), Some(y)) => x.same(y.as_ref()),
+        (Some(x), None) | (None, Some(x)) => x.is_empty(),
+        (None, None) => true,
     }
 }
 
@@ -153,26 +194,26 @@ fn warn_denied(path: &Path) {
 
 /// One file and what was parsed from it.
 #[derive(Debug)]
-pub(crate) struct FileSlot<P> {
+pub(crate) struct FileSlot {
     path: PathBuf,
     sig: Option<Sig>,
     /// Modified too recently at read time for the signature to be trusted.
     racy: bool,
     /// Hash of the bytes last parsed: an unchanged file is not parsed (or warned about) again.
     digest: Option<u64>,
-    parsed: P,
+    parsed: Held,
     /// The last read failed for lack of permission (warned once until it works again).
     denied: bool,
 }
 
-impl<P: Content> FileSlot<P> {
+impl FileSlot {
     fn new(path: PathBuf) -> Self {
         FileSlot {
             path,
             sig: None,
             racy: false,
             digest: None,
-            parsed: P::default(),
+            parsed: None,
             denied: false,
         }
     }
@@ -187,16 +228,16 @@ impl<P: Content> FileSlot<P> {
 
     /// Re-reads the file if `now_sig` differs from what was read last (or
     /// `force`). Returns true if the parsed content changed.
-    fn refresh(&mut self, now_sig: Option<Sig>, kind: Kind, force: bool) -> bool {
+    fn refresh(&mut self, now_sig: Option<Sig>, kind: Kind, parse: ParseFn, force: bool) -> bool {
         if !force && !self.racy && now_sig == self.sig {
             return false;
         }
         let (parsed, sig) = match now_sig {
             None => {
                 self.digest = None;
-                (P::default(), None)
+                (None, None)
             }
-            Some(_) => match read_parsed::<P>(&self.path, kind, self.digest.filter(|_| !force)) {
+            Some(_) => match read_parsed(&self.path, kind, parse, self.digest.filter(|_| !force)) {
                 Err(e) if denied(&e) => {
                     // Checked again on the next poll (the signature stays unknown).
                     self.deny();
@@ -215,7 +256,7 @@ impl<P: Content> FileSlot<P> {
                     self.digest = Some(d);
                     let (n, bad) = p.counts();
                     log::debug!("{}: {} entries ({} skipped)", self.path.display(), n, bad);
-                    (p, Some(sig))
+                    (Some(p), Some(sig))
                 }
                 Err(e) => {
                     self.digest = None;
@@ -224,7 +265,7 @@ impl<P: Content> FileSlot<P> {
                     } else {
                         log::warn!("{}: {}", self.path.display(), e);
                     }
-                    (P::default(), None)
+                    (None, None)
                 }
             },
         };
@@ -235,12 +276,10 @@ impl<P: Content> FileSlot<P> {
             s.mtime >= now.saturating_sub(RACY_SECS) && s.mtime <= now
         });
         self.sig = sig;
-        if parsed == self.parsed {
-            false
-        } else {
-            self.parsed = parsed;
-            true
-        }
+        let changed = !held_same(&parsed, &self.parsed);
+        // Replaced even when the same: the old content is freed before a next read.
+        self.parsed = parsed;
+        changed
     }
 }
 
@@ -252,16 +291,16 @@ fn wall_secs() -> i64 {
 }
 
 /// The result of reading a file.
-enum Outcome<P> {
+enum Outcome {
     /// The same bytes as the digest given: nothing parsed.
     Same(Sig),
     /// Parsed content, the digest of the bytes and the signature of the inode read.
-    New(P, u64, Sig),
+    New(Box<dyn Content>, u64, Sig),
 }
 
 /// Reads and parses a file. With `known`, the file is first only hashed (no parse and
 /// no warnings if it still has that digest).
-fn read_parsed<P: Content>(path: &Path, kind: Kind, known: Option<u64>) -> io::Result<Outcome<P>> {
+fn read_parsed(path: &Path, kind: Kind, parse: ParseFn, known: Option<u64>) -> io::Result<Outcome> {
     if let Some(d) = known {
         let (mut r, sig) = LineReader::open(path)?;
         r.quiet = true;
@@ -271,7 +310,7 @@ fn read_parsed<P: Content>(path: &Path, kind: Kind, known: Option<u64>) -> io::R
         }
     }
     let (mut r, sig) = LineReader::open(path)?;
-    let p = P::parse(&mut r, path, kind)?;
+    let p = parse(&mut r, path, kind)?;
     while r.next_line()?.is_some() {}
     Ok(Outcome::New(p, r.digest(), sig))
 }
@@ -403,27 +442,29 @@ impl LineReader {
 }
 
 #[derive(Debug)]
-enum State<P> {
+enum State {
     Missing,
-    File(FileSlot<P>),
-    Dir { sig: Sig, files: Vec<FileSlot<P>> },
+    File(FileSlot),
+    Dir { sig: Sig, files: Vec<FileSlot> },
 }
 
 /// One configured path (file or directory).
 #[derive(Debug)]
-pub(crate) struct Source<P> {
+pub(crate) struct Source {
     path: PathBuf,
     kind: Kind,
-    state: State<P>,
+    parse: ParseFn,
+    state: State,
     /// The path itself could not be looked at last time (warned once).
     denied: bool,
 }
 
-impl<P: Content> Source<P> {
-    pub(crate) fn new(path: PathBuf, kind: Kind) -> Self {
+impl Source {
+    pub(crate) fn new(path: PathBuf, kind: Kind, parse: ParseFn) -> Self {
         Source {
             path,
             kind,
+            parse,
             state: State::Missing,
             denied: false,
         }
@@ -432,7 +473,7 @@ impl<P: Content> Source<P> {
     /// Checks the source and re-reads what changed (everything if `force`).
     /// Returns true if any parsed content changed.
     pub(crate) fn refresh(&mut self, force: bool) -> bool {
-        let kind = self.kind;
+        let (kind, parse) = (self.kind, self.parse);
         let st = stat(&self.path);
         if st == Stat::Denied {
             // Not gone: we may not look. What was read stays.
@@ -446,7 +487,7 @@ impl<P: Content> Source<P> {
         match st {
             Stat::Denied => false,
             Stat::Missing => {
-                let had = self.parsed().any(|p| !p.is_empty());
+                let had = !self.is_empty();
                 if !matches!(self.state, State::Missing) {
                     log::info!("{}: gone; its names are dropped", self.path.display());
                 } else if force {
@@ -462,7 +503,7 @@ impl<P: Content> Source<P> {
                         sig: old_sig,
                         files,
                     } => (files, force || old_sig != sig, false),
-                    State::File(slot) => (Vec::new(), true, !slot.parsed.is_empty()),
+                    State::File(slot) => (Vec::new(), true, !held_empty(&slot.parsed)),
                     State::Missing => (Vec::new(), true, false),
                 };
                 let listed = if relist {
@@ -496,7 +537,7 @@ impl<P: Content> Source<P> {
                         }
                     }
                     // Files that left the directory.
-                    if old_files.iter().any(|s| !s.parsed.is_empty()) {
+                    if old_files.iter().any(|s| !held_empty(&s.parsed)) {
                         changed = true;
                     }
                 }
@@ -509,7 +550,7 @@ impl<P: Content> Source<P> {
                             continue;
                         }
                     };
-                    changed |= slot.refresh(s, kind, force);
+                    changed |= slot.refresh(s, kind, parse, force);
                 }
                 // A directory we could not list is listed again on the next poll.
                 let sig = if self.denied {
@@ -522,28 +563,39 @@ impl<P: Content> Source<P> {
             }
             Stat::Found(sig) => {
                 if !matches!(self.state, State::File(_)) {
-                    let had = self.parsed().any(|p| !p.is_empty());
+                    let had = !self.is_empty();
                     self.state = State::File(FileSlot::new(self.path.clone()));
                     if let State::File(slot) = &mut self.state {
-                        return slot.refresh(Some(sig), kind, true) | had;
+                        return slot.refresh(Some(sig), kind, parse, true) | had;
                     }
                 }
                 match &mut self.state {
-                    State::File(slot) => slot.refresh(Some(sig), kind, force),
+                    State::File(slot) => slot.refresh(Some(sig), kind, parse, force),
                     _ => false,
                 }
             }
         }
     }
 
-    /// The parsed content of every file of this source, in order.
-    pub(crate) fn parsed(&self) -> impl Iterator<Item = &P> {
-        let slice: &[FileSlot<P>] = match &self.state {
+    fn slots(&self) -> &[FileSlot] {
+        match &self.state {
             State::Missing => &[],
             State::File(slot) => std::slice::from_ref(slot),
             State::Dir { files, .. } => files,
-        };
-        slice.iter().map(|s| &s.parsed)
+        }
+    }
+
+    /// True if no file of this source contributes anything.
+    fn is_empty(&self) -> bool {
+        self.slots().iter().all(|s| held_empty(&s.parsed))
+    }
+
+    /// The parsed content of every file of this source, in order (of the type its
+    /// parse function makes; files with nothing parsed are left out).
+    pub(crate) fn parsed<P: Content>(&self) -> impl Iterator<Item = &P> {
+        self.slots()
+            .iter()
+            .filter_map(|s| s.parsed.as_deref()?.as_any().downcast_ref::<P>())
     }
 }
 

@@ -159,12 +159,31 @@ def test_cached_answer_not_served_once_blocked_and_list_reloads(dproxy, up, shar
     assert up.count("cached.example.test") == 1, up.summary()
     r = px.query("other.example.test")
     assert r.rcode() == dns.rcode.NXDOMAIN and EDE_BLOCKED not in ede_codes(r), describe(r)
-    # The file is removed: nothing is blocked any more; the old cached answer comes back.
+    # The cached answer was dropped when the list blocked it (blocked names are looked
+    # up only on a cache miss): once the file is removed, the name is asked again.
     os.unlink(bl)
     assert wait_until(lambda: px.stats()["blocklist_domains"] == 0, timeout=5)
     r = px.query("cached.example.test")
     assert rrset_texts(r, rdtype="A") == ["192.0.2.2"], describe(r)
-    assert up.count("cached.example.test") == 1, up.summary()
+    assert up.count("cached.example.test") == 2, up.summary()
+
+
+def test_saved_cache_never_serves_a_name_listed_since(dproxy, up, shared_dir):
+    cache = os.path.join(shared_dir, "dproxy.cache")
+    px = dproxy(servers=[up], options={"persist_file": cache})
+    for n in ("www", "cached"):
+        assert rrset_texts(px.query(n + ".example.test"), rdtype="A"), n
+    px.stop_now()
+    assert os.path.getsize(cache) > 0
+    bl = os.path.join(shared_dir, "bl")
+    write_file(bl, "cached.example.test\n")
+    px2 = blocking(dproxy, up, {"blocklist": [bl]}, {"persist_file": cache})
+    assert_blocked(px2.query("cached.example.test", edns=0))
+    # The rest of the saved cache is served as before.
+    assert rrset_texts(px2.query("www.example.test"), rdtype="A") == ["192.0.2.1"]
+    assert up.count("cached.example.test") == 1 and up.count("www.example.test") == 1, \
+        up.summary()
+    assert px2.stats()["hits"] == 1
 
 
 def test_directory_of_lists_and_sighup(dproxy, up, shared_dir):

@@ -253,6 +253,8 @@ const BAD = {
 	refuse_action: ['reject'],
 	rate_limit: ['1000001'], rate_burst: ['1000001'],
 	memory_limit: ['4194305'],
+	block_allow: ['not a name', 'a..example'],
+	block_answer: ['drop'],
 };
 
 // Does the form field accept the value? (Flag: 0/1; ListValue: its choices.)

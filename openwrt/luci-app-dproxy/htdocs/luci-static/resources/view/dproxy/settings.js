@@ -192,6 +192,21 @@ return view.extend({
 		o.datatype = uint(0, 604800);
 		o.placeholder = '60';
 
+		o = s.taboption('local', form.DynamicList, 'blocklist', _('Blocklists'),
+			_('Files of domains to block (with their subdomains), or directories of them: one domain per line, hosts lines (0.0.0.0 name) or dnsmasq lines (address=/name/). Re-read within a second or two of a change; keep downloaded lists in /tmp.'));
+		o.placeholder = '/tmp/dproxy-blocklists';
+
+		o = s.taboption('local', form.DynamicList, 'block_allow', _('Never blocked'),
+			_('Domains (and their subdomains) that stay resolvable whatever a blocklist says.'));
+		o.datatype = 'hostname';
+
+		o = s.taboption('local', form.ListValue, 'block_answer', _('Answer for blocked names'),
+			_('nxdomain: the name does not exist; null: 0.0.0.0 or :: (no data for other types); refused: REFUSED. Every one says Blocked (Extended DNS Error 15).'));
+		o.value('nxdomain', _('nxdomain'));
+		o.value('null', _('null'));
+		o.value('refused', _('refused'));
+		o.default = 'nxdomain';
+
 		// --- Security
 		o = s.taboption('security', form.Flag, 'local_service', _('Local service only'),
 			_('Answer only loopback and on-link clients.'));
