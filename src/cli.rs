@@ -1,6 +1,5 @@
 //! The command line: options, `--check-config`, logging setup, and starting the daemon.
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -105,23 +104,6 @@ impl Args {
     }
 }
 
-fn init_logging() {
-    let mut b = env_logger::Builder::new();
-    b.filter_level(log::LevelFilter::Trace);
-    b.format(|buf, rec| {
-        let level = match rec.level() {
-            log::Level::Error => "error",
-            log::Level::Warn => "warn",
-            log::Level::Info => "info",
-            log::Level::Debug => "debug",
-            log::Level::Trace => "trace",
-        };
-        writeln!(buf, "dproxy: {level}: {}", rec.args())
-    });
-    let _ = b.try_init();
-    log::set_max_level(log::LevelFilter::Info);
-}
-
 /// Builds the configuration from the file (if any) and the command line.
 fn build_config(a: &Args) -> Result<Config, Vec<String>> {
     let mut cfg = match &a.config {
@@ -213,7 +195,7 @@ pub fn main() -> i32 {
     if args.first().map(|s| s.as_str()) == Some("ctl") {
         return ctl(&args[1..]);
     }
-    init_logging();
+    crate::logger::init();
     let a = match parse(&args) {
         Ok(Command::Help) => {
             print!("{USAGE}");

@@ -19,6 +19,7 @@ pub mod forward;
 pub mod link;
 pub mod local;
 pub mod localnames;
+pub mod logger;
 pub mod options_help;
 pub mod persist;
 pub mod privs;
