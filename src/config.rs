@@ -411,6 +411,41 @@ pub fn load(path: &Path) -> Loaded {
     }
 }
 
+/// Whole-number options: name, smallest and largest value, the field. One table
+/// rather than a match arm each keeps the parser small on the router.
+type NumberField = fn(&mut Config) -> &mut u32;
+pub(crate) const NUMBERS: &[(&str, u32, u32, NumberField)] = &[
+    ("cache_size", 0, 4 * 1024 * 1024, |c| &mut c.cache_size_kib),
+    ("min_ttl", 0, 604_800, |c| &mut c.ttl.min_ttl),
+    ("max_ttl", 0, 604_800, |c| &mut c.ttl.max_ttl),
+    ("neg_ttl", 0, 604_800, |c| &mut c.ttl.neg_ttl),
+    ("local_ttl", 0, 604_800, |c| &mut c.local_ttl),
+    ("stale_max", 0, 30 * 86400, |c| &mut c.stale_max),
+    ("hold_timeout", 1, 300, |c| &mut c.hold_timeout),
+    ("stale_timeout", 0, 60_000, |c| &mut c.stale_timeout_ms),
+    ("persist_interval", 0, 7 * 86400, |c| {
+        &mut c.persist_interval
+    }),
+    ("rate_limit", 0, 1_000_000, |c| &mut c.rate_limit),
+    ("rate_burst", 0, 1_000_000, |c| &mut c.rate_burst),
+    ("memory_limit", 0, 4 * 1024 * 1024, |c| {
+        &mut c.memory_limit_kib
+    }),
+];
+
+/// Boolean options and their fields (a bad value is an error; the field is then moot).
+type BoolField = fn(&mut Config) -> &mut bool;
+pub(crate) const BOOLEANS: &[(&str, BoolField)] = &[
+    ("trust_ad", |c| &mut c.trust_ad),
+    ("domain_needed", |c| &mut c.domain_needed),
+    ("bogus_priv", |c| &mut c.bogus_priv),
+    ("prefetch", |c| &mut c.prefetch),
+    ("local_service", |c| &mut c.local_service),
+    ("rebind_protection", |c| &mut c.rebind_protection),
+    ("rebind_localhost", |c| &mut c.rebind_localhost),
+    ("case_randomization", |c| &mut c.case_randomization),
+];
+
 struct Builder {
     file: String,
     section: String,
@@ -446,6 +481,32 @@ impl Builder {
             self.err(opt, format!("'{v}' is not a boolean (0/1, yes/no, on/off)"));
         }
         b
+    }
+
+    /// One of `names`, given as its index; anything else is an error listing them.
+    fn choice(&mut self, opt: &str, v: &str, names: &[&str]) -> Option<usize> {
+        let i = names.iter().position(|n| *n == v);
+        if i.is_none() {
+            let all = names.join(", ");
+            self.err(opt, format!("'{v}' is not one of {all}"));
+        }
+        i
+    }
+
+    /// The options of [`NUMBERS`] and [`BOOLEANS`]; false if `opt` is in neither.
+    fn table_option(&mut self, opt: &str, v: &str, c: &mut Config) -> bool {
+        if let Some(&(_, min, max, field)) = NUMBERS.iter().find(|e| e.0 == opt) {
+            if let Some(n) = self.num(opt, v, min, max) {
+                *field(c) = n;
+            }
+        } else if let Some(&(_, field)) = BOOLEANS.iter().find(|e| e.0 == opt) {
+            if let Some(b) = self.boolean(opt, v) {
+                *field(c) = b;
+            }
+        } else {
+            return false;
+        }
+        true
     }
 
     fn apply(&mut self, options: &[(String, Vec<String>)]) -> Config {
@@ -487,31 +548,10 @@ impl Builder {
                     }
                 }
                 "resolvfile" => c.resolvfile = non_empty(&v).map(PathBuf::from),
-                "cache_size" => {
-                    if let Some(n) = self.num(o, &v, 0, 4 * 1024 * 1024) {
-                        c.cache_size_kib = n;
-                    }
-                }
-                "min_ttl" => {
-                    if let Some(n) = self.num(o, &v, 0, 604_800) {
-                        c.ttl.min_ttl = n;
-                    }
-                }
-                "max_ttl" => {
-                    if let Some(n) = self.num(o, &v, 0, 604_800) {
-                        c.ttl.max_ttl = n;
-                    }
-                }
-                "neg_ttl" => {
-                    if let Some(n) = self.num(o, &v, 0, 604_800) {
-                        c.ttl.neg_ttl = n;
-                    }
-                }
                 "log_level" => match v.parse::<log::LevelFilter>() {
                     Ok(l) if l != log::LevelFilter::Off => c.log_level = l,
                     _ => self.err(o, format!("'{v}' is not one of error, warn, info, debug")),
                 },
-                "trust_ad" => c.trust_ad = self.boolean(o, &v).unwrap_or(c.trust_ad),
                 "hosts" => c.hosts = paths(vals),
                 "leasefile" => c.leasefiles = paths(vals),
                 "domain" => {
@@ -522,13 +562,6 @@ impl Builder {
                         c.domain = Some(d);
                     } else {
                         self.err(o, format!("'{v}' is not a domain name"));
-                    }
-                }
-                "domain_needed" => c.domain_needed = self.boolean(o, &v).unwrap_or(false),
-                "bogus_priv" => c.bogus_priv = self.boolean(o, &v).unwrap_or(false),
-                "local_ttl" => {
-                    if let Some(n) = self.num(o, &v, 0, 604_800) {
-                        c.local_ttl = n;
                     }
                 }
                 "blocklist" => c.blocklists = paths(vals),
@@ -542,42 +575,24 @@ impl Builder {
                     }
                     c.block_allow = allow;
                 }
-                "block_answer" => match v.as_str() {
-                    "nxdomain" => c.block_answer = BlockAnswer::Nxdomain,
-                    "null" => c.block_answer = BlockAnswer::Null,
-                    "refused" => c.block_answer = BlockAnswer::Refused,
-                    _ => self.err(o, format!("'{v}' is not one of nxdomain, null, refused")),
-                },
+                "block_answer" => {
+                    const ANSWERS: [BlockAnswer; 3] = [
+                        BlockAnswer::Nxdomain,
+                        BlockAnswer::Null,
+                        BlockAnswer::Refused,
+                    ];
+                    if let Some(i) = self.choice(o, &v, &["nxdomain", "null", "refused"]) {
+                        c.block_answer = ANSWERS[i];
+                    }
+                }
                 "control_socket" => c.control_socket = non_empty(&v).map(PathBuf::from),
-                "stale_max" => {
-                    if let Some(n) = self.num(o, &v, 0, 30 * 86400) {
-                        c.stale_max = n;
-                    }
-                }
                 "stale_exclude" => c.stale_exclude = names(vals),
-                "offline_policy" => match v.as_str() {
-                    "servfail" => c.offline_policy = OfflinePolicy::Servfail,
-                    "hold" => c.offline_policy = OfflinePolicy::Hold,
-                    _ => self.err(o, format!("'{v}' is not one of servfail, hold")),
-                },
-                "hold_timeout" => {
-                    if let Some(n) = self.num(o, &v, 1, 300) {
-                        c.hold_timeout = n;
+                "offline_policy" => {
+                    if let Some(i) = self.choice(o, &v, &["servfail", "hold"]) {
+                        c.offline_policy = [OfflinePolicy::Servfail, OfflinePolicy::Hold][i];
                     }
                 }
-                "stale_timeout" => {
-                    if let Some(n) = self.num(o, &v, 0, 60_000) {
-                        c.stale_timeout_ms = n;
-                    }
-                }
-                "prefetch" => c.prefetch = self.boolean(o, &v).unwrap_or(c.prefetch),
                 "persist_file" => c.persist_file = non_empty(&v).map(PathBuf::from),
-                "persist_interval" => {
-                    if let Some(n) = self.num(o, &v, 0, 7 * 86400) {
-                        c.persist_interval = n;
-                    }
-                }
-                "local_service" => c.local_service = self.boolean(o, &v).unwrap_or(true),
                 "allow" | "deny" => {
                     let mut out = Vec::new();
                     for s in vals {
@@ -592,34 +607,17 @@ impl Builder {
                         c.deny = out;
                     }
                 }
-                "refuse_action" => match v.as_str() {
-                    "drop" => c.refuse_action = RefuseAction::Drop,
-                    "refused" => c.refuse_action = RefuseAction::Refused,
-                    _ => self.err(o, format!("'{v}' is not one of drop, refused")),
-                },
-                "rebind_protection" => c.rebind_protection = self.boolean(o, &v).unwrap_or(true),
+                "refuse_action" => {
+                    if let Some(i) = self.choice(o, &v, &["drop", "refused"]) {
+                        c.refuse_action = [RefuseAction::Drop, RefuseAction::Refused][i];
+                    }
+                }
                 "rebind_domain" => c.rebind_domain = names(vals),
-                "rebind_localhost" => c.rebind_localhost = self.boolean(o, &v).unwrap_or(false),
-                "case_randomization" => c.case_randomization = self.boolean(o, &v).unwrap_or(true),
-                "rate_limit" => {
-                    if let Some(n) = self.num(o, &v, 0, 1_000_000) {
-                        c.rate_limit = n;
-                    }
-                }
-                "rate_burst" => {
-                    if let Some(n) = self.num(o, &v, 0, 1_000_000) {
-                        c.rate_burst = n;
-                    }
-                }
-                "memory_limit" => {
-                    if let Some(n) = self.num(o, &v, 0, 4 * 1024 * 1024) {
-                        c.memory_limit_kib = n;
-                    }
-                }
                 "user" => c.user = non_empty(&v),
                 "chroot" => c.chroot = non_empty(&v).map(PathBuf::from),
                 "bootstrap" | "ca_file" | "tls_pin" => self.encrypted_option(o, vals, &mut c),
                 _ if SCRIPT_OPTIONS.contains(&o) => {}
+                _ if self.table_option(o, &v, &mut c) => {}
                 _ => self.warnings.push(ConfigError {
                     file: self.file.clone(),
                     place: format!("{}.{}", self.section, o),
@@ -976,6 +974,71 @@ mod tests {
         );
         let endless = read_resolvfile(Path::new("/dev/zero"), &own).unwrap_err();
         assert_eq!(endless.kind(), std::io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn number_boolean_and_choice_options_are_read_and_checked() {
+        let mut good = String::from("config dproxy 'main'\n");
+        let mut bad = good.clone();
+        for (name, min, max, _) in NUMBERS {
+            good.push_str(&format!("\toption {name} '{max}'\n"));
+            bad.push_str(&format!("\toption {name} '{}'\n", max + 1));
+            if *min > 0 {
+                bad.push_str(&format!("\toption {name} '{}'\n", min - 1));
+            }
+        }
+        for (name, _) in BOOLEANS {
+            good.push_str(&format!("\toption {name} 'off'\n"));
+            bad.push_str(&format!("\toption {name} 'maybe'\n"));
+        }
+        good.push_str("\toption block_answer 'refused'\n\toption refuse_action 'drop'\n");
+        bad.push_str("\toption offline_policy 'wait'\n");
+        let c = load(&write_tmp("tables", &good)).config.unwrap();
+        assert_eq!(
+            (
+                c.cache_size_kib,
+                c.ttl.neg_ttl,
+                c.hold_timeout,
+                c.stale_timeout_ms
+            ),
+            (4 * 1024 * 1024, 604_800, 300, 60_000)
+        );
+        assert_eq!(
+            (c.persist_interval, c.rate_burst, c.memory_limit_kib),
+            (604_800, 1_000_000, 4 * 1024 * 1024)
+        );
+        assert!(!c.prefetch && !c.local_service && !c.case_randomization && !c.rebind_protection);
+        assert_eq!(c.block_answer, BlockAnswer::Refused);
+        assert_eq!(c.refuse_action, RefuseAction::Drop);
+        // uci keeps the last value of an option given twice: hold_timeout is '0' there.
+        let errs = load(&write_tmp("tables-bad", &bad)).config.unwrap_err();
+        let texts: Vec<String> = errs
+            .iter()
+            .map(|e| format!("{}: {}", e.place, e.problem))
+            .collect();
+        assert!(
+            texts.contains(
+                &"main.cache_size: '4194305' is not a whole number from 0 to 4194304".to_string()
+            ),
+            "{texts:?}"
+        );
+        assert!(
+            texts.contains(
+                &"main.hold_timeout: '0' is not a whole number from 1 to 300".to_string()
+            ),
+            "{texts:?}"
+        );
+        assert!(
+            texts.contains(
+                &"main.trust_ad: 'maybe' is not a boolean (0/1, yes/no, on/off)".to_string()
+            ),
+            "{texts:?}"
+        );
+        assert!(
+            texts.contains(&"main.offline_policy: 'wait' is not one of servfail, hold".to_string()),
+            "{texts:?}"
+        );
+        assert_eq!(errs.len(), NUMBERS.len() + BOOLEANS.len() + 1, "{texts:?}");
     }
 
     #[test]

@@ -67,7 +67,7 @@ Booleans: 0/1, yes/no, on/off, true/false.
 mod tests {
     use super::OPTIONS;
 
-    /// Every option name the parser matches on: the `"name" =>` arms of config.rs.
+    /// Every option name the parser knows: the `"name" =>` arms of config.rs and its tables.
     fn parser_options() -> Vec<String> {
         let src = include_str!("config.rs");
         let start = src.find("fn apply(&mut self").unwrap_or(0);
@@ -88,6 +88,9 @@ mod tests {
             }
         }
         names.extend(["enabled", "dnsmasq_integration", "wan_interface"].map(String::from));
+        // Number and boolean options are read through tables rather than arms.
+        names.extend(crate::config::NUMBERS.iter().map(|e| e.0.to_string()));
+        names.extend(crate::config::BOOLEANS.iter().map(|e| e.0.to_string()));
         names
     }
 
