@@ -65,7 +65,7 @@ CROSS_BUILD_STD := -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for
 # either way (procd respawns the daemon; the uci_guard child's death is a config
 # error); host builds, OpenWrt's own build and the unit tests keep the message.
 # Joined to the rustflags of .cargo/config.toml.
-CROSS_SIZE_FLAGS = --config 'target.$(CROSS_TRIPLE).rustflags=["-Zunstable-options", "-Cpanic=immediate-abort", "-Zlocation-detail=none", "-Zfmt-debug=none", "-Cforce-unwind-tables=no"]'
+CROSS_SIZE_FLAGS = --config 'target.$(CROSS_TRIPLE).rustflags=["-Zunstable-options", "-Cpanic=immediate-abort", "-Zlocation-detail=none", "-Zfmt-debug=none", "-Cforce-unwind-tables=no", "-Clink-arg=-Wl,-T,$(CURDIR)/cross/discard-release.ld"]'
 # Unit tests need the test crate and unwinding: let cargo pick the std crates.
 CROSS_TEST_STD := -Zbuild-std
 # No debug info in the unit-test build (std included): it changes no test and was a
