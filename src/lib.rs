@@ -4,6 +4,8 @@
 //! (`cache`, `forward`) → reply (`answer`).
 
 pub mod acl;
+// The heap of the static router builds (host builds keep the system one).
+mod allocator;
 pub mod answer;
 pub mod batch;
 pub mod blocklist;
