@@ -203,6 +203,7 @@ class FaultServer:
         self.lsock.listen(16)
         self.lsock.settimeout(0.2)
         self.connections = 0
+        self.active = 0
         self.plaintext = 0
         self.queries = 0
         self.running = True
@@ -220,6 +221,7 @@ class FaultServer:
                 return
             with self.lock:
                 self.connections += 1
+                self.active += 1
             t = threading.Thread(target=self._serve, args=(c,), daemon=True)
             t.start()
             self.threads.append(t)
@@ -298,6 +300,8 @@ class FaultServer:
                 c.close()
             except OSError:
                 pass
+            with self.lock:
+                self.active -= 1
 
     def stop(self):
         self.running = False
@@ -342,6 +346,7 @@ def test_answers_over_tls_from_unbound_then_from_cache(dproxy, certs, unbound):
     s = px.stats()
     assert s["upstream_queries"] == 1, s
     assert s["hits"] >= 1, s
+    assert s["tls_upstream.0.name"] == NAME and s["tls_upstream.0.state"] == "ok", s
     assert watch.packets() == 0, "a query left in plaintext"
     watch.close()
 
@@ -363,8 +368,13 @@ def test_link_down_closes_connections_and_link_up_reconnects(dproxy, certs):
     try:
         px = _start(dproxy, certs, fs.port)
         assert "192.0.2.7" in px.query("a.example.test", timeout=5).to_text()
-        assert fs.connections == 1
+        assert fs.connections == 1 and fs.active == 1
         px.signal(signal.SIGUSR2)
+        # Down: the connection is closed by dproxy.
+        deadline = time.monotonic() + 5
+        while fs.active and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert fs.active == 0, "link down must close the TLS connection"
         # Down: a miss is not sent anywhere and no connection is opened.
         r = px.query("x1.example.test", timeout=5)
         assert r.rcode() == dns.rcode.SERVFAIL, r.to_text()
@@ -401,6 +411,7 @@ def test_authentication_failure_gives_servfail_ede_and_no_plaintext(
         # One warning per state change, not one per query.
         warnings = [l for l in err.splitlines() if "warn" in l and log in l]
         assert len(warnings) == 1, err[-2000:]
+        assert log in px.stats()["tls_upstream.0.state"]
         assert fs.queries == 0
         assert fs.plaintext == 0 and watch.packets() == 0, "something left in plaintext"
     finally:
