@@ -341,11 +341,14 @@ def test_answers_over_tls_from_unbound_then_from_cache(dproxy, certs, unbound):
     px = _start(dproxy, certs, ub.port)
     r = px.query("a.example.test", timeout=5)
     assert r.rcode() == dns.rcode.NOERROR and "192.0.2.1" in r.to_text(), r.to_text()
+    before = px.stats()
     r2 = px.query("a.example.test")
     assert "192.0.2.1" in r2.to_text()
     s = px.stats()
-    assert s["upstream_queries"] == 1, s
-    assert s["hits"] >= 1, s
+    # The second answer came from the cache (a slow handshake may have cost the
+    # first one a retry, so only the difference is checked).
+    assert s["upstream_queries"] == before["upstream_queries"], s
+    assert s["hits"] == before["hits"] + 1, s
     assert s["tls_upstream.0.name"] == NAME and s["tls_upstream.0.state"] == "ok", s
     assert watch.packets() == 0, "a query left in plaintext"
     watch.close()
