@@ -5,7 +5,9 @@
 # at test time by ldns-signzone.
 #
 #   make build-full   target/release/dproxy built with --features full
-#   make test-tls     clippy and the unit, DoT and DNSSEC tests of the full build
+#   make test-tls     clippy and the unit, DoT and DNSSEC tests of the full build, and
+#                     the daemon built full (target/full, apart from the plain binary)
+#                     against unbound serving DoT and fault servers (test_dot.py)
 
 .PHONY: build-full test-tls
 
@@ -18,5 +20,7 @@ test-tls: deps rust
 	@# The test-release profile (Cargo.toml): release code without fat LTO.
 	$(CARGO) test --profile test-release --features full --lib --test dot_core --test dot_servers \
 	    --test config_encrypted --test dnssec_core
+	$(CARGO) build --release --features full --target-dir target/full
+	DPROXY_FULL=1 DPROXY_BIN=$(CURDIR)/target/full/release/dproxy $(PYTEST) -q tests/integration/test_dot.py
 
 TEST_PARTS += test-tls

@@ -738,14 +738,27 @@ impl Builder {
                 );
             }
         }
-        // Until the event loop speaks DoT/DoH, starting would leave these servers
-        // unused: refuse rather than let any query go out in plaintext.
-        self.err(
-            "server",
-            "encrypted upstreams are configured, but this version of dproxy-full does not use them yet; \
-             refusing to start rather than send their queries in plaintext"
-                .into(),
-        );
+        // DoH is parsed but not spoken yet: refuse rather than leave it unused.
+        for s in &enc.servers {
+            if let EncryptedServer::Https { host, path, .. } = s {
+                self.err(
+                    "server",
+                    format!(
+                        "'https://{host}{path}': DNS over HTTPS is not available in this version \
+                         of dproxy-full; use a DNS over TLS server (tls://ADDR#NAME)"
+                    ),
+                );
+            }
+        }
+        // Mixed with plain servers, part of the queries would leave in the clear.
+        if !c.servers.is_empty() {
+            self.err(
+                "server",
+                "plain and encrypted servers are mixed: with encrypted servers configured, \
+                 every server must be encrypted (nothing is sent in plaintext)"
+                    .into(),
+            );
+        }
     }
 }
 

@@ -400,6 +400,11 @@ impl Server {
             let (gen, mut name, qtype, qclass, cd, do_bit) =
                 (p.gen, p.name.clone(), p.qtype, p.qclass, p.cd, p.do_bit);
             let exact_case = self.cfg.case_randomization && !u_no_0x20 && !p.no_0x20;
+            // A TLS server gets every attempt over TLS, where 0x20 adds nothing.
+            #[cfg(feature = "tls")]
+            let proto = self.transports.proto_for(addr, proto);
+            #[cfg(feature = "tls")]
+            let exact_case = exact_case && proto != Proto::Tls;
             if exact_case {
                 let mut bits = 0u32;
                 let mut left = 0;

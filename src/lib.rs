@@ -16,6 +16,8 @@ pub mod control;
 pub mod core;
 #[cfg(feature = "dnssec")]
 pub mod dnssec;
+#[cfg(feature = "tls")]
+mod dot_upstreams;
 pub mod dump;
 pub mod forward;
 pub mod link;

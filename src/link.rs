@@ -108,6 +108,8 @@ impl Server {
         self.link.refresh.clear();
         self.acl.refresh();
         self.offline_pending();
+        #[cfg(feature = "tls")]
+        self.transports.link_down(self.poll.registry());
     }
 
     /// The link came up (signal, control socket), or upstreams answer again.
@@ -121,6 +123,8 @@ impl Server {
         self.link.next_probe = None;
         self.link.detector.reset(self.now);
         // netifd rewrites the resolv file on every ifup, and addresses may have changed.
+        #[cfg(feature = "tls")]
+        self.transports.link_up(self.poll.registry());
         self.load_servers();
         self.acl.refresh();
         self.upstreams.reset_health();

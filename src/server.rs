@@ -132,7 +132,7 @@ pub struct Server {
     pub(crate) out: Vec<u8>,
     pub(crate) qbuf: Vec<u8>,
     pub(crate) rbuf: Vec<u8>,
-    resolv_stamp: Option<FileStamp>,
+    pub(crate) resolv_stamp: Option<FileStamp>,
     next_housekeeping: Instant,
     pub(crate) serial: u32,
     pub(crate) pending_gen: u32,
@@ -399,6 +399,11 @@ impl Server {
                 .map(|Reverse((at, _))| *at)
                 .unwrap_or(self.next_housekeeping)
                 .min(self.next_housekeeping);
+            #[cfg(feature = "tls")]
+            let next = self
+                .transports
+                .next_deadline()
+                .map_or(next, |d| next.min(d));
             let timeout = if self.udp_backlog.is_empty() {
                 next.saturating_duration_since(Instant::now())
             } else {
@@ -418,6 +423,10 @@ impl Server {
                 self.udp_readable(li);
             }
             self.run_timers();
+            #[cfg(feature = "tls")]
+            for slot in self.transports.tick(self.now) {
+                self.upstream_ready(slot);
+            }
             // Misses from TCP clients (or queries they sent while a timer answered
             // them) not yet started.
             self.start_deferred_attempts();
@@ -536,6 +545,10 @@ impl Server {
 
     /// Takes upstream servers from the config, or else from the resolv file.
     pub(crate) fn load_servers(&mut self) {
+        #[cfg(feature = "tls")]
+        if !self.cfg.encrypted.servers.is_empty() {
+            return self.load_tls_servers();
+        }
         let servers = if !self.cfg.servers.is_empty() {
             self.resolv_stamp = None;
             self.cfg.servers.clone()

@@ -129,6 +129,8 @@ impl Server {
                     timeouts: u.timeouts,
                 })
                 .collect(),
+            #[cfg(feature = "tls")]
+            tls_upstreams: self.transports.tls_status(),
         }
     }
 

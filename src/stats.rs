@@ -102,4 +102,7 @@ pub struct Snapshot {
     pub config_file: Option<String>,
     pub config: ConfigStatus,
     pub upstreams: Vec<UpstreamRow>,
+    /// DNS over TLS servers: address, authentication name, state ("ok" or why not).
+    #[cfg(feature = "tls")]
+    pub tls_upstreams: Vec<(std::net::SocketAddr, String, String)>,
 }

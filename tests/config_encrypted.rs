@@ -1,7 +1,7 @@
 //! Encrypted upstreams in the config file: the plain build refuses them with one clear
-//! error; the full build parses them, reports bad values under the option's name, and
-//! (until the event loop speaks DoT/DoH) refuses to start instead of falling back to
-//! plaintext.
+//! error; the full build parses them, reports bad values under the option's name,
+//! accepts DNS over TLS, and refuses DNS over HTTPS (not spoken yet) and plain servers
+//! mixed with encrypted ones instead of sending anything in plaintext.
 
 use std::path::PathBuf;
 
@@ -77,10 +77,26 @@ mod full {
     use super::*;
     use tls_support::Certs;
 
-    const NOT_YET: &str = "does not use them yet";
+    const NO_DOH: &str = "DNS over HTTPS is not available in this version";
 
     #[test]
-    fn valid_encrypted_config_is_parsed_then_refused_as_not_yet_used() {
+    fn dot_servers_are_accepted() {
+        let certs = Certs::ca_only("cfg-dot");
+        let ca = certs.path("ca.pem");
+        let pin = "sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+        let errs = errors(
+            "fulldot",
+            &format!(
+                "\tlist server 'tls://1.1.1.1#cloudflare-dns.com'\n\tlist server '9.9.9.9@853#dns.quad9.net'\n\
+                 \toption ca_file '{}'\n\tlist tls_pin 'dns.quad9.net {pin}'\n",
+                ca.display()
+            ),
+        );
+        assert!(errs.is_empty(), "{errs:?}");
+    }
+
+    #[test]
+    fn valid_doh_config_is_parsed_then_refused_naming_doh() {
         let certs = Certs::ca_only("cfg-ok");
         let ca = certs.path("ca.pem");
         let pin = "sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
@@ -93,10 +109,26 @@ mod full {
                 ca.display()
             ),
         );
-        // Everything parsed: the one error is the refusal to run them unencrypted.
+        // Everything parsed: the one error is that DoH is not spoken yet.
         assert_eq!(errs.len(), 1, "{errs:?}");
-        assert!(has(&errs, "main.server", NOT_YET), "{errs:?}");
-        assert!(errs[0].problem.contains("plaintext"));
+        assert!(has(&errs, "main.server", NO_DOH), "{errs:?}");
+        assert!(errs[0].problem.contains("https://dns.example/dns-query"));
+    }
+
+    #[test]
+    fn plain_servers_mixed_with_encrypted_ones_are_refused() {
+        let certs = Certs::ca_only("cfg-mix");
+        let ca = certs.path("ca.pem");
+        let errs = errors(
+            "fullmix",
+            &format!(
+                "\tlist server 'tls://1.1.1.1#cloudflare-dns.com'\n\tlist server '192.0.2.1'\n\
+                 \toption ca_file '{}'\n",
+                ca.display()
+            ),
+        );
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(has(&errs, "main.server", "plaintext"), "{errs:?}");
     }
 
     #[test]
@@ -123,7 +155,7 @@ mod full {
             &format!("\tlist server 'https://dns.example/q#192.0.2.9'\n{ca_line}"),
         );
         assert_eq!(errs.len(), 1, "{errs:?}");
-        assert!(has(&errs, "main.server", NOT_YET));
+        assert!(has(&errs, "main.server", NO_DOH));
     }
 
     #[test]

@@ -56,6 +56,12 @@ pub fn stats(snap: &Snapshot) -> String {
         let _ = writeln!(o, "upstream.{i}.answers={}", u.answers);
         let _ = writeln!(o, "upstream.{i}.timeouts={}", u.timeouts);
     }
+    #[cfg(feature = "tls")]
+    for (i, (addr, name, state)) in snap.tls_upstreams.iter().enumerate() {
+        let _ = writeln!(o, "tls_upstream.{i}.addr={addr}");
+        let _ = writeln!(o, "tls_upstream.{i}.name={name}");
+        let _ = writeln!(o, "tls_upstream.{i}.state={state}");
+    }
     o
 }
 
@@ -124,6 +130,8 @@ pub(crate) mod tests {
                 answers: 36,
                 timeouts: 37,
             }],
+            #[cfg(feature = "tls")]
+            tls_upstreams: Vec::new(),
         }
     }
 

@@ -18,6 +18,8 @@ use mio::{Interest, Registry, Token};
 use crate::slab::Slab;
 
 pub mod tcp;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod udp;
 
 /// Tokens from here on (up to the signal token) are transport sockets.
@@ -28,6 +30,9 @@ pub const TOKEN_BASE: usize = 1 << 24;
 pub enum Proto {
     Udp,
     Tcp,
+    /// DNS over TLS: chosen by the transport for servers configured as such.
+    #[cfg(feature = "tls")]
+    Tls,
 }
 
 /// The attempt a transmission belongs to.
@@ -56,6 +61,8 @@ pub enum Event {
 enum Channel {
     Udp(udp::Socket),
     Tcp(tcp::Stream),
+    #[cfg(feature = "tls")]
+    Tls(Box<tls::Channel>),
 }
 
 /// Every open upstream socket.
@@ -66,6 +73,8 @@ pub struct Transports {
     open: HashMap<Owner, usize>,
     /// The TCP stream to each server, while one is open.
     streams: HashMap<SocketAddr, usize>,
+    #[cfg(feature = "tls")]
+    tls: tls_glue::TlsUpstreams,
 }
 
 impl Transports {
@@ -122,6 +131,8 @@ impl Transports {
                 self.open.insert(owner, slot);
                 Ok(())
             }
+            #[cfg(feature = "tls")]
+            Proto::Tls => self.send_tls(reg, addr, owner, msg, 0),
         }
     }
 
@@ -138,6 +149,12 @@ impl Transports {
             Some(Channel::Tcp(t)) => {
                 t.remove(owner);
                 t.is_idle()
+            }
+            // The connection stays for the next queries, until idle or closed.
+            #[cfg(feature = "tls")]
+            Some(Channel::Tls(t)) => {
+                t.remove(owner);
+                t.is_done() && t.owners().is_empty()
             }
             None => false,
         };
@@ -169,6 +186,16 @@ impl Transports {
             Some(Channel::Udp(u)) => {
                 self.open.remove(&u.owner);
             }
+            #[cfg(feature = "tls")]
+            Some(Channel::Tls(mut t)) => {
+                let _ = reg.deregister(&mut t.stream);
+                if self.tls.conns.get(&t.addr) == Some(&slot) {
+                    self.tls.conns.remove(&t.addr);
+                }
+                for o in t.owners() {
+                    self.open.remove(&o);
+                }
+            }
             None => {}
         }
     }
@@ -180,6 +207,8 @@ impl Transports {
         let ev = match self.channels.get_mut(slot)? {
             Channel::Udp(u) => return u.next_event(buf),
             Channel::Tcp(t) => t.next_event(buf),
+            #[cfg(feature = "tls")]
+            Channel::Tls(_) => return self.next_tls_event(reg, slot, buf),
         };
         match ev {
             Some(Event::Message(o, _)) | Some(Event::Failed(o)) => {
@@ -196,6 +225,9 @@ impl Transports {
         ev
     }
 }
+
+#[cfg(feature = "tls")]
+mod tls_glue;
 
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,47 @@
+//! The daemon's side of DNS over TLS upstreams (full build only): turns the configured
+//! encrypted servers into the upstream list and the transport's TLS servers.
+//!
+//! With encrypted servers configured, the resolv file and plain servers are not used:
+//! if the CA file cannot be read, the list stays empty and misses get SERVFAIL rather
+//! than leave in the clear.
+
+use std::sync::Arc;
+
+use crate::tls::spec::EncryptedServer;
+
+impl crate::server::Server {
+    pub(crate) fn load_tls_servers(&mut self) {
+        // The resolv file names no server here, but its change still means new
+        // addresses: connections and sessions start afresh (see set_tls).
+        self.resolv_stamp = self
+            .cfg
+            .resolvfile
+            .as_deref()
+            .and_then(crate::server::FileStamp::of);
+        let enc = &self.cfg.encrypted;
+        let mut tls = Vec::new();
+        for s in &enc.servers {
+            if let EncryptedServer::Tls { addr, auth_name } = s {
+                tls.push((*addr, auth_name.clone(), enc.pins_for(s)));
+            }
+        }
+        let addrs: Vec<_> = tls.iter().map(|(a, _, _)| *a).collect();
+        let loaded = crate::tls::load_roots(&enc.ca_file).and_then(|roots| {
+            self.transports
+                .set_tls(self.poll.registry(), tls, Arc::new(roots))
+                .map_err(|e| e.to_string())
+        });
+        let servers = match loaded {
+            Ok(()) => addrs,
+            Err(e) => {
+                log::error!("{e}: no DNS over TLS upstreams, misses are answered SERVFAIL");
+                Vec::new()
+            }
+        };
+        if servers != self.upstreams.addrs() {
+            let list: Vec<String> = servers.iter().map(|s| s.to_string()).collect();
+            log::info!("DNS over TLS upstream servers: {}", list.join(" "));
+            self.upstreams.set(&servers);
+        }
+    }
+}

@@ -1,0 +1,433 @@
+//! DNS over TLS to an upstream (RFC 7858, full build only): the sans-IO connection of
+//! `crate::tls` driven over a non-blocking mio `TcpStream`.
+//!
+//! One persistent connection per upstream carries every attempt to it, pipelined and
+//! matched by ID in any order. The connection keeps a copy of each query it carries, so
+//! that when the server closes first (even mid-pipeline) the unanswered ones can go out
+//! again on a new connection instead of costing the client an answer.
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+use rustls::{ClientConfig, RootCertStore};
+
+use super::{Event, Owner};
+use crate::tls::{DotConn, DotError, DotLimits, DotState, Pin, SendError};
+
+/// EDNS padding option (RFC 7830) and the block size queries are padded to (RFC 8467).
+const OPT_PADDING: u16 = 12;
+const PAD_BLOCK: usize = 128;
+/// Backoff after a failed connection: doubled per failure up to the cap.
+const BACKOFF_FIRST: Duration = Duration::from_millis(500);
+const BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// How often a query goes out again after connections closed with it unanswered: a
+/// server that closes mid-pipeline now and then costs nothing, one that never answers
+/// it does not get it forever.
+pub const MAX_RESENDS: u8 = 3;
+
+/// An upstream spoken to over TLS, with what outlives its connections: the client
+/// configuration (whose session cache lets a reconnect resume), the backoff, and the
+/// state last logged.
+pub struct Server {
+    pub auth_name: String,
+    pins: Vec<Pin>,
+    config: Option<Arc<ClientConfig>>,
+    fails: u32,
+    retry_at: Option<Instant>,
+    /// The state as last logged and shown in stats ("ok", or why it failed).
+    pub status: String,
+}
+
+impl Server {
+    pub fn new(auth_name: String, pins: Vec<Pin>) -> Server {
+        Server {
+            auth_name,
+            pins,
+            config: None,
+            fails: 0,
+            retry_at: None,
+            status: "not connected yet".into(),
+        }
+    }
+
+    /// The configuration shared by every connection to this server, built on first use
+    /// and after each reset.
+    pub fn config(&mut self, roots: &Arc<RootCertStore>) -> Result<Arc<ClientConfig>, String> {
+        if let Some(c) = &self.config {
+            return Ok(Arc::clone(c));
+        }
+        let c = crate::tls::client_config(Arc::clone(roots), self.pins.clone())?;
+        self.config = Some(Arc::clone(&c));
+        Ok(c)
+    }
+
+    /// Link up or new addresses: sessions, backoff and the configuration start afresh.
+    pub fn reset(&mut self) {
+        self.config = None;
+        self.fails = 0;
+        self.retry_at = None;
+    }
+
+    /// Time left before the next connection may be tried.
+    pub fn backing_off(&self, now: Instant) -> bool {
+        self.retry_at.is_some_and(|t| now < t)
+    }
+
+    /// Records how a connection ended and logs a change of state (once, not per query).
+    pub fn record(&mut self, addr: SocketAddr, outcome: Result<(), String>, now: Instant) {
+        let status = match outcome {
+            Ok(()) => {
+                self.fails = 0;
+                self.retry_at = None;
+                "ok".to_string()
+            }
+            Err(e) => {
+                self.fails = self.fails.saturating_add(1);
+                let shift = self.fails.saturating_sub(1).min(8);
+                self.retry_at = Some(now + (BACKOFF_FIRST * (1 << shift)).min(BACKOFF_MAX));
+                e
+            }
+        };
+        if status != self.status {
+            if status == "ok" {
+                log::info!(
+                    "upstream {addr} ({}): DNS over TLS connected",
+                    self.auth_name
+                );
+            } else {
+                log::warn!("upstream {addr} ({}): {status}", self.auth_name);
+            }
+            self.status = status;
+        }
+    }
+}
+
+struct Query {
+    owner: Owner,
+    msg: Vec<u8>,
+    /// Times sent before on connections that closed without answering it.
+    resends: u8,
+}
+
+/// One TLS connection to an upstream.
+pub struct Channel {
+    pub stream: TcpStream,
+    pub addr: SocketAddr,
+    conn: DotConn,
+    out: Vec<u8>,
+    written: usize,
+    /// Token (as given to the connection) → the attempt and its query.
+    queries: HashMap<u64, Query>,
+    next_token: u64,
+    answers: Vec<(Owner, Vec<u8>)>,
+    /// Why the connection ended, once it has.
+    pub error: Option<DotError>,
+    /// A socket error (refused, reset) rather than something TLS said.
+    pub socket_error: Option<String>,
+    /// The handshake completed at some point.
+    pub was_open: bool,
+}
+
+impl Channel {
+    pub fn connect(
+        addr: SocketAddr,
+        config: Arc<ClientConfig>,
+        auth_name: &str,
+        now: Instant,
+    ) -> Result<Channel, String> {
+        let conn = DotConn::new(config, auth_name, DotLimits::default(), now)
+            .map_err(|e| e.to_string())?;
+        let stream = TcpStream::connect(addr).map_err(|e| format!("TCP connect failed: {e}"))?;
+        let mut c = Channel {
+            stream,
+            addr,
+            conn,
+            out: Vec::new(),
+            written: 0,
+            queries: HashMap::new(),
+            next_token: 0,
+            answers: Vec::new(),
+            error: None,
+            socket_error: None,
+            was_open: false,
+        };
+        c.collect_output();
+        Ok(c)
+    }
+
+    /// Takes a query for `owner`; false if this connection cannot (full or closing).
+    pub fn add(
+        &mut self,
+        owner: Owner,
+        msg: &[u8],
+        resends: u8,
+        rng: &mut crate::rand::Rng,
+    ) -> bool {
+        if self.error.is_some() || !self.conn.accepts_queries() {
+            return false;
+        }
+        let msg = pad(msg);
+        let token = self.next_token;
+        match self.conn.send_query(&msg, token, &mut || rng.u16()) {
+            Ok(()) => {}
+            Err(SendError::Full | SendError::BadQuery) => return false,
+            Err(SendError::Closed) => {
+                self.end(None);
+                return false;
+            }
+        }
+        self.next_token += 1;
+        self.queries.insert(
+            token,
+            Query {
+                owner,
+                msg,
+                resends,
+            },
+        );
+        self.collect_output();
+        self.flush();
+        true
+    }
+
+    pub fn remove(&mut self, owner: Owner) {
+        self.queries.retain(|_, q| q.owner != owner);
+    }
+
+    pub fn owners(&self) -> Vec<Owner> {
+        self.queries.values().map(|q| q.owner).collect()
+    }
+
+    /// Nothing more will come of this connection.
+    pub fn is_done(&self) -> bool {
+        self.error.is_some() || *self.conn.state() == DotState::Closed
+    }
+
+    fn collect_output(&mut self) {
+        if self.written == self.out.len() {
+            self.out.clear();
+            self.written = 0;
+        }
+        self.out.extend_from_slice(&self.conn.take_output());
+    }
+
+    fn flush(&mut self) {
+        while self.written < self.out.len() {
+            match self.stream.write(&self.out[self.written..]) {
+                Ok(0) => return self.end(Some("connection closed".into())),
+                Ok(n) => self.written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                // Still connecting: the writable event comes when it is done.
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return self.end(Some(e.to_string())),
+            }
+        }
+    }
+
+    fn end(&mut self, socket_error: Option<String>) {
+        if self.error.is_none() {
+            let e = self.conn.receive_eof();
+            self.error = Some(e);
+            if !self.was_open {
+                self.socket_error = socket_error;
+            }
+        }
+    }
+
+    /// Reads and writes what the socket allows now.
+    pub fn drive(&mut self, now: Instant) {
+        self.flush();
+        let mut chunk = [0u8; 4096];
+        while self.error.is_none() {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => self.end(Some("connection closed by the server".into())),
+                Ok(n) => {
+                    let r = self.conn.receive(&chunk[..n], now);
+                    if *self.conn.state() == DotState::Open {
+                        self.was_open = true;
+                    }
+                    if let Err(e) = r {
+                        self.error = Some(e);
+                    }
+                    self.take_answers();
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => self.end(Some(format!("TCP connect failed: {e}"))),
+            }
+        }
+        if *self.conn.state() == DotState::Open {
+            self.was_open = true;
+        }
+        // Handshake replies, alerts, close_notify.
+        self.collect_output();
+        self.flush();
+    }
+
+    fn take_answers(&mut self) {
+        for a in self.conn.take_answers() {
+            // An answer means the handshake completed, even if the server closed in
+            // the same read.
+            self.was_open = true;
+            if let Some(q) = self.queries.remove(&a.token) {
+                self.answers.push((q.owner, a.message));
+            }
+        }
+    }
+
+    pub fn next_deadline(&self) -> Option<Instant> {
+        if self.error.is_some() {
+            return None;
+        }
+        self.conn.next_deadline()
+    }
+
+    /// Handshake deadline and idle close.
+    pub fn tick(&mut self, now: Instant) {
+        if self.error.is_none() {
+            if let Err(e) = self.conn.tick(now) {
+                self.error = Some(e);
+            }
+            self.collect_output();
+            self.flush();
+        }
+    }
+
+    /// The next answer, or failed attempt once the connection is over; see
+    /// [`Channel::take_resend`] for the queries that may go out again.
+    pub fn next_event(&mut self, buf: &mut Vec<u8>) -> Option<Event> {
+        if let Some((owner, msg)) = self.answers.pop() {
+            buf.clear();
+            buf.extend_from_slice(&msg);
+            return Some(Event::Message(owner, msg.len()));
+        }
+        if self.error.is_some() {
+            // Failed for good: queries resent too often already, or all when the
+            // server never completed a handshake (an authentication or connect failure).
+            let failed = self
+                .queries
+                .iter()
+                .find(|(_, q)| q.resends >= MAX_RESENDS || !self.was_open)
+                .map(|(&t, q)| (t, q.owner));
+            if let Some((t, owner)) = failed {
+                self.queries.remove(&t);
+                return Some(Event::Failed(owner));
+            }
+        }
+        None
+    }
+
+    /// The unanswered queries of a connection the server ended after it had worked.
+    /// (Those resent too often stay, to fail through [`Channel::next_event`].)
+    pub fn take_resend(&mut self) -> Vec<(Owner, Vec<u8>, u8)> {
+        if self.error.is_none() || !self.was_open {
+            return Vec::new();
+        }
+        let tokens: Vec<u64> = self
+            .queries
+            .iter()
+            .filter(|(_, q)| q.resends < MAX_RESENDS)
+            .map(|(&t, _)| t)
+            .collect();
+        let mut qs: Vec<Query> = tokens
+            .iter()
+            .filter_map(|t| self.queries.remove(t))
+            .collect();
+        qs.sort_by_key(|q| (q.owner.pending, q.owner.attempt));
+        qs.into_iter()
+            .map(|q| (q.owner, q.msg, q.resends + 1))
+            .collect()
+    }
+
+    /// Makes `owner` fail through this connection (its resend found no connection).
+    pub fn fail_later(&mut self, owner: Owner) {
+        let token = self.next_token;
+        self.next_token += 1;
+        let q = Query {
+            owner,
+            msg: Vec::new(),
+            resends: MAX_RESENDS,
+        };
+        self.queries.insert(token, q);
+    }
+
+    /// How the connection ended, for the log and the backoff: None if it ended well
+    /// (idle close, or the server closing a connection that had worked).
+    pub fn failure(&self) -> Option<String> {
+        if self.was_open {
+            return match &self.error {
+                Some(DotError::PeerClosed) | None => None,
+                Some(e) => Some(e.to_string()),
+            };
+        }
+        match (&self.socket_error, &self.error) {
+            (Some(s), _) => Some(s.clone()),
+            (None, Some(e)) => Some(format!("TLS failed: {e}")),
+            (None, None) => None,
+        }
+    }
+
+    /// Ends the connection politely (close_notify), for link down and resets.
+    pub fn close(&mut self) {
+        self.conn.close();
+        self.collect_output();
+        self.flush();
+    }
+}
+
+/// Pads a query whose last record is an empty OPT to a multiple of 128 bytes
+/// (RFC 8467 4.1); other queries go as they are.
+pub fn pad(msg: &[u8]) -> Vec<u8> {
+    let mut out = msg.to_vec();
+    let n = msg.len();
+    // An OPT with no options: root name, type 41, class, TTL, rdlength 0.
+    let tail_is_empty_opt = n >= 12 + 11
+        && msg[n - 11] == 0
+        && msg[n - 10..n - 8] == 41u16.to_be_bytes()
+        && msg[n - 2..] == [0, 0]
+        && u16::from_be_bytes([msg[10], msg[11]]) >= 1;
+    if !tail_is_empty_opt {
+        return out;
+    }
+    let with_header = n + 4;
+    let pad_len = (PAD_BLOCK - with_header % PAD_BLOCK) % PAD_BLOCK;
+    out[n - 2..].copy_from_slice(&((4 + pad_len) as u16).to_be_bytes());
+    out.extend_from_slice(&OPT_PADDING.to_be_bytes());
+    out.extend_from_slice(&(pad_len as u16).to_be_bytes());
+    out.resize(out.len() + pad_len, 0);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn padded_queries_fill_whole_blocks() {
+        let mut q = Vec::new();
+        for name_len in [1usize, 20, 100, 119, 200] {
+            q.clear();
+            q.extend_from_slice(&[0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 1]);
+            q.push(name_len.min(63) as u8);
+            q.extend(std::iter::repeat_n(b'a', name_len.min(63)));
+            q.push(0);
+            q.extend_from_slice(&[0, 1, 0, 1]);
+            q.extend_from_slice(&[0, 0, 41, 4, 0, 0, 0, 0, 0, 0, 0]);
+            let p = pad(&q);
+            assert_eq!(p.len() % PAD_BLOCK, 0, "len {}", p.len());
+            let opt_at = q.len() - 11;
+            let rdlen = u16::from_be_bytes([p[opt_at + 9], p[opt_at + 10]]) as usize;
+            assert_eq!(opt_at + 11 + rdlen, p.len());
+            assert_eq!(p[opt_at + 11..opt_at + 13], OPT_PADDING.to_be_bytes());
+        }
+        // Without EDNS nothing is added.
+        let plain = &q[..q.len() - 11];
+        assert_eq!(pad(plain), plain);
+    }
+}

@@ -1,0 +1,262 @@
+//! DNS over TLS in [`Transports`] (full build only): which servers speak TLS, their one
+//! connection each, resending what a closed connection left unanswered, deadlines, and
+//! link events.
+//!
+//! A server configured for TLS is never sent anything in the clear: every attempt to its
+//! address travels over TLS whatever protocol the caller asked for, and while it cannot
+//! be reached (backoff, link down) sends to it fail at once so the caller moves on.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use mio::{Interest, Registry, Token};
+use rustls::RootCertStore;
+
+use super::tls::{Channel as TlsChannel, Server};
+use super::{Channel, Event, Owner, Proto, Transports, TOKEN_BASE};
+use crate::tls::Pin;
+
+#[derive(Default)]
+pub struct TlsUpstreams {
+    servers: HashMap<SocketAddr, Server>,
+    roots: Option<Arc<RootCertStore>>,
+    rng: Option<crate::rand::Rng>,
+    /// The connection to each server, while one is open.
+    pub conns: HashMap<SocketAddr, usize>,
+    link_down: bool,
+}
+
+fn refused(why: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, why.to_string())
+}
+
+impl Transports {
+    /// The servers spoken to over TLS: (address, name to authenticate, pins), all
+    /// trusting `roots`. Open connections close, sessions and backoff start afresh.
+    pub fn set_tls(
+        &mut self,
+        reg: &Registry,
+        servers: Vec<(SocketAddr, String, Vec<Pin>)>,
+        roots: Arc<RootCertStore>,
+    ) -> io::Result<()> {
+        if self.tls.rng.is_none() {
+            self.tls.rng = Some(crate::rand::Rng::new()?);
+        }
+        self.close_tls(reg);
+        let mut old = std::mem::take(&mut self.tls.servers);
+        for (addr, name, pins) in servers {
+            // New addresses or a new configuration: fresh sessions and backoff; the
+            // state is kept so that an unchanged one is not logged again.
+            let mut s = Server::new(name, pins);
+            if let Some(o) = old.remove(&addr) {
+                s.status = o.status;
+            }
+            self.tls.servers.insert(addr, s);
+        }
+        self.tls.roots = Some(roots);
+        Ok(())
+    }
+
+    /// The protocol an attempt to `addr` really uses: TLS for a TLS server.
+    pub fn proto_for(&self, addr: SocketAddr, proto: Proto) -> Proto {
+        if self.tls.servers.contains_key(&addr) {
+            Proto::Tls
+        } else {
+            proto
+        }
+    }
+
+    /// Per server: address, authentication name, and its state ("ok" or the reason).
+    pub fn tls_status(&self) -> Vec<(SocketAddr, String, String)> {
+        let mut v: Vec<_> = self
+            .tls
+            .servers
+            .iter()
+            .map(|(a, s)| (*a, s.auth_name.clone(), s.status.clone()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    pub(super) fn send_tls(
+        &mut self,
+        reg: &Registry,
+        addr: SocketAddr,
+        owner: Owner,
+        msg: &[u8],
+        resends: u8,
+    ) -> io::Result<()> {
+        let now = Instant::now();
+        if self.tls.link_down {
+            return Err(refused("link down: no connections to TLS upstreams"));
+        }
+        let Some(rng) = self.tls.rng.as_mut() else {
+            return Err(refused("no random source for TLS"));
+        };
+        if let Some(&slot) = self.tls.conns.get(&addr) {
+            if let Some(Channel::Tls(t)) = self.channels.get_mut(slot) {
+                if t.add(owner, msg, resends, rng) {
+                    self.open.insert(owner, slot);
+                    return Ok(());
+                }
+            }
+        }
+        let (Some(server), Some(roots)) = (self.tls.servers.get_mut(&addr), &self.tls.roots) else {
+            return Err(refused("not a TLS upstream"));
+        };
+        if server.backing_off(now) {
+            return Err(refused("TLS upstream backing off"));
+        }
+        let config = server.config(roots).map_err(|e| refused(&e))?;
+        let mut t = match TlsChannel::connect(addr, config, &server.auth_name, now) {
+            Ok(t) => t,
+            Err(e) => {
+                server.record(addr, Err(e.clone()), now);
+                return Err(refused(&e));
+            }
+        };
+        if !t.add(owner, msg, resends, rng) {
+            return Err(refused("query not accepted by a new TLS connection"));
+        }
+        let slot = self.channels.insert(Channel::Tls(Box::new(t)));
+        if let Some(Channel::Tls(t)) = self.channels.get_mut(slot) {
+            let token = Token(TOKEN_BASE + slot);
+            if let Err(e) = reg.register(
+                &mut t.stream,
+                token,
+                Interest::READABLE | Interest::WRITABLE,
+            ) {
+                self.channels.remove(slot);
+                return Err(e);
+            }
+        }
+        // A connection still closing keeps its slot until it is drained.
+        self.tls.conns.insert(addr, slot);
+        self.open.insert(owner, slot);
+        Ok(())
+    }
+
+    pub(super) fn next_tls_event(
+        &mut self,
+        reg: &Registry,
+        slot: usize,
+        buf: &mut Vec<u8>,
+    ) -> Option<Event> {
+        let now = Instant::now();
+        let Some(Channel::Tls(t)) = self.channels.get_mut(slot) else {
+            return None;
+        };
+        t.drive(now);
+        let addr = t.addr;
+        let worked = t.was_open;
+        if let Some(ev) = t.next_event(buf) {
+            if let Event::Message(o, _) | Event::Failed(o) = ev {
+                self.open.remove(&o);
+            }
+            if worked {
+                if let Some(s) = self.tls.servers.get_mut(&addr) {
+                    if s.status != "ok" {
+                        s.record(addr, Ok(()), now);
+                    }
+                }
+            }
+            return Some(ev);
+        }
+        if !t.is_done() {
+            return None;
+        }
+        let failure = t.failure();
+        let resend = t.take_resend();
+        log::debug!(
+            "TLS connection to {addr} ended ({}); {} unanswered queries go out again",
+            t.error.as_ref().map_or("closed".into(), |e| e.to_string()),
+            resend.len()
+        );
+        if let Some(s) = self.tls.servers.get_mut(&addr) {
+            match failure {
+                Some(e) => s.record(addr, Err(e), now),
+                None if worked => s.record(addr, Ok(()), now),
+                None => {}
+            }
+        }
+        if self.tls.conns.get(&addr) == Some(&slot) {
+            self.tls.conns.remove(&addr);
+        }
+        let mut lost = Vec::new();
+        for (owner, msg, resends) in resend {
+            self.open.remove(&owner);
+            if self.send_tls(reg, addr, owner, &msg, resends).is_err() {
+                lost.push(owner);
+            }
+        }
+        // Queries that found no new connection fail now, through the old one.
+        if let Some(Channel::Tls(t)) = self.channels.get_mut(slot) {
+            for o in lost {
+                t.fail_later(o);
+            }
+            if let Some(ev) = t.next_event(buf) {
+                if let Event::Failed(o) = ev {
+                    self.open.remove(&o);
+                }
+                return Some(ev);
+            }
+        }
+        self.drop_channel(reg, slot);
+        None
+    }
+
+    /// The earliest handshake deadline or idle close of a TLS connection.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.tls
+            .conns
+            .values()
+            .filter_map(|&slot| match self.channels.get(slot) {
+                Some(Channel::Tls(t)) => t.next_deadline(),
+                _ => None,
+            })
+            .min()
+    }
+
+    /// Applies due deadlines; returns the slots that now have events to read.
+    pub fn tick(&mut self, now: Instant) -> Vec<usize> {
+        let mut due = Vec::new();
+        for &slot in self.tls.conns.values() {
+            if let Some(Channel::Tls(t)) = self.channels.get_mut(slot) {
+                if t.next_deadline().is_some_and(|d| d <= now) {
+                    t.tick(now);
+                    due.push(slot);
+                }
+            }
+        }
+        due
+    }
+
+    /// Closes every TLS connection; their attempts fail.
+    fn close_tls(&mut self, reg: &Registry) {
+        let slots: Vec<usize> = self.tls.conns.values().copied().collect();
+        for slot in slots {
+            if let Some(Channel::Tls(t)) = self.channels.get_mut(slot) {
+                t.close();
+            }
+            self.drop_channel(reg, slot);
+        }
+    }
+
+    /// Link down: every TLS connection closes and none is opened until link up.
+    pub fn link_down(&mut self, reg: &Registry) {
+        self.tls.link_down = true;
+        self.close_tls(reg);
+    }
+
+    /// Link up (or new addresses): connections and sessions dropped, backoff reset.
+    pub fn link_up(&mut self, reg: &Registry) {
+        self.tls.link_down = false;
+        self.close_tls(reg);
+        for s in self.tls.servers.values_mut() {
+            s.reset();
+        }
+    }
+}
