@@ -1,21 +1,27 @@
 //! DNSSEC crypto core (RFC 4033-4035): RRSIG verification over canonical RRsets, key
-//! tags, DNSKEY/DS matching. A leaf: no I/O and no clock; the caller passes the time
-//! and a work budget, and gets back a [`Verdict`] that names the reason.
+//! tags, DNSKEY/DS matching, and the NSEC/NSEC3 denial proofs ([`prove_denial`]). A
+//! leaf: no I/O and no clock; the caller passes the time and a work budget, and gets
+//! back a [`Verdict`] or a [`Proof`] that names the reason.
 //!
 //! What it does not do (the caller's part): collect RRsets and RRSIGs from a message
-//! (RDATA must be handed over uncompressed), NSEC/NSEC3 proofs, the chain of trust
-//! from the anchor down, and caching.
+//! (RDATA must be handed over uncompressed), the chain of trust from the anchor down,
+//! and caching.
 
 mod algo;
 mod canonical;
 pub mod cost;
+pub mod denial;
 mod keys;
+mod names;
+mod nsec;
+pub mod nsec3;
 #[cfg(test)]
 mod rfc_vectors;
 mod rrsig;
 
 pub use algo::{support, Support};
 pub use canonical::{label_count, signed_data};
+pub use denial::{prove as prove_denial, Denied, Insecure, Proof, Question};
 pub use keys::{ds_digest, key_tag, match_ds, DnskeyView, DsView};
 pub use rrsig::{verify_dnskey_rrset, verify_rrset, Rrset, RrsigView, DNSKEY};
 
@@ -38,6 +44,8 @@ pub enum Bogus {
     Malformed,
     /// The work cap was reached before any signature verified (KeyTrap, CVE-2023-50387).
     WorkLimit,
+    /// A negative or wildcard answer without the NSEC/NSEC3 records that prove it.
+    NsecMissing,
 }
 
 impl Bogus {
@@ -49,6 +57,7 @@ impl Bogus {
             Bogus::SignatureNotYetValid => 8,
             Bogus::DnskeyMissing => 9,
             Bogus::RrsigsMissing => 10,
+            Bogus::NsecMissing => 12,
         }
     }
 }
@@ -99,7 +108,7 @@ pub struct Clock {
 
 /// Failed signature checks allowed per RRset (as dnsmasq 2.90: 20 failures).
 pub const MAX_FAILURES_PER_RRSET: u32 = 20;
-/// Signature verifications and DS digests allowed per client query
+/// Signature verifications, DS digests and NSEC3 hashes allowed per client query
 /// (dnsmasq 2.90: 200).
 pub const MAX_CRYPTO_PER_QUERY: u32 = 200;
 
