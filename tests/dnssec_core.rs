@@ -11,8 +11,8 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use dproxy::dnssec::{
-    cost, key_tag, verify_dnskey_rrset, verify_rrset, Bogus, Budget, Clock, Rrset, RrsigView,
-    Verdict, DNSKEY, MAX_CRYPTO_PER_QUERY, MAX_FAILURES_PER_RRSET,
+    anchors, cost, key_tag, verify_dnskey_rrset, verify_rrset, Bogus, Budget, Clock, Rrset,
+    RrsigView, Verdict, DNSKEY, MAX_CRYPTO_PER_QUERY, MAX_FAILURES_PER_RRSET,
 };
 
 const RRSIG: u16 = 46;
@@ -84,6 +84,8 @@ struct Zone {
     sigs: BTreeMap<Key, Vec<Vec<u8>>>,
     /// DS records (RDATA) of the KSK from ldns-key2ds, digests 1, 2 and 4.
     ds: Vec<Vec<u8>>,
+    /// The same, as ldns-key2ds printed them (a trust anchor file).
+    ds_text: String,
 }
 
 impl Zone {
@@ -165,6 +167,7 @@ fn signed(origin: &str, alg: &str, bits: Option<&str>, single: bool) -> Zone {
         sets: BTreeMap::new(),
         sigs: BTreeMap::new(),
         ds: Vec::new(),
+        ds_text: String::new(),
     };
     for line in text
         .lines()
@@ -193,6 +196,7 @@ fn signed(origin: &str, alg: &str, bits: Option<&str>, single: bool) -> Zone {
             d,
             &format!("{ksk}.key"),
         ]));
+        z.ds_text.push_str(&out);
         let f: Vec<&str> = out.split_whitespace().collect();
         let mut rd = f[4].parse::<u16>().unwrap().to_be_bytes().to_vec();
         rd.push(f[5].parse().unwrap());
@@ -583,6 +587,41 @@ fn unimplemented_algorithm_is_unsupported_not_bogus() {
         &mut Budget::per_query(),
     );
     assert_eq!(v, Verdict::UnsupportedAlgorithm(16));
+}
+
+#[test]
+fn trust_anchor_file_from_ldns_key2ds() {
+    let z = signed("anchor.test", "ED25519", None, false);
+    let other = signed("other.test", "ED25519", None, true);
+    let file = workdir().join("anchors.ds");
+    std::fs::write(&file, format!("; test anchors\n{}", z.ds_text)).unwrap();
+    let anchors = anchors::load(file.to_str().unwrap()).unwrap();
+    assert_eq!(anchors.len(), 3);
+    let (ttl, rdatas) = z.set("anchor.test.", DNSKEY);
+    let rd = refs(&rdatas);
+    let set = Rrset {
+        owner: &z.apex,
+        rtype: DNSKEY,
+        class: 1,
+        ttl,
+        rdatas: &rd,
+    };
+    let sigs = z.sigs("anchor.test.", DNSKEY);
+    let ds = anchors::for_zone(&anchors, &z.apex);
+    assert_eq!(ds.len(), 3);
+    let v = verify_dnskey_rrset(&set, &refs(&sigs), &ds, NOW, &mut Budget::per_query());
+    assert!(is_secure(v), "{v:?}");
+    // Another zone's anchor does not vouch for these keys.
+    std::fs::write(&file, &other.ds_text).unwrap();
+    let wrong = anchors::load(file.to_str().unwrap()).unwrap();
+    assert!(anchors::for_zone(&wrong, &z.apex).is_empty());
+    let mut renamed = wrong.clone();
+    for a in &mut renamed {
+        a.owner = z.apex.clone();
+    }
+    let ds = anchors::for_zone(&renamed, &z.apex);
+    let v = verify_dnskey_rrset(&set, &refs(&sigs), &ds, NOW, &mut Budget::per_query());
+    assert_eq!(v, Verdict::Bogus(Bogus::DnskeyMissing));
 }
 
 /// Copies of `key` with the same key tag and algorithm but other key bits: moving one

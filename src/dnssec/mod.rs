@@ -8,6 +8,7 @@
 //! and caching.
 
 mod algo;
+pub mod anchors;
 mod canonical;
 pub mod cost;
 pub mod denial;
