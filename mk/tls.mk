@@ -17,6 +17,7 @@ test-tls: deps rust
 	$(CARGO) clippy --release --features full -- -D warnings
 	@# The test-release profile (Cargo.toml): release code without fat LTO.
 	$(CARGO) test --profile test-release --features full --lib --test dot_core --test dot_servers \
-	    --test config_encrypted --test dnssec_core --test dnssec_denial
+	    --test config_encrypted --test dnssec_core --test dnssec_denial \
+	    --test dnssec_options
 
 TEST_PARTS += test-tls

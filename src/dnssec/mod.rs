@@ -16,6 +16,7 @@ mod keys;
 mod names;
 mod nsec;
 pub mod nsec3;
+pub mod options;
 #[cfg(test)]
 mod rfc_vectors;
 mod rrsig;
