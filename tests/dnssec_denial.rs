@@ -596,4 +596,8 @@ fn denials_against_real_nsd() {
     changed_claims_and_records_are_bogus(&w);
     unknown_nsec3_hash_algorithm_is_insecure(&w);
     nsec3_hashes_spend_the_query_budget(&w);
+    drop(w);
+    let _ = std::fs::remove_dir_all(
+        std::env::temp_dir().join(format!("dproxy-denial-{}-zones", std::process::id())),
+    );
 }
