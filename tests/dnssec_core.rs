@@ -622,6 +622,7 @@ fn trust_anchor_file_from_ldns_key2ds() {
     let ds = anchors::for_zone(&renamed, &z.apex);
     let v = verify_dnskey_rrset(&set, &refs(&sigs), &ds, NOW, &mut Budget::per_query());
     assert_eq!(v, Verdict::Bogus(Bogus::DnskeyMissing));
+    let _ = std::fs::remove_dir_all(file.parent().unwrap());
 }
 
 /// Copies of `key` with the same key tag and algorithm but other key bits: moving one
