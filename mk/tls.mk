@@ -6,7 +6,7 @@
 #
 #   make build-full   target/release/dproxy built with --features full
 #   make test-tls     clippy and the unit, DoT and DNSSEC tests of the full build, and
-#                     the daemon built full (target/full, apart from the plain binary)
+#                     the daemon built full (target/test-release/dproxy, by that cargo test)
 #                     against unbound serving DoT and fault servers (test_dot.py)
 
 .PHONY: build-full test-tls
@@ -19,8 +19,10 @@ test-tls: deps rust
 	$(CARGO) clippy --release --features full -- -D warnings
 	@# The test-release profile (Cargo.toml): release code without fat LTO.
 	$(CARGO) test --profile test-release --features full --lib --test dot_core --test dot_servers \
-	    --test config_encrypted --test dnssec_core
-	$(CARGO) build --release --features full --target-dir target/full
-	DPROXY_FULL=1 DPROXY_BIN=$(CURDIR)/target/full/release/dproxy $(PYTEST) -q tests/integration/test_dot.py
+	    --test config_encrypted --test dnssec_core --test dnssec_denial \
+	    --test dnssec_options
+	@# That cargo test built target/test-release/dproxy with the full features too (the
+	@# binary of the integration tests): the DoT tests run the daemon from it.
+	DPROXY_FULL=1 DPROXY_BIN=$(CURDIR)/target/test-release/dproxy $(PYTEST) -q tests/integration/test_dot.py
 
 TEST_PARTS += test-tls

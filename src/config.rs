@@ -141,6 +141,9 @@ pub struct Config {
     /// DoT/DoH servers, bootstrap, CA file and pins (full build only).
     #[cfg(feature = "tls")]
     pub encrypted: crate::tls::spec::EncryptedUpstreams,
+    /// DNSSEC validation options (full build only).
+    #[cfg(feature = "dnssec")]
+    pub dnssec: crate::dnssec::options::DnssecOptions,
 }
 
 impl Default for Config {
@@ -190,6 +193,8 @@ impl Default for Config {
             chroot: None,
             #[cfg(feature = "tls")]
             encrypted: Default::default(),
+            #[cfg(feature = "dnssec")]
+            dnssec: Default::default(),
         }
     }
 }
@@ -616,6 +621,9 @@ impl Builder {
                 "user" => c.user = non_empty(&v),
                 "chroot" => c.chroot = non_empty(&v).map(PathBuf::from),
                 "bootstrap" | "ca_file" | "tls_pin" => self.encrypted_option(o, vals, &mut c),
+                "dnssec" | "dnssec_check_unsigned" | "trust_anchor_file" | "dnssec_sha1" => {
+                    self.dnssec_option(o, &v, &mut c)
+                }
                 _ if SCRIPT_OPTIONS.contains(&o) => {}
                 _ if self.table_option(o, &v, &mut c) => {}
                 _ => self.warnings.push(ConfigError {
@@ -634,6 +642,10 @@ impl Builder {
         }
         #[cfg(feature = "tls")]
         self.check_encrypted(&c);
+        #[cfg(feature = "dnssec")]
+        for (opt, e) in c.dnssec.finish() {
+            self.err(opt, e);
+        }
         if c.ttl.min_ttl > c.ttl.max_ttl {
             self.err(
                 "min_ttl",
@@ -644,6 +656,24 @@ impl Builder {
             );
         }
         c
+    }
+}
+
+/// DNSSEC options: parsed in src/dnssec/options.rs; the plain build refuses to turn
+/// validation on rather than pass answers it claims to check.
+impl Builder {
+    #[cfg(feature = "dnssec")]
+    fn dnssec_option(&mut self, opt: &str, v: &str, c: &mut Config) {
+        if let Err(e) = c.dnssec.set(opt, v) {
+            self.err(opt, e);
+        }
+    }
+
+    #[cfg(not(feature = "dnssec"))]
+    fn dnssec_option(&mut self, opt: &str, v: &str, _c: &mut Config) {
+        if opt == "dnssec" && self.boolean(opt, v) == Some(true) {
+            self.err(opt, "DNSSEC validation needs dproxy-full".into());
+        }
     }
 }
 

@@ -18,6 +18,11 @@ ca_file         /etc/ssl/certs/ca-certificates.crt
                                    dproxy-full: CA bundle (PEM) for TLS upstreams
 tls_pin (list)  -                  dproxy-full: 'NAME sha256/BASE64' SPKI pin of a server
 resolvfile      /etc/resolv.conf   upstreams from this file when no server is set
+dnssec          0                  dproxy-full: validate DNSSEC (1 refused for now)
+dnssec_check_unsigned 1            dproxy-full: unsigned answers need a DS denial
+trust_anchor_file /usr/share/dproxy/root-anchors.ds
+                                   dproxy-full: DS trust anchors
+dnssec_sha1     0                  dproxy-full: RSASHA1 signatures count as secure
 cache_size      1024               cache budget in KiB
 min_ttl         0                  raise shorter TTLs to this (s)
 max_ttl         86400              lower longer TTLs to this (s)

@@ -11,8 +11,8 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use dproxy::dnssec::{
-    key_tag, verify_dnskey_rrset, verify_rrset, Bogus, Budget, Clock, Rrset, RrsigView, Verdict,
-    DNSKEY, MAX_FAILURES_PER_RRSET,
+    anchors, cost, key_tag, verify_dnskey_rrset, verify_rrset, Bogus, Budget, Clock, Rrset,
+    RrsigView, Verdict, DNSKEY, MAX_CRYPTO_PER_QUERY, MAX_FAILURES_PER_RRSET,
 };
 
 const RRSIG: u16 = 46;
@@ -84,6 +84,8 @@ struct Zone {
     sigs: BTreeMap<Key, Vec<Vec<u8>>>,
     /// DS records (RDATA) of the KSK from ldns-key2ds, digests 1, 2 and 4.
     ds: Vec<Vec<u8>>,
+    /// The same, as ldns-key2ds printed them (a trust anchor file).
+    ds_text: String,
 }
 
 impl Zone {
@@ -165,6 +167,7 @@ fn signed(origin: &str, alg: &str, bits: Option<&str>, single: bool) -> Zone {
         sets: BTreeMap::new(),
         sigs: BTreeMap::new(),
         ds: Vec::new(),
+        ds_text: String::new(),
     };
     for line in text
         .lines()
@@ -193,6 +196,7 @@ fn signed(origin: &str, alg: &str, bits: Option<&str>, single: bool) -> Zone {
             d,
             &format!("{ksk}.key"),
         ]));
+        z.ds_text.push_str(&out);
         let f: Vec<&str> = out.split_whitespace().collect();
         let mut rd = f[4].parse::<u16>().unwrap().to_be_bytes().to_vec();
         rd.push(f[5].parse().unwrap());
@@ -585,6 +589,42 @@ fn unimplemented_algorithm_is_unsupported_not_bogus() {
     assert_eq!(v, Verdict::UnsupportedAlgorithm(16));
 }
 
+#[test]
+fn trust_anchor_file_from_ldns_key2ds() {
+    let z = signed("anchor.test", "ED25519", None, false);
+    let other = signed("other.test", "ED25519", None, true);
+    let file = workdir().join("anchors.ds");
+    std::fs::write(&file, format!("; test anchors\n{}", z.ds_text)).unwrap();
+    let anchors = anchors::load(file.to_str().unwrap()).unwrap();
+    assert_eq!(anchors.len(), 3);
+    let (ttl, rdatas) = z.set("anchor.test.", DNSKEY);
+    let rd = refs(&rdatas);
+    let set = Rrset {
+        owner: &z.apex,
+        rtype: DNSKEY,
+        class: 1,
+        ttl,
+        rdatas: &rd,
+    };
+    let sigs = z.sigs("anchor.test.", DNSKEY);
+    let ds = anchors::for_zone(&anchors, &z.apex);
+    assert_eq!(ds.len(), 3);
+    let v = verify_dnskey_rrset(&set, &refs(&sigs), &ds, NOW, &mut Budget::per_query());
+    assert!(is_secure(v), "{v:?}");
+    // Another zone's anchor does not vouch for these keys.
+    std::fs::write(&file, &other.ds_text).unwrap();
+    let wrong = anchors::load(file.to_str().unwrap()).unwrap();
+    assert!(anchors::for_zone(&wrong, &z.apex).is_empty());
+    let mut renamed = wrong.clone();
+    for a in &mut renamed {
+        a.owner = z.apex.clone();
+    }
+    let ds = anchors::for_zone(&renamed, &z.apex);
+    let v = verify_dnskey_rrset(&set, &refs(&sigs), &ds, NOW, &mut Budget::per_query());
+    assert_eq!(v, Verdict::Bogus(Bogus::DnskeyMissing));
+    let _ = std::fs::remove_dir_all(file.parent().unwrap());
+}
+
 /// Copies of `key` with the same key tag and algorithm but other key bits: moving one
 /// unit between two bytes at the same parity keeps the tag's checksum (candidates where
 /// a byte would wrap around are skipped, as the checksum would change).
@@ -652,12 +692,22 @@ fn keytrap_work_is_capped() {
     let v = verify_rrset(&set, &refs(&sigs), &z.apex, &refs(&real), NOW, &mut b);
     assert_eq!(v, Verdict::Bogus(Bogus::WorkLimit));
     assert_eq!(b.spent, MAX_FAILURES_PER_RRSET);
-    // The per-query budget (200) ends the query's work across RRsets.
+    // The per-query budget ends the query's work across RRsets: 200 operations or
+    // the cost cap, whichever comes first (P-256 verifications weigh 60 units each).
     let mut b = Budget::per_query();
     for _ in 0..10 {
         verify_rrset(&set, &refs(&sigs), &z.apex, &refs(&real), NOW, &mut b);
     }
-    assert_eq!(b.spent, 200);
+    let each = cost::verify(13, 64);
+    assert_eq!(b.spent, MAX_CRYPTO_PER_QUERY.min(cost::PER_QUERY / each));
+    assert_eq!(b.cost, b.spent * each);
+    assert!(b.cost <= cost::PER_QUERY);
+    // The operation cap alone, as dnsmasq's, with a cost cap out of reach.
+    let mut b = Budget::with_cost(MAX_CRYPTO_PER_QUERY, u32::MAX);
+    for _ in 0..20 {
+        verify_rrset(&set, &refs(&sigs), &z.apex, &refs(&real), NOW, &mut b);
+    }
+    assert_eq!(b.spent, MAX_CRYPTO_PER_QUERY);
     let v = check_as(
         &z,
         "www.trap.test.",
@@ -732,15 +782,31 @@ fn malformed_records_are_bogus_never_a_crash() {
     assert_eq!(parsed.algorithm, 8);
 }
 
-/// Not a check: prints what the KeyTrap caps cost, 200 failing verifications (one
-/// query's budget) per algorithm. Run with
+/// CPU time of this thread: the figures hold on a machine busy with other work.
+fn cpu_now() -> std::time::Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec it is given.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0);
+    std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Not a check: prints the CPU time one verification of each algorithm takes, and the
+/// worst a query can cost under the caps (failing verifications, then NSEC3 hashes at
+/// 150 iterations, until the budget refuses). Run with
 /// `cargo test --release --features dnssec --test dnssec_core -- --ignored --nocapture`.
 #[test]
 #[ignore]
 fn measure_worst_case_query_cost() {
+    let mut worst = std::time::Duration::ZERO;
     for (origin, alg, bits) in [
         ("m8.test", "RSASHA256", Some("2048")),
         ("m8b.test", "RSASHA256", Some("4096")),
+        ("m8c.test", "RSASHA256", Some("1024")),
+        ("m10.test", "RSASHA512", Some("2048")),
         ("m13.test", "ECDSAP256SHA256", None),
         ("m14.test", "ECDSAP384SHA384", None),
         ("m15.test", "ED25519", None),
@@ -765,18 +831,45 @@ fn measure_worst_case_query_cost() {
             sigs.push(s);
         }
         let keys = z.keys();
-        let start = std::time::Instant::now();
+        // One query's worst case: failing verifications until the budget refuses.
+        let start = cpu_now();
         let mut b = Budget::per_query();
-        while b.left > 0 {
+        loop {
+            let before = b.spent;
             verify_rrset(&set, &refs(&sigs), &z.apex, &refs(&keys), NOW, &mut b);
+            if b.spent == before {
+                break;
+            }
         }
-        let t = start.elapsed();
+        let t = cpu_now() - start;
+        // The cost of one verification alone, without a cap.
+        let n = 200;
+        let start = cpu_now();
+        let mut free = Budget::with_cost(u32::MAX, u32::MAX);
+        while free.spent < n {
+            verify_rrset(&set, &refs(&sigs), &z.apex, &refs(&keys), NOW, &mut free);
+        }
+        let each = (cpu_now() - start) / free.spent;
         println!(
-            "{alg} {}: {} failed verifications in {:?} ({:?} each)",
+            "{alg} {}: one verification {each:?}; worst query: {} failed verifications, \
+             {} cost units, {t:?}",
             bits.unwrap_or("-"),
             b.spent,
-            t,
-            t / b.spent
+            b.cost,
         );
+        worst = worst.max(t);
     }
+    // NSEC3 hashes at the highest iteration count still validated, until the budget
+    // refuses.
+    let start = cpu_now();
+    let mut b = Budget::per_query();
+    let mut hashes = 0;
+    while b.take(dproxy::dnssec::cost::nsec3_hash(150)) {
+        dproxy::dnssec::nsec3::hash(b"\x03www\x07example\0", 150, &[1, 2, 3, 4]).unwrap();
+        hashes += 1;
+    }
+    let t = cpu_now() - start;
+    println!("NSEC3 150 iterations: worst query {hashes} hashes, {t:?}");
+    worst = worst.max(t);
+    println!("worst query overall: {worst:?}");
 }

@@ -157,7 +157,7 @@ pub fn match_ds(
             if key.algorithm != ds.algorithm || key.tag() != ds.key_tag || !key.is_zone_key() {
                 continue;
             }
-            if !budget.take() {
+            if !budget.take(super::cost::DIGEST) {
                 return Err(Verdict::Bogus(Bogus::WorkLimit));
             }
             let Some(Ok(d)) = ds_digest(ds.digest_type, owner, k) else {

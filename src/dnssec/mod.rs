@@ -1,20 +1,29 @@
 //! DNSSEC crypto core (RFC 4033-4035): RRSIG verification over canonical RRsets, key
-//! tags, DNSKEY/DS matching. A leaf: no I/O and no clock; the caller passes the time
-//! and a work budget, and gets back a [`Verdict`] that names the reason.
+//! tags, DNSKEY/DS matching, and the NSEC/NSEC3 denial proofs ([`prove_denial`]). A
+//! leaf: no I/O and no clock; the caller passes the time and a work budget, and gets
+//! back a [`Verdict`] or a [`Proof`] that names the reason.
 //!
 //! What it does not do (the caller's part): collect RRsets and RRSIGs from a message
-//! (RDATA must be handed over uncompressed), NSEC/NSEC3 proofs, the chain of trust
-//! from the anchor down, and caching.
+//! (RDATA must be handed over uncompressed), the chain of trust from the anchor down,
+//! and caching.
 
 mod algo;
+pub mod anchors;
 mod canonical;
+pub mod cost;
+pub mod denial;
 mod keys;
+mod names;
+mod nsec;
+pub mod nsec3;
+pub mod options;
 #[cfg(test)]
 mod rfc_vectors;
 mod rrsig;
 
 pub use algo::{support, Support};
 pub use canonical::{label_count, signed_data};
+pub use denial::{prove as prove_denial, Denied, Insecure, Proof, Question};
 pub use keys::{ds_digest, key_tag, match_ds, DnskeyView, DsView};
 pub use rrsig::{verify_dnskey_rrset, verify_rrset, Rrset, RrsigView, DNSKEY};
 
@@ -37,6 +46,8 @@ pub enum Bogus {
     Malformed,
     /// The work cap was reached before any signature verified (KeyTrap, CVE-2023-50387).
     WorkLimit,
+    /// A negative or wildcard answer without the NSEC/NSEC3 records that prove it.
+    NsecMissing,
 }
 
 impl Bogus {
@@ -48,6 +59,7 @@ impl Bogus {
             Bogus::SignatureNotYetValid => 8,
             Bogus::DnskeyMissing => 9,
             Bogus::RrsigsMissing => 10,
+            Bogus::NsecMissing => 12,
         }
     }
 }
@@ -98,24 +110,39 @@ pub struct Clock {
 
 /// Failed signature checks allowed per RRset (as dnsmasq 2.90: 20 failures).
 pub const MAX_FAILURES_PER_RRSET: u32 = 20;
-/// Signature verifications plus DS digests allowed per client query (dnsmasq 2.90: 200).
+/// Signature verifications, DS digests and NSEC3 hashes allowed per client query
+/// (dnsmasq 2.90: 200).
 pub const MAX_CRYPTO_PER_QUERY: u32 = 200;
 
-/// The crypto work left for one client query. Every signature verification and every
-/// DS digest spends one unit, so a zone with colliding key tags or piles of RRSIGs
-/// (KeyTrap) costs at most [`MAX_CRYPTO_PER_QUERY`] operations however it is built.
+/// The work left for one client query, counted twice: operations (at most
+/// [`MAX_CRYPTO_PER_QUERY`], as dnsmasq) and their weighted cost (at most
+/// [`cost::PER_QUERY`]), since one P-384 verification costs as much as a hundred
+/// RSA-2048 ones. So a zone with colliding key tags, piles of RRSIGs (KeyTrap) or
+/// NSEC3 hash floods takes a bounded amount of CPU however it is built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Budget {
+    /// Operations left.
     pub left: u32,
-    /// Operations spent so far (for stats and tests).
+    /// Operations done so far (for stats and tests).
     pub spent: u32,
+    /// Cost units left.
+    pub cost_left: u32,
+    /// Cost units spent so far.
+    pub cost: u32,
 }
 
 impl Budget {
+    /// `ops` operations, the cost cap of a query.
     pub fn new(ops: u32) -> Self {
+        Budget::with_cost(ops, cost::PER_QUERY)
+    }
+
+    pub fn with_cost(ops: u32, cost: u32) -> Self {
         Budget {
             left: ops,
             spent: 0,
+            cost_left: cost,
+            cost: 0,
         }
     }
 
@@ -124,13 +151,16 @@ impl Budget {
         Budget::new(MAX_CRYPTO_PER_QUERY)
     }
 
-    /// Takes one unit; false when none is left.
-    fn take(&mut self) -> bool {
-        if self.left == 0 {
+    /// Takes one operation of `cost` units; false (and nothing taken) when either
+    /// cap would be passed.
+    pub fn take(&mut self, cost: u32) -> bool {
+        if self.left == 0 || self.cost_left < cost {
             return false;
         }
         self.left -= 1;
         self.spent += 1;
+        self.cost_left -= cost;
+        self.cost += cost;
         true
     }
 }

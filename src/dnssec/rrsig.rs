@@ -192,7 +192,9 @@ pub fn verify_rrset(
                 }
             }
             let Some(d) = data.as_deref() else { break };
-            if failures >= MAX_FAILURES_PER_RRSET || !budget.take() {
+            if failures >= MAX_FAILURES_PER_RRSET
+                || !budget.take(super::cost::verify(sig.algorithm, key.key.len()))
+            {
                 return Verdict::Bogus(Bogus::WorkLimit);
             }
             if algo::verify(sig.algorithm, key.key, d, sig.signature) {

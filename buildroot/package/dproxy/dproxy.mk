@@ -15,6 +15,12 @@ ifeq ($(BR2_PACKAGE_DPROXY_FULL),y)
 DPROXY_CARGO_BUILD_OPTS += --features full
 DPROXY_CARGO_INSTALL_OPTS += --features full
 DPROXY_DEPENDENCIES += ca-certificates
+# DNSSEC validation: the root trust anchors (files/ of the source).
+define DPROXY_INSTALL_ANCHORS
+	$(INSTALL) -D -m 0644 $(@D)/files/root-anchors.ds \
+		$(TARGET_DIR)/usr/share/dproxy/root-anchors.ds
+endef
+DPROXY_POST_INSTALL_TARGET_HOOKS += DPROXY_INSTALL_ANCHORS
 endif
 
 # cargo install puts the binary in /usr/bin. The configuration and the

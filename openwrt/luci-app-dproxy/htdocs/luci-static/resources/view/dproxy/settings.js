@@ -208,6 +208,20 @@ return view.extend({
 		o.default = 'nxdomain';
 
 		// --- Security
+		s.taboption('security', form.Flag, 'dnssec', _('DNSSEC validation (dproxy-full)'),
+			_('Check DNSSEC signatures from the trust anchors down. Not yet applied to answers: this version refuses to start with it on.'));
+
+		o = s.taboption('security', form.Flag, 'dnssec_check_unsigned', _('Check unsigned answers'),
+			_('An unsigned answer must be proven unsigned by a signed denial of DS.'));
+		o.default = '1';
+
+		o = s.taboption('security', form.Value, 'trust_anchor_file', _('Trust anchor file'),
+			_('DS records in zone-file form; by default the root anchors the package installs.'));
+		o.placeholder = '/usr/share/dproxy/root-anchors.ds';
+
+		s.taboption('security', form.Flag, 'dnssec_sha1', _('Accept RSASHA1'),
+			_('Treat RSASHA1 signatures (algorithms 5 and 7) as secure instead of insecure.'));
+
 		o = s.taboption('security', form.Flag, 'local_service', _('Local service only'),
 			_('Answer only loopback and on-link clients.'));
 		o.default = '1';
