@@ -167,3 +167,26 @@ mod full {
         assert!(errs.is_empty(), "{errs:?}");
     }
 }
+
+/// The table of `list server` entries that the LuCI form's test reads too
+/// (tests/data/server-entries.txt): the daemon's parsers agree with every line, so
+/// the form and the daemon accept the same entries.
+#[cfg(feature = "tls")]
+#[test]
+fn server_entries_table_matches_the_parsers() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/server-entries.txt");
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut n = 0;
+    for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+        let (verdict, entry) = line.split_once(' ').unwrap();
+        assert!(verdict == "good" || verdict == "bad", "{line}");
+        let accepted = if dproxy::config::is_encrypted_server(entry) {
+            dproxy::tls::spec::parse_server(entry).is_ok()
+        } else {
+            dproxy::config::parse_sockaddr(entry, 53).is_some()
+        };
+        assert_eq!(accepted, verdict == "good", "the daemon disagrees with: {line}");
+        n += 1;
+    }
+    assert!(n >= 35, "only {n} entries read from {path}");
+}

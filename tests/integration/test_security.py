@@ -405,6 +405,7 @@ def test_0x20_off_sends_lowercase(dproxy, up):
 def test_forged_answer_flood_leaves_cache_clean(dproxy, up):
     forged_sent = {"n": 0}
     count_lock = threading.Lock()
+    floods = []
 
     def sent(k):
         with count_lock:
@@ -432,7 +433,9 @@ def test_forged_answer_flood_leaves_cache_clean(dproxy, up):
                     time.sleep(0.005)
             time.sleep(0.05)
             up.udp.sendto(up.answer(query).to_wire(), src)     # the genuine answer, last
-        threading.Thread(target=run, daemon=True).start()
+        t = threading.Thread(target=run, daemon=True)
+        floods.append(t)
+        t.start()
         return None
     up.handler = flood
     px = dproxy(servers=[up])
@@ -448,6 +451,11 @@ def test_forged_answer_flood_leaves_cache_clean(dproxy, up):
     r = px.query("evil.example.test")
     assert not has_poison(r) and r.rcode() == dns.rcode.NXDOMAIN, \
         "forged record for another name was cached\n" + describe(r)
+    # Every flood ends before the test does: one left running would send into the next
+    # test's sockets once this upstream is closed.
+    for t in list(floods):
+        t.join(timeout=30)
+    assert not any(t.is_alive() for t in floods), "a forged-answer flood did not end"
     st = px.stats()
     assert st["drop_mismatch"] >= 200, "forged answers must be counted (drop_mismatch): %s" % st
     assert st["drop_mismatch"] <= forged_sent["n"], st

@@ -140,4 +140,4 @@ function compile(expr) {
 	return (v) => f(String(v), ...args);
 }
 
-module.exports = { compile, types };
+module.exports = { compile, types, parseIPv4, parseIPv6 };

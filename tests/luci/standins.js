@@ -9,9 +9,10 @@
 
 const fs = require('fs');
 const vm = require('vm');
+const datatypes = require('./datatypes');
 
 // Modules the stand-ins provide; a view requiring anything else fails to load.
-const MODULES = ['view', 'form', 'uci', 'rpc', 'poll', 'ui', 'dom'];
+const MODULES = ['view', 'form', 'uci', 'rpc', 'poll', 'ui', 'dom', 'validation'];
 
 // The 'require x' lines at the top of a view.
 function requires(src) {
@@ -151,7 +152,11 @@ function runtime(respond) {
 		}
 	};
 
-	const modules = { view, form, uci, rpc, poll, ui, dom };
+	// validation: the two address parsers of LuCI's validation.js the views call,
+	// from the datatype stand-in (null for a string that is not an address).
+	const validation = { parseIPv4: datatypes.parseIPv4, parseIPv6: datatypes.parseIPv6 };
+
+	const modules = { view, form, uci, rpc, poll, ui, dom, validation };
 	return { rec, modules };
 }
 

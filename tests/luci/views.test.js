@@ -263,9 +263,11 @@ function formAccepts(o, value) {
 		return value === '0' || value === '1';
 	if (o.kind === 'ListValue')
 		return o.choices.some((c) => c.key === value);
-	if (!o.datatype)
-		return true;
-	return compile(o.datatype)(value);
+	// LuCI checks the datatype first, then the option's own validate function
+	// (true or an error message).
+	if (o.datatype && !compile(o.datatype)(value))
+		return false;
+	return o.validate ? o.validate('main', value) === true : true;
 }
 
 function daemonRejects(kind, name, value, dir) {
@@ -340,6 +342,24 @@ test('settings form: datatypes accept the shipped values and reject what the dae
 			assert.ok(s.options.some((o) => o.name === n), 'BAD names ' + n + ', not in the form');
 	} finally {
 		fs.rmSync(dir, { recursive: true, force: true });
+	}
+});
+
+test('settings form: the server list takes exactly the entries the daemon takes (tests/data/server-entries.txt)', async () => {
+	const { s } = await settingsForm();
+	const o = s.options.find((x) => x.name === 'server');
+	const table = fs.readFileSync(path.join(REPO, 'tests', 'data', 'server-entries.txt'), 'utf8')
+		.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('#'));
+	assert.ok(table.length >= 35, 'the table has ' + table.length + ' entries');
+	for (const line of table) {
+		const sp = line.indexOf(' ');
+		const verdict = line.slice(0, sp), entry = line.slice(sp + 1);
+		assert.ok(verdict === 'good' || verdict === 'bad', line);
+		const r = o.validate('main', entry);
+		if (verdict === 'good')
+			assert.equal(r, true, 'the form rejects ' + JSON.stringify(entry) + ': ' + r);
+		else
+			assert.ok(typeof r === 'string' && r.length > 0, 'the form accepts ' + JSON.stringify(entry));
 	}
 });
 

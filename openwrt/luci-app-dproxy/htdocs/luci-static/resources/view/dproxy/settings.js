@@ -2,6 +2,7 @@
 'require view';
 'require form';
 'require uci';
+'require validation';
 
 // dproxy settings: every option of /etc/config/dproxy, with the ranges the
 // daemon enforces (src/config.rs). Save & Apply commits the config; the init
@@ -15,6 +16,102 @@ function uint(min, max) {
 
 // An address with an optional port: ADDR, V4ADDR:PORT or [V6ADDR]:PORT.
 var ADDRESS = 'or(ipaddr(1),ipaddrport(1))';
+
+function isIP(s) {
+	return validation.parseIPv4(s) != null || validation.parseIPv6(s) != null;
+}
+
+function isDigits(s) {
+	return s.length > 0 && s.split('').every(function(c) { return c >= '0' && c <= '9'; });
+}
+
+function isPort(s) {
+	return isDigits(s) && s.length <= 5 && +s >= 1 && +s <= 65535;
+}
+
+// A host name: letters, digits and hyphens in labels of 1 to 63, one trailing dot allowed.
+function isHostName(s) {
+	var n = (s.charAt(s.length - 1) == '.') ? s.slice(0, -1) : s;
+	return n.length > 0 && n.length <= 253 && n.split('.').every(function(l) {
+		return l.length > 0 && l.length <= 63 && l.charAt(0) != '-' && l.charAt(l.length - 1) != '-' &&
+			l.toLowerCase().split('').every(function(c) {
+				return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+			});
+	});
+}
+
+// ADDR, V4ADDR:PORT or [V6ADDR]:PORT; also [V6ADDR] when bare is true.
+function isAddrPort(s, bare) {
+	if (s.charAt(0) == '[') {
+		var close = s.indexOf(']'), after = s.slice(close + 1);
+		return close > 0 && validation.parseIPv6(s.slice(1, close)) != null &&
+			((bare && after == '') || (after.charAt(0) == ':' && isPort(after.slice(1))));
+	}
+	if (isIP(s))
+		return true;
+	var colon = s.lastIndexOf(':');
+	return colon > 0 && validation.parseIPv4(s.slice(0, colon)) != null && isPort(s.slice(colon + 1));
+}
+
+// The part of s before the first '#', and the part after it (null without one).
+function splitHash(s) {
+	var i = s.indexOf('#');
+	return (i < 0) ? [ s, null ] : [ s.slice(0, i), s.slice(i + 1) ];
+}
+
+// A `list server` entry as the daemon reads it (the table tests/data/server-entries.txt
+// holds both sides to the same lines): a plain ADDR, V4ADDR:PORT, [V6ADDR]:PORT or
+// ADDR#PORT; for dproxy-full also tls://ADDR[:PORT][#NAME], ADDR@PORT[#NAME] and
+// https://HOST[:PORT][/PATH][#ADDR].
+function validateServer(section_id, value) {
+	var v = String(value).trim(), p, i;
+
+	if (v.indexOf('tls://') == 0) {
+		p = splitHash(v.slice(6));
+		if (!isAddrPort(p[0], true))
+			return _('tls:// takes an IP address (and :PORT); the server name goes after #');
+		return (p[1] == null || isHostName(p[1])) || _('Expecting a server name after #');
+	}
+	if (v.indexOf('https://') == 0) {
+		p = splitHash(v.slice(8));
+		if (p[0].indexOf('?') >= 0 || p[0].indexOf('@') >= 0 || p[0].indexOf(' ') >= 0)
+			return _('Expecting https://HOST[:PORT]/PATH, without a query, user or spaces');
+		i = p[0].indexOf('/');
+		var authority = (i < 0) ? p[0] : p[0].slice(0, i), host = authority, port = null;
+		if (authority.charAt(0) == '[') {
+			i = authority.indexOf(']');
+			if (i < 0)
+				return _('Unclosed [ in the URL');
+			host = authority.slice(1, i);
+			if (authority.length > i + 1) {
+				if (authority.charAt(i + 1) != ':')
+					return _('Expecting a port after ]:');
+				port = authority.slice(i + 2);
+			}
+		}
+		else if (authority.lastIndexOf(':') >= 0) {
+			host = authority.slice(0, authority.lastIndexOf(':'));
+			port = authority.slice(authority.lastIndexOf(':') + 1);
+		}
+		if (port != null && !isPort(port))
+			return _('Expecting a port from 1 to 65535');
+		if (!isIP(host) && !isHostName(host))
+			return _('Expecting a host name or IP address');
+		return (p[1] == null || isIP(p[1])) || _('Expecting the IP address of the host after #');
+	}
+	if (v.indexOf('://') >= 0)
+		return _('Only tls:// and https:// are supported');
+	if (v.indexOf('@') >= 0) {
+		p = splitHash(v.slice(v.indexOf('@') + 1));
+		if (!isIP(v.slice(0, v.indexOf('@'))) || !(p[0] == '' || isPort(p[0])))
+			return _('Expecting ADDR@PORT#NAME');
+		return (p[1] == null || isHostName(p[1])) || _('Expecting a server name after #');
+	}
+	p = splitHash(v);
+	if (p[1] != null)
+		return (isIP(p[0]) && isPort(p[1])) || _('Expecting ADDR#PORT');
+	return isAddrPort(v, false) || _('Expecting an IP address with an optional port');
+}
 
 return view.extend({
 	load: function() {
@@ -73,8 +170,8 @@ return view.extend({
 
 		// --- Upstream servers
 		o = s.taboption('upstream', form.DynamicList, 'server', _('Servers'),
-			_('Upstream servers (port 53 unless given). When none is given, the servers in the resolv file are used.'));
-		o.datatype = ADDRESS;
+			_('Upstream servers (port 53 unless given). When none is given, the servers in the resolv file are used. dproxy-full also takes DNS over TLS servers: tls://1.1.1.1#cloudflare-dns.com (port 853 unless given; after # the name the server\'s certificate must carry).'));
+		o.validate = validateServer;
 
 		o = s.taboption('upstream', form.Value, 'resolvfile', _('Resolv file'),
 			_('Upstreams from this file when no server is given; re-read when it changes and at link up. Do not name /etc/resolv.conf or /tmp/resolv.conf: those point at the router itself.'));

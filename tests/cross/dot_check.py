@@ -1,0 +1,190 @@
+#!/usr/bin/env python3
+"""Runs a (cross-built) dproxy-full binary against a real DNS-over-TLS server.
+
+  dot_check.py --bin dist/dproxy-full-0.1.0-mips-unknown-linux-musl \
+               --runner qemu-mips-static
+
+A test CA and a server certificate for dot.test are made here with openssl;
+unbound (Debian's) serves DNS over TLS with them on loopback. The daemon, given
+only that encrypted server, must answer a name unbound knows, answer it again
+from its cache (unbound's own count of TLS queries does not move), refuse
+nothing else, and end with status 0 on SIGTERM. This is the one check that the
+TLS stack (rustls with ring) works on the target's CPU: byte order, word size,
+its assembly. Needs openssl and unbound.
+"""
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import dnstool  # noqa: E402
+from daemon_check import Failed, wait_for  # noqa: E402
+
+AUTH_NAME = "dot.test"
+NAME, ADDR = "a.example.test", "192.0.2.1"
+START_TIMEOUT = 30.0
+EXIT_TIMEOUT = 5.0
+
+
+def run(cmd, cwd):
+    out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=60)
+    if out.returncode != 0:
+        raise Failed("%s: %s" % (" ".join(cmd), out.stderr.strip()))
+
+
+def make_certs(d):
+    """A CA and a P-256 server certificate for dot.test and 127.0.0.1, valid now."""
+    ext = os.path.join(d, "server.ext")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=DNS:%s,IP:127.0.0.1\n" % AUTH_NAME)
+    run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+         "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=dproxy test CA",
+         "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign"],
+        d)
+    run(["openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+         "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=" + AUTH_NAME], d)
+    run(["openssl", "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+         "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", ext], d)
+
+
+class DotCheck:
+    def __init__(self, args):
+        self.args = args
+        self.cmd = ([args.runner] if args.runner else []) + [os.path.abspath(args.bin)]
+        self.tmp = tempfile.mkdtemp(prefix="dproxy-dot-")
+        os.chmod(self.tmp, 0o755)
+        self.unbound = None
+        self.daemon = None
+        self.log_path = os.path.join(self.tmp, "dproxy.log")
+        self.unbound_log = os.path.join(self.tmp, "unbound.log")
+
+    def step(self, text):
+        print("  %s" % text, flush=True)
+
+    def start_unbound(self):
+        self.tls_port = dnstool.free_udp_port()
+        self.unbound_ctl_port = dnstool.free_udp_port()
+        conf = os.path.join(self.tmp, "unbound.conf")
+        with open(conf, "w") as f:
+            f.write("server:\n  interface: 127.0.0.1@%d\n  tls-port: %d\n"
+                    "  tls-service-key: %s/server.key\n  tls-service-pem: %s/server.pem\n"
+                    "  username: \"\"\n  chroot: \"\"\n  directory: %s\n  pidfile: \"\"\n"
+                    "  use-syslog: no\n  logfile: %s\n  verbosity: 1\n  log-queries: yes\n"
+                    "  do-daemonize: no\n  num-threads: 1\n  do-ip6: no\n  so-reuseport: no\n"
+                    "  access-control: 127.0.0.0/8 allow\n  module-config: \"iterator\"\n"
+                    "  local-zone: \"example.test.\" static\n"
+                    "  local-data: \"%s. 300 IN A %s\"\n"
+                    % (self.tls_port, self.tls_port, self.tmp, self.tmp, self.tmp,
+                       self.unbound_log, NAME, ADDR))
+        self.unbound = subprocess.Popen(["unbound", "-d", "-c", conf], stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def listening():
+            if self.unbound.poll() is not None:
+                raise Failed("unbound exited with status %d" % self.unbound.returncode)
+            import socket
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", self.tls_port)) == 0
+        wait_for(listening, 10, "unbound's TLS port")
+        self.step("unbound serves DNS over TLS on 127.0.0.1:%d" % self.tls_port)
+
+    def unbound_queries(self):
+        """Queries for NAME in unbound's log (log-queries), all of them over TLS."""
+        with open(self.unbound_log, errors="replace") as f:
+            return sum(1 for line in f if (NAME + ". A IN") in line)
+
+    def start_daemon(self):
+        self.port = dnstool.free_udp_port()
+        conf = os.path.join(self.tmp, "dproxy.conf")
+        local_service = ("\toption local_service '0'\n"
+                         if os.path.basename(self.args.runner) == "qemu-mips-static" else "")
+        with open(conf, "w") as f:
+            f.write("config dproxy 'main'\n\tlist listen '127.0.0.1'\n\toption port '%d'\n"
+                    "\tlist server 'tls://127.0.0.1:%d#%s'\n\toption ca_file '%s/ca.pem'\n"
+                    "\toption log_level 'debug'\n%s"
+                    % (self.port, self.tls_port, AUTH_NAME, self.tmp, local_service))
+        log = open(self.log_path, "w")
+        self.daemon = subprocess.Popen(self.cmd + ["-c", conf], stdout=log, stderr=log,
+                                       stdin=subprocess.DEVNULL)
+        log.close()
+
+    def expect_answer(self):
+        """The first query also waits out the start and the first TLS handshake."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.daemon.poll() is not None:
+                raise Failed("daemon exited with status %d" % self.daemon.returncode)
+            try:
+                rcode, answers = dnstool.query(self.port, NAME, timeout=1.0)
+            except OSError:
+                continue
+            addrs = [text for rtype, _ttl, text in answers if rtype == dnstool.TYPE_A]
+            if rcode == 0 and addrs == [ADDR]:
+                return
+            raise Failed("%s: rcode %d, A records %s, expected [%s]" % (NAME, rcode, addrs, ADDR))
+        raise Failed("no answer for %s in %.0f s" % (NAME, START_TIMEOUT))
+
+    def run(self):
+        make_certs(self.tmp)
+        self.start_unbound()
+        self.start_daemon()
+        self.expect_answer()
+        n = wait_for(self.unbound_queries, 5, "unbound to log the query")
+        self.step("%s -> %s through DNS over TLS (%d query at unbound)" % (NAME, ADDR, n))
+        self.expect_answer()
+        if self.unbound_queries() != n:
+            raise Failed("the second query reached unbound: not answered from the cache")
+        self.step("second answer from the cache")
+        self.daemon.send_signal(signal.SIGTERM)
+        try:
+            status = self.daemon.wait(timeout=EXIT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise Failed("daemon still running %.0f s after SIGTERM" % EXIT_TIMEOUT)
+        if status != 0:
+            raise Failed("daemon exited with status %d after SIGTERM" % status)
+        self.step("SIGTERM: exit 0")
+
+    def cleanup(self, failed):
+        for proc in (self.daemon, self.unbound):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        if failed:
+            for what, path in (("daemon", self.log_path), ("unbound", self.unbound_log)):
+                if os.path.exists(path):
+                    with open(path, errors="replace") as f:
+                        lines = f.readlines()
+                    print("--- last lines of the %s log ---" % what, file=sys.stderr)
+                    sys.stderr.writelines(lines[-30:])
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bin", required=True, help="the dproxy-full binary to run")
+    ap.add_argument("--runner", default="", help="emulator to run it with (qemu-*-static)")
+    args = ap.parse_args()
+    print("DoT test: %s%s" % (args.bin, " under " + args.runner if args.runner else ""),
+          flush=True)
+    test = DotCheck(args)
+    failed = True
+    try:
+        test.run()
+        failed = False
+    except Failed as e:
+        print("FAIL: %s" % e, file=sys.stderr)
+    finally:
+        test.cleanup(failed)
+    if not failed:
+        print("DoT test: ok")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
