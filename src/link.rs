@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use crate::answer::{self, ReplyOpts};
 use crate::cache::{flag, Key};
+use crate::core::inflight::ReplyTo;
 use crate::core::link::Verdict;
-use crate::query::ReplyTo;
 use crate::server::Server;
 use crate::wire::build::Ede;
 use crate::wire::{ede, rtype, NameBuf, QueryView, CLASS_IN};
