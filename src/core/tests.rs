@@ -260,3 +260,76 @@ fn prefetch_in_the_last_tenth_of_the_lifetime_after_a_second_ask() {
     // Large lifetimes do not overflow.
     assert!(wants_prefetch(true, false, 1, u32::MAX / 11, u32::MAX));
 }
+
+/// Down by itself, the link is probed once every 5 s on the housekeeping tick (once a
+/// second), never more often, and not at all while told down or after it came back.
+#[test]
+fn probes_every_five_seconds_while_down_by_itself() {
+    use super::link::{Link, PROBE_EVERY};
+    assert_eq!(PROBE_EVERY, Duration::from_secs(5));
+    let t0 = Instant::now();
+    let mut l = Link::default();
+    // Up: no probe, whatever the time.
+    assert!(!l.probe_due(secs(t0, 100.0)));
+    l.went_auto_down(t0);
+    assert_eq!(l.since, Some(t0));
+    // Twenty housekeeping ticks, one a second: probes at 5, 10, 15 and 20 s.
+    let probes: Vec<u64> = (1..=20)
+        .filter(|&s| l.probe_due(secs(t0, s as f64)))
+        .collect();
+    assert_eq!(probes, vec![5, 10, 15, 20]);
+    // A late tick (the loop was busy) probes at once, and the next is 5 s after it.
+    assert!(l.probe_due(secs(t0, 27.3)));
+    assert!(!l.probe_due(secs(t0, 32.2)));
+    assert!(l.probe_due(secs(t0, 32.3)));
+    // Told down as well: nothing goes out at all.
+    l.told_down = true;
+    assert!(!l.probe_due(secs(t0, 60.0)));
+    // Back up: no probes.
+    l.told_down = false;
+    l.auto_down = false;
+    assert!(!l.probe_due(secs(t0, 90.0)));
+}
+
+/// After link up the stale entries are refreshed most used first, at most 64 of them and
+/// at most 8 per housekeeping tick.
+#[test]
+fn link_up_refresh_is_most_used_first_bounded_and_paced() {
+    use super::link::{Link, REFRESH_MAX, REFRESH_PER_TICK};
+    use crate::cache::Key;
+    let key = |i: u16| Key::new(&[1, b'a' + (i % 26) as u8, 0], i, 1, 0);
+    // 72 stale entries; entry i was hit (i * 7) % 73 times: all counts differ.
+    let hits = |i: u16| (i * 7) % 73;
+    let mut l = Link::default();
+    l.queue_refresh((0..72).map(|i| (hits(i), key(i))).collect());
+    let mut ticks: Vec<Vec<u16>> = Vec::new();
+    for _ in 0..20 {
+        let mut done = 0;
+        let mut tick = Vec::new();
+        while let Some(k) = l.next_refresh(done) {
+            done += 1;
+            tick.push(k.qtype());
+        }
+        if tick.is_empty() {
+            break;
+        }
+        ticks.push(tick);
+    }
+    assert_eq!(ticks.len(), REFRESH_MAX / REFRESH_PER_TICK);
+    assert!(ticks.iter().all(|t| t.len() == REFRESH_PER_TICK));
+    let order: Vec<u16> = ticks.concat();
+    assert_eq!(order.len(), REFRESH_MAX);
+    // In order of use, and the 8 least used are left out.
+    let counts: Vec<u16> = order.iter().map(|&i| hits(i)).collect();
+    assert!(counts.windows(2).all(|w| w[0] > w[1]), "{counts:?}");
+    let mut all: Vec<u16> = (0..72).map(hits).collect();
+    all.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!(counts, all[..REFRESH_MAX]);
+    // Fewer candidates than one tick's worth: all in the first tick.
+    l.queue_refresh(vec![(1, key(1)), (9, key(2)), (3, key(3))]);
+    let mut got = Vec::new();
+    while let Some(k) = l.next_refresh(got.len()) {
+        got.push(k.qtype());
+    }
+    assert_eq!(got, vec![2, 3, 1]);
+}
