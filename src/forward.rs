@@ -7,14 +7,13 @@ use std::time::Duration;
 use crate::answer::{self, Kind, Prepared, ReplyOpts};
 use crate::cache::{flag, Key, KEY_CD, KEY_DO};
 use crate::config::OfflinePolicy;
-use crate::core::inflight::{Attempt, Pending, ReplyTo, Waiter};
+use crate::core::inflight::{check, Attempt, Pending, ReplyTo, Verdict, Waiter};
 use crate::core::retry::{self, MAX_ATTEMPTS, MAX_OPEN_ATTEMPTS, QUERY_DEADLINE};
 use crate::core::upstreams::UpstreamId;
 use crate::server::{Conn, Server, Timer};
 use crate::transport::{Event, Owner, Proto};
 use crate::wire::build::{self, Ede};
-use crate::wire::message::read_question;
-use crate::wire::{ede, scan_message, Header, NameBuf, QueryView, HEADER_LEN};
+use crate::wire::{ede, scan_message, NameBuf, QueryView};
 
 /// Clients waiting on one question.
 const MAX_WAITERS: usize = 256;
@@ -22,36 +21,6 @@ const MAX_WAITERS: usize = 256;
 const MAX_PENDING: usize = 4096;
 /// How long an upstream SERVFAIL or REFUSED is remembered.
 const FAILURE_TTL: u32 = 2;
-
-/// How an upstream message relates to the attempt it arrived for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Verdict {
-    Match,
-    /// Right ID and question, but the case of the name was not echoed (0x20).
-    CaseChanged,
-    Mismatch,
-}
-
-/// Does `msg` answer the attempt's query? Source address and port are already
-/// guaranteed by the connected socket.
-fn check(msg: &[u8], a: &Attempt, p: &Pending) -> Verdict {
-    let Ok(h) = Header::new_checked(msg) else {
-        return Verdict::Mismatch;
-    };
-    if !h.qr() || h.id() != a.id || h.qdcount() != 1 {
-        return Verdict::Mismatch;
-    }
-    match read_question(msg, HEADER_LEN) {
-        Ok(q) if q.qtype == p.qtype && q.qclass == p.qclass && q.name.eq_ignore_case(&a.name) => {
-            if a.exact_case && q.name != a.name {
-                Verdict::CaseChanged
-            } else {
-                Verdict::Match
-            }
-        }
-        _ => Verdict::Mismatch,
-    }
-}
 
 const EDE_NO_UPSTREAM: Ede = Ede {
     code: ede::NO_REACHABLE_AUTHORITY,

@@ -1,6 +1,7 @@
-//! Questions in flight: the clients waiting on each, and the attempts sent upstream for
-//! it. Plain data: the event loop's `forward` drives it, `server` owns the table, and
-//! both name it from here so neither has to import the other.
+//! Questions in flight: the clients waiting on each, the attempts sent upstream for it,
+//! and whether an upstream message answers an attempt. The event loop's `forward` drives
+//! them, `server` owns the table, and both name them from here so neither has to import
+//! the other.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -9,7 +10,8 @@ use crate::answer::Prepared;
 use crate::cache::Key;
 use crate::core::upstreams::UpstreamId;
 use crate::transport::Proto;
-use crate::wire::{NameBuf, Opt, QueryView, Question};
+use crate::wire::message::read_question;
+use crate::wire::{Header, NameBuf, Opt, QueryView, Question, HEADER_LEN};
 
 /// Where a reply goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,5 +103,35 @@ pub struct Pending {
 impl Pending {
     pub(crate) fn tried(&self) -> Vec<UpstreamId> {
         self.attempts.iter().map(|a| a.upstream).collect()
+    }
+}
+
+/// How an upstream message relates to the attempt it arrived for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Match,
+    /// Right ID and question, but the case of the name was not echoed (0x20).
+    CaseChanged,
+    Mismatch,
+}
+
+/// Does `msg` answer the attempt's query (RFC 5452: ID, question, and with 0x20 the
+/// case of the name)? Source address and port are the transport's to check.
+pub fn check(msg: &[u8], a: &Attempt, p: &Pending) -> Verdict {
+    let Ok(h) = Header::new_checked(msg) else {
+        return Verdict::Mismatch;
+    };
+    if !h.qr() || h.id() != a.id || h.qdcount() != 1 {
+        return Verdict::Mismatch;
+    }
+    match read_question(msg, HEADER_LEN) {
+        Ok(q) if q.qtype == p.qtype && q.qclass == p.qclass && q.name.eq_ignore_case(&a.name) => {
+            if a.exact_case && q.name != a.name {
+                Verdict::CaseChanged
+            } else {
+                Verdict::Match
+            }
+        }
+        _ => Verdict::Mismatch,
     }
 }

@@ -333,3 +333,98 @@ fn link_up_refresh_is_most_used_first_bounded_and_paced() {
     }
     assert_eq!(got, vec![2, 3, 1]);
 }
+
+/// An attempt for `name` (as sent) with id 0x1234, and its question (A, IN).
+fn attempt(name: &str, exact_case: bool) -> (super::inflight::Attempt, super::inflight::Pending) {
+    use super::inflight::{Attempt, Pending};
+    use crate::cache::Key;
+    use crate::transport::Proto;
+    use crate::wire::NameBuf;
+    let t0 = Instant::now();
+    let name = NameBuf::from_dotted(name).unwrap();
+    let a = Attempt {
+        upstream: ups(1).list[0].id,
+        addr: SocketAddr::from(([127, 0, 0, 1], 53)),
+        id: 0x1234,
+        name: name.clone(),
+        exact_case,
+        edns: false,
+        open: true,
+        sent_at: t0,
+        proto: Proto::Udp,
+    };
+    let p = Pending {
+        gen: 1,
+        key: Key::new(name.as_bytes(), 1, 1, 0),
+        name,
+        qtype: 1,
+        qclass: 1,
+        do_bit: false,
+        cd: false,
+        waiters: Vec::new(),
+        attempts: Vec::new(),
+        next_timeout: t0,
+        deadline: t0,
+        last_failure: None,
+        held: false,
+        max_attempts: 1,
+        stale_at: None,
+        no_0x20: false,
+    };
+    (a, p)
+}
+
+/// An answer (QR set, no records) with `id` to the question `name`/`qtype`.
+fn answer(id: u16, name: &str, qtype: u16) -> Vec<u8> {
+    let mut m = Vec::new();
+    let n = crate::wire::NameBuf::from_dotted(name).unwrap();
+    crate::wire::build::query(&mut m, id, &n, qtype, 1, true, false);
+    m[2] |= 0x80;
+    m
+}
+
+/// RFC 5452 matching of an upstream message to the attempt it came for: ID, question,
+/// and with 0x20 the exact case of the name.
+#[test]
+fn an_answer_must_match_id_question_and_case() {
+    use super::inflight::{check, Verdict};
+    let (a, p) = attempt("wWw.ExAmple.test", true);
+    assert_eq!(
+        check(&answer(0x1234, "wWw.ExAmple.test", 1), &a, &p),
+        Verdict::Match
+    );
+    // The case not echoed: right question, but not a match under 0x20.
+    assert_eq!(
+        check(&answer(0x1234, "www.example.test", 1), &a, &p),
+        Verdict::CaseChanged
+    );
+    let (plain, p2) = attempt("wWw.ExAmple.test", false);
+    assert_eq!(
+        check(&answer(0x1234, "www.example.test", 1), &plain, &p2),
+        Verdict::Match
+    );
+    // Wrong ID, name, type; a query rather than an answer; garbage.
+    assert_eq!(
+        check(&answer(0x1235, "wWw.ExAmple.test", 1), &a, &p),
+        Verdict::Mismatch
+    );
+    assert_eq!(
+        check(&answer(0x1234, "wWw.ExAmple.tesT.x", 1), &a, &p),
+        Verdict::Mismatch
+    );
+    assert_eq!(
+        check(&answer(0x1234, "wWw.ExAmple.test", 28), &a, &p),
+        Verdict::Mismatch
+    );
+    let mut q = answer(0x1234, "wWw.ExAmple.test", 1);
+    q[2] &= 0x7f;
+    assert_eq!(check(&q, &a, &p), Verdict::Mismatch);
+    let whole = answer(0x1234, "wWw.ExAmple.test", 1);
+    for n in 0..whole.len() {
+        assert_eq!(check(&whole[..n], &a, &p), Verdict::Mismatch, "cut at {n}");
+    }
+    // Two questions: not an answer to ours.
+    let mut two = whole.clone();
+    two[5] = 2;
+    assert_eq!(check(&two, &a, &p), Verdict::Mismatch);
+}
