@@ -117,6 +117,7 @@ pub enum Verdict {
 
 /// Does `msg` answer the attempt's query (RFC 5452: ID, question, and with 0x20 the
 /// case of the name)? Source address and port are the transport's to check.
+#[inline]
 pub fn check(msg: &[u8], a: &Attempt, p: &Pending) -> Verdict {
     let Ok(h) = Header::new_checked(msg) else {
         return Verdict::Mismatch;
