@@ -2,19 +2,18 @@
 //! attempt, strict matching of answers, merging of identical questions, retransmits with
 //! backoff and failover, and a TCP retry when an answer comes back truncated.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::answer::{self, Kind, Prepared, ReplyOpts};
 use crate::cache::{flag, Key, KEY_CD, KEY_DO};
 use crate::config::OfflinePolicy;
+use crate::core::inflight::{check, Attempt, Pending, ReplyTo, Verdict, Waiter};
 use crate::core::retry::{self, MAX_ATTEMPTS, MAX_OPEN_ATTEMPTS, QUERY_DEADLINE};
 use crate::core::upstreams::UpstreamId;
-use crate::query::ReplyTo;
 use crate::server::{Conn, Server, Timer};
 use crate::transport::{Event, Owner, Proto};
 use crate::wire::build::{self, Ede};
-use crate::wire::message::read_question;
-use crate::wire::{ede, scan_message, Header, NameBuf, Opt, QueryView, Question, HEADER_LEN};
+use crate::wire::{ede, scan_message, NameBuf, QueryView};
 
 /// Clients waiting on one question.
 const MAX_WAITERS: usize = 256;
@@ -22,116 +21,6 @@ const MAX_WAITERS: usize = 256;
 const MAX_PENDING: usize = 4096;
 /// How long an upstream SERVFAIL or REFUSED is remembered.
 const FAILURE_TTL: u32 = 2;
-
-/// A client waiting for an answer.
-pub struct Waiter {
-    pub to: ReplyTo,
-    pub id: u16,
-    pub rd: bool,
-    pub cd: bool,
-    pub opt: Option<Opt>,
-    /// The client's spelling of the name.
-    pub name: NameBuf,
-}
-
-impl Waiter {
-    fn query_view(&self, qtype: u16, qclass: u16) -> QueryView {
-        QueryView {
-            id: self.id,
-            rd: self.rd,
-            cd: self.cd,
-            ad: false,
-            question: Question {
-                name: self.name.clone(),
-                qtype,
-                qclass,
-                end: 0,
-            },
-            opt: self.opt,
-        }
-    }
-}
-
-/// One query sent to one upstream: its transaction id and the server, not a socket (the
-/// transport keeps that, under the attempt's [`Owner`]).
-pub struct Attempt {
-    /// The server's id: positions change when the list is rebuilt.
-    pub upstream: UpstreamId,
-    pub addr: std::net::SocketAddr,
-    pub id: u16,
-    /// The name as sent: with 0x20 its random case must come back exactly.
-    pub name: NameBuf,
-    pub exact_case: bool,
-    /// Sent with an OPT record.
-    pub edns: bool,
-    /// Still listening for an answer.
-    pub open: bool,
-    pub sent_at: Instant,
-    pub proto: Proto,
-}
-
-/// A question in flight.
-pub struct Pending {
-    pub gen: u32,
-    pub key: Key,
-    /// The name as sent upstream.
-    pub name: NameBuf,
-    pub qtype: u16,
-    pub qclass: u16,
-    pub do_bit: bool,
-    pub cd: bool,
-    pub waiters: Vec<Waiter>,
-    pub attempts: Vec<Attempt>,
-    pub next_timeout: Instant,
-    pub deadline: Instant,
-    /// The last useless answer (SERVFAIL, REFUSED), given to clients if nothing better comes.
-    pub last_failure: Option<Prepared>,
-    /// Waiting for the link to come back (offline_policy hold); nothing sent yet.
-    pub held: bool,
-    /// Attempts allowed (a link probe gets one: no retransmits).
-    pub max_attempts: usize,
-    /// A stale answer exists: waiters get it if the upstream is slower than this (RFC 8767).
-    pub stale_at: Option<Instant>,
-    /// An upstream that echoes case once answered this question in another case:
-    /// asked again without 0x20 (the server keeps its own detection).
-    pub no_0x20: bool,
-}
-
-impl Pending {
-    fn tried(&self) -> Vec<UpstreamId> {
-        self.attempts.iter().map(|a| a.upstream).collect()
-    }
-}
-
-/// How an upstream message relates to the attempt it arrived for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Verdict {
-    Match,
-    /// Right ID and question, but the case of the name was not echoed (0x20).
-    CaseChanged,
-    Mismatch,
-}
-
-/// Does `msg` answer the attempt's query? Source address and port are already
-/// guaranteed by the connected socket.
-fn check(msg: &[u8], a: &Attempt, p: &Pending) -> Verdict {
-    let Ok(h) = Header::new_checked(msg) else {
-        return Verdict::Mismatch;
-    };
-    if !h.qr() || h.id() != a.id || h.qdcount() != 1 {
-        return Verdict::Mismatch;
-    }
-    match read_question(msg, HEADER_LEN) {
-        Ok(q) if q.qtype == p.qtype && q.qclass == p.qclass && q.name.eq_ignore_case(&a.name) => {
-            if a.exact_case && q.name != a.name {
-                Verdict::CaseChanged
-            } else {
-                Verdict::Match
-            }
-        }
-        _ => Verdict::Mismatch,
-    }
-}
 
 const EDE_NO_UPSTREAM: Ede = Ede {
     code: ede::NO_REACHABLE_AUTHORITY,

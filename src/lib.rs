@@ -38,6 +38,7 @@ pub mod sockets;
 pub mod stats;
 pub mod stats_json;
 pub mod tcp;
+pub mod tcp_client;
 #[cfg(feature = "tls")]
 pub mod tls;
 pub mod transport;

@@ -1,23 +1,16 @@
 //! Link state and what changes with it: offline answers, serve-stale (RFC 8767),
 //! automatic down-detection with bounded probes, and recovery when the link returns.
 
-use std::time::Duration;
-
 use crate::answer::{self, ReplyOpts};
 use crate::cache::{flag, Key};
+use crate::core::inflight::ReplyTo;
 use crate::core::link::Verdict;
-use crate::query::ReplyTo;
 use crate::server::Server;
 use crate::wire::build::Ede;
 use crate::wire::{ede, rtype, NameBuf, QueryView, CLASS_IN};
 
 /// TTL of a stale answer (RFC 8767 4).
 pub const STALE_TTL: u32 = 30;
-/// While down by itself, one probe per upstream this often.
-const PROBE_EVERY: Duration = Duration::from_secs(5);
-/// Stale entries refreshed after the link comes back, at most, and per second.
-const REFRESH_MAX: usize = 64;
-const REFRESH_PER_SECOND: usize = 8;
 
 const EDE_STALE: Ede = Ede {
     code: ede::STALE_ANSWER,
@@ -152,10 +145,7 @@ impl Server {
                 }
             }
         });
-        cands.sort_by_key(|c| std::cmp::Reverse(c.0));
-        cands.truncate(REFRESH_MAX);
-        // Popped from the end: most used last.
-        self.link.refresh = cands.into_iter().rev().map(|(_, k)| k).collect();
+        self.link.queue_refresh(cands);
     }
 
     /// An upstream answered: the link is evidently there.
@@ -189,20 +179,15 @@ impl Server {
     /// Goes offline by ourselves: answers from the cache, probes now and then.
     fn auto_down(&mut self) {
         log::warn!("no upstream server answers: answering from cache only, probing");
-        self.link.auto_down = true;
-        self.link.since = Some(self.now);
-        self.link.next_probe = Some(self.now + PROBE_EVERY);
+        self.link.went_auto_down(self.now);
         self.offline_pending();
     }
 
     /// Once a second: probes while down by ourselves, refreshes after link up.
     pub(crate) fn link_housekeeping(&mut self) {
         if self.link.auto_down && !self.link.told_down {
-            if let Some(at) = self.link.next_probe {
-                if self.now >= at {
-                    self.link.next_probe = Some(self.now + PROBE_EVERY);
-                    self.send_probe(rtype::NS);
-                }
+            if self.link.probe_due(self.now) {
+                self.send_probe(rtype::NS);
             }
             return;
         }
@@ -218,10 +203,9 @@ impl Server {
         if self.offline() {
             return;
         }
-        for _ in 0..REFRESH_PER_SECOND {
-            let Some(k) = self.link.refresh.pop() else {
-                break;
-            };
+        let mut done = 0;
+        while let Some(k) = self.link.next_refresh(done) {
+            done += 1;
             if self.stale_entry(&k).is_some() {
                 self.background(&k);
             }

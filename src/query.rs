@@ -1,28 +1,16 @@
 //! A client query, from bytes to reply: parse, answer locally or from the cache, or forward.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 use crate::answer::{self, ReplyOpts};
 use crate::cache::{flag, Key, KEY_CD, KEY_DO};
 use crate::config::RefuseAction;
+use crate::core::inflight::ReplyTo;
 use crate::server::{Conn, Server};
 use crate::wire::build::{error_reply, Ede, EdnsReply};
 use crate::wire::message::parse_query_into;
 use crate::wire::message::QueryError;
 use crate::wire::{rcode, rtype, Header, QueryView, CLASS_CH};
-
-/// Where a reply goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReplyTo {
-    Udp { listener: usize, peer: SocketAddr },
-    Tcp { conn: usize, serial: u32 },
-}
-
-impl ReplyTo {
-    pub fn is_udp(&self) -> bool {
-        matches!(self, ReplyTo::Udp { .. })
-    }
-}
 
 /// Writes the cache key for a query into `key`.
 pub fn fill_key(key: &mut Key, q: &QueryView) {

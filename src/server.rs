@@ -18,13 +18,13 @@ use mio::{Events, Interest, Poll, Token};
 
 use crate::cache::Cache;
 use crate::config::{self, Config};
+use crate::core::inflight::Pending;
 use crate::core::upstreams::Upstreams;
-use crate::forward::Pending;
 use crate::rand::Rng;
 use crate::signals::{Action, Signals};
 use crate::slab::Slab;
 use crate::stats::Stats;
-use crate::tcp::TcpClient;
+use crate::tcp_client::TcpClient;
 
 pub const SIGNAL_TOKEN: Token = Token(usize::MAX - 1);
 /// Tokens below this are listeners; from here on, slab slots of `conns`, and from
@@ -646,7 +646,7 @@ impl Server {
                     for i in 0..n {
                         match batch.get(i) {
                             Some((msg, peer)) if !msg.is_empty() => {
-                                let to = crate::query::ReplyTo::Udp { listener: li, peer };
+                                let to = crate::core::inflight::ReplyTo::Udp { listener: li, peer };
                                 self.handle_query(msg, to, peer.ip());
                             }
                             _ => self.stats.drop_malformed += 1,

@@ -2,15 +2,14 @@
 //! pipelined, answered in completion order, with an idle timeout and bounded buffers.
 
 use std::io::{self, Read, Write};
-use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use mio::net::TcpStream;
 use mio::{Interest, Token};
 
 use crate::config::RefuseAction;
-use crate::query::ReplyTo;
+use crate::core::inflight::ReplyTo;
 use crate::server::{Conn, Listener, Server, Timer, CONN_BASE};
+use crate::tcp_client::TcpClient;
 /// Framing is shared with the upstream side.
 pub use crate::transport::tcp::split_frame;
 
@@ -20,54 +19,8 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_CLIENTS: usize = 128;
 /// Connections at once from one address.
 pub const MAX_PER_CLIENT: usize = 16;
-/// Unsent reply bytes a client may leave with us before it is dropped.
-const MAX_UNSENT: usize = 256 * 1024;
 /// Unparsed request bytes held per connection (one full message plus its length).
 const MAX_READ: usize = 65537;
-
-pub struct TcpClient {
-    pub stream: TcpStream,
-    pub peer: SocketAddr,
-    /// Distinguishes this connection from a later one in the same slot.
-    pub serial: u32,
-    rbuf: Vec<u8>,
-    wbuf: Vec<u8>,
-    wpos: usize,
-    pub outstanding: u32,
-    last_active: Instant,
-    read_closed: bool,
-    wants_write: bool,
-}
-
-impl TcpClient {
-    /// Queues a length-prefixed reply; false if the client has let too much pile up.
-    pub fn queue_reply(&mut self, msg: &[u8]) -> bool {
-        if self.wbuf.len() - self.wpos + msg.len() > MAX_UNSENT {
-            return false;
-        }
-        if self.wpos == self.wbuf.len() {
-            self.wbuf.clear();
-            self.wpos = 0;
-        }
-        self.wbuf
-            .extend_from_slice(&(msg.len() as u16).to_be_bytes());
-        self.wbuf.extend_from_slice(msg);
-        true
-    }
-
-    /// Bytes held in buffers.
-    pub fn buffered(&self) -> usize {
-        self.rbuf.capacity() + self.wbuf.capacity() + std::mem::size_of::<Self>()
-    }
-
-    /// Takes the next complete message out of the read buffer.
-    fn next_message(&mut self) -> Option<Vec<u8>> {
-        let (msg, used) = split_frame(&self.rbuf)?;
-        let msg = msg.to_vec();
-        self.rbuf.drain(..used);
-        Some(msg)
-    }
-}
 
 impl Server {
     pub(crate) fn accept(&mut self, li: usize) {

@@ -10,6 +10,12 @@ const AUTO_DOWN_AFTER: Duration = Duration::from_secs(3);
 /// A suspect link is down if no upstream answered the check probe (or anything else)
 /// within this long.
 const CONFIRM_WITHIN: Duration = Duration::from_secs(2);
+/// While down by itself, one probe per upstream this often.
+pub const PROBE_EVERY: Duration = Duration::from_secs(5);
+/// Stale entries refreshed after the link comes back, at most, and per housekeeping tick
+/// (once a second).
+pub const REFRESH_MAX: usize = 64;
+pub const REFRESH_PER_TICK: usize = 8;
 
 #[derive(Default)]
 pub struct Link {
@@ -23,6 +29,48 @@ pub struct Link {
     /// Stale keys to refresh after link up, most used first.
     pub refresh: Vec<Key>,
     pub detector: Detector,
+}
+
+impl Link {
+    /// Gone offline by itself at `now`: the first probe is due one interval later.
+    pub fn went_auto_down(&mut self, now: Instant) {
+        self.auto_down = true;
+        self.since = Some(now);
+        self.next_probe = Some(now + PROBE_EVERY);
+    }
+
+    /// Whether a timed probe is due at `now` (down by itself only); if so, the next one
+    /// is scheduled an interval later.
+    pub fn probe_due(&mut self, now: Instant) -> bool {
+        if !self.auto_down || self.told_down {
+            return false;
+        }
+        match self.next_probe {
+            Some(at) if now >= at => {
+                self.next_probe = Some(now + PROBE_EVERY);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Queues stale entries (with their hit counts) for a refresh after link up: the
+    /// most used first, at most [`REFRESH_MAX`].
+    pub fn queue_refresh(&mut self, mut cands: Vec<(u16, Key)>) {
+        cands.sort_by_key(|c| std::cmp::Reverse(c.0));
+        cands.truncate(REFRESH_MAX);
+        // Popped from the end: most used last.
+        self.refresh = cands.into_iter().rev().map(|(_, k)| k).collect();
+    }
+
+    /// The next entry to refresh in this housekeeping tick, `done` having gone out in it
+    /// already: at most [`REFRESH_PER_TICK`] a tick.
+    pub fn next_refresh(&mut self, done: usize) -> Option<Key> {
+        if done >= REFRESH_PER_TICK {
+            return None;
+        }
+        self.refresh.pop()
+    }
 }
 
 /// What the down-detector asks for.

@@ -260,3 +260,171 @@ fn prefetch_in_the_last_tenth_of_the_lifetime_after_a_second_ask() {
     // Large lifetimes do not overflow.
     assert!(wants_prefetch(true, false, 1, u32::MAX / 11, u32::MAX));
 }
+
+/// Down by itself, the link is probed once every 5 s on the housekeeping tick (once a
+/// second), never more often, and not at all while told down or after it came back.
+#[test]
+fn probes_every_five_seconds_while_down_by_itself() {
+    use super::link::{Link, PROBE_EVERY};
+    assert_eq!(PROBE_EVERY, Duration::from_secs(5));
+    let t0 = Instant::now();
+    let mut l = Link::default();
+    // Up: no probe, whatever the time.
+    assert!(!l.probe_due(secs(t0, 100.0)));
+    l.went_auto_down(t0);
+    assert_eq!(l.since, Some(t0));
+    // Twenty housekeeping ticks, one a second: probes at 5, 10, 15 and 20 s.
+    let probes: Vec<u64> = (1..=20)
+        .filter(|&s| l.probe_due(secs(t0, s as f64)))
+        .collect();
+    assert_eq!(probes, vec![5, 10, 15, 20]);
+    // A late tick (the loop was busy) probes at once, and the next is 5 s after it.
+    assert!(l.probe_due(secs(t0, 27.3)));
+    assert!(!l.probe_due(secs(t0, 32.2)));
+    assert!(l.probe_due(secs(t0, 32.3)));
+    // Told down as well: nothing goes out at all.
+    l.told_down = true;
+    assert!(!l.probe_due(secs(t0, 60.0)));
+    // Back up: no probes.
+    l.told_down = false;
+    l.auto_down = false;
+    assert!(!l.probe_due(secs(t0, 90.0)));
+}
+
+/// After link up the stale entries are refreshed most used first, at most 64 of them and
+/// at most 8 per housekeeping tick.
+#[test]
+fn link_up_refresh_is_most_used_first_bounded_and_paced() {
+    use super::link::{Link, REFRESH_MAX, REFRESH_PER_TICK};
+    use crate::cache::Key;
+    let key = |i: u16| Key::new(&[1, b'a' + (i % 26) as u8, 0], i, 1, 0);
+    // 72 stale entries; entry i was hit (i * 7) % 73 times: all counts differ.
+    let hits = |i: u16| (i * 7) % 73;
+    let mut l = Link::default();
+    l.queue_refresh((0..72).map(|i| (hits(i), key(i))).collect());
+    let mut ticks: Vec<Vec<u16>> = Vec::new();
+    for _ in 0..20 {
+        let mut done = 0;
+        let mut tick = Vec::new();
+        while let Some(k) = l.next_refresh(done) {
+            done += 1;
+            tick.push(k.qtype());
+        }
+        if tick.is_empty() {
+            break;
+        }
+        ticks.push(tick);
+    }
+    assert_eq!(ticks.len(), REFRESH_MAX / REFRESH_PER_TICK);
+    assert!(ticks.iter().all(|t| t.len() == REFRESH_PER_TICK));
+    let order: Vec<u16> = ticks.concat();
+    assert_eq!(order.len(), REFRESH_MAX);
+    // In order of use, and the 8 least used are left out.
+    let counts: Vec<u16> = order.iter().map(|&i| hits(i)).collect();
+    assert!(counts.windows(2).all(|w| w[0] > w[1]), "{counts:?}");
+    let mut all: Vec<u16> = (0..72).map(hits).collect();
+    all.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!(counts, all[..REFRESH_MAX]);
+    // Fewer candidates than one tick's worth: all in the first tick.
+    l.queue_refresh(vec![(1, key(1)), (9, key(2)), (3, key(3))]);
+    let mut got = Vec::new();
+    while let Some(k) = l.next_refresh(got.len()) {
+        got.push(k.qtype());
+    }
+    assert_eq!(got, vec![2, 3, 1]);
+}
+
+/// An attempt for `name` (as sent) with id 0x1234, and its question (A, IN).
+fn attempt(name: &str, exact_case: bool) -> (super::inflight::Attempt, super::inflight::Pending) {
+    use super::inflight::{Attempt, Pending};
+    use crate::cache::Key;
+    use crate::transport::Proto;
+    use crate::wire::NameBuf;
+    let t0 = Instant::now();
+    let name = NameBuf::from_dotted(name).unwrap();
+    let a = Attempt {
+        upstream: ups(1).list[0].id,
+        addr: SocketAddr::from(([127, 0, 0, 1], 53)),
+        id: 0x1234,
+        name: name.clone(),
+        exact_case,
+        edns: false,
+        open: true,
+        sent_at: t0,
+        proto: Proto::Udp,
+    };
+    let p = Pending {
+        gen: 1,
+        key: Key::new(name.as_bytes(), 1, 1, 0),
+        name,
+        qtype: 1,
+        qclass: 1,
+        do_bit: false,
+        cd: false,
+        waiters: Vec::new(),
+        attempts: Vec::new(),
+        next_timeout: t0,
+        deadline: t0,
+        last_failure: None,
+        held: false,
+        max_attempts: 1,
+        stale_at: None,
+        no_0x20: false,
+    };
+    (a, p)
+}
+
+/// An answer (QR set, no records) with `id` to the question `name`/`qtype`.
+fn answer(id: u16, name: &str, qtype: u16) -> Vec<u8> {
+    let mut m = Vec::new();
+    let n = crate::wire::NameBuf::from_dotted(name).unwrap();
+    crate::wire::build::query(&mut m, id, &n, qtype, 1, true, false);
+    m[2] |= 0x80;
+    m
+}
+
+/// RFC 5452 matching of an upstream message to the attempt it came for: ID, question,
+/// and with 0x20 the exact case of the name.
+#[test]
+fn an_answer_must_match_id_question_and_case() {
+    use super::inflight::{check, Verdict};
+    let (a, p) = attempt("wWw.ExAmple.test", true);
+    assert_eq!(
+        check(&answer(0x1234, "wWw.ExAmple.test", 1), &a, &p),
+        Verdict::Match
+    );
+    // The case not echoed: right question, but not a match under 0x20.
+    assert_eq!(
+        check(&answer(0x1234, "www.example.test", 1), &a, &p),
+        Verdict::CaseChanged
+    );
+    let (plain, p2) = attempt("wWw.ExAmple.test", false);
+    assert_eq!(
+        check(&answer(0x1234, "www.example.test", 1), &plain, &p2),
+        Verdict::Match
+    );
+    // Wrong ID, name, type; a query rather than an answer; garbage.
+    assert_eq!(
+        check(&answer(0x1235, "wWw.ExAmple.test", 1), &a, &p),
+        Verdict::Mismatch
+    );
+    assert_eq!(
+        check(&answer(0x1234, "wWw.ExAmple.tesT.x", 1), &a, &p),
+        Verdict::Mismatch
+    );
+    assert_eq!(
+        check(&answer(0x1234, "wWw.ExAmple.test", 28), &a, &p),
+        Verdict::Mismatch
+    );
+    let mut q = answer(0x1234, "wWw.ExAmple.test", 1);
+    q[2] &= 0x7f;
+    assert_eq!(check(&q, &a, &p), Verdict::Mismatch);
+    let whole = answer(0x1234, "wWw.ExAmple.test", 1);
+    for n in 0..whole.len() {
+        assert_eq!(check(&whole[..n], &a, &p), Verdict::Mismatch, "cut at {n}");
+    }
+    // Two questions: not an answer to ours.
+    let mut two = whole.clone();
+    two[5] = 2;
+    assert_eq!(check(&two, &a, &p), Verdict::Mismatch);
+}

@@ -7,6 +7,8 @@ pub mod build;
 pub mod header;
 pub mod message;
 pub mod name;
+#[cfg(test)]
+mod round_trip_tests;
 
 pub use header::Header;
 pub use message::{parse_query, scan_message, Opt, QueryView, Question, Record, Scan};

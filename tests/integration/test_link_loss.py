@@ -154,15 +154,11 @@ def test_automatic_down_detection_probe_and_recovery(dproxy, up):
     n_before = len([q for q in up.queries() if q.name != "."])
     r, t = timed_query(px, "fresh.example.test", edns=1232)
     assert_offline_servfail(r, t, what="miss while down-auto")
-    # Probes: `. NS`, one every 5 s; nothing else is sent.
+    # A probe (`. NS`) goes out, and nothing else. The probe schedule itself (one every
+    # 5 s) is checked on the virtual clock: core::tests::probes_every_five_seconds_while_down_by_itself.
     assert up.wait_count(1, ".", "NS", timeout=6.5) >= 1, "no probe within 6.5 s: " + up.summary()
-    p0 = up.count(".", "NS")
-    time.sleep(10.2)
-    probes = up.queries(".", "NS")[p0:]
     others = [q for q in up.queries() if q.name != "."][n_before:]
     assert not others, "only probes may go upstream while down-auto: %s" % others
-    t_first = up.queries(".", "NS")[0].when
-    probe_times = ["+%.2fs" % (q.when - t_first) for q in up.queries(".", "NS")]
     # The upstream answers again: the next probe brings the link back by itself.
     up.mode = "normal"
     assert wait_until(lambda: link_state(px) == "up", 7, 0.2), \
@@ -173,8 +169,6 @@ def test_automatic_down_detection_probe_and_recovery(dproxy, up):
     err = px.stderr_text()
     assert err.count("no upstream server answers") == 1, "log the down transition once:\n" + err[-3000:]
     assert err.count("link up (") == 1, "log the up transition once:\n" + err[-3000:]
-    assert 1 <= len(probes) <= 3, "expected one probe every 5 s (2 in 10.2 s), got %d " \
-        "(times after the first probe: %s)" % (len(probes), probe_times)
 
 
 def test_hold_answered_after_sigusr1(dproxy, up):
@@ -240,21 +234,9 @@ def test_stale_ttl30_ede3_until_stale_max_never_excluded(dproxy, up):
         r, took = timed_query(px, n + ".example.test", edns=1232)
         assert_offline_servfail(r, took, what="stale_exclude name %s" % n)
     assert px.stats()["stale"] == stale0 + 3
-    # Past stale_max (3 s after expiry): no more stale answers.
-    time.sleep(max(0, t_cached + 5.4 - time.monotonic()))
-    r, took = timed_query(px, "short.example.test", edns=1232)
-    assert_offline_servfail(r, took, what="expired more than stale_max ago")
     assert up.count() == before, up.summary()
-
-
-def test_stale_max_zero_disables_stale(dproxy, up):
-    up.set_records(STALE_RECORDS)
-    px = dproxy(servers=[up], options={"stale_max": 0})
-    px.query("short.example.test")
-    go_down(px)
-    time.sleep(1.6)
-    r, took = timed_query(px, "short.example.test", edns=1232)
-    assert_offline_servfail(r, took, what="stale_max 0")
+    # The end of stale_max, and stale_max 0, are checked on the virtual clock:
+    # core::tests::stale_answers_for_stale_max_seconds_after_expiry.
 
 
 def test_failures_learned_while_down_not_kept_after_link_up(dproxy, up):
@@ -306,34 +288,23 @@ def test_link_up_rereads_empty_resolvfile(dproxy, upstream):
     assert px.stats()["upstream.0.addr"] == "127.0.0.252:53"
 
 
-def test_link_up_refreshes_most_used_stale_entries_bounded(dproxy, up):
-    names = ["e%02d" % i for i in range(72)]
+def test_link_up_refreshes_stale_entries_unasked(dproxy, up):
+    # Order (most used first), the bound (64) and the pace (8 a second) are checked on
+    # the virtual clock: core::tests::link_up_refresh_is_most_used_first_bounded_and_paced.
+    names = ["e%02d" % i for i in range(6)]
     up.set_records(RECORDS + ["%s 1 IN A 198.51.100.%d" % (n, i) for i, n in enumerate(names)])
     px = dproxy(servers=[up])
-    hot = names[:10]
     for n in names:
         px.query(n + ".example.test")
-    for _ in range(3):
-        for n in hot:
-            px.query(n + ".example.test")
     go_down(px)
     time.sleep(1.5)                          # all expired: stale
     assert all(up.count(n + ".example.test") == 1 for n in names), up.summary()
     go_up(px)
-    time.sleep(1.3)
 
     def refreshed():
         return [n for n in names if up.count(n + ".example.test") >= 2]
-    first = refreshed()
-    assert 1 <= len(first) <= 16, "link-up refresh should go at 8/s, got %d in ~1.3 s: %s" % (
-        len(first), first)
-    assert set(first[:8]) <= set(hot) or set(hot) <= set(first), \
-        "the most used stale entries should be refreshed first: refreshed %s, hot %s" % (first, hot)
-    wait_until(lambda: len(refreshed()) >= 64, 9.5, 0.3)
-    time.sleep(1.2)
-    done = refreshed()
-    assert set(hot) <= set(done), "hot entries not refreshed: %s" % sorted(set(hot) - set(done))
-    assert len(done) == 64, "at most 64 stale entries are refreshed after link up, got %d" % len(done)
+    assert wait_until(lambda: len(refreshed()) == len(names), 5, 0.1), \
+        "stale entries not refreshed after link up: %s" % up.summary()
 
 
 def test_stale_timer_online_answers_stale_and_keeps_resolving(dproxy, up):
