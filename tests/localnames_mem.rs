@@ -147,7 +147,7 @@ fn bench_shape_bytes_per_name() {
         "load peak {} B/name",
         load_peak / names
     );
-    assert!(steady / names <= 145, "steady {} B/name", steady / names);
+    assert!(steady / names <= 125, "steady {} B/name", steady / names);
     // A reload holds at most the changed file twice and one table, never two.
     assert!(
         reload_peak * 10 <= steady * 13,
