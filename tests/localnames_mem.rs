@@ -143,7 +143,7 @@ fn bench_shape_bytes_per_name() {
     let _ = std::fs::remove_file(&hosts_path);
     let _ = std::fs::remove_file(&leases_path);
     assert!(
-        load_peak / names <= 160,
+        load_peak / names <= 140,
         "load peak {} B/name",
         load_peak / names
     );
