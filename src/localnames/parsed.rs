@@ -12,7 +12,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::table::NEVER;
+/// Expiry value meaning "never expires" (hosts files, infinite leases).
+pub(crate) const NEVER: u64 = u64::MAX;
 
 /// Flag bit: the address is IPv6 (16 bytes), else IPv4 (4 bytes).
 const F_V6: u8 = 1;

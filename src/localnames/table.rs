@@ -26,8 +26,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::parsed::Parsed;
 
-/// Expiry value meaning "never expires" (hosts files, infinite leases).
-pub(crate) const NEVER: u64 = u64::MAX;
+pub(crate) use super::parsed::NEVER;
 
 fn arena_get(arena: &[u8], off: u32, len: u8) -> &[u8] {
     let start = off as usize;
