@@ -469,12 +469,13 @@ impl Table {
     /// keeping the latest expiry and the earliest position, then order by
     /// expiry descending, file order; spans are packed down as they shrink.
     fn settle_forward(&mut self, entries: &mut [Entry]) {
-        let mut g4 = Vec::new();
-        let mut g6 = Vec::new();
+        let mut g = Vec::new();
         let (mut w4, mut w6) = (0usize, 0usize);
+        let v4: Conv<Ipv4Addr> = (|a| u128::from(u32::from(a)), |x| Ipv4Addr::from(x as u32));
+        let v6: Conv<Ipv6Addr> = (u128::from, Ipv6Addr::from);
         for e in entries.iter_mut() {
-            e.v4 = settle_span(&mut self.v4, &mut self.v4_exp, e.v4, &mut w4, &mut g4);
-            e.v6 = settle_span(&mut self.v6, &mut self.v6_exp, e.v6, &mut w6, &mut g6);
+            e.v4 = settle_span(&mut self.v4, &mut self.v4_exp, e.v4, &mut w4, &mut g, v4);
+            e.v6 = settle_span(&mut self.v6, &mut self.v6_exp, e.v6, &mut w6, &mut g, v6);
         }
         self.v4.truncate(w4);
         self.v4_exp.truncate(w4);
@@ -603,13 +604,15 @@ fn qualified<'s>(name: &[u8], domain: Option<&[u8]>, scratch: &'s mut Vec<u8>) -
 /// `addrs`/`exps`, in file order): per address the latest expiry and the
 /// earliest position, ordered by expiry descending, then position. The
 /// result is moved down to `*w` (which never passes the span's start) and
-/// its span returned.
-fn settle_span<T: Copy + Ord>(
+/// its span returned. Addresses go through `u128` (`to`, `from`) so the
+/// sorting is compiled once for both families.
+fn settle_span<T: Copy>(
     addrs: &mut [T],
     exps: &mut [u64],
     span: Span,
     w: &mut usize,
-    group: &mut Vec<(T, u64, u32)>,
+    group: &mut Vec<(u128, u64, u32)>,
+    (to, from): Conv<T>,
 ) -> Span {
     let r = span.range();
     let (Some(a), Some(e)) = (addrs.get_mut(r.clone()), exps.get_mut(r.clone())) else {
@@ -622,20 +625,11 @@ fn settle_span<T: Copy + Ord>(
             a.iter()
                 .zip(e.iter())
                 .enumerate()
-                .map(|(i, (&x, &y))| (x, y, i as u32)),
+                .map(|(i, (&x, &y))| (to(x), y, i as u32)),
         );
-        group.sort_unstable_by(|x, y| x.0.cmp(&y.0).then(y.1.cmp(&x.1)));
-        group.dedup_by(|later, first| {
-            if later.0 == first.0 {
-                first.2 = first.2.min(later.2);
-                true
-            } else {
-                false
-            }
-        });
-        group.sort_unstable_by_key(|g| (Reverse(g.1), g.2));
+        order_group(group);
         for ((sa, se), &(x, y, _)) in a.iter_mut().zip(e.iter_mut()).zip(group.iter()) {
-            *sa = x;
+            *sa = from(x);
             *se = y;
         }
         n = group.len();
@@ -648,6 +642,23 @@ fn settle_span<T: Copy + Ord>(
     };
     *w += n;
     out
+}
+
+/// An address type's conversions to and from `u128`.
+type Conv<T> = (fn(T) -> u128, fn(u128) -> T);
+
+/// The ordering of [`settle_span`] on `(address, expiry, position)` triples.
+fn order_group(group: &mut Vec<(u128, u64, u32)>) {
+    group.sort_unstable_by(|x, y| x.0.cmp(&y.0).then(y.1.cmp(&x.1)));
+    group.dedup_by(|later, first| {
+        if later.0 == first.0 {
+            first.2 = first.2.min(later.2);
+            true
+        } else {
+            false
+        }
+    });
+    group.sort_unstable_by_key(|g| (Reverse(g.1), g.2));
 }
 
 /// The prefix of `addrs[span]` whose expiry is after `now` (expiries are
