@@ -21,10 +21,11 @@
 use std::net::IpAddr;
 use std::path::Path;
 
+use super::parsed::Parsed;
 use super::syntax::{
     clip, fields, is_hex, lines, parse_i64, parse_ip, parse_u64, strip_comment, trim_start, Warner,
 };
-use super::table::{Parsed, NEVER};
+use super::table::NEVER;
 
 /// Parses a hosts-style file held in memory.
 pub(crate) fn parse(data: &[u8], path: &Path) -> Parsed {
@@ -115,14 +116,12 @@ impl<'a> Parser<'a> {
         if !state.is_empty() {
             state.sort_unstable_by_key(|&(a, e)| (a, std::cmp::Reverse(e)));
             state.dedup_by_key(|&mut (a, _)| a);
-            for r in &mut p.recs {
-                if let Ok(i) = state.binary_search_by_key(&r.addr, |&(a, _)| a) {
-                    if let Some(&(_, exp)) = state.get(i) {
-                        r.exp = exp;
-                    }
-                }
-            }
+            p.map_exp(|r| match state.binary_search_by_key(&r.addr, |&(a, _)| a) {
+                Ok(i) => state.get(i).map_or(r.exp, |&(_, exp)| exp),
+                Err(_) => r.exp,
+            });
         }
+        p.shrink();
         p.bad = w.finish();
         p
     }

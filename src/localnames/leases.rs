@@ -14,8 +14,9 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use super::hosts;
+use super::parsed::Parsed;
 use super::syntax::{clip, fields, lease_label, lines, parse_ip, parse_u64, trim_start, Warner};
-use super::table::{Parsed, NEVER};
+use super::table::NEVER;
 
 /// Lease-file flavours.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,6 +123,7 @@ pub(crate) fn parse_dnsmasq(data: &[u8], path: &Path) -> Parsed {
             );
         }
     }
+    p.shrink();
     p.bad = w.finish();
     p
 }
@@ -286,7 +288,7 @@ pub(crate) fn parse_isc(data: &[u8], path: &Path) -> Parsed {
         pos: 0,
         line: 1,
     };
-    // Latest block per address: address → index in p.recs (or usize::MAX if
+    // Latest block per address: address → index of the record in p (or usize::MAX if
     // the latest block has no usable name / is not active).
     let mut latest: std::collections::HashMap<IpAddr, usize> = std::collections::HashMap::new();
     let mut dead: Vec<usize> = Vec::new();
@@ -333,7 +335,7 @@ pub(crate) fn parse_isc(data: &[u8], path: &Path) -> Parsed {
                     if let Some(h) = host {
                         let exp = info.ends.unwrap_or(NEVER);
                         if p.push(h, addr, exp, true) {
-                            new_idx = p.recs.len() - 1;
+                            new_idx = p.len() - 1;
                         } else {
                             w.warn(
                                 line,
@@ -359,16 +361,15 @@ pub(crate) fn parse_isc(data: &[u8], path: &Path) -> Parsed {
     if !dead.is_empty() {
         dead.sort_unstable();
         let mut k = 0usize;
-        let mut idx = 0usize;
-        p.recs.retain(|_| {
+        p.retain(|idx, _| {
             let keep = dead.get(k) != Some(&idx);
             if !keep {
                 k += 1;
             }
-            idx += 1;
             keep
         });
     }
+    p.shrink();
     p.bad = w.finish();
     p
 }

@@ -34,6 +34,7 @@
 
 mod hosts;
 mod leases;
+mod parsed;
 mod reverse;
 mod syntax;
 mod table;
@@ -51,7 +52,8 @@ pub use reverse::{is_private_reverse, parse_ptr_name};
 #[allow(unused_imports)]
 pub use reverse::reverse_name;
 
-use table::{Parsed, Table, NEVER};
+use parsed::Parsed;
+use table::{Table, NEVER};
 use watch::{parse_names, Kind, Source};
 
 /// Which files to read, and the local domain.
@@ -127,6 +129,9 @@ impl Layer {
             changed |= s.refresh(force);
         }
         if changed || force || now >= self.table.next_expiry() {
+            // The old table goes first: nothing is looked up during the
+            // build, and a reload then never holds two tables at once.
+            self.table = Table::default();
             self.table = Table::build(
                 self.sources.iter().flat_map(|s| s.parsed::<Parsed>()),
                 domain,

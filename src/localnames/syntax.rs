@@ -100,22 +100,8 @@ fn label_byte_ok(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
 }
 
-/// Validates a host name (labels of 1–63 letters, digits, `-`, `_`; total at
-/// most 253; one trailing dot tolerated and dropped) and appends its
-/// lowercased form to `arena`. Returns `(offset, length)` in the arena, or
-/// `None` (arena unchanged) if the name is invalid.
-pub(crate) fn push_name(arena: &mut Vec<u8>, raw: &[u8]) -> Option<(u32, u8)> {
-    let name = raw.strip_suffix(b".").unwrap_or(raw);
-    if !valid_name(name) {
-        return None;
-    }
-    let off = u32::try_from(arena.len()).ok()?;
-    let len = u8::try_from(name.len()).ok()?;
-    arena.extend(name.iter().map(|b| b.to_ascii_lowercase()));
-    Some((off, len))
-}
-
-/// True if `name` (no trailing dot) is a valid host name per [`push_name`].
+/// True if `name` (no trailing dot) is a valid host name: labels of 1–63
+/// letters, digits, `-`, `_`; total at most 253.
 pub(crate) fn valid_name(name: &[u8]) -> bool {
     if name.is_empty() || name.len() > MAX_NAME {
         return false;

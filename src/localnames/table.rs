@@ -1,86 +1,38 @@
-//! Parsed per-file records and the merged, read-only lookup table built from them.
+//! The merged, read-only lookup table built from the files' [`Parsed`] records.
 //!
-//! Parsers produce a [`Parsed`] per file: one byte arena holding every
-//! (lowercased) name and a flat vector of [`Rec`]ords pointing into it, so
-//! parsing allocates per file, not per line. [`Table::build`] merges all
-//! files into a handful of flat vectors — no allocation per name:
+//! [`Table::build`] merges all files of a layer into a handful of flat
+//! vectors — no allocation per name, and no per-record vector during the build:
 //!
 //! - every distinct name once in a byte arena, found through an
 //!   open-addressing index of `(hash tag, entry id)` pairs (seeded hash, so
 //!   colliding host names cannot be precomputed);
-//! - addresses in per-family arenas, each name owning a contiguous span
+//! - addresses in per-family arrays, each name owning a contiguous span
 //!   sorted by expiry descending, so the still-valid addresses at any time
 //!   are a prefix of the span (one binary search, borrowed slices out);
 //! - the PTR side the same way: an index from address to a group owning a
 //!   span of candidate names in priority order.
 //!
-//! Grouping uses counting sorts on the dense ids (ids are assigned in file
-//! order, so the sort is stable and linear); only a name's own few
-//! addresses are sorted.
+//! The build walks the files twice: once to intern names and addresses and
+//! count their records, once to put each record straight into its span of
+//! arrays allocated at their exact size (ids are assigned in file order, so
+//! each span is in file order); only a name's own few addresses are sorted.
 //!
 //! All arithmetic is on fixed-width integers with explicit little-endian
 //! word loads for hashing: identical behaviour on 32-bit and big-endian
 //! targets.
 
-use std::cmp::{Ordering, Reverse};
+use std::cmp::Reverse;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-/// Expiry value meaning "never expires" (hosts files, infinite leases).
-pub(crate) const NEVER: u64 = u64::MAX;
+use super::parsed::Parsed;
 
-/// One (name, address) pair read from a file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Rec {
-    /// Offset of the name in [`Parsed::names`].
-    pub off: u32,
-    /// Length of the name (validated: 1..=253).
-    pub len: u8,
-    /// True for the name a PTR query for `addr` may return (first name of a
-    /// hosts line, the host name of a lease).
-    pub canonical: bool,
-    pub addr: IpAddr,
-    /// UNIX time after which the record is gone; [`NEVER`] for none.
-    pub exp: u64,
-}
-
-/// The result of parsing one file.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub(crate) struct Parsed {
-    /// Lowercased names, back to back.
-    pub names: Vec<u8>,
-    pub recs: Vec<Rec>,
-    /// Malformed lines / entries skipped (already logged, capped).
-    pub bad: u32,
-}
+pub(crate) use super::parsed::NEVER;
 
 fn arena_get(arena: &[u8], off: u32, len: u8) -> &[u8] {
     let start = off as usize;
     arena
         .get(start..start.saturating_add(usize::from(len)))
         .unwrap_or(&[])
-}
-
-impl Parsed {
-    pub(crate) fn name(&self, r: &Rec) -> &[u8] {
-        arena_get(&self.names, r.off, r.len)
-    }
-
-    /// Validates `raw` and records it for `addr`. Returns false if the name is invalid.
-    pub(crate) fn push(&mut self, raw: &[u8], addr: IpAddr, exp: u64, canonical: bool) -> bool {
-        match super::syntax::push_name(&mut self.names, raw) {
-            Some((off, len)) => {
-                self.recs.push(Rec {
-                    off,
-                    len,
-                    canonical,
-                    addr,
-                    exp,
-                });
-                true
-            }
-            None => false,
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -147,7 +99,8 @@ fn hash_addr(seed: u64, a: &IpAddr) -> u64 {
 
 /// Open-addressing (linear probing) index from a key to a dense id; the
 /// keys themselves live elsewhere and are compared through a closure.
-/// Slots hold `(hash tag, id + 1)`, `0` meaning empty; load stays below 1/2.
+/// Slots hold `(hash tag, id + 1)`, `0` meaning empty; load stays below 3/4
+/// (the 32-bit tag spares most name comparisons on the longer probes).
 #[derive(Debug, Default)]
 struct Index {
     seed: u64,
@@ -157,8 +110,8 @@ struct Index {
 
 impl Index {
     fn with_capacity(n: usize) -> Self {
-        let size = n
-            .saturating_mul(2)
+        // Room for `n` below the 3/4 growth point.
+        let size = (n.saturating_mul(4) / 3 + 1)
             .max(16)
             .checked_next_power_of_two()
             .unwrap_or(1 << 30);
@@ -191,13 +144,13 @@ impl Index {
     }
 
     /// Fills the free `slot` returned by [`find`](Self::find); doubles the
-    /// table when half full (`hash_of` recomputes the hash of an id).
+    /// table when 3/4 full (`hash_of` recomputes the hash of an id).
     fn insert_at(&mut self, slot: usize, h: u64, id: u32, mut hash_of: impl FnMut(u32) -> u64) {
         if let Some(s) = self.slots.get_mut(slot) {
             *s = ((h >> 32) as u32, id.saturating_add(1));
             self.used += 1;
         }
-        if self.used.saturating_mul(2) < self.slots.len() {
+        if self.used.saturating_mul(4) < self.slots.len().saturating_mul(3) {
             return;
         }
         let size = self.slots.len().saturating_mul(2).max(16);
@@ -290,54 +243,6 @@ impl Default for Table {
     }
 }
 
-/// Address order within a name: IPv4 before IPv6, then numerically.
-fn addr_cmp(a: &IpAddr, b: &IpAddr) -> Ordering {
-    match (a, b) {
-        (IpAddr::V4(x), IpAddr::V4(y)) => x.cmp(y),
-        (IpAddr::V6(x), IpAddr::V6(y)) => x.cmp(y),
-        (IpAddr::V4(_), IpAddr::V6(_)) => Ordering::Less,
-        (IpAddr::V6(_), IpAddr::V4(_)) => Ordering::Greater,
-    }
-}
-
-/// A flattened record during the build (`key` is a name or address-group id).
-#[derive(Clone, Copy)]
-struct Flat {
-    key: u32,
-    id: u32,
-    exp: u64,
-    addr: IpAddr,
-}
-
-/// Stable counting sort of `items` by `key` (< `nkeys`): returns the
-/// positions of the items in sorted order and the start of each key's run
-/// (`nkeys + 1` entries). Positions rather than a sorted copy: 4 bytes per
-/// item instead of 40 at the build's peak.
-fn bucket(items: &[Flat], nkeys: usize) -> (Vec<u32>, Vec<u32>) {
-    let mut starts = vec![0u32; nkeys + 1];
-    for f in items {
-        if let Some(c) = starts.get_mut(f.key as usize + 1) {
-            *c = c.saturating_add(1);
-        }
-    }
-    let mut acc = 0u32;
-    for c in &mut starts {
-        acc = acc.saturating_add(*c);
-        *c = acc;
-    }
-    let mut pos = starts.clone();
-    let mut out = vec![0u32; items.len()];
-    for (i, f) in items.iter().enumerate() {
-        if let Some(p) = pos.get_mut(f.key as usize) {
-            if let Some(slot) = out.get_mut(*p as usize) {
-                *slot = i as u32;
-            }
-            *p = p.saturating_add(1);
-        }
-    }
-    (out, starts)
-}
-
 /// Name and address interning during the build.
 struct Builder {
     arena: Vec<u8>,
@@ -407,6 +312,76 @@ impl Builder {
             }
         }
     }
+    /// One walk over the records: interns names and addresses; counts each
+    /// one's records (`fill` false) or puts them in place (`fill` true, after
+    /// [`Table::layout`]; the same ids come back, as nothing new is interned).
+    fn walk(
+        &mut self,
+        t: &mut Table,
+        files: &[&Parsed],
+        domain: Option<&[u8]>,
+        now: u64,
+        fill: bool,
+    ) {
+        let mut scratch: Vec<u8> = Vec::with_capacity(256);
+        for (r, name) in files.iter().flat_map(|p| p.iter()) {
+            if r.exp <= now {
+                continue;
+            }
+            let Some(id) = self.intern_name(name) else {
+                continue;
+            };
+            self.place(t, id, r.addr, r.exp, fill);
+            let mut ptr_id = id;
+            if let Some(q) = qualified(name, domain, &mut scratch) {
+                if let Some(qid) = self.intern_name(q) {
+                    self.place(t, qid, r.addr, r.exp, fill);
+                    ptr_id = qid;
+                }
+            }
+            if r.canonical {
+                if let Some(g) = self
+                    .intern_addr(&r.addr)
+                    .and_then(|gid| self.rev.get_mut(gid as usize))
+                {
+                    if fill {
+                        let at = g.names.start.saturating_add(g.names.len) as usize;
+                        if let Some(slot) = t.rev_names.get_mut(at) {
+                            *slot = (ptr_id, r.exp);
+                        }
+                    }
+                    g.names.len = g.names.len.saturating_add(1);
+                }
+            }
+        }
+    }
+
+    /// Counts or places one forward record of name `id`.
+    fn place(&mut self, t: &mut Table, id: u32, addr: IpAddr, exp: u64, fill: bool) {
+        let Some(e) = self.entries.get_mut(id as usize) else {
+            return;
+        };
+        match addr {
+            IpAddr::V4(a) => {
+                if fill {
+                    let at = e.v4.start.saturating_add(e.v4.len) as usize;
+                    if let (Some(s), Some(x)) = (t.v4.get_mut(at), t.v4_exp.get_mut(at)) {
+                        (*s, *x) = (a, exp);
+                    }
+                }
+                e.v4.len = e.v4.len.saturating_add(1);
+            }
+            IpAddr::V6(a) => {
+                if fill {
+                    let at = e.v6.start.saturating_add(e.v6.len) as usize;
+                    if let (Some(s), Some(x)) = (t.v6.get_mut(at), t.v6_exp.get_mut(at)) {
+                        (*s, *x) = (a, exp);
+                    }
+                }
+                e.v6.len = e.v6.len.saturating_add(1);
+            }
+        }
+    }
 }
 
 impl Table {
@@ -414,79 +389,46 @@ impl Table {
     /// table, dropping records already expired at `now`. With `domain`, every
     /// name without a dot is also entered as `name.domain`, and its PTR
     /// answer is the qualified form.
+    ///
+    /// No per-record vector is built: a first walk over the files interns the
+    /// names and addresses and counts each one's records, the address arrays
+    /// are then allocated at their exact size and a second walk puts every
+    /// record in its place (file order within each name), and a final sweep
+    /// dedupes and orders each name's records in place.
     pub(crate) fn build<'a, I>(files: I, domain: Option<&[u8]>, now: u64) -> Table
     where
         I: IntoIterator<Item = &'a Parsed>,
     {
         let files: Vec<&Parsed> = files.into_iter().collect();
-        let total: usize = files.iter().map(|p| p.recs.len()).sum();
-        let bytes: usize = files.iter().map(|p| p.names.len()).sum();
+        // Upper bounds: reserved, not touched, beyond what is used, then given back.
+        let (mut names, mut bytes, mut canon) = (0usize, 0usize, 0usize);
+        let mut scratch: Vec<u8> = Vec::with_capacity(256);
+        for (r, name) in files.iter().flat_map(|p| p.iter()) {
+            if r.exp <= now {
+                continue;
+            }
+            names += 1;
+            bytes += name.len();
+            if let Some(q) = qualified(name, domain, &mut scratch) {
+                names += 1;
+                bytes += q.len();
+            }
+            canon += usize::from(r.canonical);
+        }
         let mut b = Builder {
             arena: Vec::with_capacity(bytes),
-            entries: Vec::with_capacity(total),
-            index: Index::with_capacity(total),
-            rev: Vec::new(),
-            rev_index: Index::with_capacity(total / 2),
+            entries: Vec::with_capacity(names),
+            index: Index::with_capacity(names),
+            rev: Vec::with_capacity(canon),
+            rev_index: Index::with_capacity(canon),
         };
-        // Forward records (key = name id) and PTR candidates (key = address
-        // group, id = name id), both in file order.
-        let mut fwd: Vec<Flat> = Vec::with_capacity(total);
-        let mut rev: Vec<Flat> = Vec::new();
-        let mut scratch: Vec<u8> = Vec::with_capacity(256);
-
-        for p in &files {
-            for r in &p.recs {
-                if r.exp <= now {
-                    continue;
-                }
-                let name = p.name(r);
-                let Some(id) = b.intern_name(name) else {
-                    continue;
-                };
-                let rec = Flat {
-                    key: id,
-                    id,
-                    exp: r.exp,
-                    addr: r.addr,
-                };
-                fwd.push(rec);
-                let mut ptr_id = id;
-                if let Some(dom) = domain {
-                    if !name.contains(&b'.')
-                        && name.len() + 1 + dom.len() <= super::syntax::MAX_NAME
-                    {
-                        scratch.clear();
-                        scratch.extend_from_slice(name);
-                        scratch.push(b'.');
-                        scratch.extend_from_slice(dom);
-                        if let Some(qid) = b.intern_name(&scratch) {
-                            fwd.push(Flat {
-                                key: qid,
-                                id: qid,
-                                ..rec
-                            });
-                            ptr_id = qid;
-                        }
-                    }
-                }
-                if r.canonical {
-                    if let Some(gid) = b.intern_addr(&r.addr) {
-                        rev.push(Flat {
-                            key: gid,
-                            id: ptr_id,
-                            ..rec
-                        });
-                    }
-                }
-            }
-        }
-        drop(files);
-
         let mut t = Table::default();
-        t.fill_forward(&fwd, &mut b.entries);
-        drop(fwd);
-        t.fill_reverse(&rev, &mut b.rev);
-        drop(rev);
+        b.walk(&mut t, &files, domain, now, false);
+        t.layout(&mut b.entries, &mut b.rev);
+        b.walk(&mut t, &files, domain, now, true);
+        drop(files);
+        t.settle_forward(&mut b.entries);
+        t.settle_reverse(&mut b.rev);
 
         b.arena.shrink_to_fit();
         b.entries.shrink_to_fit();
@@ -499,103 +441,94 @@ impl Table {
         t
     }
 
-    /// Forward side: per name (records already in file order), dedupe
-    /// addresses keeping the latest expiry and the earliest position, then
-    /// order by family, expiry descending, file order.
-    fn fill_forward(&mut self, fwd: &[Flat], entries: &mut [Entry]) {
-        let (sorted, starts) = bucket(fwd, entries.len());
-        let v4n = fwd.iter().filter(|f| f.addr.is_ipv4()).count();
-        self.v4.reserve_exact(v4n);
-        self.v4_exp.reserve_exact(v4n);
-        self.v6.reserve_exact(fwd.len() - v4n);
-        self.v6_exp.reserve_exact(fwd.len() - v4n);
-        // (address, expiry, position) for names with several records.
-        let mut group: Vec<(IpAddr, u64, u32)> = Vec::new();
-        for (id, e) in entries.iter_mut().enumerate() {
-            let (Some(&s), Some(&end)) = (starts.get(id), starts.get(id + 1)) else {
-                continue;
-            };
-            let Some(recs) = sorted.get(s as usize..end as usize) else {
-                continue;
-            };
-            group.clear();
-            group.extend(
-                recs.iter()
-                    .filter_map(|&i| fwd.get(i as usize))
-                    .enumerate()
-                    .map(|(i, f)| (f.addr, f.exp, i as u32)),
-            );
-            if group.len() > 1 {
-                group.sort_unstable_by(|a, b| addr_cmp(&a.0, &b.0).then(b.1.cmp(&a.1)));
-                group.dedup_by(|later, first| {
-                    if later.0 == first.0 {
-                        first.2 = first.2.min(later.2);
-                        true
-                    } else {
-                        false
-                    }
-                });
-                group.sort_unstable_by_key(|g| (g.0.is_ipv6(), Reverse(g.1), g.2));
-            }
-            for &(addr, exp, _) in &group {
-                if exp != NEVER {
-                    self.next_expiry = self.next_expiry.min(exp);
-                }
-                match addr {
-                    IpAddr::V4(a) => {
-                        if e.v4.len == 0 {
-                            e.v4.start = u32::try_from(self.v4.len()).unwrap_or(u32::MAX);
-                        }
-                        e.v4.len = e.v4.len.saturating_add(1);
-                        self.v4.push(a);
-                        self.v4_exp.push(exp);
-                    }
-                    IpAddr::V6(a) => {
-                        if e.v6.len == 0 {
-                            e.v6.start = u32::try_from(self.v6.len()).unwrap_or(u32::MAX);
-                        }
-                        e.v6.len = e.v6.len.saturating_add(1);
-                        self.v6.push(a);
-                        self.v6_exp.push(exp);
-                    }
-                }
-            }
+    /// Turns the record counts of the first walk into spans (prefix sums,
+    /// lengths reset to 0 as fill cursors) and allocates the arrays at their
+    /// exact size.
+    fn layout(&mut self, entries: &mut [Entry], groups: &mut [RevGroup]) {
+        let (mut n4, mut n6, mut nr) = (0u32, 0u32, 0u32);
+        for e in entries.iter_mut() {
+            let (c4, c6) = (e.v4.len, e.v6.len);
+            e.v4 = Span { start: n4, len: 0 };
+            e.v6 = Span { start: n6, len: 0 };
+            n4 = n4.saturating_add(c4);
+            n6 = n6.saturating_add(c6);
         }
+        for g in groups.iter_mut() {
+            let len = g.names.len;
+            g.names = Span { start: nr, len: 0 };
+            nr = nr.saturating_add(len);
+        }
+        self.v4 = vec![Ipv4Addr::UNSPECIFIED; n4 as usize];
+        self.v4_exp = vec![0; n4 as usize];
+        self.v6 = vec![Ipv6Addr::UNSPECIFIED; n6 as usize];
+        self.v6_exp = vec![0; n6 as usize];
+        self.rev_names = vec![(0, 0); nr as usize];
+    }
+
+    /// Forward side: per name (records in file order), dedupe addresses
+    /// keeping the latest expiry and the earliest position, then order by
+    /// expiry descending, file order; spans are packed down as they shrink.
+    fn settle_forward(&mut self, entries: &mut [Entry]) {
+        let mut g = Vec::new();
+        let (mut w4, mut w6) = (0usize, 0usize);
+        let v4: Conv<Ipv4Addr> = (|a| u128::from(u32::from(a)), |x| Ipv4Addr::from(x as u32));
+        let v6: Conv<Ipv6Addr> = (u128::from, Ipv6Addr::from);
+        for e in entries.iter_mut() {
+            e.v4 = settle_span(&mut self.v4, &mut self.v4_exp, e.v4, &mut w4, &mut g, v4);
+            e.v6 = settle_span(&mut self.v6, &mut self.v6_exp, e.v6, &mut w6, &mut g, v6);
+        }
+        self.v4.truncate(w4);
+        self.v4_exp.truncate(w4);
+        self.v6_exp.truncate(w6);
+        self.v6.truncate(w6);
+        self.next_expiry = self
+            .v4_exp
+            .iter()
+            .chain(&self.v6_exp)
+            .copied()
+            .filter(|&e| e != NEVER)
+            .min()
+            .unwrap_or(NEVER);
+        self.v4.shrink_to_fit();
+        self.v4_exp.shrink_to_fit();
+        self.v6.shrink_to_fit();
+        self.v6_exp.shrink_to_fit();
     }
 
     /// Reverse side: per address, candidate names in file order; a lookup
     /// takes the first one not expired, so nothing after a never-expiring
     /// one is kept; a repeated name keeps its longest life.
-    fn fill_reverse(&mut self, rev: &[Flat], groups: &mut [RevGroup]) {
-        let (sorted, starts) = bucket(rev, groups.len());
-        self.rev_names.reserve_exact(groups.len());
-        for (gid, g) in groups.iter_mut().enumerate() {
-            let (Some(&s), Some(&end)) = (starts.get(gid), starts.get(gid + 1)) else {
+    fn settle_reverse(&mut self, groups: &mut [RevGroup]) {
+        let mut w = 0usize;
+        for g in groups.iter_mut() {
+            let r = g.names.range();
+            let Some(c) = self.rev_names.get_mut(r.clone()) else {
+                g.names = Span::default();
                 continue;
             };
-            let Some(cands) = sorted.get(s as usize..end as usize) else {
-                continue;
-            };
-            let start = u32::try_from(self.rev_names.len()).unwrap_or(u32::MAX);
-            let mut len = 0u32;
-            for f in cands.iter().filter_map(|&i| rev.get(i as usize)) {
-                let span = Span { start, len };
-                if let Some(prev) = self
-                    .rev_names
-                    .get_mut(span.range())
-                    .and_then(|s| s.iter_mut().find(|(id, _)| *id == f.id))
-                {
-                    prev.1 = prev.1.max(f.exp);
-                } else {
-                    self.rev_names.push((f.id, f.exp));
-                    len = len.saturating_add(1);
+            let mut k = 0usize;
+            for i in 0..c.len() {
+                let Some(&(id, exp)) = c.get(i) else { break };
+                let kept = c.get_mut(..k).unwrap_or(&mut []);
+                if let Some(prev) = kept.iter_mut().find(|(p, _)| *p == id) {
+                    prev.1 = prev.1.max(exp);
+                } else if let Some(slot) = c.get_mut(k) {
+                    *slot = (id, exp);
+                    k += 1;
                 }
-                if f.exp == NEVER {
+                if exp == NEVER {
                     break;
                 }
             }
-            g.names = Span { start, len };
+            // `w` never passes the span's start: spans were laid out in order.
+            self.rev_names.copy_within(r.start..r.start + k, w);
+            g.names = Span {
+                start: u32::try_from(w).unwrap_or(u32::MAX),
+                len: u32::try_from(k).unwrap_or(u32::MAX),
+            };
+            w += k;
         }
+        self.rev_names.truncate(w);
         self.rev_names.shrink_to_fit();
     }
 
@@ -652,6 +585,80 @@ impl Table {
     pub(crate) fn next_expiry(&self) -> u64 {
         self.next_expiry
     }
+}
+
+/// `name.domain` in `scratch` if `name` has no dot and the result is short enough.
+fn qualified<'s>(name: &[u8], domain: Option<&[u8]>, scratch: &'s mut Vec<u8>) -> Option<&'s [u8]> {
+    let dom = domain?;
+    if name.contains(&b'.') || name.len() + 1 + dom.len() > super::syntax::MAX_NAME {
+        return None;
+    }
+    scratch.clear();
+    scratch.extend_from_slice(name);
+    scratch.push(b'.');
+    scratch.extend_from_slice(dom);
+    Some(scratch)
+}
+
+/// Dedupes and orders one name's addresses of one family (`span` of
+/// `addrs`/`exps`, in file order): per address the latest expiry and the
+/// earliest position, ordered by expiry descending, then position. The
+/// result is moved down to `*w` (which never passes the span's start) and
+/// its span returned. Addresses go through `u128` (`to`, `from`) so the
+/// sorting is compiled once for both families.
+fn settle_span<T: Copy>(
+    addrs: &mut [T],
+    exps: &mut [u64],
+    span: Span,
+    w: &mut usize,
+    group: &mut Vec<(u128, u64, u32)>,
+    (to, from): Conv<T>,
+) -> Span {
+    let r = span.range();
+    let (Some(a), Some(e)) = (addrs.get_mut(r.clone()), exps.get_mut(r.clone())) else {
+        return Span::default();
+    };
+    let mut n = a.len();
+    if n > 1 {
+        group.clear();
+        group.extend(
+            a.iter()
+                .zip(e.iter())
+                .enumerate()
+                .map(|(i, (&x, &y))| (to(x), y, i as u32)),
+        );
+        order_group(group);
+        for ((sa, se), &(x, y, _)) in a.iter_mut().zip(e.iter_mut()).zip(group.iter()) {
+            *sa = from(x);
+            *se = y;
+        }
+        n = group.len();
+    }
+    addrs.copy_within(r.start..r.start + n, *w);
+    exps.copy_within(r.start..r.start + n, *w);
+    let out = Span {
+        start: u32::try_from(*w).unwrap_or(u32::MAX),
+        len: u32::try_from(n).unwrap_or(u32::MAX),
+    };
+    *w += n;
+    out
+}
+
+/// An address type's conversions to and from `u128`.
+type Conv<T> = (fn(T) -> u128, fn(u128) -> T);
+
+/// The ordering of [`settle_span`] on `(address, expiry, position)` triples.
+fn order_group(group: &mut Vec<(u128, u64, u32)>) {
+    group.sort_unstable_by(|x, y| x.0.cmp(&y.0).then(y.1.cmp(&x.1)));
+    group.dedup_by(|later, first| {
+        if later.0 == first.0 {
+            first.2 = first.2.min(later.2);
+            true
+        } else {
+            false
+        }
+    });
+    group.sort_unstable_by_key(|g| (Reverse(g.1), g.2));
 }
 
 /// The prefix of `addrs[span]` whose expiry is after `now` (expiries are

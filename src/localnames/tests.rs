@@ -215,7 +215,7 @@ fn hosts_many_bad_lines_counted_not_fatal() {
     data.extend_from_slice(b"10.1.1.1 fine\n");
     let p = super::hosts::parse(&data, Path::new("big-broken"));
     assert_eq!(p.bad, 5000);
-    assert_eq!(p.recs.len(), 1);
+    assert_eq!(p.len(), 1);
 }
 
 #[test]
@@ -227,7 +227,7 @@ fn names_validation_limits() {
     assert_eq!(long_ok.len(), 253);
     let text = format!("10.0.0.1 {l63} {l64} {long_ok} {long_bad} a..b .lead\n");
     let p = super::hosts::parse(text.as_bytes(), Path::new("t"));
-    let names: Vec<&[u8]> = p.recs.iter().map(|r| p.name(r)).collect();
+    let names: Vec<&[u8]> = p.iter().map(|(_, n)| n).collect();
     assert_eq!(names, vec![l63.as_bytes(), long_ok.as_bytes()]);
 }
 
@@ -583,7 +583,7 @@ fn isc_dhcpd_leases() {
         b"lease 10.0.0.1 { binding state active; client-hostname \"x\"; }\nlease 10.0.0.2 { client-hostname \"open;}\n",
         Path::new("t"),
     );
-    assert_eq!(p.recs.len(), 1);
+    assert_eq!(p.len(), 1);
     assert!(ln.lookup_addr(ip("2001:db8::5"), NOW).is_none());
     assert!(ln.lookup_addr(ip("192.168.1.50"), NOW).is_none());
 }

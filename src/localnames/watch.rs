@@ -35,7 +35,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use super::table::Parsed;
+use super::parsed::Parsed;
 use super::{hosts, leases};
 
 /// What one file of a source was parsed into.
@@ -60,10 +60,10 @@ pub(crate) fn same_as<P: Content + PartialEq>(a: &P, b: &dyn Content) -> bool {
 
 impl Content for Parsed {
     fn is_empty(&self) -> bool {
-        self.recs.is_empty()
+        Parsed::is_empty(self)
     }
     fn counts(&self) -> (usize, u32) {
-        (self.recs.len(), self.bad)
+        (self.len(), self.bad)
     }
     fn same(&self, other: &dyn Content) -> bool {
         same_as(self, other)

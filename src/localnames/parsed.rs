@@ -1,0 +1,191 @@
+//! What one hosts or lease file was parsed into: its records packed back to back in one byte vector.
+//!
+//! Every file's records are kept between reads (a changed file is re-read
+//! alone and the layer's table rebuilt from what every file holds), so they
+//! are stored as compactly as they can be read back: per record one flag
+//! byte, the address (4 or 16 bytes), the expiry (8 bytes, only when there is
+//! one), the name length and the lowercased name. A hosts line
+//! `172.16.0.5 host5` costs 11 bytes instead of a 40-byte struct plus the name.
+//! Records are read back in file order by [`Parsed::iter`]; the rare
+//! rewrites (odhcpd lease times, ISC blocks replaced later in the file)
+//! re-encode the vector once at the end of the parse.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// Expiry value meaning "never expires" (hosts files, infinite leases).
+pub(crate) const NEVER: u64 = u64::MAX;
+
+/// Flag bit: the address is IPv6 (16 bytes), else IPv4 (4 bytes).
+const F_V6: u8 = 1;
+/// Flag bit: the name is canonical for its address (may be a PTR answer).
+const F_CANON: u8 = 2;
+/// Flag bit: an 8-byte little-endian expiry follows the address (else [`NEVER`]).
+const F_EXP: u8 = 4;
+
+/// One record read back from a [`Parsed`] (the name is handed out beside it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Rec {
+    /// True for the name a PTR query for `addr` may return (first name of a
+    /// hosts line, the host name of a lease).
+    pub canonical: bool,
+    pub addr: IpAddr,
+    /// UNIX time after which the record is gone; [`NEVER`] for none.
+    pub exp: u64,
+}
+
+/// The result of parsing one file.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Parsed {
+    /// Packed records, back to back (see the module documentation).
+    data: Vec<u8>,
+    /// Number of records in `data`.
+    count: u32,
+    /// Malformed lines / entries skipped (already logged, capped).
+    pub bad: u32,
+}
+
+impl Parsed {
+    /// Number of records.
+    pub(crate) fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    /// True if the file gave no record.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Validates `raw` and records it for `addr`. Returns false if the name is invalid.
+    pub(crate) fn push(&mut self, raw: &[u8], addr: IpAddr, exp: u64, canonical: bool) -> bool {
+        let name = raw.strip_suffix(b".").unwrap_or(raw);
+        if !super::syntax::valid_name(name) {
+            return false;
+        }
+        let Ok(count) = u32::try_from(self.len() + 1) else {
+            return false;
+        };
+        self.append(
+            Rec {
+                canonical,
+                addr,
+                exp,
+            },
+            name,
+            true,
+        );
+        self.count = count;
+        true
+    }
+
+    /// Appends one record (`name` valid; lowercased here if `lower`).
+    fn append(&mut self, r: Rec, name: &[u8], lower: bool) {
+        let mut flags = 0u8;
+        if r.addr.is_ipv6() {
+            flags |= F_V6;
+        }
+        if r.canonical {
+            flags |= F_CANON;
+        }
+        if r.exp != NEVER {
+            flags |= F_EXP;
+        }
+        self.data.push(flags);
+        match r.addr {
+            IpAddr::V4(a) => self.data.extend_from_slice(&a.octets()),
+            IpAddr::V6(a) => self.data.extend_from_slice(&a.octets()),
+        }
+        if r.exp != NEVER {
+            self.data.extend_from_slice(&r.exp.to_le_bytes());
+        }
+        // Valid names are at most 253 bytes.
+        self.data.push(u8::try_from(name.len()).unwrap_or(u8::MAX));
+        if lower {
+            self.data
+                .extend(name.iter().map(|b| b.to_ascii_lowercase()));
+        } else {
+            self.data.extend_from_slice(name);
+        }
+    }
+
+    /// The records in file order, each with its (lowercased) name.
+    pub(crate) fn iter(&self) -> Iter<'_> {
+        Iter { rest: &self.data }
+    }
+
+    /// Keeps only the records for which `keep(index, record)` is true.
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(usize, &Rec) -> bool) {
+        self.rewrite(|i, r| keep(i, r).then_some(*r));
+    }
+
+    /// Sets each record's expiry to `exp_of(record)`.
+    pub(crate) fn map_exp(&mut self, mut exp_of: impl FnMut(&Rec) -> u64) {
+        self.rewrite(|_, r| {
+            Some(Rec {
+                exp: exp_of(r),
+                ..*r
+            })
+        });
+    }
+
+    /// Re-encodes the records through `f` (`None` drops one).
+    fn rewrite(&mut self, mut f: impl FnMut(usize, &Rec) -> Option<Rec>) {
+        let old = std::mem::take(&mut self.data);
+        self.data.reserve_exact(old.len());
+        let mut count = 0u32;
+        for (i, (r, name)) in (Iter { rest: &old }).enumerate() {
+            if let Some(n) = f(i, &r) {
+                self.append(n, name, false);
+                count = count.saturating_add(1);
+            }
+        }
+        self.count = count;
+    }
+
+    /// Gives back the spare capacity of the vector (done once a file is parsed).
+    pub(crate) fn shrink(&mut self) {
+        self.data.shrink_to_fit();
+    }
+}
+
+/// The first `N` bytes of `b` as an array, and the rest.
+fn take<const N: usize>(b: &[u8]) -> Option<([u8; N], &[u8])> {
+    let head = <[u8; N]>::try_from(b.get(..N)?).ok()?;
+    Some((head, b.get(N..)?))
+}
+
+/// Reads [`Parsed`] records back in order.
+pub(crate) struct Iter<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = (Rec, &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (&flags, rest) = self.rest.split_first()?;
+        let (addr, rest) = if flags & F_V6 != 0 {
+            let (a, rest) = take::<16>(rest)?;
+            (IpAddr::V6(Ipv6Addr::from(a)), rest)
+        } else {
+            let (a, rest) = take::<4>(rest)?;
+            (IpAddr::V4(Ipv4Addr::from(a)), rest)
+        };
+        let (exp, rest) = if flags & F_EXP != 0 {
+            let (e, rest) = take::<8>(rest)?;
+            (u64::from_le_bytes(e), rest)
+        } else {
+            (NEVER, rest)
+        };
+        let (&len, rest) = rest.split_first()?;
+        let name = rest.get(..usize::from(len))?;
+        self.rest = rest.get(usize::from(len)..).unwrap_or(&[]);
+        Some((
+            Rec {
+                canonical: flags & F_CANON != 0,
+                addr,
+                exp,
+            },
+            name,
+        ))
+    }
+}

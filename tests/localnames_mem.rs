@@ -1,0 +1,160 @@
+//! Heap use of the local-names table, counted by a global allocator: the bench's
+//! shape (a 50,000-line hosts file and 10,000 dnsmasq leases with `domain lan`)
+//! must load, stay and reload within fixed bytes per name. Byte counts, not
+//! timings: deterministic for a given build.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+use dproxy::localnames::{LocalConfig, LocalNames};
+
+/// Counts live heap bytes and their high-water mark.
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+fn grew(n: usize) {
+    let now = LIVE.fetch_add(n, Relaxed) + n;
+    PEAK.fetch_max(now, Relaxed);
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        let p = System.alloc(l);
+        if !p.is_null() {
+            grew(l.size());
+        }
+        p
+    }
+    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
+        let p = System.alloc_zeroed(l);
+        if !p.is_null() {
+            grew(l.size());
+        }
+        p
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        System.dealloc(p, l);
+        LIVE.fetch_sub(l.size(), Relaxed);
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        let q = System.realloc(p, l, new);
+        if !q.is_null() {
+            // Counted as alloc-then-free: a moving realloc holds both for a moment.
+            grew(new);
+            LIVE.fetch_sub(l.size(), Relaxed);
+        }
+        q
+    }
+}
+
+#[global_allocator]
+static A: Counting = Counting;
+
+const NOW: u64 = 1_800_000_000;
+
+/// Writes `data` to a file of this test's own in the temporary directory.
+fn write_temp(name: &str, data: &[u8]) -> std::path::PathBuf {
+    let p = std::env::temp_dir().join(format!("dproxy-mem-{}-{name}", std::process::id()));
+    std::fs::write(&p, data).expect("write a file in the temporary directory");
+    p
+}
+
+/// Live bytes now, after resetting the high-water mark to them.
+fn reset_peak() -> usize {
+    let now = LIVE.load(Relaxed);
+    PEAK.store(now, Relaxed);
+    now
+}
+
+#[test]
+fn bench_shape_bytes_per_name() {
+    let mut hosts = Vec::new();
+    hosts.extend_from_slice(b"# 50,000 lines\n");
+    for k in 0..49_999u32 {
+        let line = if k % 10 == 9 {
+            format!(
+                "fd00::{:x}:{:x}\thost{k}6 host{k}6.lan\n",
+                k >> 16,
+                k & 0xffff
+            )
+        } else {
+            format!(
+                "172.{}.{}.{}\thost{k} host{k}.lan\n",
+                16 + (k >> 16),
+                (k >> 8) & 255,
+                k & 255
+            )
+        };
+        hosts.extend_from_slice(line.as_bytes());
+    }
+    let mut leases = Vec::new();
+    for k in 0..10_000u32 {
+        let mac = format!("02:00:00:00:{:02x}:{:02x}", k >> 8, k & 255);
+        let line = format!(
+            "{} {mac} 10.100.{}.{} lease{k} 01:{mac}\n",
+            NOW + 86_400,
+            k >> 8,
+            k & 255
+        );
+        leases.extend_from_slice(line.as_bytes());
+    }
+    let hosts_path = write_temp("hosts", &hosts);
+    let leases_path = write_temp("leases", &leases);
+    drop((hosts, leases));
+
+    let mut ln = LocalNames::new(LocalConfig {
+        hosts: vec![hosts_path.clone()],
+        leasefiles: vec![leases_path.clone()],
+        domain: Some("lan".into()),
+    });
+    let base = reset_peak();
+    ln.reload_all(NOW);
+    let load_peak = PEAK.load(Relaxed) - base;
+    let steady = LIVE.load(Relaxed) - base;
+    let names = ln.len();
+    // 99,998 hosts names + 20,000 lease names, less 1,000 that coincide
+    // (`host96` is on line 9 and on line 96, like the bench's file).
+    assert_eq!(names, 118_998);
+    assert!(ln.lookup_name(b"lease9999.lan", NOW).is_some());
+    assert!(ln.lookup_name(b"host49996.lan", NOW).is_some());
+
+    // A changed hosts file: re-read alone, its layer rebuilt.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&hosts_path)
+        .and_then(|mut f| f.write_all(b"10.9.9.9 newname\n"))
+        .expect("append to the test's hosts file");
+    reset_peak();
+    let before = LIVE.load(Relaxed);
+    assert!(ln.poll(NOW));
+    let reload_peak = PEAK.load(Relaxed) - base;
+    assert!(ln.lookup_name(b"newname.lan", NOW).is_some());
+    let after = LIVE.load(Relaxed) - base;
+    eprintln!(
+        "{names} names: load peak {load_peak} B ({} B/name), steady {steady} B ({} B/name), \
+         reload peak {reload_peak} B, after reload {after} B (before {})",
+        load_peak / names,
+        steady / names,
+        before - base
+    );
+    let _ = std::fs::remove_file(&hosts_path);
+    let _ = std::fs::remove_file(&leases_path);
+    assert!(
+        load_peak / names <= 140,
+        "load peak {} B/name",
+        load_peak / names
+    );
+    assert!(steady / names <= 125, "steady {} B/name", steady / names);
+    // A reload holds at most the changed file twice and one table, never two.
+    assert!(
+        reload_peak * 10 <= steady * 13,
+        "reload peak {reload_peak} B over 1.3 x steady {steady} B"
+    );
+    assert!(
+        after <= steady + 1024,
+        "{after} B after the reload, {steady} B before"
+    );
+}
