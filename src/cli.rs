@@ -234,7 +234,7 @@ pub fn main() -> i32 {
     };
     if a.check {
         let who = crate::privs::RunAs::configured(cfg.user.as_deref());
-        for w in crate::privs::access_warnings(&cfg, &who) {
+        for w in crate::file_access::access_warnings(&cfg, &who) {
             log::warn!("{w}");
         }
         println!("configuration ok");
@@ -254,7 +254,7 @@ pub fn main() -> i32 {
             return 1;
         }
     };
-    for w in crate::privs::access_warnings(&cfg, &crate::privs::RunAs::of(target.as_ref())) {
+    for w in crate::file_access::access_warnings(&cfg, &crate::privs::RunAs::of(target.as_ref())) {
         log::warn!("{w}");
     }
     let mut server = match crate::server::Server::new(cfg, a.overrides()) {

@@ -842,6 +842,16 @@ mod tests {
     use super::*;
     use std::io::Write;
 
+    #[test]
+    fn plain_entries_are_not_encrypted() {
+        for plain in ["1.1.1.1", "1.1.1.1:53", "[::1]:53", "192.0.2.1#5300", "::1"] {
+            assert!(!is_encrypted_server(plain), "{plain}");
+        }
+        for enc in ["tls://1.1.1.1", "https://a.b/", "1.1.1.1@853"] {
+            assert!(is_encrypted_server(enc), "{enc}");
+        }
+    }
+
     fn write_tmp(name: &str, text: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("dproxy-cfg-{}-{}", std::process::id(), name));
         let _ = std::fs::create_dir_all(&dir);

@@ -19,6 +19,7 @@ pub mod dnssec;
 #[cfg(feature = "tls")]
 mod dot_upstreams;
 pub mod dump;
+pub mod file_access;
 pub mod forward;
 pub mod link;
 pub mod local;

@@ -177,7 +177,10 @@ fn server_entries_table_matches_the_parsers() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/server-entries.txt");
     let text = std::fs::read_to_string(path).unwrap();
     let mut n = 0;
-    for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
         let (verdict, entry) = line.split_once(' ').unwrap();
         assert!(verdict == "good" || verdict == "bad", "{line}");
         let accepted = if dproxy::config::is_encrypted_server(entry) {
@@ -185,7 +188,11 @@ fn server_entries_table_matches_the_parsers() {
         } else {
             dproxy::config::parse_sockaddr(entry, 53).is_some()
         };
-        assert_eq!(accepted, verdict == "good", "the daemon disagrees with: {line}");
+        assert_eq!(
+            accepted,
+            verdict == "good",
+            "the daemon disagrees with: {line}"
+        );
         n += 1;
     }
     assert!(n >= 35, "only {n} entries read from {path}");

@@ -17,6 +17,7 @@ mod names;
 mod nsec;
 pub mod nsec3;
 pub mod options;
+mod proof;
 #[cfg(test)]
 mod rfc_vectors;
 mod rrsig;

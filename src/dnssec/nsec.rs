@@ -3,10 +3,10 @@
 //! what the answer claims.
 
 use super::canonical::name_end;
-use super::denial::{Denied, Proof, Question};
 use super::names::{
     canonical_cmp, common_ancestor, is_at_or_below, labels, name_eq, suffix, wildcard_of,
 };
+use super::proof::{Denied, Proof, Question};
 use super::Bogus;
 use core::cmp::Ordering;
 

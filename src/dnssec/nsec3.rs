@@ -3,9 +3,9 @@
 //! floods, CVE-2023-50868).
 
 use super::canonical::name_end;
-use super::denial::{Denied, Insecure, Proof, Question};
 use super::names::{is_at_or_below, labels, name_eq, suffix, wildcard_of};
 use super::nsec::{bitmap_ok, has_type, is_cut, T_CNAME, T_DS, T_NS, T_SOA};
+use super::proof::{Denied, Insecure, Proof, Question};
 use super::{Bogus, Budget};
 use ring::digest;
 

@@ -351,18 +351,6 @@ mod tests {
     }
 
     #[test]
-    fn plain_entries_are_not_encrypted() {
-        use crate::config::is_encrypted_server;
-        for plain in ["1.1.1.1", "1.1.1.1:53", "[::1]:53", "192.0.2.1#5300", "::1"] {
-            assert!(!is_encrypted_server(plain), "{plain}");
-        }
-        for enc in ["tls://1.1.1.1", "https://a.b/", "1.1.1.1@853"] {
-            assert!(is_encrypted_server(enc), "{enc}");
-            assert!(parse_server(enc).is_ok(), "{enc}");
-        }
-    }
-
-    #[test]
     fn pins_per_server() {
         let b64 = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
         let (name, pin) = parse_pin(&format!("Dns.Quad9.net sha256/{b64}")).unwrap();
