@@ -56,8 +56,10 @@ test-integration: deps build
 # daemon, its unit tests, then the suites that mostly wait on timers and
 # processes) and, at a lower CPU priority, the cross lane (builds for the routers,
 # their tests under qemu). Their lines interleave: each step starts with
-# "== [lane] target" and ends with its time (scripts/test-lane.sh).
-test: deps $(TEST_SETUP) lint
+# "== [lane] target" and ends with its wall and CPU time (scripts/test-lane.sh);
+# the installers and the lint are the lane "setup".
+test:
+	@./scripts/test-lane.sh setup "$(MAKE)" deps $(TEST_SETUP) lint
 	@$(MAKE) --no-print-directory -j2 test-lane-host test-lane-cross
 
 test-lane-host:

@@ -18,6 +18,8 @@ for pair in dig:dnsutils kdig:knot-dnsutils nsd:nsd unbound:unbound \
     command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || need="$need $pkg"
 done
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need="$need python3-venv"
+# GNU time: scripts/test-lane.sh reports the CPU seconds of each step of `make test`.
+[ -x /usr/bin/time ] || need="$need time"
 
 if [ -n "$need" ]; then
     echo "install-deps: apt-get install$need"
