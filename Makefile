@@ -49,8 +49,13 @@ lint: rust
 test-unit: rust
 	$(CARGO) test --profile test-release
 
+# The suite in IT_WORKERS parallel workers (pytest-xdist; every test has its own
+# daemons, ports and files, and the tests mostly wait on timers), then the CPU-heavy
+# tests marked `alone` one at a time (tests/integration/conftest.py).
+IT_WORKERS ?= 4
 test-integration: deps build
-	DPROXY_BIN=$(CURDIR)/$(BIN) $(PYTEST) -q tests/integration
+	DPROXY_BIN=$(CURDIR)/$(BIN) $(PYTEST) -q -n $(IT_WORKERS) --dist load -m "not alone" tests/integration
+	DPROXY_BIN=$(CURDIR)/$(BIN) $(PYTEST) -q -m alone tests/integration
 
 # After the installers and the lint, two lanes side by side: the host lane (the
 # daemon, its unit tests, then the suites that mostly wait on timers and

@@ -40,4 +40,9 @@ if [ ! -x "$venv/bin/pytest" ] || ! "$venv/bin/python" -c 'import dns, jsonschem
     "$venv/bin/pip" install -q --disable-pip-version-check \
         'dnspython==2.7.0' 'pytest==8.3.4' 'jsonschema==4.23.0'
 fi
+# pytest-xdist: `make test-integration` runs the suite's files in parallel workers.
+if ! "$venv/bin/python" -c 'import xdist' 2>/dev/null; then
+    echo "install-deps: pytest-xdist in $venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check 'pytest-xdist==3.6.1' 'execnet==2.1.1'
+fi
 echo "install-deps: ok"
