@@ -13,10 +13,10 @@ BIN := target/release/dproxy
 
 # Fragments add their own targets and append to TEST_SETUP (the installers the
 # cross lanes need, run first and one at a time; the host lane runs its own
-# installers itself, their downloads overlapping the cross builds), TEST_PARTS (parts that mostly wait: daemons, timers,
-# shell and Node tests) or TEST_CROSS_PARTS and TEST_CROSS2_PARTS (the two lanes
-# of parts that mostly compile or emulate; mostly single-threaded chains, so the
-# two run side by side).
+# installers, their downloads overlapping the cross builds), TEST_PARTS (parts
+# that mostly wait: daemons, timers, shell and Node tests) or TEST_CROSS_PARTS and
+# TEST_CROSS2_PARTS (the two lanes of parts that mostly compile or emulate; mostly
+# single-threaded chains, so the two run side by side).
 TEST_SETUP :=
 TEST_PARTS :=
 TEST_CROSS_PARTS :=
@@ -63,10 +63,11 @@ test-integration: deps build
 
 # After the cross lanes' installers, three lanes side by side: the host lane (its
 # installers, the lint, the daemon, its unit tests, then the suites that mostly
-# wait on timers and processes) and, at a lower CPU priority, the two cross lanes (builds for the
-# routers, their tests under qemu; they start at once, being the longest). Their
-# lines interleave: each step starts with "== [lane] target" and ends with its
-# wall and CPU time (scripts/test-lane.sh); the installers are the lane "setup".
+# wait on timers and processes) and, at a lower CPU priority, the two cross lanes
+# (builds for the routers, their tests under qemu; they start at once, being the
+# longest). Their lines interleave: each step starts with "== [lane] target" and
+# ends with its wall and CPU time (scripts/test-lane.sh); the installers run first
+# are the lane "setup".
 test:
 	@./scripts/test-lane.sh setup "$(MAKE)" $(TEST_SETUP)
 	@$(MAKE) --no-print-directory -j3 test-lane-host test-lane-cross test-lane-cross2
