@@ -24,7 +24,13 @@ for target in "$@"; do
     start=$(date +%s)
     echo "== [$lane] $target"
     : >"$cpu"
-    /usr/bin/time -f '%U %S' -o "$cpu" "$make" --no-print-directory "$target"
+    # GNU time comes with scripts/install-deps.sh, which may run in this very lane:
+    # until it is there a step runs untimed (cpu 0 s).
+    if [ -x /usr/bin/time ]; then
+        /usr/bin/time -f '%U %S' -o "$cpu" "$make" --no-print-directory "$target"
+    else
+        "$make" --no-print-directory "$target"
+    fi
     status=$?
     used=$(awk 'NF == 2 && $1 ~ /^[0-9.]+$/ { printf "%.0f", $1 + $2 }' "$cpu")
     used=${used:-0}
