@@ -11,16 +11,20 @@ VENV := .tools/venv
 PYTEST := $(VENV)/bin/pytest
 BIN := target/release/dproxy
 
-# Fragments add their own targets and append to TEST_SETUP (installers, run
-# first and one at a time), TEST_PARTS (parts that mostly wait: daemons, timers,
-# shell and Node tests) or TEST_CROSS_PARTS (parts that mostly compile or emulate).
+# Fragments add their own targets and append to TEST_SETUP (the installers the
+# cross lanes need, run first and one at a time; the host lane runs its own
+# installers, their downloads overlapping the cross builds), TEST_PARTS (parts
+# that mostly wait: daemons, timers, shell and Node tests) or TEST_CROSS_PARTS and
+# TEST_CROSS2_PARTS (the two lanes of parts that mostly compile or emulate; mostly
+# single-threaded chains, so the two run side by side).
 TEST_SETUP :=
 TEST_PARTS :=
 TEST_CROSS_PARTS :=
+TEST_CROSS2_PARTS :=
 -include mk/*.mk
 
 .PHONY: all build rust run test test-unit test-integration lint deps bench clean \
-	test-lane-host test-lane-cross
+	test-lane-host test-lane-cross test-lane-cross2
 
 all: build
 
@@ -49,22 +53,33 @@ lint: rust
 test-unit: rust
 	$(CARGO) test --profile test-release
 
+# The suite in IT_WORKERS parallel workers (pytest-xdist; every test has its own
+# daemons, ports and files, and the tests mostly wait on timers), then the CPU-heavy
+# tests marked `alone` one at a time (tests/integration/conftest.py).
+IT_WORKERS ?= 4
 test-integration: deps build
-	DPROXY_BIN=$(CURDIR)/$(BIN) $(PYTEST) -q tests/integration
+	DPROXY_BIN=$(CURDIR)/$(BIN) $(PYTEST) -q -n $(IT_WORKERS) --dist load -m "not alone" tests/integration
+	DPROXY_BIN=$(CURDIR)/$(BIN) $(PYTEST) -q -m alone tests/integration
 
-# After the installers and the lint, two lanes side by side: the host lane (the
-# daemon, its unit tests, then the suites that mostly wait on timers and
-# processes) and, at a lower CPU priority, the cross lane (builds for the routers,
-# their tests under qemu). Their lines interleave: each step starts with
-# "== [lane] target" and ends with its time (scripts/test-lane.sh).
-test: deps $(TEST_SETUP) lint
-	@$(MAKE) --no-print-directory -j2 test-lane-host test-lane-cross
+# After the cross lanes' installers, three lanes side by side: the host lane (its
+# installers, the lint, the daemon, its unit tests, then the suites that mostly
+# wait on timers and processes) and, at a lower CPU priority, the two cross lanes
+# (builds for the routers, their tests under qemu; they start at once, being the
+# longest). Their lines interleave: each step starts with "== [lane] target" and
+# ends with its wall and CPU time (scripts/test-lane.sh); the installers run first
+# are the lane "setup".
+test:
+	@./scripts/test-lane.sh setup "$(MAKE)" $(TEST_SETUP)
+	@$(MAKE) --no-print-directory -j3 test-lane-host test-lane-cross test-lane-cross2
 
 test-lane-host:
-	@./scripts/test-lane.sh host "$(MAKE)" build test-unit test-integration $(TEST_PARTS)
+	@./scripts/test-lane.sh host "$(MAKE)" deps lint build test-unit test-integration $(TEST_PARTS)
 
 test-lane-cross:
 	@nice -n 5 ./scripts/test-lane.sh cross "$(MAKE)" $(TEST_CROSS_PARTS)
+
+test-lane-cross2:
+	@nice -n 5 ./scripts/test-lane.sh cross2 "$(MAKE)" $(TEST_CROSS2_PARTS)
 
 clean:
 	$(CARGO) clean

@@ -10,8 +10,10 @@
 #                      then the crate's unit tests for that target under qemu
 #   make size          sizes of every built binary; fails if mips > 400 KB, or
 #                      if a full mips binary was built and is over 1.1 MiB
-#   make test-cross    (part of `make test`) cross-test for mips and armv7, then
-#                      the size check
+#   make test-cross    cross-test for mips and armv7, then the size check; `make
+#                      test` runs its parts in two lanes side by side:
+#                      test-cross-mips, and cross-full-mips then test-cross-armv7
+#                      (the size check ends test-openwrt-ipk)
 #
 # Debian's Rust 1.96 (rustc-web, cargo-web, rust-web-src) builds std from
 # source with -Zbuild-std; it is called by full path and with its own target
@@ -42,7 +44,9 @@ CROSS_VERSION := $(shell sed -n 's/^version *= *"\(.*\)"/\1/p' $(CURDIR)/Cargo.t
 CROSS_TRIPLES := $(foreach t,$(CROSS_TARGETS),$(CROSS_TRIPLE_$(t)))
 CROSS_TRIPLE = $(CROSS_TRIPLE_$(TARGET))
 CROSS_QEMU = $(CROSS_QEMU_$(TARGET))
-CROSS_DIR = $(CURDIR)/target/cross$(CROSS_VARIANT)
+# One target dir per target and feature set: builds of different targets share no
+# lock, so two of them can run side by side (the lanes of `make test`).
+CROSS_DIR = $(CURDIR)/target/cross$(CROSS_VARIANT)/$(TARGET)
 CROSS_DIST = dist/dproxy$(CROSS_VARIANT)-$(CROSS_VERSION)-$(CROSS_TRIPLE)
 CROSS_FEATURE_ARGS = $(if $(strip $(FEATURES)),--features $(strip $(FEATURES)))
 
@@ -83,7 +87,8 @@ CROSS_TEST_SKIP_mips := acl::tests::attached_subnets_include_loopback \
 	acl::tests::local_service_admits_loopback_and_on_link_only
 CROSS_TEST_ARGS = $(if $(CROSS_TEST_SKIP_$(TARGET)),-- $(foreach t,$(CROSS_TEST_SKIP_$(TARGET)),--skip $(t)))
 
-.PHONY: cross cross-all cross-test cross-setup cross-check-target size size-table test-cross
+.PHONY: cross cross-all cross-test cross-setup cross-check-target size size-table test-cross \
+	test-cross-mips test-cross-armv7 cross-full-mips
 
 cross-setup:
 	@./scripts/cross-setup.sh
@@ -103,7 +108,8 @@ cross: cross-check-target cross-setup
 	$(CROSS_CARGO) build --release --locked --target $(CROSS_TRIPLE) $(CROSS_FEATURE_ARGS) \
 	    $(CROSS_BUILD_STD) $(CROSS_SIZE_FLAGS)
 	@mkdir -p dist
-	cp $(CROSS_DIR)/$(CROSS_TRIPLE)/release/dproxy $(CROSS_DIST)
+	@# Copied, then renamed into place: a lane that reads the binary never sees half a copy.
+	cp $(CROSS_DIR)/$(CROSS_TRIPLE)/release/dproxy $(CROSS_DIST).tmp$$$$ && mv -f $(CROSS_DIST).tmp$$$$ $(CROSS_DIST)
 	@info=$$(file -b $(CROSS_DIST)); \
 	case $$info in \
 	    *"statically linked"*stripped*) ;; \
@@ -158,11 +164,21 @@ size:
 	    else echo "size: full mips $$n bytes, within the budget of $(CROSS_SIZE_BUDGET_FULL)"; fi; \
 	fi
 
-test-cross:
-	@$(MAKE) --no-print-directory cross-test TARGET=mips
-	@$(MAKE) --no-print-directory cross-test TARGET=armv7
+test-cross: test-cross-mips test-cross-armv7
 	@# The mips binary is built by now: a change that grows it past the budget fails here.
 	@$(MAKE) --no-print-directory size
 
+test-cross-mips:
+	@$(MAKE) --no-print-directory cross-test TARGET=mips
+
+test-cross-armv7:
+	@$(MAKE) --no-print-directory cross-test TARGET=armv7
+
+# The full mips binary (the dproxy-full .ipk, its size budget), built early in the
+# second cross lane so that it is ready when test-openwrt-ipk wants it.
+cross-full-mips:
+	@$(MAKE) --no-print-directory cross TARGET=mips FEATURES=full
+
 TEST_SETUP += cross-setup
-TEST_CROSS_PARTS += test-cross
+TEST_CROSS_PARTS += test-cross-mips
+TEST_CROSS2_PARTS += cross-full-mips test-cross-armv7

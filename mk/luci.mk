@@ -28,5 +28,5 @@ ipk-luci:
 
 ipk: ipk-luci
 
-TEST_SETUP += luci-deps
+# luci-deps runs as test-luci's prerequisite, in the host lane.
 TEST_PARTS += test-luci

@@ -7,7 +7,8 @@
 #                  default local_service 1 and prints one line per check;
 #                  tests/vm/run.py judges the console
 #   make vm-test-all   the four targets, one after the other
-#   make test-vm       (part of `make test`) mips and armv7
+#   make test-vm       mips and armv7; `make test` runs vm-lint in the host lane,
+#                      test-vm-mips and test-vm-armv7 in the two cross lanes
 #
 # Kernels: scripts/vm-kernel.sh (Debian's for armv7, aarch64 and mipsel; built
 # once from linux-source-6.1 for big-endian mips), cached under ~/.cache/dproxy/vm.
@@ -20,7 +21,8 @@ VM_WORK = $(CURDIR)/target/vm/$(TARGET)
 # machine boots the slowest target in well under a minute).
 VM_TIMEOUT ?= 300
 
-.PHONY: vm-test vm-test-all vm-setup vm-check-target vm-init vm-lint test-vm
+.PHONY: vm-test vm-test-all vm-setup vm-check-target vm-init vm-lint test-vm test-vm-mips \
+	test-vm-armv7
 
 vm-setup:
 	@./scripts/vm-setup.sh
@@ -50,9 +52,15 @@ vm-lint: rust
 	cd tests/vm/init && CARGO_TARGET_DIR=$(CURDIR)/target/vm-init-host \
 	    $(CARGO) clippy --locked --all-targets -- -D warnings
 
-test-vm: vm-lint
+test-vm: vm-lint test-vm-mips test-vm-armv7
+
+test-vm-mips:
 	@$(MAKE) --no-print-directory vm-test TARGET=mips
+
+test-vm-armv7:
 	@$(MAKE) --no-print-directory vm-test TARGET=armv7
 
 TEST_SETUP += vm-setup
-TEST_CROSS_PARTS += test-vm
+TEST_PARTS += vm-lint
+TEST_CROSS_PARTS += test-vm-mips
+TEST_CROSS2_PARTS += test-vm-armv7

@@ -18,6 +18,8 @@ for pair in dig:dnsutils kdig:knot-dnsutils nsd:nsd unbound:unbound \
     command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || need="$need $pkg"
 done
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need="$need python3-venv"
+# GNU time: scripts/test-lane.sh reports the CPU seconds of each step of `make test`.
+[ -x /usr/bin/time ] || need="$need time"
 
 if [ -n "$need" ]; then
     echo "install-deps: apt-get install$need"
@@ -37,5 +39,10 @@ if [ ! -x "$venv/bin/pytest" ] || ! "$venv/bin/python" -c 'import dns, jsonschem
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q --disable-pip-version-check \
         'dnspython==2.7.0' 'pytest==8.3.4' 'jsonschema==4.23.0'
+fi
+# pytest-xdist: `make test-integration` runs the suite's files in parallel workers.
+if ! "$venv/bin/python" -c 'import xdist' 2>/dev/null; then
+    echo "install-deps: pytest-xdist in $venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check 'pytest-xdist==3.6.1' 'execnet==2.1.1'
 fi
 echo "install-deps: ok"

@@ -11,7 +11,9 @@
               dropping root (hosts, leases, persist files).
 
 Everything listens on loopback with random ports in per-test tmp dirs, so
-several runs can share a machine.
+several runs can share a machine, and the tests of one run can run in parallel
+workers (pytest-xdist, `make test-integration`): the tests marked `alone` below
+run afterwards, one at a time, with nothing of the suite beside them.
 """
 import os
 import shutil
@@ -24,6 +26,36 @@ from harness.nsd import NsdServer
 from harness.upstream import FakeUpstream
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+# CPU-heavy tests: floods and bulk loads that keep a core busy for seconds. Beside
+# other tests they would slow those daemons past their time bounds (and be slowed
+# past their own), so `make test-integration` runs them after the parallel part,
+# by themselves (pytest -m alone). Plain `pytest tests/integration` runs everything
+# in one process, as always. Keyed by file, then test function (every parameter).
+ALONE = {
+    "test_security.py": {
+        "test_forged_answer_flood_leaves_cache_clean",
+        "test_rate_limited_flooder_other_client_still_answered",
+        "test_unique_name_flood_keeps_memory_within_budget",
+        "test_malformed_packets_from_fuzz_corpus_and_generated",
+    },
+    "test_blocklist.py": {
+        "test_million_domain_list_memory_and_load_time",
+    },
+}
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "alone: CPU-heavy; run after the parallel part with no other test beside it")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        names = ALONE.get(os.path.basename(str(item.fspath)), ())
+        if getattr(item, "originalname", item.name) in names:
+            item.add_marker(pytest.mark.alone)
 
 
 def _binary():

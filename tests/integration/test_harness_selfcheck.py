@@ -1,13 +1,18 @@
 """Self-checks of the test harness itself (no dproxy involved): the fake
-upstream and nsd answer as the other tests assume.  If these fail, fix the
+upstream and nsd answer as the other tests assume, and the host-wide lock locks.  If these fail, fix the
 harness before trusting any other failure."""
+import os
 import socket
+import subprocess
+import sys
+import tempfile
 
 import dns.flags
 import dns.rcode
 
 from harness.cli import dig
 from harness.dnsutil import make_query, parse, rrset_texts, tcp_exchange, udp_exchange
+from harness.hostlock import host_lock
 from harness.upstream import POISON_V4
 
 
@@ -49,3 +54,32 @@ def test_fake_upstream_modes(upstream):
     assert src2 == (up.host, up.port) and rrset_texts(parse(second), rdtype="A") == ["192.0.2.1"]
 
     assert [x.transport for x in up.queries("www.example.test")] == ["udp", "udp", "tcp", "udp", "udp", "udp"]
+
+
+PROBE_LOCK = r"""
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o666)
+try:
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    print("free")
+except BlockingIOError:
+    print("busy")
+"""
+
+
+def test_host_lock_excludes_other_processes():
+    # What keeps parallel workers from claiming the same namespace subnet: while one
+    # process holds the lock, another one cannot take it; afterwards it can.
+    name = "dproxy-it-selfcheck-%d" % os.getpid()
+    path = os.path.join(tempfile.gettempdir(), name + ".lock")
+
+    def probe():
+        return subprocess.run([sys.executable, "-c", PROBE_LOCK, path], capture_output=True,
+                              text=True, timeout=10, check=True).stdout.strip()
+
+    try:
+        with host_lock(name):
+            assert probe() == "busy"
+        assert probe() == "free"
+    finally:
+        os.unlink(path)

@@ -25,6 +25,7 @@ import pytest
 from harness.dnsutil import (build_header, describe, make_query, rrset_texts,
                              tcp_frame, tcp_recv_msg)
 from harness.dproxy import DproxyStartError
+from harness.hostlock import host_lock
 from harness.tools import FastUpstream, ede_codes, write_file
 from harness.upstream import POISON_V4, FakeUpstream
 
@@ -124,28 +125,31 @@ def netns():
         pytest.skip("network namespaces need root and iproute2")
     tag = "%d" % (os.getpid() % 100000)
     ns, vh, vn = "dpx-it-%s" % tag, "dpxh%s" % tag, "dpxn%s" % tag
-    link, extra = _free_subnets()
-    if link is None:
-        pytest.skip("no free 10.231.x.0/24 test subnet on this host")
-    cleanup = []
-    try:
-        _run("ip", "netns", "add", ns)
-        cleanup.append(["ip", "netns", "del", ns])
-        _run("ip", "link", "add", vh, "type", "veth", "peer", "name", vn)
-        cleanup.append(["ip", "link", "del", vh])
-        _run("ip", "link", "set", vn, "netns", ns)
-        _run("ip", "addr", "add", link + ".1/24", "dev", vh)
-        _run("ip", "link", "set", vh, "up")
-        nsx = ["ip", "netns", "exec", ns]
-        _run(*nsx, "ip", "link", "set", "lo", "up")
-        _run(*nsx, "ip", "addr", "add", link + ".2/24", "dev", vn)
-        _run(*nsx, "ip", "addr", "add", extra + "/32", "dev", vn)
-        _run(*nsx, "ip", "link", "set", vn, "up")
-        _run("ip", "route", "add", extra + "/32", "dev", vh)
-    except (subprocess.CalledProcessError, OSError) as e:
-        for c in reversed(cleanup):
-            subprocess.run(c, capture_output=True, timeout=10)
-        pytest.skip("cannot create a network namespace here: %s" % (getattr(e, "stderr", "") or e))
+    # Picking a free subnet and adding its addresses is one step for every test
+    # process on the host (parallel workers would otherwise pick the same one).
+    with host_lock("dproxy-it-netns"):
+        link, extra = _free_subnets()
+        if link is None:
+            pytest.skip("no free 10.231.x.0/24 test subnet on this host")
+        cleanup = []
+        try:
+            _run("ip", "netns", "add", ns)
+            cleanup.append(["ip", "netns", "del", ns])
+            _run("ip", "link", "add", vh, "type", "veth", "peer", "name", vn)
+            cleanup.append(["ip", "link", "del", vh])
+            _run("ip", "link", "set", vn, "netns", ns)
+            _run("ip", "addr", "add", link + ".1/24", "dev", vh)
+            _run("ip", "link", "set", vh, "up")
+            nsx = ["ip", "netns", "exec", ns]
+            _run(*nsx, "ip", "link", "set", "lo", "up")
+            _run(*nsx, "ip", "addr", "add", link + ".2/24", "dev", vn)
+            _run(*nsx, "ip", "addr", "add", extra + "/32", "dev", vn)
+            _run(*nsx, "ip", "link", "set", vn, "up")
+            _run("ip", "route", "add", extra + "/32", "dev", vh)
+        except (subprocess.CalledProcessError, OSError) as e:
+            for c in reversed(cleanup):
+                subprocess.run(c, capture_output=True, timeout=10)
+            pytest.skip("cannot create a network namespace here: %s" % (getattr(e, "stderr", "") or e))
     info = {"ns": ns, "host": link + ".1", "onlink": link + ".2", "offlink": extra}
     yield info
     subprocess.run(["ip", "route", "del", extra + "/32", "dev", vh], capture_output=True, timeout=10)
