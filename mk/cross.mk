@@ -88,7 +88,7 @@ CROSS_TEST_SKIP_mips := acl::tests::attached_subnets_include_loopback \
 CROSS_TEST_ARGS = $(if $(CROSS_TEST_SKIP_$(TARGET)),-- $(foreach t,$(CROSS_TEST_SKIP_$(TARGET)),--skip $(t)))
 
 .PHONY: cross cross-all cross-test cross-setup cross-check-target size size-table test-cross \
-	test-cross-mips test-cross-armv7 cross-full-mips
+	test-cross-mips test-cross-armv7 cross-full-mips cross-test-dot
 
 cross-setup:
 	@./scripts/cross-setup.sh
@@ -174,10 +174,18 @@ test-cross-mips:
 test-cross-armv7:
 	@$(MAKE) --no-print-directory cross-test TARGET=armv7
 
-# The full mips binary (the dproxy-full .ipk, its size budget), built early in the
-# second cross lane so that it is ready when test-openwrt-ipk wants it.
+# The full build on a router target: the binary under qemu-user answers through a
+# real unbound serving DNS over TLS with a test CA (tests/cross/dot_check.py), the
+# check that rustls and ring work on that CPU.
+cross-test-dot: cross-check-target
+	@$(MAKE) --no-print-directory cross TARGET=$(TARGET) FEATURES=full
+	python3 tests/cross/dot_check.py --bin dist/dproxy-full-$(CROSS_VERSION)-$(CROSS_TRIPLE) \
+	    $(if $(CROSS_QEMU),--runner $(CROSS_QEMU))
+
+# The full mips binary (the dproxy-full .ipk, its size budget, its DoT check), built
+# early in the second cross lane so that it is ready when test-openwrt-ipk wants it.
 cross-full-mips:
-	@$(MAKE) --no-print-directory cross TARGET=mips FEATURES=full
+	@$(MAKE) --no-print-directory cross-test-dot TARGET=mips
 
 TEST_SETUP += cross-setup
 TEST_CROSS_PARTS += test-cross-mips
