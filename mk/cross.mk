@@ -74,7 +74,8 @@ CROSS_SIZE_FLAGS = --config 'target.$(CROSS_TRIPLE).rustflags=["-Zunstable-optio
 CROSS_TEST_STD := -Zbuild-std
 # No debug info in the unit-test build (std included): it changes no test and was a
 # good part of that build's time. Panic messages keep their file and line.
-CROSS_TEST_PROFILE := --config profile.test.debug=false --config profile.dev.debug=false
+CROSS_TEST_PROFILE := --config profile.test.debug=false --config profile.dev.debug=false \
+	--config profile.test.opt-level=1 --config profile.dev.opt-level=1
 CROSS_TEST_KINDS = $(if $(wildcard src/lib.rs),--lib) --bins
 # Unit tests skipped per target. On mips (big-endian) under qemu-user,
 # musl's getifaddrs() never returns: qemu's netlink translation gives the
