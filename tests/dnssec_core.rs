@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+mod dnssec_support;
+use dnssec_support::{hex, run, wire};
 use dproxy::dnssec::{
     anchors, cost, key_tag, verify_dnskey_rrset, verify_rrset, Bogus, Budget, Clock, Rrset,
     RrsigView, Verdict, DNSKEY, MAX_CRYPTO_PER_QUERY, MAX_FAILURES_PER_RRSET,
@@ -39,38 +41,6 @@ txt      IN TXT \"hello\" \"world\"
 *.wild   IN A   192.0.2.77
 c1       IN CNAME WWW
 ";
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn hex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-/// Wire form of a dotted name (no escapes; the test zones have none).
-fn wire(name: &str) -> Vec<u8> {
-    let mut v = Vec::new();
-    for l in name
-        .trim_end_matches('.')
-        .split('.')
-        .filter(|l| !l.is_empty())
-    {
-        v.push(l.len() as u8);
-        v.extend_from_slice(l.as_bytes());
-    }
-    v.push(0);
-    v
-}
 
 /// (lowercased owner, type).
 type Key = (String, u16);

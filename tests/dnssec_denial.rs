@@ -10,6 +10,8 @@ use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+mod dnssec_support;
+use dnssec_support::{hex, run, wire};
 use dproxy::dnssec::{
     prove_denial, verify_rrset, Bogus, Budget, Clock, Denied, Insecure, Proof, Question, Rrset,
     Verdict,
@@ -35,37 +37,6 @@ a.b.ent    IN A   192.0.2.5
 insecure   IN NS  ns.insecure
 ns.insecure IN A  192.0.2.54
 ";
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn hex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-fn wire(name: &str) -> Vec<u8> {
-    let mut v = Vec::new();
-    for l in name
-        .trim_end_matches('.')
-        .split('.')
-        .filter(|l| !l.is_empty())
-    {
-        v.push(l.len() as u8);
-        v.extend_from_slice(l.as_bytes());
-    }
-    v.push(0);
-    v
-}
 
 /// Length of the uncompressed name at the start of `b`.
 fn wire_name_len(b: &[u8]) -> usize {

@@ -228,24 +228,24 @@ class DaemonCheck:
             if proc is not None and proc.poll() is None:
                 proc.kill()
                 proc.wait()
-        if failed and os.path.exists(self.log_path):
-            with open(self.log_path, errors="replace") as f:
-                lines = f.readlines()
-            print("--- last lines of the daemon's log ---", file=sys.stderr)
-            sys.stderr.writelines(lines[-40:])
+        if failed:
+            print_tail("daemon", self.log_path, 40)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bin", required=True, help="the dproxy binary to run")
-    ap.add_argument("--runner", default="", help="emulator to run it with (qemu-*-static)")
-    ap.add_argument("--version", required=True, help="the version --version must print")
-    args = ap.parse_args()
-    print("daemon test: %s%s" % (args.bin, " under " + args.runner if args.runner else ""),
+def print_tail(what, path, n):
+    """The last n lines of a log, to stderr, after a failure."""
+    if os.path.exists(path):
+        with open(path, errors="replace") as f:
+            lines = f.readlines()
+        print("--- last lines of the %s log ---" % what, file=sys.stderr)
+        sys.stderr.writelines(lines[-n:])
+
+
+def run_check(test, label, args):
+    """Runs a check object (run, cleanup); 0 when it passed, 1 with the reason if not."""
+    print("%s: %s%s" % (label, args.bin, " under " + args.runner if args.runner else ""),
           flush=True)
-    test = DaemonCheck(args)
     failed = True
     try:
         test.run()
@@ -255,8 +255,18 @@ def main():
     finally:
         test.cleanup(failed)
     if not failed:
-        print("daemon test: ok")
+        print("%s: ok" % label)
     return 1 if failed else 0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bin", required=True, help="the dproxy binary to run")
+    ap.add_argument("--runner", default="", help="emulator to run it with (qemu-*-static)")
+    ap.add_argument("--version", required=True, help="the version --version must print")
+    args = ap.parse_args()
+    return run_check(DaemonCheck(args), "daemon test", args)
 
 
 if __name__ == "__main__":

@@ -7,8 +7,8 @@
 A test CA and a server certificate for dot.test are made here with openssl;
 unbound (Debian's) serves DNS over TLS with them on loopback. The daemon, given
 only that encrypted server, must answer a name unbound knows, answer it again
-from its cache (unbound's own count of TLS queries does not move), refuse
-nothing else, and end with status 0 on SIGTERM. This is the one check that the
+from its cache (unbound's own count of TLS queries does not move),
+and end with status 0 on SIGTERM. This is the one check that the
 TLS stack (rustls with ring) works on the target's CPU: byte order, word size,
 its assembly. Needs openssl and unbound.
 """
@@ -23,7 +23,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import dnstool  # noqa: E402
-from daemon_check import Failed, wait_for  # noqa: E402
+from daemon_check import Failed, print_tail, run_check, wait_for  # noqa: E402
 
 AUTH_NAME = "dot.test"
 NAME, ADDR = "a.example.test", "192.0.2.1"
@@ -155,12 +155,8 @@ class DotCheck:
                 proc.kill()
                 proc.wait()
         if failed:
-            for what, path in (("daemon", self.log_path), ("unbound", self.unbound_log)):
-                if os.path.exists(path):
-                    with open(path, errors="replace") as f:
-                        lines = f.readlines()
-                    print("--- last lines of the %s log ---" % what, file=sys.stderr)
-                    sys.stderr.writelines(lines[-30:])
+            print_tail("daemon", self.log_path, 30)
+            print_tail("unbound", self.unbound_log, 30)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
@@ -170,21 +166,7 @@ def main():
     ap.add_argument("--bin", required=True, help="the dproxy-full binary to run")
     ap.add_argument("--runner", default="", help="emulator to run it with (qemu-*-static)")
     args = ap.parse_args()
-    print("DoT test: %s%s" % (args.bin, " under " + args.runner if args.runner else ""),
-          flush=True)
-    test = DotCheck(args)
-    failed = True
-    try:
-        test.run()
-        failed = False
-    except Failed as e:
-        print("FAIL: %s" % e, file=sys.stderr)
-    finally:
-        test.cleanup(failed)
-    if not failed:
-        print("DoT test: ok")
-    return 1 if failed else 0
-
+    return run_check(DotCheck(args), "DoT test", args)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,0 +1,37 @@
+//! Helpers shared by the DNSSEC tests that sign zones with the ldns tools.
+
+use std::process::Command;
+
+/// Runs a command that must succeed; its standard output.
+pub fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Bytes from a hex string (as ldns and dig print them).
+pub fn hex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// Wire form of a dotted name (no escapes; the test zones have none).
+pub fn wire(name: &str) -> Vec<u8> {
+    let mut v = Vec::new();
+    for l in name
+        .trim_end_matches('.')
+        .split('.')
+        .filter(|l| !l.is_empty())
+    {
+        v.push(l.len() as u8);
+        v.extend_from_slice(l.as_bytes());
+    }
+    v.push(0);
+    v
+}
