@@ -87,6 +87,12 @@ install -m 0644 "$files/dproxy.capabilities.json" "$data/etc/capabilities/dproxy
 install -d -m 0755 "$data/usr/libexec/rpcd"
 install -m 0755 "$files/dproxy.rpcd" "$data/usr/libexec/rpcd/luci.dproxy"
 chmod 0755 "$data/usr/libexec"
+if [ "$package" = dproxy-full ]; then
+	# DNSSEC: the root trust anchors (option trust_anchor_file's default).
+	install -d -m 0755 "$data/usr/share/dproxy"
+	install -m 0644 "$files/root-anchors.ds" "$data/usr/share/dproxy/root-anchors.ds"
+	chmod 0755 "$data/usr/share"
+fi
 chmod 0755 "$data" "$data/usr" "$data/etc" "$data/etc/hotplug.d"
 
 size="$(find "$data" -type f -exec cat {} + | wc -c)"

@@ -36,6 +36,10 @@ DATA_FILES = {
     "./etc/capabilities/dproxy.json": 0o644,
     "./usr/libexec/rpcd/luci.dproxy": 0o755,
 }
+# What the full package adds: the DNSSEC root trust anchors.
+FULL_DATA_FILES = {
+    "./usr/share/dproxy/root-anchors.ds": 0o644,
+}
 CONTROL_FILES = {
     "./control": 0o644,
     "./conffiles": 0o644,
@@ -162,7 +166,10 @@ def main(argv):
     if ctl is None or data is None:
         return
     ctl_files = check_members(ctl, CONTROL_FILES, "control.tar.gz")
-    data_files = check_members(data, DATA_FILES, "data.tar.gz")
+    want_data = dict(DATA_FILES)
+    if package == "dproxy-full":
+        want_data.update(FULL_DATA_FILES)
+    data_files = check_members(data, want_data, "data.tar.gz")
 
     def read(tar, files, name):
         return tar.extractfile(files[name]).read() if name in files else b""
