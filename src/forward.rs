@@ -692,7 +692,10 @@ impl Server {
         let name = p.name.to_dotted();
         // Once per name, and a bounded memory of names. Names are the LAN's history: they
         // go to debug only; the warning says that it happens, not for what.
-        if self.rebind_logged.len() < 1024 && self.rebind_logged.insert(name.clone()) {
+        // A list scanned, not a hash set: it fills only on refused answers (rare), and
+        // the set's hashing code would cost the router binary kilobytes.
+        if self.rebind_logged.len() < 1024 && !self.rebind_logged.contains(&name) {
+            self.rebind_logged.push(name.clone());
             if self.rebind_logged.len() == 1 {
                 log::warn!("rebinding protection refused a private address for a public name (drop_rebind counts them; log_level debug names them)");
             }

@@ -141,7 +141,7 @@ pub struct Server {
     pub(crate) stale_exclude: Vec<crate::wire::NameBuf>,
     /// `rebind_domain` and the local domain as names.
     pub(crate) rebind_exempt: Vec<crate::wire::NameBuf>,
-    pub(crate) rebind_logged: std::collections::HashSet<String>,
+    pub(crate) rebind_logged: Vec<String>,
     pub(crate) acl: crate::acl::Acl,
     pub(crate) local: crate::localnames::LocalNames,
     pub(crate) local_cfg: Option<crate::localnames::LocalConfig>,
@@ -231,7 +231,7 @@ impl Server {
             link: crate::core::link::Link::default(),
             stale_exclude: Vec::new(),
             rebind_exempt: Vec::new(),
-            rebind_logged: std::collections::HashSet::new(),
+            rebind_logged: Vec::new(),
             acl: crate::acl::Acl::default(),
             local: crate::localnames::LocalNames::new(Default::default()),
             local_cfg: None,

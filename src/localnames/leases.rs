@@ -288,10 +288,11 @@ pub(crate) fn parse_isc(data: &[u8], path: &Path) -> Parsed {
         pos: 0,
         line: 1,
     };
-    // Latest block per address: address → index of the record in p (or usize::MAX if
-    // the latest block has no usable name / is not active).
-    let mut latest: std::collections::HashMap<IpAddr, usize> = std::collections::HashMap::new();
-    let mut dead: Vec<usize> = Vec::new();
+    // Every lease block in file order: (address, position, index of its record in p or
+    // usize::MAX if it has no usable name / is not active). The latest block per address
+    // wins; sorting this list at the end finds the earlier ones (a sort rather than a hash
+    // map: the router binary has no other map of this type to share the code with).
+    let mut blocks: Vec<(IpAddr, usize, usize)> = Vec::new();
     let mut st = Stmt::new();
 
     while let Some(t) = lx.next_tok() {
@@ -329,7 +330,6 @@ pub(crate) fn parse_isc(data: &[u8], path: &Path) -> Parsed {
                     continue;
                 }
                 let host = info.client_hostname.or(info.hostname).map(lease_label);
-                let prev = latest.get(&addr).copied();
                 let mut new_idx = usize::MAX;
                 if info.active {
                     if let Some(h) = host {
@@ -347,17 +347,18 @@ pub(crate) fn parse_isc(data: &[u8], path: &Path) -> Parsed {
                         }
                     }
                 }
-                if let Some(i) = prev {
-                    if i != usize::MAX {
-                        dead.push(i);
-                    }
-                }
-                latest.insert(addr, new_idx);
+                blocks.push((addr, blocks.len(), new_idx));
             }
             other => st.push(other, lx.line),
         }
     }
 
+    blocks.sort_unstable();
+    let mut dead: Vec<usize> = blocks
+        .windows(2)
+        .filter(|w| w[0].0 == w[1].0 && w[0].2 != usize::MAX)
+        .map(|w| w[0].2)
+        .collect();
     if !dead.is_empty() {
         dead.sort_unstable();
         let mut k = 0usize;

@@ -9,7 +9,6 @@
 //! RFC 7766); it closes when no attempt waits on it any more. DNS over TLS is a stream
 //! with the same framing and goes next to TCP; DNS over HTTPS gets a kind of its own.
 
-use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 
@@ -17,6 +16,7 @@ use mio::{Interest, Registry, Token};
 
 use crate::slab::Slab;
 
+mod open;
 pub mod tcp;
 #[cfg(feature = "tls")]
 pub mod tls;
@@ -70,9 +70,11 @@ enum Channel {
 pub struct Transports {
     channels: Slab<Channel>,
     /// The channel each open attempt uses.
-    open: HashMap<Owner, usize>,
-    /// The TCP stream to each server, while one is open.
-    streams: HashMap<SocketAddr, usize>,
+    open: open::OpenAttempts,
+    /// The TCP stream to each server, while one is open. A list, not a hash map: one
+    /// entry per upstream server at most, so a scan is as quick and costs no hash table
+    /// code in the binary.
+    streams: Vec<(SocketAddr, usize)>,
     #[cfg(feature = "tls")]
     tls: tls_glue::TlsUpstreams,
 }
@@ -103,7 +105,7 @@ impl Transports {
             }
             Proto::Tcp => {
                 // Pipelined on the stream already open to this server, if it takes it.
-                if let Some(&slot) = self.streams.get(&addr) {
+                if let Some(slot) = self.stream_to(addr) {
                     if let Some(Channel::Tcp(t)) = self.channels.get_mut(slot) {
                         if t.add(owner, id, msg) {
                             t.write_pending();
@@ -127,7 +129,10 @@ impl Transports {
                     }
                 }
                 // A newer stream takes the new attempts; an older one serves its own.
-                self.streams.insert(addr, slot);
+                match self.streams.iter_mut().find(|(a, _)| *a == addr) {
+                    Some(e) => e.1 = slot,
+                    None => self.streams.push((addr, slot)),
+                }
                 self.open.insert(owner, slot);
                 Ok(())
             }
@@ -163,6 +168,14 @@ impl Transports {
         }
     }
 
+    /// The slot of the TCP stream open to `addr`, if any.
+    fn stream_to(&self, addr: SocketAddr) -> Option<usize> {
+        self.streams
+            .iter()
+            .find(|(a, _)| *a == addr)
+            .map(|&(_, s)| s)
+    }
+
     /// Open upstream sockets.
     pub fn len(&self) -> usize {
         self.channels.len()
@@ -176,9 +189,7 @@ impl Transports {
         match self.channels.remove(slot) {
             Some(Channel::Tcp(mut t)) => {
                 let _ = reg.deregister(&mut t.stream);
-                if self.streams.get(&t.addr) == Some(&slot) {
-                    self.streams.remove(&t.addr);
-                }
+                self.streams.retain(|&(a, s)| !(a == t.addr && s == slot));
                 for o in t.owners() {
                     self.open.remove(&o);
                 }
