@@ -47,20 +47,28 @@ def wait_for(pred, timeout, what):
     raise Failed("timed out after %.0f s waiting for %s" % (timeout, what))
 
 
-class DaemonCheck:
-    def __init__(self, args):
+class Check:
+    """What every check of a binary starts with: the command (under the runner), a
+    scratch directory the dropped daemon can read, the daemon's log file."""
+
+    def __init__(self, args, prefix):
         self.args = args
         self.cmd = ([args.runner] if args.runner else []) + [os.path.abspath(args.bin)]
-        self.tmp = tempfile.mkdtemp(prefix="dproxy-cross-")
+        self.tmp = tempfile.mkdtemp(prefix=prefix)
         # Started as root, the daemon drops to an unprivileged user and must
-        # still read the hosts file.
+        # still read the files in here.
         os.chmod(self.tmp, 0o755)
-        self.upstream = None
         self.daemon = None
         self.log_path = os.path.join(self.tmp, "dproxy.log")
 
     def step(self, text):
         print("  %s" % text, flush=True)
+
+
+class DaemonCheck(Check):
+    def __init__(self, args):
+        super().__init__(args, "dproxy-cross-")
+        self.upstream = None
 
     # --- pieces -----------------------------------------------------------
     def check_version(self):

@@ -18,12 +18,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import dnstool  # noqa: E402
-from daemon_check import Failed, print_tail, run_check, wait_for  # noqa: E402
+from daemon_check import Check, Failed, print_tail, run_check, wait_for  # noqa: E402
 
 AUTH_NAME = "dot.test"
 NAME, ADDR = "a.example.test", "192.0.2.1"
@@ -52,19 +51,11 @@ def make_certs(d):
          "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", ext], d)
 
 
-class DotCheck:
+class DotCheck(Check):
     def __init__(self, args):
-        self.args = args
-        self.cmd = ([args.runner] if args.runner else []) + [os.path.abspath(args.bin)]
-        self.tmp = tempfile.mkdtemp(prefix="dproxy-dot-")
-        os.chmod(self.tmp, 0o755)
+        super().__init__(args, "dproxy-dot-")
         self.unbound = None
-        self.daemon = None
-        self.log_path = os.path.join(self.tmp, "dproxy.log")
         self.unbound_log = os.path.join(self.tmp, "unbound.log")
-
-    def step(self, text):
-        print("  %s" % text, flush=True)
 
     def start_unbound(self):
         self.tls_port = dnstool.free_udp_port()
