@@ -11,23 +11,14 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 mod dnssec_support;
-use dnssec_support::{hex, run, wire};
+use dnssec_support::{hex, run, wire, EXPIRATION, INCEPTION, NOW, RRSIG};
 use dproxy::dnssec::{
     anchors, cost, key_tag, verify_dnskey_rrset, verify_rrset, Bogus, Budget, Clock, Rrset,
     RrsigView, Verdict, DNSKEY, MAX_CRYPTO_PER_QUERY, MAX_FAILURES_PER_RRSET,
 };
 
-const RRSIG: u16 = 46;
-/// Signature inception and expiration given to ldns-signzone.
-const INCEPTION: &str = "20260101000000";
-const EXPIRATION: &str = "20270101000000";
 const T_INCEPTION: u64 = 1_767_225_600;
 const T_EXPIRATION: u64 = 1_798_761_600;
-/// A time inside the validity window.
-const NOW: Clock = Clock {
-    now: 1_780_000_000,
-    check_inception: true,
-};
 
 const ZONE: &str = "$TTL 300
 @        IN SOA ns1 hostmaster 1 3600 900 604800 60

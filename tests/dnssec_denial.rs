@@ -11,20 +11,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 mod dnssec_support;
-use dnssec_support::{hex, run, wire};
+use dnssec_support::{hex, run, wire, EXPIRATION, INCEPTION, NOW, RRSIG};
 use dproxy::dnssec::{
-    prove_denial, verify_rrset, Bogus, Budget, Clock, Denied, Insecure, Proof, Question, Rrset,
-    Verdict,
+    prove_denial, verify_rrset, Bogus, Budget, Denied, Insecure, Proof, Question, Rrset, Verdict,
 };
 
 const NSEC: u16 = 47;
 const NSEC3: u16 = 50;
-const RRSIG: u16 = 46;
 const DNSKEY: u16 = 48;
-const NOW: Clock = Clock {
-    now: 1_780_000_000,
-    check_inception: true,
-};
 
 const ZONE: &str = "$TTL 300
 @          IN SOA ns1 hostmaster 1 3600 900 604800 60
@@ -120,7 +114,7 @@ fn sign(dir: &Path, origin: &str, extra: &[&str]) -> (PathBuf, Vec<Vec<u8>>) {
     let signed = dir.join(format!("{origin}.signed"));
     run(Command::new("ldns-signzone")
         .current_dir(dir)
-        .args(["-i", "20260101000000", "-e", "20270101000000", "-f"])
+        .args(["-i", INCEPTION, "-e", EXPIRATION, "-f"])
         .arg(&signed)
         .args(extra)
         .arg(&file)

@@ -2,6 +2,18 @@
 
 use std::process::Command;
 
+use dproxy::dnssec::Clock;
+
+pub const RRSIG: u16 = 46;
+/// Signature inception and expiration given to ldns-signzone.
+pub const INCEPTION: &str = "20260101000000";
+pub const EXPIRATION: &str = "20270101000000";
+/// A time inside that validity window.
+pub const NOW: Clock = Clock {
+    now: 1_780_000_000,
+    check_inception: true,
+};
+
 /// Runs a command that must succeed; its standard output.
 pub fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
