@@ -335,6 +335,21 @@ def unbound(certs):
         u.stop()
 
 
+def _ask_at_once(px, names):
+    """Asks every name at the same time (one thread each); name -> response or None."""
+    results = {}
+
+    def ask(n):
+        results[n] = px.query(n, timeout=8, expect_answer=False)
+
+    ts = [threading.Thread(target=ask, args=(n,)) for n in names]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return results
+
+
 def test_answers_over_tls_from_unbound_then_from_cache(dproxy, certs, unbound):
     ub = unbound()
     watch = PlainWatch(ub.port)
@@ -429,16 +444,7 @@ def test_server_closing_mid_pipeline_costs_no_query(dproxy, certs):
         # More queries than a question has attempts (8): each connection answers one,
         # so the last ones are answered only if closing costs them no attempt.
         names = ["p%d.example.test" % i for i in range(12)]
-        results = {}
-
-        def ask(n):
-            results[n] = px.query(n, timeout=8, expect_answer=False)
-
-        ts = [threading.Thread(target=ask, args=(n,)) for n in names]
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join()
+        results = _ask_at_once(px, names)
         for n in names:
             r = results[n]
             assert r is not None and r.rcode() == dns.rcode.NOERROR, (n, px.stderr_text()[-3000:])
@@ -453,16 +459,7 @@ def test_answers_out_of_order_are_matched(dproxy, certs):
     try:
         px = _start(dproxy, certs, fs.port, options={"case_randomization": "0"})
         names = ["o%d.example.test" % i for i in range(3)]
-        results = {}
-
-        def ask(n):
-            results[n] = px.query(n, timeout=8, expect_answer=False)
-
-        ts = [threading.Thread(target=ask, args=(n,)) for n in names]
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join()
+        results = _ask_at_once(px, names)
         for n in names:
             r = results[n]
             assert r is not None and r.rcode() == dns.rcode.NOERROR, (n, px.stderr_text()[-3000:])
