@@ -12,7 +12,7 @@ need=""
 for pair in dig:dnsutils kdig:knot-dnsutils nsd:nsd unbound:unbound \
             dnsmasq:dnsmasq-base dnsperf:dnsperf shellcheck:shellcheck \
             busybox:busybox ip:iproute2 file:file \
-            ldns-signzone:ldnsutils openssl:openssl; do
+            ldns-signzone:ldnsutils openssl:openssl dnsdist:dnsdist; do
     cmd=${pair%%:*}
     pkg=${pair#*:}
     command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || need="$need $pkg"

@@ -768,7 +768,8 @@ impl Builder {
                 );
             }
         }
-        // DoH is parsed but not spoken yet: refuse rather than leave it unused.
+        // A build without DoH refuses it rather than leave it unused.
+        #[cfg(not(feature = "doh"))]
         for s in &enc.servers {
             if let EncryptedServer::Https { host, path, .. } = s {
                 self.err(

@@ -25,22 +25,31 @@ impl crate::server::Server {
                 tls.push((*addr, auth_name.clone(), enc.pins_for(s)));
             }
         }
-        let addrs: Vec<_> = tls.iter().map(|(a, _, _)| *a).collect();
+        #[allow(unused_mut)]
+        let mut addrs: Vec<_> = tls.iter().map(|(a, _, _)| *a).collect();
+        #[cfg(feature = "doh")]
+        let https = crate::doh_upstreams::doh_servers(enc);
+        #[cfg(feature = "doh")]
+        addrs.extend(https.iter().map(|(a, _, _)| *a));
         let loaded = crate::tls::load_roots(&enc.ca_file).and_then(|roots| {
+            let roots = Arc::new(roots);
+            #[cfg(feature = "doh")]
             self.transports
-                .set_tls(self.poll.registry(), tls, Arc::new(roots))
+                .set_https(self.poll.registry(), https, Arc::clone(&roots));
+            self.transports
+                .set_tls(self.poll.registry(), tls, roots)
                 .map_err(|e| e.to_string())
         });
         let servers = match loaded {
             Ok(()) => addrs,
             Err(e) => {
-                log::error!("{e}: no DNS over TLS upstreams, misses are answered SERVFAIL");
+                log::error!("{e}: no encrypted upstreams, misses are answered SERVFAIL");
                 Vec::new()
             }
         };
         if servers != self.upstreams.addrs() {
             let list: Vec<String> = servers.iter().map(|s| s.to_string()).collect();
-            log::info!("DNS over TLS upstream servers: {}", list.join(" "));
+            log::info!("encrypted upstream servers: {}", list.join(" "));
             self.upstreams.set(&servers);
         }
     }

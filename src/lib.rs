@@ -16,6 +16,8 @@ pub mod control;
 pub mod core;
 #[cfg(feature = "dnssec")]
 pub mod dnssec;
+#[cfg(feature = "doh")]
+mod doh_upstreams;
 #[cfg(feature = "tls")]
 mod dot_upstreams;
 pub mod dump;

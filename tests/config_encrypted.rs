@@ -77,6 +77,7 @@ mod full {
     use super::*;
     use tls_support::Certs;
 
+    #[cfg(not(feature = "doh"))]
     const NO_DOH: &str = "DNS over HTTPS is not available in this version";
 
     #[test]
@@ -95,6 +96,7 @@ mod full {
         assert!(errs.is_empty(), "{errs:?}");
     }
 
+    #[cfg(not(feature = "doh"))]
     #[test]
     fn valid_doh_config_is_parsed_then_refused_naming_doh() {
         let certs = Certs::ca_only("cfg-ok");
@@ -154,8 +156,34 @@ mod full {
             "fullinline",
             &format!("\tlist server 'https://dns.example/q#192.0.2.9'\n{ca_line}"),
         );
-        assert_eq!(errs.len(), 1, "{errs:?}");
-        assert!(has(&errs, "main.server", NO_DOH));
+        #[cfg(not(feature = "doh"))]
+        {
+            assert_eq!(errs.len(), 1, "{errs:?}");
+            assert!(has(&errs, "main.server", NO_DOH));
+        }
+        #[cfg(feature = "doh")]
+        assert!(errs.is_empty(), "{errs:?}");
+    }
+
+    /// With DoH in the build, DoH servers (by inline address, IP literal, or name with
+    /// bootstrap servers) are accepted next to DoT ones.
+    #[cfg(feature = "doh")]
+    #[test]
+    fn doh_servers_are_accepted() {
+        let certs = Certs::ca_only("cfg-doh");
+        let ca = certs.path("ca.pem");
+        let pin = "sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+        let errs = errors(
+            "fulldoh",
+            &format!(
+                "\tlist server 'tls://1.1.1.1#cloudflare-dns.com'\n\tlist server 'https://dns.example/dns-query'\n\
+                 \tlist server 'https://dns.quad9.net/dns-query#9.9.9.9'\n\tlist server 'https://[2620:fe::fe]:8443/q'\n\
+                 \tlist bootstrap '192.0.2.53'\n\tlist bootstrap '[2001:db8::53]:5353'\n\
+                 \toption ca_file '{}'\n\tlist tls_pin 'dns.example {pin}'\n",
+                ca.display()
+            ),
+        );
+        assert!(errs.is_empty(), "{errs:?}");
     }
 
     #[test]

@@ -16,6 +16,10 @@ use mio::{Interest, Registry, Token};
 
 use crate::slab::Slab;
 
+#[cfg(feature = "doh")]
+pub mod https;
+#[cfg(feature = "doh")]
+mod https_http;
 mod open;
 pub mod tcp;
 #[cfg(feature = "tls")]
@@ -30,7 +34,8 @@ pub const TOKEN_BASE: usize = 1 << 24;
 pub enum Proto {
     Udp,
     Tcp,
-    /// DNS over TLS: chosen by the transport for servers configured as such.
+    /// DNS over TLS (or over HTTPS): chosen by the transport for servers configured
+    /// as such.
     #[cfg(feature = "tls")]
     Tls,
 }
@@ -63,6 +68,8 @@ enum Channel {
     Tcp(tcp::Stream),
     #[cfg(feature = "tls")]
     Tls(Box<tls::Channel>),
+    #[cfg(feature = "doh")]
+    Https(Box<https::Channel>),
 }
 
 /// Every open upstream socket.
@@ -77,6 +84,8 @@ pub struct Transports {
     streams: Vec<(SocketAddr, usize)>,
     #[cfg(feature = "tls")]
     tls: tls_glue::TlsUpstreams,
+    #[cfg(feature = "doh")]
+    https: https_glue::HttpsUpstreams,
 }
 
 impl Transports {
@@ -136,6 +145,8 @@ impl Transports {
                 self.open.insert(owner, slot);
                 Ok(())
             }
+            #[cfg(feature = "doh")]
+            Proto::Tls if self.is_https(addr) => self.send_https(reg, addr, owner, msg, 0),
             #[cfg(feature = "tls")]
             Proto::Tls => self.send_tls(reg, addr, owner, msg, 0),
         }
@@ -160,6 +171,11 @@ impl Transports {
             Some(Channel::Tls(t)) => {
                 t.remove(owner);
                 t.is_done() && t.owners().is_empty()
+            }
+            #[cfg(feature = "doh")]
+            Some(Channel::Https(t)) => {
+                t.remove(owner);
+                t.is_idle_done()
             }
             None => false,
         };
@@ -207,6 +223,14 @@ impl Transports {
                     self.open.remove(&o);
                 }
             }
+            #[cfg(feature = "doh")]
+            Some(Channel::Https(mut t)) => {
+                let _ = reg.deregister(&mut t.stream);
+                self.forget_https_slot(t.addr, slot);
+                for o in t.owners() {
+                    self.open.remove(&o);
+                }
+            }
             None => {}
         }
     }
@@ -220,6 +244,8 @@ impl Transports {
             Channel::Tcp(t) => t.next_event(buf),
             #[cfg(feature = "tls")]
             Channel::Tls(_) => return self.next_tls_event(reg, slot, buf),
+            #[cfg(feature = "doh")]
+            Channel::Https(_) => return self.next_https_event(reg, slot, buf),
         };
         match ev {
             Some(Event::Message(o, _)) | Some(Event::Failed(o)) => {
@@ -237,6 +263,8 @@ impl Transports {
     }
 }
 
+#[cfg(feature = "doh")]
+mod https_glue;
 #[cfg(feature = "tls")]
 mod tls_glue;
 

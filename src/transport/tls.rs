@@ -94,10 +94,7 @@ impl Server {
         };
         if status != self.status {
             if status == "ok" {
-                log::info!(
-                    "upstream {addr} ({}): DNS over TLS connected",
-                    self.auth_name
-                );
+                log::info!("upstream {addr} ({}): TLS connected", self.auth_name);
             } else {
                 log::warn!("upstream {addr} ({}): {status}", self.auth_name);
             }

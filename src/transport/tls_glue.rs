@@ -62,6 +62,10 @@ impl Transports {
 
     /// The protocol an attempt to `addr` really uses: TLS for a TLS server.
     pub fn proto_for(&self, addr: SocketAddr, proto: Proto) -> Proto {
+        #[cfg(feature = "doh")]
+        if self.is_https(addr) {
+            return Proto::Tls;
+        }
         if self.tls.servers.contains_key(&addr) {
             Proto::Tls
         } else {
@@ -77,6 +81,8 @@ impl Transports {
             .iter()
             .map(|(a, s)| (*a, s.auth_name.clone(), s.status.clone()))
             .collect();
+        #[cfg(feature = "doh")]
+        v.extend(self.https_status());
         v.sort();
         v
     }
@@ -210,14 +216,21 @@ impl Transports {
 
     /// The earliest handshake deadline or idle close of a TLS connection.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.tls
+        let tls = self
+            .tls
             .conns
             .values()
             .filter_map(|&slot| match self.channels.get(slot) {
                 Some(Channel::Tls(t)) => t.next_deadline(),
                 _ => None,
             })
-            .min()
+            .min();
+        #[cfg(feature = "doh")]
+        let tls = match (tls, self.next_https_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        tls
     }
 
     /// Applies due deadlines; returns the slots that now have events to read.
@@ -231,6 +244,8 @@ impl Transports {
                 }
             }
         }
+        #[cfg(feature = "doh")]
+        self.tick_https(now, &mut due);
         due
     }
 
@@ -249,12 +264,16 @@ impl Transports {
     pub fn link_down(&mut self, reg: &Registry) {
         self.tls.link_down = true;
         self.close_tls(reg);
+        #[cfg(feature = "doh")]
+        self.https_link_down(reg);
     }
 
     /// Link up (or new addresses): connections and sessions dropped, backoff reset.
     pub fn link_up(&mut self, reg: &Registry) {
         self.tls.link_down = false;
         self.close_tls(reg);
+        #[cfg(feature = "doh")]
+        self.https_link_up(reg);
         for s in self.tls.servers.values_mut() {
             s.reset();
         }

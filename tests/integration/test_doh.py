@@ -1,0 +1,557 @@
+"""DNS over HTTPS upstreams, end to end with the full build (`DPROXY_BIN` built with
+--features full): dproxy -> real dnsdist serving DoH over HTTP/1.1 (addDOHLocal) ->
+real unbound on a plain loopback port; plain bootstrap servers of our own that resolve
+the DoH server's name; and fault servers of our own (Python ssl speaking HTTP/1.1 by
+hand) for what dnsdist will not do: error statuses, wrong content type, oversize or
+garbage bodies, closing mid-request, a non-zero DNS ID.
+
+A UDP listener sits on each DoH server's address and port: a packet there is a query
+that left in the clear. Certificates (a test CA and a server certificate for doh.test)
+are made at test time with openssl."""
+
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+
+import dns.message
+import dns.rcode
+import dns.rrset
+import pytest
+
+from harness.tools import ede_codes
+
+NAME = "doh.test"
+EDE_NO_REACHABLE = 22
+EDE_NETWORK = 23
+
+
+@pytest.fixture(autouse=True)
+def _needs_full(dproxy_bin):
+    if os.environ.get("DPROXY_FULL") != "1":
+        pytest.skip("needs the full build: DPROXY_FULL=1 DPROXY_BIN=<dproxy built with --features full>")
+
+
+def _openssl(d, *args):
+    subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def certs():
+    d = tempfile.mkdtemp(prefix="dproxy-doh-it-")
+    _openssl(d, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+             "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "30",
+             "-subj", "/CN=dproxy DoH test CA",
+             "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    _openssl(d, "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+             "-nodes", "-keyout", "good.key", "-out", "good.csr", "-subj", "/CN=" + NAME)
+    with open(os.path.join(d, "good.ext"), "w") as f:
+        f.write("subjectAltName=DNS:%s\nbasicConstraints=CA:FALSE\n"
+                "extendedKeyUsage=serverAuth\n" % NAME)
+    _openssl(d, "x509", "-req", "-in", "good.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+             "-CAcreateserial", "-days", "30", "-out", "good.pem", "-extfile", "good.ext")
+    # dproxy reads the CA file after dropping to nobody.
+    os.chmod(d, 0o755)
+    for f in os.listdir(d):
+        os.chmod(os.path.join(d, f), 0o644)
+    yield d
+    subprocess.run(["rm", "-rf", d])
+
+
+def _free_port():
+    # A port free for TCP and UDP at once on 127.0.0.1.
+    for _ in range(100):
+        t = socket.socket()
+        t.bind(("127.0.0.1", 0))
+        port = t.getsockname()[1]
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            u.bind(("127.0.0.1", port))
+        except OSError:
+            t.close()
+            continue
+        u.close()
+        t.close()
+        return port
+    raise AssertionError("no free port")
+
+
+def _wait_listening(proc, port, what):
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, what + " exited"
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError("%s does not listen on %d" % (what, port))
+
+
+class PlainWatch:
+    """A UDP listener on the DoH server's address and port: any packet is a query
+    that left in the clear."""
+
+    def __init__(self, port):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", port))
+        self.sock.setblocking(False)
+
+    def packets(self):
+        n = 0
+        while True:
+            try:
+                self.sock.recv(4096)
+                n += 1
+            except BlockingIOError:
+                return n
+
+    def close(self):
+        self.sock.close()
+
+
+class Backend:
+    """unbound on a plain loopback port: the server dnsdist forwards to."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="dproxy-doh-unbound-")
+        self.port = _free_port()
+        conf = os.path.join(self.dir, "unbound.conf")
+        with open(conf, "w") as f:
+            f.write(
+                "server:\n  interface: 127.0.0.1@%d\n"
+                "  username: \"\"\n  chroot: \"\"\n  directory: %s\n  pidfile: \"\"\n"
+                "  use-syslog: no\n  do-daemonize: no\n  num-threads: 1\n  do-ip6: no\n"
+                "  so-reuseport: no\n  access-control: 127.0.0.0/8 allow\n"
+                "  module-config: \"iterator\"\n  local-zone: \"example.test.\" static\n"
+                "  local-data: \"a.example.test. 300 IN A 192.0.2.1\"\n"
+                "  local-data: \"b.example.test. 300 IN A 192.0.2.2\"\n"
+                "  local-data: \"c.example.test. 300 IN A 192.0.2.3\"\n"
+                % (self.port, self.dir))
+        self.proc = subprocess.Popen(["unbound", "-d", "-c", conf], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait_listening(self.proc, self.port, "unbound")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(5)
+        subprocess.run(["rm", "-rf", self.dir])
+
+
+class Dnsdist:
+    """dnsdist serving DoH (HTTP/1.1 and HTTP/2 on one port) in front of `backend`."""
+
+    def __init__(self, certs, backend):
+        self.dir = tempfile.mkdtemp(prefix="dproxy-doh-dnsdist-")
+        self.port = _free_port()
+        conf = os.path.join(self.dir, "dnsdist.conf")
+        with open(conf, "w") as f:
+            f.write('setSecurityPollSuffix("")\n'
+                    'setLocal("127.0.0.1:%d")\n'
+                    'newServer({address="127.0.0.1:%d", checkName="a.example.test."})\n'
+                    'addDOHLocal("127.0.0.1:%d", "%s/good.pem", "%s/good.key", "/dns-query")\n'
+                    % (_free_port(), backend.port, self.port, certs, certs))
+        self.log = os.path.join(self.dir, "log")
+        with open(self.log, "w") as out:
+            self.proc = subprocess.Popen(["dnsdist", "--supervised", "--disable-syslog",
+                                          "-C", conf], stdin=subprocess.DEVNULL,
+                                         stdout=out, stderr=subprocess.STDOUT)
+        _wait_listening(self.proc, self.port, "dnsdist")
+        # dnsdist answers only once its health check marked the backend up.
+        deadline = time.monotonic() + 10
+        while "as 'up'" not in open(self.log).read():
+            assert time.monotonic() < deadline, open(self.log).read()
+            time.sleep(0.05)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(5)
+        subprocess.run(["rm", "-rf", self.dir])
+
+
+@pytest.fixture
+def dnsdist(certs):
+    backend = Backend()
+    d = Dnsdist(certs, backend)
+    yield d
+    d.stop()
+    backend.stop()
+
+
+class Bootstrap:
+    """A plain DNS server of our own: answers A for doh.test with 127.0.0.1 and
+    REFUSED for anything else, and records every name asked."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.names = []
+        self.running = True
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while self.running:
+            try:
+                wire, peer = self.sock.recvfrom(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            q = dns.message.from_wire(wire)
+            qname = str(q.question[0].name).rstrip(".").lower()
+            self.names.append(qname)
+            r = dns.message.make_response(q)
+            if qname == NAME and q.question[0].rdtype == 1:
+                r.answer.append(dns.rrset.from_text(NAME + ".", 60, "IN", "A", "127.0.0.1"))
+            elif qname != NAME:
+                r.set_rcode(dns.rcode.REFUSED)
+            self.sock.sendto(r.to_wire(), peer)
+
+    def stop(self):
+        self.running = False
+        self.thread.join(2)
+        self.sock.close()
+
+
+def _answer(wire, qid=0):
+    q = dns.message.from_wire(wire)
+    r = dns.message.make_response(q)
+    r.answer.append(dns.rrset.from_text(q.question[0].name, 300, "IN", "A", "192.0.2.7"))
+    r.id = qid
+    return r.to_wire()
+
+
+class FaultServer:
+    """A DoH server of our own over HTTP/1.1 (Python ssl, requests read by hand),
+    answering A queries with 192.0.2.7. mode: normal, status404, status503, html (wrong
+    content type), oversize (Content-Length above 65,535), garbage (a 3-byte body),
+    close_mid (reads the second request of a connection, then closes without an
+    answer), chunked (the answer in two chunks), badid (the answer's ID is not 0),
+    close_header (answers with `Connection: close`, then closes)."""
+
+    def __init__(self, certs, mode="normal"):
+        self.port = _free_port()
+        self.mode = mode
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(os.path.join(certs, "good.pem"), os.path.join(certs, "good.key"))
+        self.ctx.set_alpn_protocols(["http/1.1"])
+        self.lsock = socket.socket()
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind(("127.0.0.1", self.port))
+        self.lsock.listen(16)
+        self.lsock.settimeout(0.2)
+        self.connections = 0
+        self.active = 0
+        self.plaintext = 0
+        self.requests = []  # (method, path, headers dict, DNS ID of the body)
+        self.alpn = set()
+        self.running = True
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while self.running:
+            try:
+                c, _ = self.lsock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self.lock:
+                self.connections += 1
+                self.active += 1
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    @staticmethod
+    def _read_request(s, buf):
+        while b"\r\n\r\n" not in buf:
+            b = s.recv(4096)
+            if not b:
+                return None, buf
+            buf += b
+        head, rest = buf.split(b"\r\n\r\n", 1)
+        lines = head.decode("latin-1").split("\r\n")
+        method, path, _ = lines[0].split(" ", 2)
+        headers = {}
+        for line in lines[1:]:
+            k, v = line.split(":", 1)
+            headers[k.strip().lower()] = v.strip()
+        n = int(headers.get("content-length", "0"))
+        while len(rest) < n:
+            b = s.recv(4096)
+            if not b:
+                return None, b""
+            rest += b
+        return (method, path, headers, rest[:n]), rest[n:]
+
+    def _respond(self, s, body):
+        m = self.mode
+        ctype = b"text/html" if m == "html" else b"application/dns-message"
+        if m in ("status404", "status503"):
+            code = b"404 Not Found" if m == "status404" else b"503 Service Unavailable"
+            s.sendall(b"HTTP/1.1 " + code + b"\r\nContent-Length: 0\r\n\r\n")
+            return
+        if m == "oversize":
+            s.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/dns-message\r\n"
+                      b"Content-Length: 70000\r\n\r\n" + b"\0" * 70000)
+            return
+        out = b"abc" if m == "garbage" else _answer(body, qid=0x1234 if m == "badid" else 0)
+        if m == "chunked":
+            h = len(out) // 2
+            s.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/dns-message\r\n"
+                      b"Transfer-Encoding: chunked\r\n\r\n"
+                      + b"%x\r\n" % h + out[:h] + b"\r\n"
+                      + b"%x\r\n" % (len(out) - h) + out[h:] + b"\r\n0\r\n\r\n")
+            return
+        extra = b"Connection: close\r\n" if m == "close_header" else b""
+        s.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: " + ctype + b"\r\n" + extra
+                  + b"Content-Length: %d\r\n\r\n" % len(out) + out)
+
+    def _serve(self, c):
+        c.settimeout(10)
+        try:
+            first = c.recv(1, socket.MSG_PEEK)
+            if first and first[0] != 0x16:  # not a TLS handshake record
+                with self.lock:
+                    self.plaintext += 1
+                return
+            s = self.ctx.wrap_socket(c, server_side=True)
+            with self.lock:
+                self.alpn.add(s.selected_alpn_protocol())
+            buf = b""
+            served = 0
+            while True:
+                req, buf = self._read_request(s, buf)
+                if req is None:
+                    return
+                method, path, headers, body = req
+                with self.lock:
+                    self.requests.append((method, path, headers, int.from_bytes(body[:2], "big")))
+                if self.mode == "close_mid" and served == 1:
+                    # A FIN with the request unanswered, then read until the client
+                    # closes (closing with unread data would be a reset).
+                    s.shutdown(socket.SHUT_WR)
+                    while s.recv(4096):
+                        pass
+                    return
+                self._respond(s, body)
+                served += 1
+                if self.mode == "close_header":
+                    return
+        except (OSError, ssl.SSLError, ValueError):
+            return
+        finally:
+            try:
+                c.close()
+            except OSError:
+                pass
+            with self.lock:
+                self.active -= 1
+
+    def stop(self):
+        self.running = False
+        self.lsock.close()
+
+
+def _start(dproxy, certs, port, host=NAME, inline="#127.0.0.1", lists=None):
+    all_lists = {"server": ["https://%s:%d/dns-query%s" % (host, port, inline)]}
+    all_lists.update(lists or {})
+    return dproxy(options={"ca_file": os.path.join(certs, "ca.pem")}, lists=all_lists)
+
+
+def _servfail_with_ede(r):
+    return r is not None and r.rcode() == dns.rcode.SERVFAIL and (
+        EDE_NO_REACHABLE in ede_codes(r) or EDE_NETWORK in ede_codes(r))
+
+
+def _ask_at_once(px, names):
+    """Asks every name at the same time (one thread each); name -> response or None."""
+    results = {}
+
+    def ask(n):
+        results[n] = px.query(n, timeout=8, expect_answer=False)
+
+    ts = [threading.Thread(target=ask, args=(n,)) for n in names]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return results
+
+
+def test_answers_over_https_from_dnsdist_then_from_cache(dproxy, certs, dnsdist):
+    watch = PlainWatch(dnsdist.port)
+    try:
+        px = _start(dproxy, certs, dnsdist.port)
+        r = px.query("a.example.test", timeout=5, qid=0x4321)
+        assert r.rcode() == dns.rcode.NOERROR and "192.0.2.1" in r.to_text(), r.to_text()
+        assert r.id == 0x4321
+        for name, addr in (("b.example.test", "192.0.2.2"), ("c.example.test", "192.0.2.3")):
+            assert addr in px.query(name, timeout=5).to_text()
+        before = px.stats()
+        assert "192.0.2.1" in px.query("a.example.test").to_text()
+        s = px.stats()
+        assert s["upstream_queries"] == before["upstream_queries"], s
+        assert s["hits"] == before["hits"] + 1, s
+        assert s["tls_upstream.0.name"] == "https://%s:%d/dns-query" % (NAME, dnsdist.port), s
+        assert s["tls_upstream.0.state"] == "ok", s
+        assert watch.packets() == 0, "a query left in plaintext"
+    finally:
+        watch.close()
+
+
+def test_requests_are_rfc8484_posts_on_kept_alive_connections(dproxy, certs):
+    fs = FaultServer(certs)
+    try:
+        px = _start(dproxy, certs, fs.port)
+        for i in range(5):
+            r = px.query("k%d.example.test" % i, timeout=5)
+            assert "192.0.2.7" in r.to_text(), r.to_text()
+        # One after the other: all on one kept-alive connection.
+        assert fs.connections == 1, fs.connections
+        # At once: the pool has two connections at most.
+        results = _ask_at_once(px, ["m%d.example.test" % i for i in range(8)])
+        assert all(r is not None and "192.0.2.7" in r.to_text() for r in results.values())
+        assert fs.connections <= 2, fs.connections
+        assert fs.alpn == {"http/1.1"}
+        for method, path, headers, qid in fs.requests:
+            assert (method, path, qid) == ("POST", "/dns-query", 0)
+            assert headers["content-type"] == "application/dns-message"
+            assert headers["host"] == "%s:%d" % (NAME, fs.port)
+        assert fs.plaintext == 0
+    finally:
+        fs.stop()
+
+
+def test_chunked_answer_and_connection_close_header_are_followed(dproxy, certs):
+    for mode in ("chunked", "close_header"):
+        fs = FaultServer(certs, mode=mode)
+        try:
+            px = _start(dproxy, certs, fs.port)
+            for i in range(3):
+                r = px.query("h%d.example.test" % i, timeout=5)
+                assert r.rcode() == dns.rcode.NOERROR and "192.0.2.7" in r.to_text(), (mode, r.to_text())
+            if mode == "close_header":
+                assert fs.connections == 3, "a connection the server closes is not reused"
+            else:
+                assert fs.connections == 1
+        finally:
+            fs.stop()
+
+
+@pytest.mark.parametrize("mode,log", [
+    ("status404", "HTTP status 404 Not Found"),
+    ("status503", "HTTP status 503 Service Unavailable"),
+    ("html", "content type 'text/html'"),
+    ("oversize", "larger than a DNS message"),
+    ("garbage", "3-byte body, not a DNS message"),
+    ("badid", "answer ID 4660, not 0"),
+])
+def test_bad_http_answers_give_servfail_ede_and_one_log_line(dproxy, certs, mode, log):
+    fs = FaultServer(certs, mode=mode)
+    watch = PlainWatch(fs.port)
+    try:
+        px = _start(dproxy, certs, fs.port)
+        r = px.query("a.example.test", timeout=8, edns=0)
+        assert _servfail_with_ede(r), (mode, r.to_text())
+        r = px.query("b.example.test", timeout=8, edns=0)
+        assert _servfail_with_ede(r), (mode, r.to_text())
+        err = px.stderr_text()
+        warnings = [l for l in err.splitlines() if "warn" in l and log in l]
+        assert len(warnings) == 1, err[-2000:]
+        assert log in px.stats()["tls_upstream.0.state"]
+        assert fs.requests, "the server was asked"
+        assert fs.plaintext == 0 and watch.packets() == 0, "something left in plaintext"
+        assert px.alive()
+    finally:
+        watch.close()
+        fs.stop()
+
+
+def test_server_closing_mid_request_costs_no_query(dproxy, certs):
+    fs = FaultServer(certs, mode="close_mid")
+    try:
+        px = _start(dproxy, certs, fs.port)
+        # Each connection answers one request and closes on the next: the unanswered
+        # ones go out again on a new connection.
+        for i in range(4):
+            r = px.query("c%d.example.test" % i, timeout=8)
+            assert r.rcode() == dns.rcode.NOERROR and "192.0.2.7" in r.to_text(), px.stderr_text()[-2000:]
+        assert fs.connections >= 3
+        assert fs.plaintext == 0
+    finally:
+        fs.stop()
+
+
+def test_unreachable_server_gives_servfail_not_plaintext(dproxy, certs):
+    port = _free_port()
+    watch = PlainWatch(port)
+    try:
+        px = _start(dproxy, certs, port)
+        r = px.query("a.example.test", timeout=8, edns=0)
+        assert _servfail_with_ede(r), r.to_text()
+        assert "TCP connect failed" in px.stats()["tls_upstream.0.state"]
+        assert watch.packets() == 0
+    finally:
+        watch.close()
+
+
+def test_link_down_closes_connections_and_link_up_reconnects(dproxy, certs):
+    fs = FaultServer(certs)
+    try:
+        px = _start(dproxy, certs, fs.port)
+        assert "192.0.2.7" in px.query("a.example.test", timeout=5).to_text()
+        assert fs.connections == 1 and fs.active == 1
+        px.signal(signal.SIGUSR2)
+        deadline = time.monotonic() + 5
+        while fs.active and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert fs.active == 0, "link down must close the DoH connection"
+        r = px.query("x1.example.test", timeout=5)
+        assert r.rcode() == dns.rcode.SERVFAIL, r.to_text()
+        assert fs.connections == 1
+        px.signal(signal.SIGUSR1)
+        r = px.wait_answer("x2.example.test", timeout=5,
+                           until=lambda m: m.rcode() == dns.rcode.NOERROR)
+        assert r is not None and "192.0.2.7" in r.to_text()
+        assert fs.connections == 2, "link up must reconnect on a new connection"
+    finally:
+        fs.stop()
+
+
+def test_host_name_resolved_through_bootstrap_only_for_doh(dproxy, certs, dnsdist):
+    boot = Bootstrap()
+    watch = PlainWatch(dnsdist.port)
+    try:
+        px = _start(dproxy, certs, dnsdist.port, inline="",
+                    lists={"bootstrap": ["127.0.0.1:%d" % boot.port]})
+        r = px.query("a.example.test", timeout=5)
+        assert r.rcode() == dns.rcode.NOERROR and "192.0.2.1" in r.to_text(), px.stderr_text()[-2000:]
+        assert "192.0.2.2" in px.query("b.example.test", timeout=5).to_text()
+        # The bootstrap server was asked the DoH server's name, and nothing else.
+        assert boot.names and set(boot.names) == {NAME}, boot.names
+        assert watch.packets() == 0
+    finally:
+        watch.close()
+        boot.stop()
+
+
+def test_unresolvable_doh_name_gives_servfail_not_plaintext(dproxy, certs):
+    boot = Bootstrap()
+    try:
+        px = _start(dproxy, certs, 443, host="other.test", inline="",
+                    lists={"bootstrap": ["127.0.0.1:%d" % boot.port]})
+        r = px.query("a.example.test", timeout=5, edns=0)
+        assert _servfail_with_ede(r), r.to_text()
+        assert "DoH server other.test left out" in px.stderr_text()
+        assert set(boot.names) == {"other.test"}, boot.names
+    finally:
+        boot.stop()
