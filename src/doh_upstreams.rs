@@ -103,8 +103,8 @@ fn ask(server: SocketAddr, name: &NameBuf, qtype: u16, id: u16) -> Result<Option
     build::query(&mut q, id, name, qtype, 1, true, false);
     sock.send(&q).map_err(|e| e.to_string())?;
     let mut buf = [0u8; 1500];
-    // Replies that are not ours (wrong ID or question) are read past until the timeout.
-    loop {
+    // Replies that are not ours (wrong ID or question) are read past, a few at most.
+    for _ in 0..8 {
         let n = sock.recv(&mut buf).map_err(|e| match e.kind() {
             std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => "no answer".into(),
             _ => e.to_string(),
@@ -113,6 +113,7 @@ fn ask(server: SocketAddr, name: &NameBuf, qtype: u16, id: u16) -> Result<Option
             return found;
         }
     }
+    Err("no answer to the query".into())
 }
 
 /// The address in a reply to our query; None if it is not the reply to it.
@@ -152,4 +153,72 @@ fn answer_address(
         }
     }
     Some(Ok(None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reply to `id` for doh.example with the given answer records (type, rdata),
+    /// each owned by the question name (compression pointer to offset 12).
+    fn reply(id: u16, rcode: u8, qtype: u16, answers: &[(u16, &[u8])]) -> Vec<u8> {
+        let mut m = Vec::new();
+        m.extend_from_slice(&id.to_be_bytes());
+        m.extend_from_slice(&[0x81, 0x80 | rcode, 0, 1]);
+        m.extend_from_slice(&(answers.len() as u16).to_be_bytes());
+        m.extend_from_slice(&[0, 0, 0, 0]);
+        m.extend_from_slice(b"\x03DoH\x07example\x00");
+        m.extend_from_slice(&qtype.to_be_bytes());
+        m.extend_from_slice(&[0, 1]);
+        for (t, data) in answers {
+            m.extend_from_slice(&[0xc0, 12]);
+            m.extend_from_slice(&t.to_be_bytes());
+            m.extend_from_slice(&[0, 1, 0, 0, 0, 60]);
+            m.extend_from_slice(&(data.len() as u16).to_be_bytes());
+            m.extend_from_slice(data);
+        }
+        m
+    }
+
+    #[test]
+    fn addresses_are_taken_from_replies_to_our_query_only() {
+        let name = NameBuf::from_dotted("doh.example").unwrap();
+        let cname: &[u8] = b"\x01x\xc0\x0c";
+        let a = reply(
+            7,
+            0,
+            rtype::A,
+            &[(rtype::CNAME, cname), (rtype::A, &[192, 0, 2, 9])],
+        );
+        assert_eq!(
+            answer_address(&a, 7, &name, rtype::A),
+            Some(Ok(Some("192.0.2.9".parse().unwrap())))
+        );
+        // Another ID, another type, or not a reply: not ours.
+        assert_eq!(answer_address(&a, 8, &name, rtype::A), None);
+        assert_eq!(answer_address(&a, 7, &name, rtype::AAAA), None);
+        let other = NameBuf::from_dotted("other.example").unwrap();
+        assert_eq!(answer_address(&a, 7, &other, rtype::A), None);
+        let six = [0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x53];
+        let aaaa = reply(7, 0, rtype::AAAA, &[(rtype::AAAA, &six)]);
+        assert_eq!(
+            answer_address(&aaaa, 7, &name, rtype::AAAA),
+            Some(Ok(Some("2001:db8::53".parse().unwrap())))
+        );
+        assert_eq!(
+            answer_address(&reply(7, 0, rtype::A, &[]), 7, &name, rtype::A),
+            Some(Ok(None))
+        );
+        let refused = reply(7, 5, rtype::A, &[]);
+        assert_eq!(
+            answer_address(&refused, 7, &name, rtype::A),
+            Some(Err("answer code 5".into()))
+        );
+        let mut cut = a.clone();
+        cut.truncate(a.len() - 2);
+        assert_eq!(
+            answer_address(&cut, 7, &name, rtype::A),
+            Some(Err("malformed answer".into()))
+        );
+    }
 }
