@@ -235,7 +235,8 @@ class FaultServer:
     content type), oversize (Content-Length above 65,535), garbage (a 3-byte body),
     close_mid (reads the second request of a connection, then closes without an
     answer), chunked (the answer in two chunks), badid (the answer's ID is not 0),
-    close_header (answers with `Connection: close`, then closes)."""
+    close_header (answers with `Connection: close`, then closes), stall (accepts TCP,
+    never speaks TLS)."""
 
     def __init__(self, certs, mode="normal"):
         self.port = _free_port()
@@ -322,6 +323,9 @@ class FaultServer:
             if first and first[0] != 0x16:  # not a TLS handshake record
                 with self.lock:
                     self.plaintext += 1
+                return
+            if self.mode == "stall":
+                time.sleep(8)
                 return
             s = self.ctx.wrap_socket(c, server_side=True)
             with self.lock:
@@ -555,3 +559,21 @@ def test_unresolvable_doh_name_gives_servfail_not_plaintext(dproxy, certs):
         assert set(boot.names) == {"other.test"}, boot.names
     finally:
         boot.stop()
+
+
+def test_stalled_handshake_gives_servfail_not_plaintext(dproxy, certs):
+    fs = FaultServer(certs, mode="stall")
+    watch = PlainWatch(fs.port)
+    try:
+        px = _start(dproxy, certs, fs.port)
+        r = px.query("g.example.test", timeout=12, edns=0)
+        assert _servfail_with_ede(r), r.to_text()
+        deadline = time.monotonic() + 8
+        while "handshake timed out" not in px.stderr_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "handshake timed out" in px.stderr_text(), px.stderr_text()[-2000:]
+        assert fs.plaintext == 0 and watch.packets() == 0
+        assert px.alive()
+    finally:
+        watch.close()
+        fs.stop()
