@@ -6,7 +6,6 @@
 //! over HTTPS whatever the caller asked for, and while it cannot be reached (backoff,
 //! link down) sends fail at once so the caller moves on.
 
-use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,11 +32,22 @@ pub struct HttpsServer {
 
 #[derive(Default)]
 pub struct HttpsUpstreams {
-    servers: HashMap<SocketAddr, HttpsServer>,
+    /// Lists, not hash maps: a few entries at most, so a scan is as quick and costs no
+    /// hash table code in the binary.
+    servers: Vec<(SocketAddr, HttpsServer)>,
     roots: Option<Arc<RootCertStore>>,
-    /// The open connections to each server.
-    pub conns: HashMap<SocketAddr, Vec<usize>>,
+    /// The open connections: (server, slot).
+    pub conns: Vec<(SocketAddr, usize)>,
     link_down: bool,
+}
+
+impl HttpsUpstreams {
+    fn server(&mut self, addr: SocketAddr) -> Option<&mut HttpsServer> {
+        self.servers
+            .iter_mut()
+            .find(|(a, _)| *a == addr)
+            .map(|(_, s)| s)
+    }
 }
 
 fn refused(why: &str) -> io::Error {
@@ -54,25 +64,25 @@ impl Transports {
         roots: Arc<RootCertStore>,
     ) {
         self.close_https(reg);
-        let mut old = std::mem::take(&mut self.https.servers);
+        let old = std::mem::take(&mut self.https.servers);
         for (addr, target, pins) in servers {
             let mut tls = Server::new(target.host.clone(), pins);
             // Kept so that an unchanged state is not logged again.
-            if let Some(o) = old.remove(&addr) {
-                tls.status = o.tls.status;
+            if let Some((_, o)) = old.iter().find(|(a, _)| *a == addr) {
+                tls.status.clone_from(&o.tls.status);
             }
             let s = HttpsServer {
                 target: Arc::new(target),
                 tls,
                 config: None,
             };
-            self.https.servers.insert(addr, s);
+            self.https.servers.push((addr, s));
         }
         self.https.roots = Some(roots);
     }
 
     pub(super) fn is_https(&self, addr: SocketAddr) -> bool {
-        self.https.servers.contains_key(&addr)
+        self.https.servers.iter().any(|(a, _)| *a == addr)
     }
 
     /// Per DoH server: address, URL, and its state ("ok" or the reason).
@@ -100,7 +110,13 @@ impl Transports {
             return Err(refused("link down: no connections to DoH upstreams"));
         }
         // The least loaded connection that takes queries; an idle one at once.
-        let slots = self.https.conns.get(&addr).cloned().unwrap_or_default();
+        let slots: Vec<usize> = self
+            .https
+            .conns
+            .iter()
+            .filter(|(a, _)| *a == addr)
+            .map(|&(_, s)| s)
+            .collect();
         let best = slots
             .iter()
             .filter_map(|&slot| match self.channels.get(slot) {
@@ -120,8 +136,13 @@ impl Transports {
             }
             return Err(refused("every connection to the DoH upstream is busy"));
         }
-        let (Some(server), Some(roots)) = (self.https.servers.get_mut(&addr), &self.https.roots)
-        else {
+        let up = &mut self.https;
+        let server = up
+            .servers
+            .iter_mut()
+            .find(|(a, _)| *a == addr)
+            .map(|(_, s)| s);
+        let (Some(server), Some(roots)) = (server, &up.roots) else {
             return Err(refused("not a DoH upstream"));
         };
         if server.tls.backing_off(now) {
@@ -159,7 +180,7 @@ impl Transports {
                 return Err(e);
             }
         }
-        self.https.conns.entry(addr).or_default().push(slot);
+        self.https.conns.push((addr, slot));
         self.open.insert(owner, slot);
         Ok(())
     }
@@ -181,7 +202,7 @@ impl Transports {
                 self.open.remove(&o);
             }
             if let Event::Message(..) = ev {
-                if let Some(s) = self.https.servers.get_mut(&addr) {
+                if let Some(s) = self.https.server(addr) {
                     if s.tls.status != "ok" {
                         s.tls.record(addr, Ok(()), now);
                     }
@@ -199,7 +220,7 @@ impl Transports {
             failure.as_deref().unwrap_or("closed"),
             resend.len()
         );
-        if let Some(s) = self.https.servers.get_mut(&addr) {
+        if let Some(s) = self.https.server(addr) {
             if let Some(e) = failure {
                 s.tls.record(addr, Err(e), now);
             }
@@ -229,25 +250,19 @@ impl Transports {
     }
 
     pub(super) fn forget_https_slot(&mut self, addr: SocketAddr, slot: usize) {
-        if let Some(v) = self.https.conns.get_mut(&addr) {
-            v.retain(|&s| s != slot);
-            if v.is_empty() {
-                self.https.conns.remove(&addr);
-            }
-        }
+        self.https.conns.retain(|&c| c != (addr, slot));
     }
 
     fn https_slots(&self) -> Vec<usize> {
-        self.https.conns.values().flatten().copied().collect()
+        self.https.conns.iter().map(|&(_, s)| s).collect()
     }
 
     /// The earliest handshake, response or idle deadline of a DoH connection.
     pub(super) fn next_https_deadline(&self) -> Option<Instant> {
         self.https
             .conns
-            .values()
-            .flatten()
-            .filter_map(|&slot| match self.channels.get(slot) {
+            .iter()
+            .filter_map(|&(_, slot)| match self.channels.get(slot) {
                 Some(Channel::Https(t)) => t.next_deadline(),
                 _ => None,
             })
@@ -286,7 +301,7 @@ impl Transports {
     pub(super) fn https_link_up(&mut self, reg: &Registry) {
         self.https.link_down = false;
         self.close_https(reg);
-        for s in self.https.servers.values_mut() {
+        for (_, s) in self.https.servers.iter_mut() {
             s.tls.reset();
             s.config = None;
         }
