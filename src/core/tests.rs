@@ -428,3 +428,133 @@ fn an_answer_must_match_id_question_and_case() {
     two[5] = 2;
     assert_eq!(check(&two, &a, &p), Verdict::Mismatch);
 }
+
+/// A question for `name` asked at `t0`, with one client waiting.
+fn question(name: &str, t0: Instant) -> super::inflight::Pending {
+    use super::inflight::{Pending, ReplyTo, Waiter};
+    use crate::cache::Key;
+    use crate::wire::NameBuf;
+    let name = NameBuf::from_dotted(name).unwrap();
+    let w = Waiter {
+        to: ReplyTo::Udp {
+            listener: 0,
+            peer: SocketAddr::from(([192, 168, 1, 10], 40000)),
+        },
+        id: 7,
+        rd: true,
+        cd: false,
+        opt: None,
+        name: name.clone(),
+    };
+    let key = Key::new(name.as_bytes(), 1, 1, 0);
+    Pending::new(3, &key, name, Some(w), t0)
+}
+
+/// The offline policy: while down a miss is held (`offline_policy hold`) or failed at
+/// once; without servers it fails at once unless held for the link to bring some.
+#[test]
+fn offline_misses_are_held_or_failed_at_once() {
+    use super::timers::{on_miss, OnMiss};
+    // (offline, hold policy, servers) -> what the miss gets.
+    assert_eq!(on_miss(false, false, true), OnMiss::Forward);
+    assert_eq!(on_miss(false, true, true), OnMiss::Forward);
+    assert_eq!(on_miss(true, false, true), OnMiss::LinkDown);
+    assert_eq!(on_miss(true, true, true), OnMiss::Hold);
+    assert_eq!(on_miss(false, false, false), OnMiss::NoServers);
+    assert_eq!(on_miss(false, true, false), OnMiss::NoServers);
+    assert_eq!(on_miss(true, false, false), OnMiss::LinkDown);
+    assert_eq!(on_miss(true, true, false), OnMiss::Hold);
+}
+
+/// A held question sends nothing and fails when `hold_timeout` passes, not at the
+/// normal 4 s deadline; released before that, it gets a fresh deadline from the moment
+/// the link came back, and its old hold timer is ignored.
+#[test]
+fn held_question_waits_hold_timeout_then_fails() {
+    use super::retry::QUERY_DEADLINE;
+    use super::timers::OnTimer;
+    let t0 = Instant::now();
+    let mut p = question("held.example.test", t0);
+    assert_eq!(p.deadline, t0 + QUERY_DEADLINE);
+    assert!(!p.exhausted(t0));
+    // hold_timeout 10 (the default): the timer fires at 10 s, and only then gives up.
+    let at = p.hold(t0, Duration::from_secs(10));
+    assert_eq!(at, secs(t0, 10.0));
+    assert_eq!(p.timer_fired(3, secs(t0, 4.0)), OnTimer::Ignore);
+    assert_eq!(p.timer_fired(3, secs(t0, 9.999)), OnTimer::Ignore);
+    assert_eq!(p.timer_fired(3, at), OnTimer::HoldExpired);
+    assert_eq!(
+        p.timer_fired(2, at),
+        OnTimer::Ignore,
+        "another question's timer"
+    );
+    // The link comes back at 6 s: the question goes upstream with 4 s from then.
+    assert!(p.release(secs(t0, 6.0)));
+    assert!(!p.release(secs(t0, 6.5)), "released once");
+    assert_eq!(p.deadline, secs(t0, 6.0) + QUERY_DEADLINE);
+    assert!(!p.exhausted(secs(t0, 9.9)));
+    assert!(p.exhausted(secs(t0, 10.0)));
+    // The old hold timer, fired at 10 s, is now a retransmit timeout, not a hold expiry.
+    assert_eq!(p.timer_fired(3, at), OnTimer::Retransmit);
+    // hold_timeout 1 (the least the config takes): fails after 1 s.
+    let mut q = question("short.example.test", t0);
+    let at = q.hold(secs(t0, 2.0), Duration::from_secs(1));
+    assert_eq!(at, secs(t0, 3.0));
+    assert_eq!(q.timer_fired(3, secs(t0, 2.9)), OnTimer::Ignore);
+    assert_eq!(q.timer_fired(3, secs(t0, 3.0)), OnTimer::HoldExpired);
+}
+
+/// Serve-stale's client-response timer (RFC 8767, `stale_timeout`): it fires once at
+/// the set time and hands over the clients waiting then; the question stays in flight
+/// for the cache, and a stale timer of an older question in the same slot does nothing.
+#[test]
+fn stale_timer_answers_the_waiting_clients_once() {
+    let t0 = Instant::now();
+    let mut p = question("short.example.test", t0);
+    assert!(p.stale_timer_fired(3).is_none(), "no stale entry: no timer");
+    let at = p.arm_stale_timer(t0, Duration::from_millis(1800));
+    assert_eq!(at, secs(t0, 1.8));
+    assert!(
+        at < p.deadline,
+        "the stale answer comes before the upstream is given up"
+    );
+    assert_eq!(
+        p.stale_timer_fired(2).map(|w| w.len()),
+        None,
+        "an older question's timer"
+    );
+    assert_eq!(p.stale_timer_fired(3).map(|w| w.len()), Some(1));
+    assert!(p.waiters.is_empty() && p.stale_at.is_none());
+    assert_eq!(p.stale_timer_fired(3).map(|w| w.len()), None, "fires once");
+    // stale_timeout 0: the stale answer goes out at once, the question still goes on.
+    let mut q = question("zero.example.test", t0);
+    assert_eq!(
+        q.arm_stale_timer(secs(t0, 1.0), Duration::ZERO),
+        secs(t0, 1.0)
+    );
+    assert_eq!(q.stale_timer_fired(3).map(|w| w.len()), Some(1));
+    assert!(!q.exhausted(secs(t0, 1.0)));
+}
+
+/// Retransmission: the timer of the last attempt asks for the next one once it is due,
+/// and the question is out of attempts at its limit or at the deadline.
+#[test]
+fn retransmit_timer_fires_when_due_until_attempts_run_out() {
+    use super::timers::OnTimer;
+    let t0 = Instant::now();
+    let (a, _) = attempt("r.example.test", false);
+    let mut p = question("r.example.test", t0);
+    p.max_attempts = 2;
+    p.next_timeout = secs(t0, 0.3);
+    assert_eq!(
+        p.timer_fired(3, secs(t0, 0.2)),
+        OnTimer::Ignore,
+        "re-armed later"
+    );
+    assert_eq!(p.timer_fired(3, secs(t0, 0.3)), OnTimer::Retransmit);
+    p.attempts.push(a);
+    assert!(!p.exhausted(secs(t0, 0.3)));
+    let (b, _) = attempt("r.example.test", false);
+    p.attempts.push(b);
+    assert!(p.exhausted(secs(t0, 0.3)), "attempts spent");
+}
