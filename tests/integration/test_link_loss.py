@@ -79,6 +79,42 @@ def assert_stale(r, expected, edns=True, what=""):
             what, ede_codes(r))
 
 
+def _wire(name):
+    return b"".join(bytes([len(l)]) + l.encode() for l in name.split(".")) + b"\0"
+
+
+def _with_expiry(data, left):
+    """The persist file `data` with the entries of the names in `left` (name: seconds)
+    expiring that many seconds from now, their lifetime unchanged: entries aged without
+    waiting for it (the CRC recomputed)."""
+    _v, _w, entries = persist_parse(data)
+    body = bytearray(data[:-4])
+    now = int(time.time())
+    found = set()
+    for e in entries:
+        for name, secs in left.items():
+            if _wire(name) in e["key"]:
+                body[e["offset"]:e["offset"] + 8] = struct.pack("!Q", now + secs)
+                found.add(name)
+    assert found == set(left), "entries not in the persist file: %s" % (set(left) - found)
+    return persist_with_crc(bytes(body))
+
+
+def aged_daemon(dproxy, up, shared_dir, left, options=None, lists=None):
+    """A daemon whose cache holds the names in `left` (name: seconds), expiring that
+    many seconds from now (negative: expired as long ago), loaded from a persist file
+    that an earlier daemon wrote: entries aged without waiting for it."""
+    path = os.path.join(shared_dir, "aged.cache")
+    px = persist_daemon(dproxy, up, path)
+    for name in left:
+        assert rrset_texts(px.query(name), rdtype="A"), name
+    px.stop_now()
+    write_file(path, _with_expiry(open(path, "rb").read(), left))
+    o = {"persist_file": path}
+    o.update(options or {})
+    return dproxy(servers=[up], options=o, lists=lists)
+
+
 # ---------------------------------------------------------------- link down
 
 def test_upstream_killed_then_sigusr2_cached_answered_misses_servfail_fast(dproxy, up):
@@ -106,12 +142,10 @@ def test_upstream_killed_then_sigusr2_cached_answered_misses_servfail_fast(dprox
 
 
 @pytest.mark.parametrize("how", ["signal", "ctl"])
-def test_no_upstream_traffic_while_down(dproxy, up, how):
-    up.set_records(RECORDS + ["short 1 IN A 192.0.2.50"])
-    px = dproxy(servers=[up])
-    px.query("short.example.test")
+def test_no_upstream_traffic_while_down(dproxy, up, shared_dir, how):
+    up.set_records(RECORDS + ["short 300 IN A 192.0.2.50"])
+    px = aged_daemon(dproxy, up, shared_dir, {"short.example.test": -5})
     go_down(px, how)
-    time.sleep(1.3)                 # short.example.test has expired
     before = up.count()
     for i in range(8):
         r, took = timed_query(px, "down%d.example.test" % i, edns=1232, tcp=bool(i % 2))
@@ -120,7 +154,8 @@ def test_no_upstream_traffic_while_down(dproxy, up, how):
     time.sleep(1.2)                 # housekeeping (refresh, probes) gets its chance
     assert up.count() == before, "upstream traffic while the link is down: " + up.summary()
     st = px.stats()
-    assert st["link"] == "down" and st["upstream_queries"] == before, st
+    # This daemon started with the cache loaded and went down before asking anything.
+    assert st["link"] == "down" and st["upstream_queries"] == 0, st
     go_up(px, how)
     r = px.query("down0.example.test")
     assert r.rcode() == dns.rcode.NXDOMAIN, "after link up the miss goes upstream\n" + describe(r)
@@ -172,15 +207,13 @@ STALE_RECORDS = RECORDS + ["short 1 IN A 192.0.2.11", "ddns 1 IN A 192.0.2.12",
                            "host.ddns 1 IN A 192.0.2.13"]
 
 
-def test_stale_ttl30_ede3_until_stale_max_never_excluded(dproxy, up):
+def test_stale_ttl30_ede3_until_stale_max_never_excluded(dproxy, up, shared_dir):
     up.set_records(STALE_RECORDS)
-    px = dproxy(servers=[up], options={"stale_max": 3},
-                lists={"stale_exclude": ["ddns.example.test"]})
-    t_cached = time.monotonic()
-    for n in ("short", "ddns", "host.ddns"):
-        assert rrset_texts(px.query(n + ".example.test"), rdtype="A"), n
+    # Expired a second ago, within stale_max 3.
+    px = aged_daemon(dproxy, up, shared_dir,
+                     {n + ".example.test": -1 for n in ("short", "ddns", "host.ddns")},
+                     options={"stale_max": 3}, lists={"stale_exclude": ["ddns.example.test"]})
     go_down(px)
-    time.sleep(max(0, t_cached + 1.6 - time.monotonic()))
     before = up.count()
     stale0 = px.stats()["stale"]
     assert_stale(px.query("short.example.test", edns=1232), ["192.0.2.11"], what="EDNS client")
@@ -246,16 +279,13 @@ def test_link_up_rereads_empty_resolvfile(dproxy, upstream):
     assert px.stats()["upstream.0.addr"] == "127.0.0.252:53"
 
 
-def test_link_up_refreshes_stale_entries_unasked(dproxy, up):
+def test_link_up_refreshes_stale_entries_unasked(dproxy, up, shared_dir):
     # Order (most used first), the bound (64) and the pace (8 a second) are checked on
     # the virtual clock: core::tests::link_up_refresh_is_most_used_first_bounded_and_paced.
     names = ["e%02d" % i for i in range(6)]
-    up.set_records(RECORDS + ["%s 1 IN A 198.51.100.%d" % (n, i) for i, n in enumerate(names)])
-    px = dproxy(servers=[up])
-    for n in names:
-        px.query(n + ".example.test")
+    up.set_records(RECORDS + ["%s 300 IN A 198.51.100.%d" % (n, i) for i, n in enumerate(names)])
+    px = aged_daemon(dproxy, up, shared_dir, {n + ".example.test": -5 for n in names})
     go_down(px)
-    time.sleep(1.5)                          # all expired: stale
     assert all(up.count(n + ".example.test") == 1 for n in names), up.summary()
     go_up(px)
 
@@ -268,12 +298,8 @@ def test_link_up_refreshes_stale_entries_unasked(dproxy, up):
 def test_stale_timer_online_answers_stale_and_keeps_resolving(dproxy, up, shared_dir):
     # An entry expired 5 s ago, loaded from the persist file (no wait for an expiry).
     up.set_records(RECORDS + ["short 300 IN A 192.0.2.11"])
-    path = os.path.join(shared_dir, "dproxy.cache")
-    px = persist_daemon(dproxy, up, path)
-    px.query("short.example.test")
-    px.stop_now()
-    write_file(path, _with_expiry(open(path, "rb").read(), {"short.example.test": -5}))
-    px = persist_daemon(dproxy, up, path, stale_timeout=300)
+    px = aged_daemon(dproxy, up, shared_dir, {"short.example.test": -5},
+                     options={"stale_timeout": 300})
     up.set_records(RECORDS + ["short 300 IN A 192.0.2.99"])
     up.delays["short.example.test."] = 1500
     r, took = timed_query(px, "short.example.test", edns=1232)
@@ -296,41 +322,14 @@ def test_stale_timer_online_answers_stale_and_keeps_resolving(dproxy, up, shared
     assert took >= 0.85 and rrset_texts(r, rdtype="A") == ["192.0.2.1"], (took, describe(r))
 
 
-def _wire(name):
-    return b"".join(bytes([len(l)]) + l.encode() for l in name.split(".")) + b"\0"
-
-
-def _with_expiry(data, left):
-    """The persist file `data` with the entries of the names in `left` (name: seconds)
-    expiring that many seconds from now, their lifetime unchanged: entries aged without
-    waiting for it (the CRC recomputed)."""
-    _v, _w, entries = persist_parse(data)
-    body = bytearray(data[:-4])
-    now = int(time.time())
-    found = set()
-    for e in entries:
-        for name, secs in left.items():
-            if _wire(name) in e["key"]:
-                body[e["offset"]:e["offset"] + 8] = struct.pack("!Q", now + secs)
-                found.add(name)
-    assert found == set(left), "entries not in the persist file: %s" % (set(left) - found)
-    return persist_with_crc(bytes(body))
-
-
 def test_prefetch_refreshes_hot_name_before_expiry(dproxy, up, shared_dir):
     # The rule (a hit with under 10 % of the lifetime left, asked before) is checked on
     # the virtual clock: core::tests::prefetch_in_the_last_tenth_of_the_lifetime_after_a_second_ask.
     # Here the daemon does it: entries of lifetime 300 s, loaded from the persist file
     # with 20 s (hot) and 100 s (warm) left, so nothing waits for an expiry.
     up.set_records(RECORDS + ["hot 300 IN A 192.0.2.40", "warm 300 IN A 192.0.2.41"])
-    path = os.path.join(shared_dir, "dproxy.cache")
-    px = persist_daemon(dproxy, up, path)
-    for n in ("hot", "warm"):
-        assert rrset_texts(px.query(n + ".example.test"), rdtype="A"), n
-    px.stop_now()
-    write_file(path, _with_expiry(open(path, "rb").read(),
-                                  {"hot.example.test": 20, "warm.example.test": 100}))
-    px = persist_daemon(dproxy, up, path, prefetch=1)
+    px = aged_daemon(dproxy, up, shared_dir, {"hot.example.test": 20, "warm.example.test": 100},
+                     options={"prefetch": 1})
     r = px.query("hot.example.test")
     assert rrset_texts(r, rdtype="A") == ["192.0.2.40"] and min_ttl(r) <= 20, \
         "the aged entry answers\n" + describe(r)
