@@ -558,3 +558,94 @@ fn retransmit_timer_fires_when_due_until_attempts_run_out() {
     p.attempts.push(b);
     assert!(p.exhausted(secs(t0, 0.3)), "attempts spent");
 }
+
+/// The link on a virtual clock, driven as the event loop drives it: attempt timeouts
+/// with every server failing, housekeeping ticks once a second, an answer. Down by
+/// itself 3 s + 2 s into the silence, probed every 5 s, up at the first answer; told
+/// down, it neither probes nor refreshes, and told up it says it was offline.
+#[test]
+fn link_goes_down_by_itself_probes_and_comes_back_at_the_first_answer() {
+    use super::link::{Link, Tick};
+    let t0 = Instant::now();
+    let mut l = Link::default();
+    // Up, every server answering: the tick refreshes, a timeout changes nothing.
+    assert_eq!(l.tick(secs(t0, 1.0), true), Tick::Refresh);
+    assert_eq!(
+        l.after_timeout(secs(t0, 1.0), t0, true, true),
+        Verdict::Nothing
+    );
+    // No servers configured: no verdict, whatever the silence.
+    assert_eq!(
+        l.after_timeout(secs(t0, 9.0), t0, false, false),
+        Verdict::Nothing
+    );
+    // Every server failing: suspect 3 s into the silence (a probe), down 2 s later.
+    assert_eq!(
+        l.after_timeout(secs(t0, 2.9), t0, true, false),
+        Verdict::Nothing
+    );
+    assert_eq!(
+        l.after_timeout(secs(t0, 3.0), t0, true, false),
+        Verdict::Probe
+    );
+    assert_eq!(l.tick(secs(t0, 4.0), false), Tick::Refresh);
+    assert_eq!(l.tick(secs(t0, 4.99), false), Tick::Refresh);
+    assert_eq!(l.tick(secs(t0, 5.0), false), Tick::Down);
+    l.went_auto_down(secs(t0, 5.0));
+    assert!(l.offline() && l.probing());
+    // Offline: timeouts give no verdict; timed probes at 10 and 15 s.
+    assert_eq!(
+        l.after_timeout(secs(t0, 6.0), t0, true, false),
+        Verdict::Nothing
+    );
+    let ticks: Vec<Tick> = (6..=15)
+        .map(|s| l.tick(secs(t0, s as f64), false))
+        .collect();
+    let probes: Vec<usize> = ticks
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| **t == Tick::Probe)
+        .map(|(i, _)| i + 6)
+        .collect();
+    assert_eq!(probes, vec![10, 15]);
+    assert!(ticks.iter().all(|t| matches!(t, Tick::Probe | Tick::Wait)));
+    // The first answer ends the outage; then the link is up with a fresh quiet spell.
+    assert!(l.answered(secs(t0, 15.2)));
+    assert!(l.came_up(secs(t0, 15.2)));
+    assert_eq!(l.since, Some(secs(t0, 15.2)));
+    assert!(
+        !l.offline() && !l.answered(secs(t0, 15.3)),
+        "up: an answer is just an answer"
+    );
+    assert_eq!(
+        l.after_timeout(secs(t0, 18.2), t0, true, false),
+        Verdict::Nothing
+    );
+    assert_eq!(
+        l.after_timeout(secs(t0, 18.3), t0, true, false),
+        Verdict::Probe
+    );
+    // A server that answers clears the suspicion at the next tick: no Down 2 s later.
+    assert_eq!(l.tick(secs(t0, 19.0), true), Tick::Refresh);
+    assert_eq!(l.tick(secs(t0, 21.0), false), Tick::Refresh);
+    // Told down: no probes, no refresh, no verdicts; the refresh queue is dropped.
+    l.refresh
+        .push(crate::cache::Key::new(b"\x01a\x00", 1, 1, 0));
+    assert!(l.told_down(secs(t0, 30.0)));
+    assert!(!l.told_down(secs(t0, 31.0)), "told twice: once newly");
+    assert_eq!(l.since, Some(secs(t0, 30.0)));
+    assert!(l.refresh.is_empty() && l.offline() && !l.probing());
+    assert_eq!(l.tick(secs(t0, 40.0), false), Tick::Idle);
+    assert_eq!(
+        l.after_timeout(secs(t0, 40.0), t0, true, false),
+        Verdict::Nothing
+    );
+    assert!(
+        !l.answered(secs(t0, 40.5)),
+        "told down: an answer does not bring it up"
+    );
+    // Told up: it was offline.
+    assert!(l.came_up(secs(t0, 41.0)));
+    assert!(!l.came_up(secs(t0, 42.0)), "already up");
+    assert_eq!(l.since, Some(secs(t0, 41.0)));
+}
