@@ -5,9 +5,10 @@ use crate::answer::{self, ReplyOpts};
 use crate::cache::{flag, Key};
 use crate::core::inflight::ReplyTo;
 use crate::core::link::{Tick, Verdict};
+use crate::core::stale;
 use crate::server::Server;
 use crate::wire::build::Ede;
-use crate::wire::{ede, rtype, NameBuf, QueryView, CLASS_IN};
+use crate::wire::{ede, rtype, QueryView, CLASS_IN};
 
 /// TTL of a stale answer (RFC 8767 4).
 pub const STALE_TTL: u32 = 30;
@@ -22,17 +23,6 @@ impl Server {
         self.link.offline()
     }
 
-    /// Is `name` (wire form) excluded from stale answers?
-    fn stale_excluded(&self, name_wire: &[u8]) -> bool {
-        if self.stale_exclude.is_empty() {
-            return false;
-        }
-        match NameBuf::from_wire(name_wire) {
-            Ok(n) => self.stale_exclude.iter().any(|z| n.is_subdomain_of(z)),
-            Err(_) => true,
-        }
-    }
-
     /// An expired entry that may still be served stale: (seconds expired).
     pub(crate) fn stale_entry(&self, key: &Key) -> Option<u32> {
         if self.cfg.stale_max == 0 {
@@ -41,8 +31,8 @@ impl Server {
         let now = self.now_secs();
         let e = self.cache.peek(key.as_bytes())?;
         let failure = e.flags & flag::FAILURE != 0;
-        let age = crate::core::stale::stale_age(e.expires, failure, now, self.cfg.stale_max)?;
-        if self.stale_excluded(key.name_wire()) {
+        let age = stale::stale_age(e.expires, failure, now, self.cfg.stale_max)?;
+        if stale::excluded(key.name_wire(), &self.stale_exclude) {
             return None;
         }
         Some(age)
@@ -125,7 +115,8 @@ impl Server {
         let mut cands: Vec<(u16, Key)> = Vec::new();
         let stale_max = self.cfg.stale_max;
         self.cache.for_each(|e| {
-            if e.expires <= now && now - e.expires <= stale_max && e.flags & flag::FAILURE == 0 {
+            let failure = e.flags & flag::FAILURE != 0;
+            if stale::stale_age(e.expires, failure, now, stale_max).is_some() {
                 if let Some(k) = Key::from_bytes(e.key) {
                     cands.push((e.hits, k));
                 }

@@ -334,11 +334,20 @@ fn link_up_refresh_is_most_used_first_bounded_and_paced() {
     assert_eq!(got, vec![2, 3, 1]);
 }
 
+/// How an attempt travels, as far as these tests care: the core takes the shell's tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Via {
+    Udp,
+}
+
+/// The failure answer a question keeps: the core only holds it.
+struct Failure;
+
+use super::inflight::{Attempt, Pending};
+
 /// An attempt for `name` (as sent) with id 0x1234, and its question (A, IN).
-fn attempt(name: &str, exact_case: bool) -> (super::inflight::Attempt, super::inflight::Pending) {
-    use super::inflight::{Attempt, Pending};
+fn attempt(name: &str, exact_case: bool) -> (Attempt<Via>, Pending<Via, Failure>) {
     use crate::cache::Key;
-    use crate::transport::Proto;
     use crate::wire::NameBuf;
     let t0 = Instant::now();
     let name = NameBuf::from_dotted(name).unwrap();
@@ -351,7 +360,7 @@ fn attempt(name: &str, exact_case: bool) -> (super::inflight::Attempt, super::in
         edns: false,
         open: true,
         sent_at: t0,
-        proto: Proto::Udp,
+        proto: Via::Udp,
     };
     let p = Pending {
         gen: 1,
@@ -430,8 +439,8 @@ fn an_answer_must_match_id_question_and_case() {
 }
 
 /// A question for `name` asked at `t0`, with one client waiting.
-fn question(name: &str, t0: Instant) -> super::inflight::Pending {
-    use super::inflight::{Pending, ReplyTo, Waiter};
+fn question(name: &str, t0: Instant) -> Pending<Via, Failure> {
+    use super::inflight::{ReplyTo, Waiter};
     use crate::cache::Key;
     use crate::wire::NameBuf;
     let name = NameBuf::from_dotted(name).unwrap();
@@ -648,4 +657,23 @@ fn link_goes_down_by_itself_probes_and_comes_back_at_the_first_answer() {
     assert!(l.came_up(secs(t0, 41.0)));
     assert!(!l.came_up(secs(t0, 42.0)), "already up");
     assert_eq!(l.since, Some(secs(t0, 41.0)));
+}
+
+/// `stale_exclude`: a zone excludes itself and every name under it, nothing beside it;
+/// a name that does not parse is never served stale.
+#[test]
+fn stale_exclude_covers_the_zone_and_names_under_it() {
+    use super::stale::excluded;
+    use crate::wire::NameBuf;
+    let wire = |s: &str| NameBuf::from_dotted(s).unwrap().as_bytes().to_vec();
+    let zones = vec![NameBuf::from_dotted("ddns.example.test").unwrap()];
+    assert!(excluded(&wire("ddns.example.test"), &zones));
+    assert!(excluded(&wire("HOST.Ddns.Example.Test"), &zones));
+    assert!(!excluded(&wire("xddns.example.test"), &zones));
+    assert!(!excluded(&wire("example.test"), &zones));
+    assert!(excluded(b"\x05ab", &zones), "a broken name is excluded");
+    assert!(
+        !excluded(&wire("ddns.example.test"), &[]),
+        "no zones: nothing excluded"
+    );
 }

@@ -50,7 +50,7 @@ pub enum OnTimer {
     Retransmit,
 }
 
-impl Pending {
+impl<P, F> Pending<P, F> {
     /// A new question for `key` at `now`; `name` as sent upstream (lower case).
     pub fn new(gen: u32, key: &Key, name: NameBuf, waiter: Option<Waiter>, now: Instant) -> Self {
         Pending {
