@@ -8,7 +8,7 @@ use crate::answer::{self, Kind, Prepared, ReplyOpts};
 use crate::cache::{flag, Key};
 use crate::config::OfflinePolicy;
 use crate::core::inflight::{check, ReplyTo, Verdict, Waiter};
-use crate::core::retry::{self, MAX_OPEN_ATTEMPTS};
+use crate::core::retry::{self, OnReply, MAX_OPEN_ATTEMPTS};
 use crate::core::timers::{self, OnMiss, OnTimer};
 use crate::core::upstreams::UpstreamId;
 use crate::server::{Attempt, Conn, Pending, Server, Timer};
@@ -529,21 +529,20 @@ impl Server {
         };
         self.upstreams.on_answer(ui, rtt, self.now);
         self.upstream_answered();
-        if scan.rcode == crate::wire::rcode::FORMERR && edns {
-            // RFC 6891 7: a server that does not know EDNS may answer FORMERR; ask it
-            // again without, and keep doing so for a while.
-            if let Some(u) = self.upstreams.get_mut(ui) {
-                if u.edns(self.now) {
-                    log::info!("upstream {addr} rejects EDNS (FORMERR); asking it without");
+        match retry::on_reply(scan.rcode, scan.tc, edns, proto == Proto::Udp) {
+            OnReply::RetryWithoutEdns => {
+                // A server that does not know EDNS may answer FORMERR: asked without,
+                // and so for a while.
+                if let Some(u) = self.upstreams.get_mut(ui) {
+                    if u.edns(self.now) {
+                        log::info!("upstream {addr} rejects EDNS (FORMERR); asking it without");
+                    }
+                    u.no_edns_until = Some(self.now + crate::core::upstreams::NO_EDNS_FOR);
                 }
-                u.no_edns_until = Some(self.now + crate::core::upstreams::NO_EDNS_FOR);
+                return self.send_attempt(pi, Some(ui), proto);
             }
-            self.send_attempt(pi, Some(ui), proto);
-            return;
-        }
-        if scan.tc && proto == Proto::Udp {
-            self.send_attempt(pi, Some(ui), Proto::Tcp);
-            return;
+            OnReply::RetryOverTcp => return self.send_attempt(pi, Some(ui), Proto::Tcp),
+            OnReply::Use => {}
         }
         let respell = self.pending.get(pi).and_then(|p| {
             let a = p.attempts.get(ai)?;

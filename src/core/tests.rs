@@ -677,3 +677,34 @@ fn stale_exclude_covers_the_zone_and_names_under_it() {
         "no zones: nothing excluded"
     );
 }
+
+/// A reply that asks for another attempt to the same server: FORMERR to a query with
+/// EDNS (again without, RFC 6891 7), a truncated answer over UDP (again over TCP).
+/// Anything else is an answer for the clients, even FORMERR without EDNS or TC over TCP.
+#[test]
+fn formerr_to_edns_and_truncation_over_udp_ask_the_same_server_again() {
+    use super::retry::{on_reply, OnReply};
+    use crate::wire::rcode::{FORMERR, NOERROR, NXDOMAIN, SERVFAIL};
+    assert_eq!(
+        on_reply(FORMERR, false, true, true),
+        OnReply::RetryWithoutEdns
+    );
+    assert_eq!(
+        on_reply(FORMERR, true, true, true),
+        OnReply::RetryWithoutEdns
+    );
+    assert_eq!(
+        on_reply(FORMERR, false, true, false),
+        OnReply::RetryWithoutEdns
+    );
+    assert_eq!(on_reply(FORMERR, false, false, true), OnReply::Use);
+    assert_eq!(on_reply(NOERROR, true, true, true), OnReply::RetryOverTcp);
+    assert_eq!(on_reply(NXDOMAIN, true, false, true), OnReply::RetryOverTcp);
+    assert_eq!(
+        on_reply(NOERROR, true, true, false),
+        OnReply::Use,
+        "TC over TCP"
+    );
+    assert_eq!(on_reply(NOERROR, false, true, true), OnReply::Use);
+    assert_eq!(on_reply(SERVFAIL, false, true, true), OnReply::Use);
+}
