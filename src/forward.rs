@@ -5,12 +5,13 @@
 use std::time::Duration;
 
 use crate::answer::{self, Kind, Prepared, ReplyOpts};
-use crate::cache::{flag, Key, KEY_CD, KEY_DO};
+use crate::cache::{flag, Key};
 use crate::config::OfflinePolicy;
-use crate::core::inflight::{check, Attempt, Pending, ReplyTo, Verdict, Waiter};
-use crate::core::retry::{self, MAX_ATTEMPTS, MAX_OPEN_ATTEMPTS, QUERY_DEADLINE};
+use crate::core::inflight::{check, ReplyTo, Verdict, Waiter};
+use crate::core::retry::{self, OnReply, MAX_OPEN_ATTEMPTS};
+use crate::core::timers::{self, OnMiss, OnTimer};
 use crate::core::upstreams::UpstreamId;
-use crate::server::{Conn, Server, Timer};
+use crate::server::{Attempt, Conn, Pending, Server, Timer};
 use crate::transport::{Event, Owner, Proto};
 use crate::wire::build::{self, Ede};
 use crate::wire::{ede, scan_message, NameBuf, QueryView};
@@ -69,15 +70,16 @@ impl Server {
                 return;
             }
         }
-        let hold = self.offline() && self.cfg.offline_policy == OfflinePolicy::Hold;
+        let on_miss = timers::on_miss(
+            self.offline(),
+            self.cfg.offline_policy == OfflinePolicy::Hold,
+            !self.upstreams.is_empty(),
+        );
         self.probe_on_demand();
-        if self.offline() && !hold {
-            self.reply_servfail(q, to, EDE_NETWORK_DOWN);
-            return;
-        }
-        if self.upstreams.is_empty() && !hold {
-            self.reply_servfail(q, to, EDE_NONE_CONFIGURED);
-            return;
+        match on_miss {
+            OnMiss::LinkDown => return self.reply_servfail(q, to, EDE_NETWORK_DOWN),
+            OnMiss::NoServers => return self.reply_servfail(q, to, EDE_NONE_CONFIGURED),
+            OnMiss::Hold | OnMiss::Forward => {}
         }
         if self.pending.len() >= MAX_PENDING || self.inflight_over_limit() {
             self.stats.drop_overload += 1;
@@ -88,14 +90,14 @@ impl Server {
             return;
         };
         self.client_outstanding(to, 1);
-        if hold {
+        if on_miss == OnMiss::Hold {
             self.hold(pi);
             return;
         }
         if self.stale_entry(key).is_some() {
-            let at = self.now + Duration::from_millis(self.cfg.stale_timeout_ms as u64);
+            let after = Duration::from_millis(self.cfg.stale_timeout_ms as u64);
             if let Some(p) = self.pending.get_mut(pi) {
-                p.stale_at = Some(at);
+                let at = p.arm_stale_timer(self.now, after);
                 let gen = p.gen;
                 self.add_timer(at, Timer::Stale(pi, gen));
             }
@@ -133,24 +135,7 @@ impl Server {
         let mut name = NameBuf::from_wire(key.name_wire()).ok()?;
         name.make_lowercase();
         self.pending_gen = self.pending_gen.wrapping_add(1);
-        let p = Pending {
-            gen: self.pending_gen,
-            key: key.clone(),
-            name,
-            qtype: key.qtype(),
-            qclass: key.qclass(),
-            do_bit: key.flags() & KEY_DO != 0,
-            cd: key.flags() & KEY_CD != 0,
-            waiters: waiter.into_iter().collect(),
-            attempts: Vec::new(),
-            next_timeout: self.now,
-            deadline: self.now + QUERY_DEADLINE,
-            last_failure: None,
-            held: false,
-            max_attempts: MAX_ATTEMPTS,
-            stale_at: None,
-            no_0x20: false,
-        };
+        let p = Pending::new(self.pending_gen, key, name, waiter, self.now);
         let pi = self.pending.insert(p);
         self.inflight.insert(key.as_bytes().into(), pi);
         Some(pi)
@@ -206,31 +191,19 @@ impl Server {
     /// Parks a pending question until the link comes back or hold_timeout passes.
     fn hold(&mut self, pi: usize) {
         let wait = Duration::from_secs(self.cfg.hold_timeout as u64);
-        let now = self.now;
-        match self.pending.get_mut(pi) {
-            Some(p) => {
-                p.held = true;
-                p.deadline = now + wait;
-                p.next_timeout = p.deadline;
-            }
-            None => return,
+        let Some(p) = self.pending.get_mut(pi) else {
+            return;
         };
+        let (at, gen) = (p.hold(self.now, wait), p.gen);
         self.close_attempts(pi);
-        if let Some(p) = self.pending.get(pi) {
-            let (at, gen) = (p.next_timeout, p.gen);
-            self.add_timer(at, Timer::Pending(pi, gen));
-        }
+        self.add_timer(at, Timer::Pending(pi, gen));
     }
 
     /// Link up: held questions go upstream now.
     pub(crate) fn release_held(&mut self) {
         for pi in self.pending.keys() {
-            let held = self.pending.get(pi).is_some_and(|p| p.held);
-            if held {
-                if let Some(p) = self.pending.get_mut(pi) {
-                    p.held = false;
-                    p.deadline = self.now + QUERY_DEADLINE;
-                }
+            let now = self.now;
+            if self.pending.get_mut(pi).is_some_and(|p| p.release(now)) {
                 self.send_attempt(pi, None, Proto::Udp);
             }
         }
@@ -267,7 +240,7 @@ impl Server {
             let Some(p) = self.pending.get(pi) else {
                 return;
             };
-            if p.attempts.len() >= p.max_attempts || self.now >= p.deadline {
+            if p.exhausted(self.now) {
                 self.give_up(pi, EDE_NO_UPSTREAM);
                 return;
             }
@@ -556,21 +529,20 @@ impl Server {
         };
         self.upstreams.on_answer(ui, rtt, self.now);
         self.upstream_answered();
-        if scan.rcode == crate::wire::rcode::FORMERR && edns {
-            // RFC 6891 7: a server that does not know EDNS may answer FORMERR; ask it
-            // again without, and keep doing so for a while.
-            if let Some(u) = self.upstreams.get_mut(ui) {
-                if u.edns(self.now) {
-                    log::info!("upstream {addr} rejects EDNS (FORMERR); asking it without");
+        match retry::on_reply(scan.rcode, scan.tc, edns, proto == Proto::Udp) {
+            OnReply::RetryWithoutEdns => {
+                // A server that does not know EDNS may answer FORMERR: asked without,
+                // and so for a while.
+                if let Some(u) = self.upstreams.get_mut(ui) {
+                    if u.edns(self.now) {
+                        log::info!("upstream {addr} rejects EDNS (FORMERR); asking it without");
+                    }
+                    u.no_edns_until = Some(self.now + crate::core::upstreams::NO_EDNS_FOR);
                 }
-                u.no_edns_until = Some(self.now + crate::core::upstreams::NO_EDNS_FOR);
+                return self.send_attempt(pi, Some(ui), proto);
             }
-            self.send_attempt(pi, Some(ui), proto);
-            return;
-        }
-        if scan.tc && proto == Proto::Udp {
-            self.send_attempt(pi, Some(ui), Proto::Tcp);
-            return;
+            OnReply::RetryOverTcp => return self.send_attempt(pi, Some(ui), Proto::Tcp),
+            OnReply::Use => {}
         }
         let respell = self.pending.get(pi).and_then(|p| {
             let a = p.attempts.get(ai)?;
@@ -746,11 +718,9 @@ impl Server {
         let Some(p) = self.pending.get_mut(pi) else {
             return;
         };
-        if p.gen != gen || p.stale_at.is_none() {
+        let Some(waiters) = p.stale_timer_fired(gen) else {
             return;
-        }
-        p.stale_at = None;
-        let waiters = std::mem::take(&mut p.waiters);
+        };
         let (key, qtype, qclass) = (p.key.clone(), p.qtype, p.qclass);
         for w in waiters {
             let q = w.query_view(qtype, qclass);
@@ -773,12 +743,10 @@ impl Server {
         let Some(p) = self.pending.get(pi) else {
             return;
         };
-        if p.gen != gen || self.now < p.next_timeout {
-            return;
-        }
-        if p.held {
-            self.give_up(pi, EDE_NETWORK_DOWN);
-            return;
+        match p.timer_fired(gen, self.now) {
+            OnTimer::Ignore => return,
+            OnTimer::HoldExpired => return self.give_up(pi, EDE_NETWORK_DOWN),
+            OnTimer::Retransmit => {}
         }
         if let Some(a) = p.attempts.last() {
             let ui = a.upstream;

@@ -4,10 +4,11 @@
 use crate::answer::{self, ReplyOpts};
 use crate::cache::{flag, Key};
 use crate::core::inflight::ReplyTo;
-use crate::core::link::Verdict;
+use crate::core::link::{Tick, Verdict};
+use crate::core::stale;
 use crate::server::Server;
 use crate::wire::build::Ede;
-use crate::wire::{ede, rtype, NameBuf, QueryView, CLASS_IN};
+use crate::wire::{ede, rtype, QueryView, CLASS_IN};
 
 /// TTL of a stale answer (RFC 8767 4).
 pub const STALE_TTL: u32 = 30;
@@ -19,18 +20,7 @@ const EDE_STALE: Ede = Ede {
 
 impl Server {
     pub(crate) fn offline(&self) -> bool {
-        self.link.told_down || self.link.auto_down
-    }
-
-    /// Is `name` (wire form) excluded from stale answers?
-    fn stale_excluded(&self, name_wire: &[u8]) -> bool {
-        if self.stale_exclude.is_empty() {
-            return false;
-        }
-        match NameBuf::from_wire(name_wire) {
-            Ok(n) => self.stale_exclude.iter().any(|z| n.is_subdomain_of(z)),
-            Err(_) => true,
-        }
+        self.link.offline()
     }
 
     /// An expired entry that may still be served stale: (seconds expired).
@@ -41,8 +31,8 @@ impl Server {
         let now = self.now_secs();
         let e = self.cache.peek(key.as_bytes())?;
         let failure = e.flags & flag::FAILURE != 0;
-        let age = crate::core::stale::stale_age(e.expires, failure, now, self.cfg.stale_max)?;
-        if self.stale_excluded(key.name_wire()) {
+        let age = stale::stale_age(e.expires, failure, now, self.cfg.stale_max)?;
+        if stale::excluded(key.name_wire(), &self.stale_exclude) {
             return None;
         }
         Some(age)
@@ -74,7 +64,7 @@ impl Server {
     /// offline mode, rather than the next timed probe seconds later. It asks "." SOA, so
     /// a timed probe still waiting for a dead link's answer does not hold it back.
     pub(crate) fn probe_on_demand(&mut self) {
-        if self.link.auto_down && !self.link.told_down {
+        if self.link.probing() {
             self.send_probe(rtype::SOA);
         }
     }
@@ -89,16 +79,9 @@ impl Server {
 
     /// The link went down (signal, control socket).
     pub(crate) fn link_down(&mut self, why: &str) {
-        if !self.link.told_down {
+        if self.link.told_down(self.now) {
             log::warn!("link down ({why}): answering from cache only");
         }
-        if !self.offline() {
-            self.link.since = Some(self.now);
-        }
-        self.link.told_down = true;
-        self.link.next_probe = None;
-        self.link.detector.reset(self.now);
-        self.link.refresh.clear();
         self.acl.refresh();
         self.offline_pending();
         #[cfg(feature = "tls")]
@@ -107,14 +90,7 @@ impl Server {
 
     /// The link came up (signal, control socket), or upstreams answer again.
     pub(crate) fn link_up(&mut self, why: &str) {
-        let was = self.offline();
-        self.link.told_down = false;
-        self.link.auto_down = false;
-        if was {
-            self.link.since = Some(self.now);
-        }
-        self.link.next_probe = None;
-        self.link.detector.reset(self.now);
+        let was = self.link.came_up(self.now);
         // netifd rewrites the resolv file on every ifup, and addresses may have changed.
         #[cfg(feature = "tls")]
         self.transports.link_up(self.poll.registry());
@@ -139,7 +115,8 @@ impl Server {
         let mut cands: Vec<(u16, Key)> = Vec::new();
         let stale_max = self.cfg.stale_max;
         self.cache.for_each(|e| {
-            if e.expires <= now && now - e.expires <= stale_max && e.flags & flag::FAILURE == 0 {
+            let failure = e.flags & flag::FAILURE != 0;
+            if stale::stale_age(e.expires, failure, now, stale_max).is_some() {
                 if let Some(k) = Key::from_bytes(e.key) {
                     cands.push((e.hits, k));
                 }
@@ -150,8 +127,7 @@ impl Server {
 
     /// An upstream answered: the link is evidently there.
     pub(crate) fn upstream_answered(&mut self) {
-        self.link.detector.answered(self.now);
-        if self.link.auto_down && !self.link.told_down {
+        if self.link.answered(self.now) {
             self.link_up("an upstream answered again");
         }
     }
@@ -159,10 +135,12 @@ impl Server {
     /// After a timeout: are all upstreams failing for a while? Then check with a probe,
     /// and go offline by ourselves if that goes unanswered too.
     pub(crate) fn check_auto_down(&mut self) -> bool {
-        if self.offline() || self.upstreams.is_empty() || self.upstreams.any_up() {
-            return false;
-        }
-        match self.link.detector.all_failing(self.now, self.start) {
+        let servers = !self.upstreams.is_empty();
+        let any_up = self.upstreams.any_up();
+        match self
+            .link
+            .after_timeout(self.now, self.start, servers, any_up)
+        {
             Verdict::Nothing => false,
             Verdict::Probe => {
                 log::debug!("every upstream is failing: checking the link with a probe");
@@ -185,23 +163,11 @@ impl Server {
 
     /// Once a second: probes while down by ourselves, refreshes after link up.
     pub(crate) fn link_housekeeping(&mut self) {
-        if self.link.auto_down && !self.link.told_down {
-            if self.link.probe_due(self.now) {
-                self.send_probe(rtype::NS);
-            }
-            return;
-        }
-        if !self.offline() {
-            if self.upstreams.any_up() {
-                // A server was added or answered in between: nothing to confirm.
-                self.link.detector.clear_suspicion();
-            } else if self.link.detector.tick(self.now) == Verdict::Down {
-                self.auto_down();
-                return;
-            }
-        }
-        if self.offline() {
-            return;
+        match self.link.tick(self.now, self.upstreams.any_up()) {
+            Tick::Probe => return self.send_probe(rtype::NS),
+            Tick::Down => return self.auto_down(),
+            Tick::Idle | Tick::Wait => return,
+            Tick::Refresh => {}
         }
         let mut done = 0;
         while let Some(k) = self.link.next_refresh(done) {

@@ -18,7 +18,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use crate::cache::Cache;
 use crate::config::{self, Config};
-use crate::core::inflight::Pending;
+use crate::core::inflight;
 use crate::core::upstreams::Upstreams;
 use crate::rand::Rng;
 use crate::signals::{Action, Signals};
@@ -48,6 +48,12 @@ pub enum Conn {
     Client(TcpClient),
     Ctl(crate::control::CtlConn),
 }
+
+/// A question in flight as the daemon keeps it: attempts over its transports, the
+/// failure answer prepared for its clients.
+pub type Pending = inflight::Pending<crate::transport::Proto, crate::answer::Prepared>;
+/// One attempt of a [`Pending`] question.
+pub type Attempt = inflight::Attempt<crate::transport::Proto>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Timer {

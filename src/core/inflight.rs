@@ -1,15 +1,14 @@
 //! Questions in flight: the clients waiting on each, the attempts sent upstream for it,
 //! and whether an upstream message answers an attempt. The event loop's `forward` drives
 //! them, `server` owns the table, and both name them from here so neither has to import
-//! the other.
+//! the other. The core knows no transport: an attempt carries the shell's tag of how it
+//! travels (`P`), and a question keeps the shell's prepared failure answer (`F`) as is.
 
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use crate::answer::Prepared;
 use crate::cache::Key;
 use crate::core::upstreams::UpstreamId;
-use crate::transport::Proto;
 use crate::wire::message::read_question;
 use crate::wire::{Header, NameBuf, Opt, QueryView, Question, HEADER_LEN};
 
@@ -56,8 +55,8 @@ impl Waiter {
 }
 
 /// One query sent to one upstream: its transaction id and the server, not a socket (the
-/// transport keeps that, under the attempt's [`Owner`](crate::transport::Owner)).
-pub struct Attempt {
+/// transport keeps that); `P` says how it travels (UDP, TCP, ...).
+pub struct Attempt<P> {
     /// The server's id: positions change when the list is rebuilt.
     pub upstream: UpstreamId,
     pub addr: std::net::SocketAddr,
@@ -70,11 +69,11 @@ pub struct Attempt {
     /// Still listening for an answer.
     pub open: bool,
     pub sent_at: Instant,
-    pub proto: Proto,
+    pub proto: P,
 }
 
-/// A question in flight.
-pub struct Pending {
+/// A question in flight, its attempts travelling by `P`, keeping a failure answer `F`.
+pub struct Pending<P, F> {
     pub gen: u32,
     pub key: Key,
     /// The name as sent upstream.
@@ -84,11 +83,11 @@ pub struct Pending {
     pub do_bit: bool,
     pub cd: bool,
     pub waiters: Vec<Waiter>,
-    pub attempts: Vec<Attempt>,
+    pub attempts: Vec<Attempt<P>>,
     pub next_timeout: Instant,
     pub deadline: Instant,
     /// The last useless answer (SERVFAIL, REFUSED), given to clients if nothing better comes.
-    pub last_failure: Option<Prepared>,
+    pub last_failure: Option<F>,
     /// Waiting for the link to come back (offline_policy hold); nothing sent yet.
     pub held: bool,
     /// Attempts allowed (a link probe gets one: no retransmits).
@@ -100,7 +99,7 @@ pub struct Pending {
     pub no_0x20: bool,
 }
 
-impl Pending {
+impl<P, F> Pending<P, F> {
     pub(crate) fn tried(&self) -> Vec<UpstreamId> {
         self.attempts.iter().map(|a| a.upstream).collect()
     }
@@ -118,7 +117,7 @@ pub enum Verdict {
 /// Does `msg` answer the attempt's query (RFC 5452: ID, question, and with 0x20 the
 /// case of the name)? Source address and port are the transport's to check.
 #[inline]
-pub fn check(msg: &[u8], a: &Attempt, p: &Pending) -> Verdict {
+pub fn check<P, F>(msg: &[u8], a: &Attempt<P>, p: &Pending<P, F>) -> Verdict {
     let Ok(h) = Header::new_checked(msg) else {
         return Verdict::Mismatch;
     };

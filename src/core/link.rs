@@ -31,7 +31,102 @@ pub struct Link {
     pub detector: Detector,
 }
 
+/// What the once-a-second housekeeping tick asks of the link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tick {
+    /// Nothing to do: told down.
+    Idle,
+    /// Down by itself and a timed probe is due.
+    Probe,
+    /// Down by itself and no probe due yet.
+    Wait,
+    /// The suspect link's probe went unanswered: go offline by itself.
+    Down,
+    /// Up: refresh what [`Link::next_refresh`] gives.
+    Refresh,
+}
+
 impl Link {
+    /// No upstream traffic but probes: told so, or down by itself.
+    #[inline]
+    pub fn offline(&self) -> bool {
+        self.told_down || self.auto_down
+    }
+
+    /// Down by itself (and not told so): probes go out, and any answer ends it.
+    #[inline]
+    pub fn probing(&self) -> bool {
+        self.auto_down && !self.told_down
+    }
+
+    /// Told down at `now` (signal, control socket); true if it was not told so before.
+    pub fn told_down(&mut self, now: Instant) -> bool {
+        let newly = !self.told_down;
+        if !self.offline() {
+            self.since = Some(now);
+        }
+        self.told_down = true;
+        self.next_probe = None;
+        self.detector.reset(now);
+        self.refresh.clear();
+        newly
+    }
+
+    /// Up at `now` (told so, or an upstream answered again); true if it was offline.
+    pub fn came_up(&mut self, now: Instant) -> bool {
+        let was = self.offline();
+        self.told_down = false;
+        self.auto_down = false;
+        if was {
+            self.since = Some(now);
+        }
+        self.next_probe = None;
+        self.detector.reset(now);
+        was
+    }
+
+    /// An upstream answered at `now`; true if that ends an outage found by itself.
+    pub fn answered(&mut self, now: Instant) -> bool {
+        self.detector.answered(now);
+        self.probing()
+    }
+
+    /// An attempt timed out at `now` (the daemon started at `start`): with servers
+    /// configured and none of them up, the down-detector's verdict.
+    pub fn after_timeout(
+        &mut self,
+        now: Instant,
+        start: Instant,
+        servers: bool,
+        any_up: bool,
+    ) -> Verdict {
+        if self.offline() || !servers || any_up {
+            return Verdict::Nothing;
+        }
+        self.detector.all_failing(now, start)
+    }
+
+    /// The housekeeping tick at `now`, `any_up` telling whether a server counts as up.
+    pub fn tick(&mut self, now: Instant, any_up: bool) -> Tick {
+        if self.probing() {
+            return if self.probe_due(now) {
+                Tick::Probe
+            } else {
+                Tick::Wait
+            };
+        }
+        if self.told_down {
+            return Tick::Idle;
+        }
+        if any_up {
+            // A server was added or answered in between: nothing to confirm.
+            self.detector.clear_suspicion();
+        } else if self.detector.tick(now) == Verdict::Down {
+            return Tick::Down;
+        }
+        Tick::Refresh
+    }
+
     /// Gone offline by itself at `now`: the first probe is due one interval later.
     pub fn went_auto_down(&mut self, now: Instant) {
         self.auto_down = true;

@@ -3,14 +3,16 @@
 //! the clock nor the kernel's CSPRNG itself (`make lint` checks, scripts/check-layers.py).
 //!
 //! So far it holds link state with the down-detector, upstream selection and health,
-//! retransmit timing, the serve-stale and prefetch rules, and the table of questions in
-//! flight; the query pipeline and delivery that drive them are still in the event
-//! loop's files (`query`, `forward`, `link`).
+//! retransmit timing, the serve-stale and prefetch rules, the table of questions in
+//! flight with their timers (offline policy, hold, the stale client-response timer); the
+//! query pipeline and delivery that drive them are still in the event loop's files
+//! (`query`, `forward`, `link`).
 
 pub mod inflight;
 pub mod link;
 pub mod retry;
 pub mod stale;
+pub mod timers;
 pub mod upstreams;
 
 #[cfg(test)]

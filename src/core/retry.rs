@@ -20,3 +20,27 @@ pub fn next_timeout(now: Instant, rto: Duration, attempts: usize, deadline: Inst
     let wait = (rto * (1 << n)).min(MAX_WAIT);
     (now + wait).min(deadline)
 }
+
+/// What an upstream reply to an attempt asks for, before it is prepared for clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnReply {
+    /// FORMERR to a query with EDNS (RFC 6891 7): the same server again, without EDNS.
+    RetryWithoutEdns,
+    /// Truncated over UDP: the same server again, over TCP.
+    RetryOverTcp,
+    /// An answer to prepare for the clients.
+    Use,
+}
+
+/// Classifies a reply by its `rcode` and TC bit, given whether the query carried an OPT
+/// record and went over UDP.
+#[inline]
+pub fn on_reply(rcode: u8, tc: bool, sent_edns: bool, over_udp: bool) -> OnReply {
+    if rcode == crate::wire::rcode::FORMERR && sent_edns {
+        OnReply::RetryWithoutEdns
+    } else if tc && over_udp {
+        OnReply::RetryOverTcp
+    } else {
+        OnReply::Use
+    }
+}

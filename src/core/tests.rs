@@ -334,11 +334,20 @@ fn link_up_refresh_is_most_used_first_bounded_and_paced() {
     assert_eq!(got, vec![2, 3, 1]);
 }
 
+/// How an attempt travels, as far as these tests care: the core takes the shell's tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Via {
+    Udp,
+}
+
+/// The failure answer a question keeps: the core only holds it.
+struct Failure;
+
+use super::inflight::{Attempt, Pending};
+
 /// An attempt for `name` (as sent) with id 0x1234, and its question (A, IN).
-fn attempt(name: &str, exact_case: bool) -> (super::inflight::Attempt, super::inflight::Pending) {
-    use super::inflight::{Attempt, Pending};
+fn attempt(name: &str, exact_case: bool) -> (Attempt<Via>, Pending<Via, Failure>) {
     use crate::cache::Key;
-    use crate::transport::Proto;
     use crate::wire::NameBuf;
     let t0 = Instant::now();
     let name = NameBuf::from_dotted(name).unwrap();
@@ -351,7 +360,7 @@ fn attempt(name: &str, exact_case: bool) -> (super::inflight::Attempt, super::in
         edns: false,
         open: true,
         sent_at: t0,
-        proto: Proto::Udp,
+        proto: Via::Udp,
     };
     let p = Pending {
         gen: 1,
@@ -427,4 +436,275 @@ fn an_answer_must_match_id_question_and_case() {
     let mut two = whole.clone();
     two[5] = 2;
     assert_eq!(check(&two, &a, &p), Verdict::Mismatch);
+}
+
+/// A question for `name` asked at `t0`, with one client waiting.
+fn question(name: &str, t0: Instant) -> Pending<Via, Failure> {
+    use super::inflight::{ReplyTo, Waiter};
+    use crate::cache::Key;
+    use crate::wire::NameBuf;
+    let name = NameBuf::from_dotted(name).unwrap();
+    let w = Waiter {
+        to: ReplyTo::Udp {
+            listener: 0,
+            peer: SocketAddr::from(([192, 168, 1, 10], 40000)),
+        },
+        id: 7,
+        rd: true,
+        cd: false,
+        opt: None,
+        name: name.clone(),
+    };
+    let key = Key::new(name.as_bytes(), 1, 1, 0);
+    Pending::new(3, &key, name, Some(w), t0)
+}
+
+/// The offline policy: while down a miss is held (`offline_policy hold`) or failed at
+/// once; without servers it fails at once unless held for the link to bring some.
+#[test]
+fn offline_misses_are_held_or_failed_at_once() {
+    use super::timers::{on_miss, OnMiss};
+    // (offline, hold policy, servers) -> what the miss gets.
+    assert_eq!(on_miss(false, false, true), OnMiss::Forward);
+    assert_eq!(on_miss(false, true, true), OnMiss::Forward);
+    assert_eq!(on_miss(true, false, true), OnMiss::LinkDown);
+    assert_eq!(on_miss(true, true, true), OnMiss::Hold);
+    assert_eq!(on_miss(false, false, false), OnMiss::NoServers);
+    assert_eq!(on_miss(false, true, false), OnMiss::NoServers);
+    assert_eq!(on_miss(true, false, false), OnMiss::LinkDown);
+    assert_eq!(on_miss(true, true, false), OnMiss::Hold);
+}
+
+/// A held question sends nothing and fails when `hold_timeout` passes, not at the
+/// normal 4 s deadline; released before that, it gets a fresh deadline from the moment
+/// the link came back, and its old hold timer is ignored.
+#[test]
+fn held_question_waits_hold_timeout_then_fails() {
+    use super::retry::QUERY_DEADLINE;
+    use super::timers::OnTimer;
+    let t0 = Instant::now();
+    let mut p = question("held.example.test", t0);
+    assert_eq!(p.deadline, t0 + QUERY_DEADLINE);
+    assert!(!p.exhausted(t0));
+    // hold_timeout 10 (the default): the timer fires at 10 s, and only then gives up.
+    let at = p.hold(t0, Duration::from_secs(10));
+    assert_eq!(at, secs(t0, 10.0));
+    assert_eq!(p.timer_fired(3, secs(t0, 4.0)), OnTimer::Ignore);
+    assert_eq!(p.timer_fired(3, secs(t0, 9.999)), OnTimer::Ignore);
+    assert_eq!(p.timer_fired(3, at), OnTimer::HoldExpired);
+    assert_eq!(
+        p.timer_fired(2, at),
+        OnTimer::Ignore,
+        "another question's timer"
+    );
+    // The link comes back at 6 s: the question goes upstream with 4 s from then.
+    assert!(p.release(secs(t0, 6.0)));
+    assert!(!p.release(secs(t0, 6.5)), "released once");
+    assert_eq!(p.deadline, secs(t0, 6.0) + QUERY_DEADLINE);
+    assert!(!p.exhausted(secs(t0, 9.9)));
+    assert!(p.exhausted(secs(t0, 10.0)));
+    // The old hold timer, fired at 10 s, is now a retransmit timeout, not a hold expiry.
+    assert_eq!(p.timer_fired(3, at), OnTimer::Retransmit);
+    // hold_timeout 1 (the least the config takes): fails after 1 s.
+    let mut q = question("short.example.test", t0);
+    let at = q.hold(secs(t0, 2.0), Duration::from_secs(1));
+    assert_eq!(at, secs(t0, 3.0));
+    assert_eq!(q.timer_fired(3, secs(t0, 2.9)), OnTimer::Ignore);
+    assert_eq!(q.timer_fired(3, secs(t0, 3.0)), OnTimer::HoldExpired);
+}
+
+/// Serve-stale's client-response timer (RFC 8767, `stale_timeout`): it fires once at
+/// the set time and hands over the clients waiting then; the question stays in flight
+/// for the cache, and a stale timer of an older question in the same slot does nothing.
+#[test]
+fn stale_timer_answers_the_waiting_clients_once() {
+    let t0 = Instant::now();
+    let mut p = question("short.example.test", t0);
+    assert!(p.stale_timer_fired(3).is_none(), "no stale entry: no timer");
+    let at = p.arm_stale_timer(t0, Duration::from_millis(1800));
+    assert_eq!(at, secs(t0, 1.8));
+    assert!(
+        at < p.deadline,
+        "the stale answer comes before the upstream is given up"
+    );
+    assert_eq!(
+        p.stale_timer_fired(2).map(|w| w.len()),
+        None,
+        "an older question's timer"
+    );
+    assert_eq!(p.stale_timer_fired(3).map(|w| w.len()), Some(1));
+    assert!(p.waiters.is_empty() && p.stale_at.is_none());
+    assert_eq!(p.stale_timer_fired(3).map(|w| w.len()), None, "fires once");
+    // stale_timeout 0: the stale answer goes out at once, the question still goes on.
+    let mut q = question("zero.example.test", t0);
+    assert_eq!(
+        q.arm_stale_timer(secs(t0, 1.0), Duration::ZERO),
+        secs(t0, 1.0)
+    );
+    assert_eq!(q.stale_timer_fired(3).map(|w| w.len()), Some(1));
+    assert!(!q.exhausted(secs(t0, 1.0)));
+}
+
+/// Retransmission: the timer of the last attempt asks for the next one once it is due,
+/// and the question is out of attempts at its limit or at the deadline.
+#[test]
+fn retransmit_timer_fires_when_due_until_attempts_run_out() {
+    use super::timers::OnTimer;
+    let t0 = Instant::now();
+    let (a, _) = attempt("r.example.test", false);
+    let mut p = question("r.example.test", t0);
+    p.max_attempts = 2;
+    p.next_timeout = secs(t0, 0.3);
+    assert_eq!(
+        p.timer_fired(3, secs(t0, 0.2)),
+        OnTimer::Ignore,
+        "re-armed later"
+    );
+    assert_eq!(p.timer_fired(3, secs(t0, 0.3)), OnTimer::Retransmit);
+    p.attempts.push(a);
+    assert!(!p.exhausted(secs(t0, 0.3)));
+    let (b, _) = attempt("r.example.test", false);
+    p.attempts.push(b);
+    assert!(p.exhausted(secs(t0, 0.3)), "attempts spent");
+}
+
+/// The link on a virtual clock, driven as the event loop drives it: attempt timeouts
+/// with every server failing, housekeeping ticks once a second, an answer. Down by
+/// itself 3 s + 2 s into the silence, probed every 5 s, up at the first answer; told
+/// down, it neither probes nor refreshes, and told up it says it was offline.
+#[test]
+fn link_goes_down_by_itself_probes_and_comes_back_at_the_first_answer() {
+    use super::link::{Link, Tick};
+    let t0 = Instant::now();
+    let mut l = Link::default();
+    // Up, every server answering: the tick refreshes, a timeout changes nothing.
+    assert_eq!(l.tick(secs(t0, 1.0), true), Tick::Refresh);
+    assert_eq!(
+        l.after_timeout(secs(t0, 1.0), t0, true, true),
+        Verdict::Nothing
+    );
+    // No servers configured: no verdict, whatever the silence.
+    assert_eq!(
+        l.after_timeout(secs(t0, 9.0), t0, false, false),
+        Verdict::Nothing
+    );
+    // Every server failing: suspect 3 s into the silence (a probe), down 2 s later.
+    assert_eq!(
+        l.after_timeout(secs(t0, 2.9), t0, true, false),
+        Verdict::Nothing
+    );
+    assert_eq!(
+        l.after_timeout(secs(t0, 3.0), t0, true, false),
+        Verdict::Probe
+    );
+    assert_eq!(l.tick(secs(t0, 4.0), false), Tick::Refresh);
+    assert_eq!(l.tick(secs(t0, 4.99), false), Tick::Refresh);
+    assert_eq!(l.tick(secs(t0, 5.0), false), Tick::Down);
+    l.went_auto_down(secs(t0, 5.0));
+    assert!(l.offline() && l.probing());
+    // Offline: timeouts give no verdict; timed probes at 10 and 15 s.
+    assert_eq!(
+        l.after_timeout(secs(t0, 6.0), t0, true, false),
+        Verdict::Nothing
+    );
+    let ticks: Vec<Tick> = (6..=15)
+        .map(|s| l.tick(secs(t0, s as f64), false))
+        .collect();
+    let probes: Vec<usize> = ticks
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| **t == Tick::Probe)
+        .map(|(i, _)| i + 6)
+        .collect();
+    assert_eq!(probes, vec![10, 15]);
+    assert!(ticks.iter().all(|t| matches!(t, Tick::Probe | Tick::Wait)));
+    // The first answer ends the outage; then the link is up with a fresh quiet spell.
+    assert!(l.answered(secs(t0, 15.2)));
+    assert!(l.came_up(secs(t0, 15.2)));
+    assert_eq!(l.since, Some(secs(t0, 15.2)));
+    assert!(
+        !l.offline() && !l.answered(secs(t0, 15.3)),
+        "up: an answer is just an answer"
+    );
+    assert_eq!(
+        l.after_timeout(secs(t0, 18.2), t0, true, false),
+        Verdict::Nothing
+    );
+    assert_eq!(
+        l.after_timeout(secs(t0, 18.3), t0, true, false),
+        Verdict::Probe
+    );
+    // A server that answers clears the suspicion at the next tick: no Down 2 s later.
+    assert_eq!(l.tick(secs(t0, 19.0), true), Tick::Refresh);
+    assert_eq!(l.tick(secs(t0, 21.0), false), Tick::Refresh);
+    // Told down: no probes, no refresh, no verdicts; the refresh queue is dropped.
+    l.refresh
+        .push(crate::cache::Key::new(b"\x01a\x00", 1, 1, 0));
+    assert!(l.told_down(secs(t0, 30.0)));
+    assert!(!l.told_down(secs(t0, 31.0)), "told twice: once newly");
+    assert_eq!(l.since, Some(secs(t0, 30.0)));
+    assert!(l.refresh.is_empty() && l.offline() && !l.probing());
+    assert_eq!(l.tick(secs(t0, 40.0), false), Tick::Idle);
+    assert_eq!(
+        l.after_timeout(secs(t0, 40.0), t0, true, false),
+        Verdict::Nothing
+    );
+    assert!(
+        !l.answered(secs(t0, 40.5)),
+        "told down: an answer does not bring it up"
+    );
+    // Told up: it was offline.
+    assert!(l.came_up(secs(t0, 41.0)));
+    assert!(!l.came_up(secs(t0, 42.0)), "already up");
+    assert_eq!(l.since, Some(secs(t0, 41.0)));
+}
+
+/// `stale_exclude`: a zone excludes itself and every name under it, nothing beside it;
+/// a name that does not parse is never served stale.
+#[test]
+fn stale_exclude_covers_the_zone_and_names_under_it() {
+    use super::stale::excluded;
+    use crate::wire::NameBuf;
+    let wire = |s: &str| NameBuf::from_dotted(s).unwrap().as_bytes().to_vec();
+    let zones = vec![NameBuf::from_dotted("ddns.example.test").unwrap()];
+    assert!(excluded(&wire("ddns.example.test"), &zones));
+    assert!(excluded(&wire("HOST.Ddns.Example.Test"), &zones));
+    assert!(!excluded(&wire("xddns.example.test"), &zones));
+    assert!(!excluded(&wire("example.test"), &zones));
+    assert!(excluded(b"\x05ab", &zones), "a broken name is excluded");
+    assert!(
+        !excluded(&wire("ddns.example.test"), &[]),
+        "no zones: nothing excluded"
+    );
+}
+
+/// A reply that asks for another attempt to the same server: FORMERR to a query with
+/// EDNS (again without, RFC 6891 7), a truncated answer over UDP (again over TCP).
+/// Anything else is an answer for the clients, even FORMERR without EDNS or TC over TCP.
+#[test]
+fn formerr_to_edns_and_truncation_over_udp_ask_the_same_server_again() {
+    use super::retry::{on_reply, OnReply};
+    use crate::wire::rcode::{FORMERR, NOERROR, NXDOMAIN, SERVFAIL};
+    assert_eq!(
+        on_reply(FORMERR, false, true, true),
+        OnReply::RetryWithoutEdns
+    );
+    assert_eq!(
+        on_reply(FORMERR, true, true, true),
+        OnReply::RetryWithoutEdns
+    );
+    assert_eq!(
+        on_reply(FORMERR, false, true, false),
+        OnReply::RetryWithoutEdns
+    );
+    assert_eq!(on_reply(FORMERR, false, false, true), OnReply::Use);
+    assert_eq!(on_reply(NOERROR, true, true, true), OnReply::RetryOverTcp);
+    assert_eq!(on_reply(NXDOMAIN, true, false, true), OnReply::RetryOverTcp);
+    assert_eq!(
+        on_reply(NOERROR, true, true, false),
+        OnReply::Use,
+        "TC over TCP"
+    );
+    assert_eq!(on_reply(NOERROR, false, true, true), OnReply::Use);
+    assert_eq!(on_reply(SERVFAIL, false, true, true), OnReply::Use);
 }

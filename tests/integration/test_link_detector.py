@@ -1,9 +1,9 @@
 """The automatic link detector: one name an upstream drops is no outage, and the
 first upstream answer after an outage ends offline mode.
 
-The detector's decisions are unit-tested with explicit times in src/link.rs; these
-tests run the real daemon against a scripted upstream. Quiet spells are waited out
-with sleeps where the quiet itself is the condition under test."""
+The detector's decisions are unit-tested on a virtual clock in src/core/tests.rs; these
+tests run the real daemon against a scripted upstream; the quiet spells are the
+upstream's silence, no test sleeps for them."""
 import threading
 import time
 
@@ -35,13 +35,13 @@ def test_one_dropped_name_on_a_quiet_lan_keeps_the_link_up(dproxy, up):
     up.handler = lambda q, t: None if q.question[0].name.to_text().lower() == \
         "dropped.example.test." else up.DEFAULT
     px = dproxy(servers=[up])
-    # A quiet LAN: nothing asked for longer than the detector's quiet spell (3 s).
-    time.sleep(3.2)
+    # A quiet LAN: only the dropped name is asked. It is retried until its deadline
+    # (4 s), longer than the detector's quiet spell (3 s), and its attempts time out
+    # until the server counts as down: every server fails, so a probe goes out.
     got = {}
     th = threading.Thread(target=lambda: got.update(
         r=px.query("dropped.example.test", timeout=7, expect_answer=False)))
     th.start()
-    # The dropped name is retried until its deadline (4 s); nothing else is asked.
     th.join(timeout=8)
     r = got.get("r")
     assert r is not None and r.rcode() == dns.rcode.SERVFAIL, describe(r)
@@ -53,27 +53,54 @@ def test_one_dropped_name_on_a_quiet_lan_keeps_the_link_up(dproxy, up):
             "other names must be answered, not SERVFAIL 'link down'\n" + describe(r)
         assert EDE_NETWORK not in ede_codes(r), describe(r)
     assert "no upstream server answers" not in px.stderr_text()
-    assert up.count(".", "NS") >= 1, "every server failing must lead to a probe: " + up.summary()
+    assert up.wait_count(1, ".", "NS") >= 1, "every server failing must lead to a probe: " \
+        + up.summary()
 
 
-def test_first_answer_after_an_outage_ends_offline_mode(dproxy, up):
+def test_silent_upstream_goes_offline_and_first_answer_ends_it(dproxy, up):
+    # The thresholds (3 s of quiet with every server failing, then 2 s for the probe)
+    # and the timed probes every 5 s while down are checked on the virtual clock:
+    # core::tests::a_dead_link_goes_down_when_the_probe_is_silent_too and
+    # core::tests::probes_every_five_seconds_while_down_by_itself. Here the daemon does
+    # it, once: down by itself, offline answers, and back at the first answer.
     px = dproxy(servers=[up])
     assert rrset_texts(px.query("short.example.test"), rdtype="A") == ["192.0.2.50"]
     up.mode = "silent"
-    threads = [threading.Thread(target=px.query, args=("lost%d.example.test" % i,),
-                                kwargs={"timeout": 7, "expect_answer": False}) for i in range(3)]
+    t0 = time.monotonic()
+    errors = []
+
+    def ask(i):
+        r = px.query("lost%d.example.test" % i, timeout=7, expect_answer=False)
+        if r is None or r.rcode() != dns.rcode.SERVFAIL:
+            errors.append((i, describe(r)))
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(3)]
     for t in threads:
         t.start()
-    assert wait_until(lambda: link_state(px) == "down-auto", 12, 0.2), px.stats()
+    state = wait_until(lambda: link_state(px) == "down-auto", 12, 0.1)
+    took = time.monotonic() - t0
     for t in threads:
         t.join(timeout=8)
-    # Offline: the expired entry is served stale.
+    assert state, "no automatic link-down after %.1fs of a silent upstream: %s" % (took, px.stats())
+    assert took >= 2.9, "went offline after only %.1fs (expected >= 3 s without answers)" % took
+    assert not errors, "queries during the outage must get SERVFAIL: %s" % errors
+    assert px.stats()["upstream.0.state"] == "down"
+    assert up.count(".", "NS") >= 1, "every server failing must lead to a probe: " + up.summary()
+    # Offline: a miss is answered at once and not sent upstream (only probes go out);
+    # the expired entry is served stale.
+    n_before = len([q for q in up.queries() if q.name != "."])
+    t = time.monotonic()
+    r = px.query("fresh.example.test", edns=1232)
+    assert r.rcode() == dns.rcode.SERVFAIL and EDE_NETWORK in ede_codes(r), describe(r)
+    assert time.monotonic() - t < 0.05, "an offline miss must be answered at once"
     r = px.query("short.example.test", edns=1232)
     assert EDE_STALE in ede_codes(r) and {rr.ttl for rr in r.answer} == {30}, describe(r)
-    # The upstream comes back just after a timed probe went unanswered, so the next
-    # timed probe is seconds away.
-    n = up.count(".", "NS")
-    assert up.wait_count(n + 1, ".", "NS", timeout=6.5) > n, up.summary()
+    others = [q for q in up.queries() if q.name != "."][n_before:]
+    assert not others, "only probes may go upstream while down-auto: %s" % others
+    # The probes those questions sent went unanswered; once they are over, the
+    # upstream comes back, and the next timed probe is seconds away (5 s after the
+    # link went down): a client's question must bring the link back at once.
+    assert wait_until(lambda: px.stats()["pending"] == 0, 3, 0.05), px.stats()
+    soa = up.count(".", "SOA")
     up.mode = "normal"
     back = time.monotonic()
     stale_after_back = 0
@@ -91,4 +118,9 @@ def test_first_answer_after_an_outage_ends_offline_mode(dproxy, up):
     assert took < 1.0 and stale_after_back <= 1, \
         "stale answers for %.1f s (%d of them) after the upstream came back" % (
             took, stale_after_back)
+    assert up.count(".", "SOA") > soa, "recovery without an on-demand probe: " + up.summary()
     assert link_state(px) == "up"
+    assert px.stats()["upstream.0.state"] == "up", "upstream health must be reset on recovery"
+    err = px.stderr_text()
+    assert err.count("no upstream server answers") == 1, "log the down transition once:\n" + err[-3000:]
+    assert err.count("link up (") == 1, "log the up transition once:\n" + err[-3000:]

@@ -79,6 +79,42 @@ def assert_stale(r, expected, edns=True, what=""):
             what, ede_codes(r))
 
 
+def _wire(name):
+    return b"".join(bytes([len(l)]) + l.encode() for l in name.split(".")) + b"\0"
+
+
+def _with_expiry(data, left):
+    """The persist file `data` with the entries of the names in `left` (name: seconds)
+    expiring that many seconds from now, their lifetime unchanged: entries aged without
+    waiting for it (the CRC recomputed)."""
+    _v, _w, entries = persist_parse(data)
+    body = bytearray(data[:-4])
+    now = int(time.time())
+    found = set()
+    for e in entries:
+        for name, secs in left.items():
+            if _wire(name) in e["key"]:
+                body[e["offset"]:e["offset"] + 8] = struct.pack("!Q", now + secs)
+                found.add(name)
+    assert found == set(left), "entries not in the persist file: %s" % (set(left) - found)
+    return persist_with_crc(bytes(body))
+
+
+def aged_daemon(dproxy, up, shared_dir, left, options=None, lists=None):
+    """A daemon whose cache holds the names in `left` (name: seconds), expiring that
+    many seconds from now (negative: expired as long ago), loaded from a persist file
+    that an earlier daemon wrote: entries aged without waiting for it."""
+    path = os.path.join(shared_dir, "aged.cache")
+    px = persist_daemon(dproxy, up, path)
+    for name in left:
+        assert rrset_texts(px.query(name), rdtype="A"), name
+    px.stop_now()
+    write_file(path, _with_expiry(open(path, "rb").read(), left))
+    o = {"persist_file": path}
+    o.update(options or {})
+    return dproxy(servers=[up], options=o, lists=lists)
+
+
 # ---------------------------------------------------------------- link down
 
 def test_upstream_killed_then_sigusr2_cached_answered_misses_servfail_fast(dproxy, up):
@@ -106,12 +142,10 @@ def test_upstream_killed_then_sigusr2_cached_answered_misses_servfail_fast(dprox
 
 
 @pytest.mark.parametrize("how", ["signal", "ctl"])
-def test_no_upstream_traffic_while_down(dproxy, up, how):
-    up.set_records(RECORDS + ["short 1 IN A 192.0.2.50"])
-    px = dproxy(servers=[up])
-    px.query("short.example.test")
+def test_no_upstream_traffic_while_down(dproxy, up, shared_dir, how):
+    up.set_records(RECORDS + ["short 300 IN A 192.0.2.50"])
+    px = aged_daemon(dproxy, up, shared_dir, {"short.example.test": -5})
     go_down(px, how)
-    time.sleep(1.3)                 # short.example.test has expired
     before = up.count()
     for i in range(8):
         r, took = timed_query(px, "down%d.example.test" % i, edns=1232, tcp=bool(i % 2))
@@ -120,55 +154,12 @@ def test_no_upstream_traffic_while_down(dproxy, up, how):
     time.sleep(1.2)                 # housekeeping (refresh, probes) gets its chance
     assert up.count() == before, "upstream traffic while the link is down: " + up.summary()
     st = px.stats()
-    assert st["link"] == "down" and st["upstream_queries"] == before, st
+    # This daemon started with the cache loaded and went down before asking anything.
+    assert st["link"] == "down" and st["upstream_queries"] == 0, st
     go_up(px, how)
     r = px.query("down0.example.test")
     assert r.rcode() == dns.rcode.NXDOMAIN, "after link up the miss goes upstream\n" + describe(r)
     assert up.count("down0.example.test") == 1, up.summary()
-
-
-def test_automatic_down_detection_probe_and_recovery(dproxy, up):
-    up.mode = "silent"
-    px = dproxy(servers=[up])
-    t0 = time.monotonic()
-    # Misses that time out: after >= 3 failures and >= 3 s without an answer
-    # the daemon goes offline by itself, without any signal.
-    errors = []
-
-    def ask(i):
-        r = px.query("lost%d.example.test" % i, timeout=6, expect_answer=False)
-        if r is None or r.rcode() != dns.rcode.SERVFAIL:
-            errors.append((i, describe(r)))
-    threads = [threading.Thread(target=ask, args=(i,)) for i in range(3)]
-    for t in threads:
-        t.start()
-    state = wait_until(lambda: link_state(px) == "down-auto", 10, 0.2)
-    took = time.monotonic() - t0
-    for t in threads:
-        t.join(timeout=7)
-    assert state, "no automatic link-down after %.1fs of a silent upstream: %s" % (took, px.stats())
-    assert took >= 2.9, "went offline after only %.1fs (expected >= 3 s without answers)" % took
-    assert not errors, "queries during the outage must get SERVFAIL: %s" % errors
-    assert px.stats()["upstream.0.state"] == "down"
-    # Offline now: a miss is answered at once, and not sent upstream.
-    n_before = len([q for q in up.queries() if q.name != "."])
-    r, t = timed_query(px, "fresh.example.test", edns=1232)
-    assert_offline_servfail(r, t, what="miss while down-auto")
-    # A probe (`. NS`) goes out, and nothing else. The probe schedule itself (one every
-    # 5 s) is checked on the virtual clock: core::tests::probes_every_five_seconds_while_down_by_itself.
-    assert up.wait_count(1, ".", "NS", timeout=6.5) >= 1, "no probe within 6.5 s: " + up.summary()
-    others = [q for q in up.queries() if q.name != "."][n_before:]
-    assert not others, "only probes may go upstream while down-auto: %s" % others
-    # The upstream answers again: the next probe brings the link back by itself.
-    up.mode = "normal"
-    assert wait_until(lambda: link_state(px) == "up", 7, 0.2), \
-        "no recovery after the upstream came back: %s" % px.stats()
-    r = px.query("www.example.test")
-    assert rrset_texts(r, rdtype="A") == ["192.0.2.1"], describe(r)
-    assert px.stats()["upstream.0.state"] == "up", "upstream health must be reset on recovery"
-    err = px.stderr_text()
-    assert err.count("no upstream server answers") == 1, "log the down transition once:\n" + err[-3000:]
-    assert err.count("link up (") == 1, "log the up transition once:\n" + err[-3000:]
 
 
 def test_hold_answered_after_sigusr1(dproxy, up):
@@ -199,11 +190,13 @@ def test_hold_answered_after_sigusr1(dproxy, up):
 
 
 def test_hold_times_out_with_servfail(dproxy, up):
-    px = dproxy(servers=[up], options={"offline_policy": "hold", "hold_timeout": 2})
+    # The hold deadline itself, and a released question's fresh deadline, are checked on
+    # the virtual clock: core::tests::held_question_waits_hold_timeout_then_fails.
+    px = dproxy(servers=[up], options={"offline_policy": "hold", "hold_timeout": 1})
     go_down(px)
-    r, took = timed_query(px, "n6.example.test", edns=1232, timeout=5)
+    r, took = timed_query(px, "n6.example.test", edns=1232, timeout=4)
     assert r.rcode() == dns.rcode.SERVFAIL, describe(r)
-    assert 1.7 <= took <= 3.0, "hold_timeout 2: SERVFAIL expected after ~2 s, came after %.2fs" % took
+    assert 0.8 <= took <= 2.0, "hold_timeout 1: SERVFAIL expected after ~1 s, came after %.2fs" % took
     assert EDE_NETWORK in ede_codes(r), ede_codes(r)
     assert up.count() == 0, up.summary()
 
@@ -214,15 +207,13 @@ STALE_RECORDS = RECORDS + ["short 1 IN A 192.0.2.11", "ddns 1 IN A 192.0.2.12",
                            "host.ddns 1 IN A 192.0.2.13"]
 
 
-def test_stale_ttl30_ede3_until_stale_max_never_excluded(dproxy, up):
+def test_stale_ttl30_ede3_until_stale_max_never_excluded(dproxy, up, shared_dir):
     up.set_records(STALE_RECORDS)
-    px = dproxy(servers=[up], options={"stale_max": 3},
-                lists={"stale_exclude": ["ddns.example.test"]})
-    t_cached = time.monotonic()
-    for n in ("short", "ddns", "host.ddns"):
-        assert rrset_texts(px.query(n + ".example.test"), rdtype="A"), n
+    # Expired a second ago, within stale_max 3.
+    px = aged_daemon(dproxy, up, shared_dir,
+                     {n + ".example.test": -1 for n in ("short", "ddns", "host.ddns")},
+                     options={"stale_max": 3}, lists={"stale_exclude": ["ddns.example.test"]})
     go_down(px)
-    time.sleep(max(0, t_cached + 1.6 - time.monotonic()))
     before = up.count()
     stale0 = px.stats()["stale"]
     assert_stale(px.query("short.example.test", edns=1232), ["192.0.2.11"], what="EDNS client")
@@ -288,16 +279,13 @@ def test_link_up_rereads_empty_resolvfile(dproxy, upstream):
     assert px.stats()["upstream.0.addr"] == "127.0.0.252:53"
 
 
-def test_link_up_refreshes_stale_entries_unasked(dproxy, up):
+def test_link_up_refreshes_stale_entries_unasked(dproxy, up, shared_dir):
     # Order (most used first), the bound (64) and the pace (8 a second) are checked on
     # the virtual clock: core::tests::link_up_refresh_is_most_used_first_bounded_and_paced.
     names = ["e%02d" % i for i in range(6)]
-    up.set_records(RECORDS + ["%s 1 IN A 198.51.100.%d" % (n, i) for i, n in enumerate(names)])
-    px = dproxy(servers=[up])
-    for n in names:
-        px.query(n + ".example.test")
+    up.set_records(RECORDS + ["%s 300 IN A 198.51.100.%d" % (n, i) for i, n in enumerate(names)])
+    px = aged_daemon(dproxy, up, shared_dir, {n + ".example.test": -5 for n in names})
     go_down(px)
-    time.sleep(1.5)                          # all expired: stale
     assert all(up.count(n + ".example.test") == 1 for n in names), up.summary()
     go_up(px)
 
@@ -307,53 +295,55 @@ def test_link_up_refreshes_stale_entries_unasked(dproxy, up):
         "stale entries not refreshed after link up: %s" % up.summary()
 
 
-def test_stale_timer_online_answers_stale_and_keeps_resolving(dproxy, up):
-    up.set_records(STALE_RECORDS)
-    px = dproxy(servers=[up], options={"stale_timeout": 300})
-    px.query("short.example.test")
-    time.sleep(1.6)                                   # expired
+def test_stale_timer_online_answers_stale_and_keeps_resolving(dproxy, up, shared_dir):
+    # An entry expired 5 s ago, loaded from the persist file (no wait for an expiry).
+    up.set_records(RECORDS + ["short 300 IN A 192.0.2.11"])
+    px = aged_daemon(dproxy, up, shared_dir, {"short.example.test": -5},
+                     options={"stale_timeout": 300})
     up.set_records(RECORDS + ["short 300 IN A 192.0.2.99"])
     up.delays["short.example.test."] = 1500
     r, took = timed_query(px, "short.example.test", edns=1232)
     assert_stale(r, ["192.0.2.11"], what="stale after stale_timeout")
     assert 0.25 <= took < 1.0, "stale answer expected after stale_timeout 300 ms, came after %.2fs" % took
     assert up.wait_count(2, "short.example.test") >= 2, up.summary()
-    time.sleep(1.6)                                   # the upstream answered meanwhile
+    # The upstream answers 1.5 s after it was asked: the resolution goes on meanwhile
+    # and refreshes the cache.
+    r = px.wait_answer("short.example.test", timeout=3, edns=1232,
+                       until=lambda m: not ede_codes(m))
+    assert r is not None and rrset_texts(r, rdtype="A") == ["192.0.2.99"] and min_ttl(r) > 290, \
+        "the resolution must have continued and refreshed the cache\n" + describe(r)
     asked = up.count("short.example.test")
     r = px.query("short.example.test", edns=1232)
-    assert rrset_texts(r, rdtype="A") == ["192.0.2.99"] and min_ttl(r) > 290, \
-        "the resolution must have continued and refreshed the cache\n" + describe(r)
-    assert not ede_codes(r)
-    assert up.count("short.example.test") == asked, up.summary()
+    assert rrset_texts(r, rdtype="A") == ["192.0.2.99"] and not ede_codes(r), describe(r)
+    assert up.count("short.example.test") == asked, "a refreshed entry is a hit: " + up.summary()
     # Control: a miss without a stale entry waits for the upstream.
     up.delays["www.example.test."] = 900
     r, took = timed_query(px, "www.example.test")
     assert took >= 0.85 and rrset_texts(r, rdtype="A") == ["192.0.2.1"], (took, describe(r))
 
 
-def test_prefetch_refreshes_hot_name_before_expiry(dproxy, up):
-    up.set_records(RECORDS + ["hot 11 IN A 192.0.2.40", "lone 11 IN A 192.0.2.41"])
-    px = dproxy(servers=[up], options={"prefetch": "1"})
-    t0 = time.monotonic()
-    px.query("hot.example.test")
-    px.query("lone.example.test")
-    t_refresh = None
-    while time.monotonic() - t0 < 11.3:
-        time.sleep(0.5)
-        r = px.query("hot.example.test")
-        assert rrset_texts(r, rdtype="A") == ["192.0.2.40"], describe(r)
-        if up.count("hot.example.test") >= 2:
-            t_refresh = time.monotonic() - t0
-            break
-    assert t_refresh is not None, "hot name (asked every 0.5 s) was not prefetched before expiry: " \
-        + up.summary()
-    assert t_refresh >= 8.9, "prefetched too early (%.1fs of 11 s): only with < 10 %% left" % t_refresh
-    time.sleep(max(0, t0 + 12.0 - time.monotonic()))  # past the original expiry
+def test_prefetch_refreshes_hot_name_before_expiry(dproxy, up, shared_dir):
+    # The rule (a hit with under 10 % of the lifetime left, asked before) is checked on
+    # the virtual clock: core::tests::prefetch_in_the_last_tenth_of_the_lifetime_after_a_second_ask.
+    # Here the daemon does it: entries of lifetime 300 s, loaded from the persist file
+    # with 20 s (hot) and 100 s (warm) left, so nothing waits for an expiry.
+    up.set_records(RECORDS + ["hot 300 IN A 192.0.2.40", "warm 300 IN A 192.0.2.41"])
+    px = aged_daemon(dproxy, up, shared_dir, {"hot.example.test": 20, "warm.example.test": 100},
+                     options={"prefetch": 1})
     r = px.query("hot.example.test")
-    assert rrset_texts(r, rdtype="A") == ["192.0.2.40"] and min_ttl(r) >= 8, \
-        "after the original expiry the prefetched entry answers\n" + describe(r)
+    assert rrset_texts(r, rdtype="A") == ["192.0.2.40"] and min_ttl(r) <= 20, \
+        "the aged entry answers\n" + describe(r)
+    assert up.wait_count(2, "hot.example.test") == 2, \
+        "a hit with 20 s of 300 left must be prefetched: " + up.summary()
+    r = px.wait_answer("hot.example.test", timeout=3, until=lambda m: min_ttl(m) > 290)
+    assert r is not None and rrset_texts(r, rdtype="A") == ["192.0.2.40"] and min_ttl(r) > 290, \
+        "the prefetched answer replaces the entry\n" + describe(r)
+    for _ in range(3):
+        r = px.query("warm.example.test")
+        assert rrset_texts(r, rdtype="A") == ["192.0.2.41"] and 90 <= min_ttl(r) <= 100, describe(r)
     assert up.count("hot.example.test") == 2, "expected exactly one prefetch: " + up.summary()
-    assert up.count("lone.example.test") == 1, "a name asked once is not prefetched"
+    assert up.count("warm.example.test") == 1, "prefetched with a third of its lifetime left: " \
+        + up.summary()
     assert px.stats()["prefetch"] == 1
 
 
