@@ -212,6 +212,12 @@ upstream_recursive_servers:
     raise ValueError(client)
 
 
+def inflight(b):
+    """Queries in flight in the cold run: the bench's, or BENCH_DOT_INFLIGHT (for a look at the
+    latency without queueing)."""
+    return int(os.environ.get("BENCH_DOT_INFLIGHT", b.p["outstanding"]))
+
+
 def versions(b):
     v = {}
     try:
@@ -252,9 +258,11 @@ def dot_client(b, client, rnd):
             rss1 = vm_kib(proc.pid, "VmRSS")
             open1 = srv.stats().get("open", 0)
             c0 = cpu_seconds(proc.pid)
+            s0 = cpu_seconds(srv.server.pid), cpu_seconds(srv.relay.pid)
             r = run_dnsperf(b.work, f"{client}-dot{rnd}", port, f"{b.work}/cold.txt", 1, b.p["cold_secs"],
-                            b.p["outstanding"])
+                            inflight(b))
             c1 = cpu_seconds(proc.pid)
+            s1 = cpu_seconds(srv.server.pid), cpu_seconds(srv.relay.pid)
             if proc.poll() is not None:
                 raise RuntimeError(f"{client} exited during the DoT run: {b.procs.tail(f'{client}-dot-{tag}')}")
             st = srv.stats()
@@ -284,7 +292,8 @@ def dot_client(b, client, rnd):
     log(f"  {client:11} dot r{rnd} qps {r['qps']:7.0f} lost {r['lost']:4d} p50 {m['p50 latency (ms)']:6.2f} ms "
         f"p99 {m['p99 latency (ms)']:6.2f} ms cpu {m['cold-miss CPU µs/query']:6.2f} µs/q "
         f"handshakes {st.get('accepted', 0)} (peak open {st.get('peak', 0)}, {open1} after the first answer, "
-        f"RSS +{rss1 - rss0} KiB)")
+        f"RSS +{rss1 - rss0} KiB); CPU load: DoT server {(s1[0] - s0[0]) / r['runtime'] * 100:.0f} %, "
+        f"relay {(s1[1] - s0[1]) / r['runtime'] * 100:.0f} %, client {(c1 - c0) / r['runtime'] * 100:.0f} %")
     return m
 
 
@@ -296,9 +305,10 @@ def run_dot(b):
                            "--features full --target-dir target/bench-full)")
     make_certs(b.work)
     b.versions.update(versions(b))
+    clients = [c for c in os.environ.get("BENCH_DOT_CLIENTS", ",".join(DOT_CLIENTS)).split(",") if c]
     runs = {c: [] for c in DOT_CLIENTS}
     for rnd in range(1, b.p["rounds"] + 1):
-        for c in DOT_CLIENTS:
+        for c in clients:
             try:
                 runs[c].append(dot_client(b, c, rnd))
             except RuntimeError as e:
@@ -362,7 +372,7 @@ def table(b):
         cols = [f"dproxy-full {v.get('dproxy-full', '')}".strip(),
                 f"unbound {v.get('unbound', '')} forward-tls-upstream (1 thread)", f"stubby {v.get('stubby', '')}",
                 "dproxy ÷ best peer", "target"]
-        out.append(f"DoT upstream behind the 20 ms link; cold names once, {b.p['outstanding']} in flight; "
+        out.append(f"DoT upstream behind the 20 ms link; cold names once, {inflight(b)} in flight; "
                    f"median of {rounds} interleaved rounds (spread: min–max of the rounds), each client "
                    "against a freshly started DoT server.")
         out.append("")

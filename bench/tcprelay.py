@@ -173,6 +173,13 @@ def main():
                         side.reading = False
                         break
                     stats["bytes_in" if side.from_client else "bytes_out"] += len(data)
+                    # ACK at once: the relay's own delayed ACK (up to 40 ms) would stall a
+                    # sender's next small record behind Nagle, a delay the link it stands
+                    # for does not add (there, the far end's ACK timing applies).
+                    try:
+                        side.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+                    except OSError:
+                        pass
                     side.peer.out.append((now + one_way, data))
                     schedule(now + one_way, "flush", side.peer)
         while timers and timers[0][0] <= now:
