@@ -16,7 +16,8 @@ loopback with free ports.  The output says which one was used.
 
 Usage: bench.py [--quick] [--out FILE] [--command TEXT]
 Environment: BENCH_ONLY=phase,... runs only those phases (hot, cold, mixed, start,
-callgrind, local, persist, blocklist, blocklist-cg), DPROXY_BIN (default target/release/dproxy), BENCH_NET=auto|netem|relay|host
+callgrind, local, persist, dot, dot-cg, blocklist, blocklist-cg; dot and dot-cg are
+in bench/dot.py and use DPROXY_FULL_BIN, default target/bench-full/release/dproxy), DPROXY_BIN (default target/release/dproxy), BENCH_NET=auto|netem|relay|host
 (veth = the netem topology without netem: a plumbing test only), BENCH_KEEP=1 keeps the work
 directory and dnsperf outputs.
 """
@@ -36,6 +37,10 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# bench/dot.py imports its helpers from this module, also when this runs as a script.
+sys.modules.setdefault("bench", sys.modules[__name__])
+import dot  # noqa: E402
+
 REPO = os.path.dirname(HERE)
 ZONE = "bench.example"
 DELAY_MS = 20
@@ -903,6 +908,12 @@ forward-zone:
         if want("persist") and self.available["dproxy"]:
             log("persist file")
             self.safe("dproxy persist", self.persist)
+        if want("dot"):
+            log("DoT: dproxy-full, unbound (forward-tls-upstream) and stubby over one DoT upstream")
+            self.safe("DoT", dot.run_dot, self)
+        if want("dot-cg") and self.available["dproxy"]:
+            log("callgrind: full build against plain build")
+            self.safe("callgrind full build", dot.run_dot_cg, self)
         if want("blocklist") or (only and "blocklist-cg" in only):
             log(f"blocklist: generating {self.p['block_domains']:,} domains")
             self.bl_first, mean = generate_blocklist(w, self.p["block_domains"])
@@ -953,6 +964,7 @@ zone:
 """)
         log(f"starting nsd ({mode})")
         self.nsd = self.procs.start("nsd", wrap + ["nsd", "-d", "-c", f"{w}/nsd.conf"])
+        self.net["auth_direct"] = (listen, port)     # nsd without the delay (the DoT server's upstream)
         if mode in ("netem", "veth"):
             self.net["upstream"] = (listen, port)
         else:
@@ -1029,6 +1041,7 @@ zone:
             "",
             self.table(),
             "",
+            dot.table(self),
         ]
         if not self.available.get("dproxy"):
             lines.append(f"**dproxy: n/a** — {self.dproxy_na}")

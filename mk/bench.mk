@@ -5,28 +5,36 @@
 # $(BENCH_OUT).
 #
 #   make bench         full run (hot / cold / mixed, callgrind, start-up,
-#                      local names, persist file), about 4-5 minutes
+#                      local names, persist file, DoT against unbound and stubby,
+#                      callgrind of the full build), about 8-9 minutes
 #   make bench-quick   smaller counts, about 1-2 minutes, for development
 #   make profile       where dproxy's CPU goes on a hit and on a miss (perf
 #                      samples by system call, bench/profile.py), under a minute
 #
-# BENCH_BUILD= skips the cargo build (bench an existing binary, or set
-# DPROXY_BIN=/path/to/dproxy); BENCH_NET=relay|host forces a network setup.
+# BENCH_BUILD= skips the cargo builds (bench an existing binary, or set
+# DPROXY_BIN=/path/to/dproxy, and DPROXY_FULL_BIN for the full build's rows); BENCH_NET=relay|host
+# forces a network setup. The full build for the DoT rows has a target directory of its
+# own (target/bench-full), so that it does not replace the plain target/release/dproxy.
 
 BENCH_BUILD ?= build
 BENCH_OUT ?= /tmp/dproxy-bench/latest.md
 BENCH_PY ?= python3
 
-.PHONY: bench-quick bench-deps profile
+BENCH_FULL_BIN := target/bench-full/release/dproxy
+
+.PHONY: bench-quick bench-deps bench-build-full profile
 
 bench-deps: deps
 	./scripts/install-bench-deps.sh
 
-bench: bench-deps $(BENCH_BUILD)
-	DPROXY_BIN=$${DPROXY_BIN:-$(CURDIR)/$(BIN)} $(BENCH_PY) bench/bench.py --out $(BENCH_OUT) --command "make bench$(if $(BENCH_BUILD),, BENCH_BUILD=)"
+bench-build-full: rust
+	$(CARGO) build --release --features full --target-dir target/bench-full
 
-bench-quick: bench-deps $(BENCH_BUILD)
-	DPROXY_BIN=$${DPROXY_BIN:-$(CURDIR)/$(BIN)} $(BENCH_PY) bench/bench.py --quick --out $(BENCH_OUT) --command "make bench-quick$(if $(BENCH_BUILD),, BENCH_BUILD=)"
+bench: bench-deps $(BENCH_BUILD) $(if $(BENCH_BUILD),bench-build-full)
+	DPROXY_BIN=$${DPROXY_BIN:-$(CURDIR)/$(BIN)} DPROXY_FULL_BIN=$${DPROXY_FULL_BIN:-$(CURDIR)/$(BENCH_FULL_BIN)} $(BENCH_PY) bench/bench.py --out $(BENCH_OUT) --command "make bench$(if $(BENCH_BUILD),, BENCH_BUILD=)"
+
+bench-quick: bench-deps $(BENCH_BUILD) $(if $(BENCH_BUILD),bench-build-full)
+	DPROXY_BIN=$${DPROXY_BIN:-$(CURDIR)/$(BIN)} DPROXY_FULL_BIN=$${DPROXY_FULL_BIN:-$(CURDIR)/$(BENCH_FULL_BIN)} $(BENCH_PY) bench/bench.py --quick --out $(BENCH_OUT) --command "make bench-quick$(if $(BENCH_BUILD),, BENCH_BUILD=)"
 
 profile: bench-deps $(BENCH_BUILD)
 	DPROXY_BIN=$${DPROXY_BIN:-$(CURDIR)/$(BIN)} $(BENCH_PY) bench/profile.py

@@ -219,6 +219,7 @@ impl Transports {
                 if self.tls.conns.get(&t.addr) == Some(&slot) {
                     self.tls.conns.remove(&t.addr);
                 }
+                self.tls.older.retain(|&s| s != slot);
                 for o in t.owners() {
                     self.open.remove(&o);
                 }

@@ -195,3 +195,44 @@ fn tcp_closed_by_the_server_fails_its_attempts_and_a_new_attempt_gets_a_new_stre
     t.close(poll.registry(), owner(1));
     assert!(t.is_empty());
 }
+
+/// A DoT connection writes each query as soon as it is made, not after the ACK of the
+/// one before (Nagle): its socket has TCP_NODELAY from the start.
+#[cfg(feature = "tls")]
+#[test]
+fn tls_connection_socket_has_nodelay() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    // A root to build the client configuration with (nothing is verified here).
+    let dir = std::env::temp_dir().join(format!("dproxy-nodelay-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = dir.join("ca.pem");
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args([
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=nodelay test",
+            "-keyout",
+        ])
+        .arg(dir.join("ca.key"))
+        .arg("-out")
+        .arg(&ca)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "openssl: {made:?}");
+    let roots = std::sync::Arc::new(crate::tls::load_roots(&ca).unwrap());
+    let _ = std::fs::remove_dir_all(&dir);
+    let config = crate::tls::client_config(roots, Vec::new()).unwrap();
+    let c = tls::Channel::connect(addr, config, "dot.test", std::time::Instant::now()).unwrap();
+    assert!(c.stream.nodelay().unwrap());
+}

@@ -1,6 +1,12 @@
-//! DNS over TLS in [`Transports`] (full build only): which servers speak TLS, their one
-//! connection each, resending what a closed connection left unanswered, deadlines, and
-//! link events.
+//! DNS over TLS in [`Transports`] (full build only): which servers speak TLS, their
+//! connections, resending what a closed connection left unanswered, deadlines, and link
+//! events.
+//!
+//! New queries go to a server's current connection. When it is full (its in-flight
+//! limit) they go to an older connection to that server that has room, and only when
+//! none has does another connection open and become the current one: a burst larger
+//! than one connection's limit costs one more handshake, not one per burst, and the
+//! older connections keep their idle close.
 //!
 //! A server configured for TLS is never sent anything in the clear: every attempt to its
 //! address travels over TLS whatever protocol the caller asked for, and while it cannot
@@ -24,8 +30,10 @@ pub struct TlsUpstreams {
     servers: HashMap<SocketAddr, Server>,
     roots: Option<Arc<RootCertStore>>,
     rng: Option<crate::rand::Rng>,
-    /// The connection to each server, while one is open.
+    /// The current connection to each server, while one is open.
     pub conns: HashMap<SocketAddr, usize>,
+    /// Connections that were current before (full when a query came) and are still open.
+    pub older: Vec<usize>,
     link_down: bool,
 }
 
@@ -110,6 +118,15 @@ impl Transports {
                 }
             }
         }
+        for i in 0..self.tls.older.len() {
+            let slot = self.tls.older[i];
+            if let Some(Channel::Tls(t)) = self.channels.get_mut(slot) {
+                if t.addr == addr && t.add(owner, msg, resends, rng) {
+                    self.open.insert(owner, slot);
+                    return Ok(());
+                }
+            }
+        }
         let (Some(server), Some(roots)) = (self.tls.servers.get_mut(&addr), &self.tls.roots) else {
             return Err(refused("not a TLS upstream"));
         };
@@ -139,8 +156,10 @@ impl Transports {
                 return Err(e);
             }
         }
-        // A connection still closing keeps its slot until it is drained.
-        self.tls.conns.insert(addr, slot);
+        // The one it replaces stays open for its queries, and for new ones when it has room.
+        if let Some(prev) = self.tls.conns.insert(addr, slot) {
+            self.tls.older.push(prev);
+        }
         self.open.insert(owner, slot);
         Ok(())
     }
@@ -220,6 +239,7 @@ impl Transports {
             .tls
             .conns
             .values()
+            .chain(self.tls.older.iter())
             .filter_map(|&slot| match self.channels.get(slot) {
                 Some(Channel::Tls(t)) => t.next_deadline(),
                 _ => None,
@@ -236,7 +256,7 @@ impl Transports {
     /// Applies due deadlines; returns the slots that now have events to read.
     pub fn tick(&mut self, now: Instant) -> Vec<usize> {
         let mut due = Vec::new();
-        for &slot in self.tls.conns.values() {
+        for &slot in self.tls.conns.values().chain(self.tls.older.iter()) {
             if let Some(Channel::Tls(t)) = self.channels.get_mut(slot) {
                 if t.next_deadline().is_some_and(|d| d <= now) {
                     t.tick(now);
@@ -251,7 +271,13 @@ impl Transports {
 
     /// Closes every TLS connection; their attempts fail.
     fn close_tls(&mut self, reg: &Registry) {
-        let slots: Vec<usize> = self.tls.conns.values().copied().collect();
+        let slots: Vec<usize> = self
+            .tls
+            .conns
+            .values()
+            .chain(self.tls.older.iter())
+            .copied()
+            .collect();
         for slot in slots {
             if let Some(Channel::Tls(t)) = self.channels.get_mut(slot) {
                 t.close();

@@ -1,0 +1,413 @@
+"""The DoT scenario of `make bench` and the full build's hit path (phases `dot`, `dot-cg`).
+
+dot: one DoT upstream, unbound serving DNS over TLS with a certificate from a test CA
+made by openssl at bench time, forwarding to the bench's nsd without delay. It sits
+behind the bench's 20 ms link: a TCP delay relay (bench/tcprelay.py) in front of it
+holds each direction 10 ms and the TCP handshake 20 ms; where the bench has netem, the
+DoT server lives in nsd's namespace behind the netem'd veth and the relay there only
+counts (no delay of its own). The relay counts the connections it accepts: each one is
+a TLS handshake at the DoT server (full or resumed).
+
+Three clients use it one after another, each against a freshly started DoT server (so
+each starts with the same cold upstream cache and fresh counters): dproxy-full
+(`list server 'tls://ADDR:PORT#NAME'`), unbound as a forwarder with
+`forward-tls-upstream: yes`, and stubby. Per client: the cold names once (100 in
+flight): CPU per answered query, p50/p99, lost; handshakes per 10,000 misses (the
+relay's accepts from the client's start to the end of the run, over answered
+queries); memory per open connection (VmRSS after the first forwarded answer minus
+VmRSS before the first query, over the connections then open).
+
+dot-cg: callgrind instructions per cached answer of the full build against the plain
+build, both against the plain UDP upstream of the other scenarios, in the same run.
+"""
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DOT_NAME = "dns.bench.test"
+DOT_CLIENTS = ("dproxy-full", "unbound", "stubby")
+SECTION = "DoT"
+
+
+def full_bin(b):
+    return os.environ.get("DPROXY_FULL_BIN", os.path.join(os.path.dirname(HERE),
+                                                           "target/bench-full/release/dproxy"))
+
+
+def _openssl(work, *args):
+    subprocess.run(["openssl", *args], cwd=work, check=True, capture_output=True)
+
+
+def make_certs(work):
+    """A test CA and a server certificate for DOT_NAME signed by it (P-256)."""
+    _openssl(work, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+             "-nodes", "-keyout", "dot-ca.key", "-out", "dot-ca.pem", "-days", "2",
+             "-subj", "/CN=dproxy bench CA", "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    _openssl(work, "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+             "-nodes", "-keyout", "dot-server.key", "-out", "dot-server.csr", "-subj", f"/CN={DOT_NAME}")
+    with open(f"{work}/dot-server.ext", "w") as f:
+        f.write(f"subjectAltName=DNS:{DOT_NAME}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")
+    _openssl(work, "x509", "-req", "-in", "dot-server.csr", "-CA", "dot-ca.pem", "-CAkey", "dot-ca.key",
+             "-CAcreateserial", "-days", "2", "-out", "dot-server.pem", "-extfile", "dot-server.ext")
+
+
+def udp_bound(port):
+    """True once something listens on 127.0.0.1:PORT/udp (this namespace's /proc/net/udp)."""
+    want = f"0100007F:{port:04X}"
+    with open("/proc/net/udp") as f:
+        return any(line.split()[1] == want for line in list(f)[1:])
+
+
+def relay_stats(path):
+    try:
+        with open(path) as f:
+            v = f.read().split()
+        return {v[i]: int(v[i + 1]) for i in range(0, len(v) - 1, 2)}
+    except (OSError, ValueError, IndexError):
+        return {}
+
+
+class DotServer:
+    """unbound serving DoT, and the counting (and, without netem, delaying) relay before it."""
+
+    def __init__(self, b, tag):
+        from bench import DELAY_MS, free_port
+        w = b.work
+        self.b = b
+        self.tag = tag
+        netem = b.net["mode"] in ("netem", "veth")
+        wrap = ["ip", "netns", "exec", b.net["auth_ns"]] if netem else []
+        nsd = b.net["auth_direct"]
+        tport = free_port()          # in the auth namespace in netem mode: free there too
+        conf = f"{w}/dot-server-{tag}.conf"
+        with open(conf, "w") as f:
+            f.write(f"""server:
+    interface: 127.0.0.1@{tport}
+    tls-port: {tport}
+    tls-service-key: "{w}/dot-server.key"
+    tls-service-pem: "{w}/dot-server.pem"
+    do-udp: no
+    do-ip6: no
+    num-threads: 1
+    chroot: ""
+    username: ""
+    directory: "{w}"
+    pidfile: ""
+    use-syslog: no
+    logfile: ""
+    verbosity: 0
+    module-config: "iterator"
+    do-not-query-localhost: no
+    incoming-num-tcp: 1024
+    num-queries-per-thread: 4096
+    outgoing-range: 4096
+    msg-cache-size: 128m
+    rrset-cache-size: 256m
+    access-control: 0.0.0.0/0 allow
+remote-control:
+    control-enable: no
+forward-zone:
+    name: "."
+    forward-addr: {nsd[0]}@{nsd[1]}
+""")
+        self.server = b.procs.start(f"dot-server-{tag}", wrap + ["unbound", "-d", "-p", "-c", conf])
+        self.stats_file = f"{w}/dot-relay-{tag}.stats"
+        if netem:
+            laddr, lport, delay = b.net["upstream"][0], 853, 0
+        else:
+            laddr, lport, delay = "127.0.0.1", free_port(), DELAY_MS
+        self.relay = b.procs.start(f"dot-relay-{tag}", wrap + [
+            sys.executable, os.path.join(HERE, "tcprelay.py"), laddr, str(lport), "127.0.0.1", str(tport),
+            str(delay), self.stats_file])
+        self.addr = (laddr, lport)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not relay_stats(self.stats_file):
+            time.sleep(0.02)
+        if not relay_stats(self.stats_file):
+            raise RuntimeError(f"DoT relay did not start: {b.procs.tail(f'dot-relay-{tag}')}")
+
+    def stats(self):
+        return relay_stats(self.stats_file)
+
+    def stop(self):
+        self.b.procs.stop(self.relay)
+        self.b.procs.stop(self.server)
+
+
+def client_cmd(b, client, port, tag, up):
+    w = b.work
+    ua, upp = up
+    if client == "dproxy-full":
+        conf = f"{w}/dproxy-dot-{tag}.conf"
+        with open(conf, "w") as f:
+            f.write("\n".join([
+                "config dproxy 'main'",
+                f"\tlist listen '127.0.0.1:{port}'",
+                f"\tlist server 'tls://{ua}:{upp}#{DOT_NAME}'",
+                f"\toption ca_file '{w}/dot-ca.pem'",
+                "\toption cache_size '16384'",
+                "\toption log_level 'warn'",
+                "\toption rebind_protection '0'",
+                "\toption user 'root'",
+                f"\toption control_socket '{w}/dproxy-dot-{tag}.sock'",
+                f"\tlist hosts '{w}/empty-hosts'"]) + "\n")
+        return [full_bin(b), "-c", conf]
+    if client == "unbound":
+        conf = f"{w}/unbound-dot-{tag}.conf"
+        with open(conf, "w") as f:
+            f.write(f"""server:
+    interface: 127.0.0.1
+    port: {port}
+    do-ip6: no
+    num-threads: 1
+    chroot: ""
+    username: ""
+    directory: "{w}"
+    pidfile: ""
+    use-syslog: no
+    logfile: ""
+    verbosity: 0
+    module-config: "iterator"
+    do-not-query-localhost: no
+    msg-cache-size: 128m
+    rrset-cache-size: 256m
+    num-queries-per-thread: 1024
+    outgoing-range: 2048
+    prefetch: no
+    access-control: 127.0.0.0/8 allow
+    tls-cert-bundle: "{w}/dot-ca.pem"
+remote-control:
+    control-enable: no
+forward-zone:
+    name: "."
+    forward-tls-upstream: yes
+    forward-addr: {ua}@{upp}#{DOT_NAME}
+""")
+        return ["unbound", "-d", "-p", "-c", conf]
+    if client == "stubby":
+        conf = f"{w}/stubby-dot-{tag}.yml"
+        with open(conf, "w") as f:
+            # stubby's own sample configuration, pointed at the bench's DoT server
+            f.write(f"""resolution_type: GETDNS_RESOLUTION_STUB
+dns_transport_list:
+  - GETDNS_TRANSPORT_TLS
+tls_authentication: GETDNS_AUTHENTICATION_REQUIRED
+tls_query_padding_blocksize: 128
+edns_client_subnet_private: 1
+round_robin_upstreams: 1
+idle_timeout: 10000
+tls_ca_file: "{w}/dot-ca.pem"
+listen_addresses:
+  - 127.0.0.1@{port}
+upstream_recursive_servers:
+  - address_data: {ua}
+    tls_port: {upp}
+    tls_auth_name: "{DOT_NAME}"
+""")
+        return ["stubby", "-C", conf]
+    raise ValueError(client)
+
+
+def inflight(b):
+    """Queries in flight in the cold run: the bench's, or BENCH_DOT_INFLIGHT (for a look at the
+    latency without queueing)."""
+    return int(os.environ.get("BENCH_DOT_INFLIGHT", b.p["outstanding"]))
+
+
+def versions(b):
+    v = {}
+    try:
+        out = subprocess.run(["stubby", "-V"], capture_output=True, text=True, timeout=5)
+        v["stubby"] = (out.stdout + out.stderr).split()[-1] if (out.stdout + out.stderr).split() else "?"
+    except (OSError, subprocess.TimeoutExpired):
+        v["stubby"] = "?"
+    try:
+        v["dproxy-full"] = subprocess.run([full_bin(b), "--version"], capture_output=True, text=True,
+                                          timeout=5).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        v["dproxy-full"] = ""
+    return v
+
+
+def dot_client(b, client, rnd):
+    """One client against a fresh DoT server: start, memory per connection, the cold run."""
+    from bench import ZONE, cpu_seconds, free_port, run_dnsperf, vm_kib, wait_answer
+    tag = f"{client}-r{rnd}"
+    srv = DotServer(b, tag)
+    try:
+        port = free_port()
+        proc = b.procs.start(f"{client}-dot-{tag}", client_cmd(b, client, port, tag, srv.addr))
+        try:
+            deadline = time.monotonic() + 10
+            while not udp_bound(port):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{client} did not listen within 10 s: "
+                                       f"{b.procs.tail(f'{client}-dot-{tag}')}")
+                time.sleep(0.005)
+            time.sleep(0.2)                    # let it finish its start-up allocations
+            rss0 = vm_kib(proc.pid, "VmRSS")
+            t = wait_answer(port, f"ready{rnd % 64}.{ZONE}", 10, proc=proc, interval=0.5)
+            if t is None:
+                raise RuntimeError(f"{client} gave no answer over DoT within 10 s: "
+                                   f"{b.procs.tail(f'{client}-dot-{tag}')}")
+            time.sleep(0.3)
+            rss1 = vm_kib(proc.pid, "VmRSS")
+            open1 = srv.stats().get("open", 0)
+            c0 = cpu_seconds(proc.pid)
+            s0 = cpu_seconds(srv.server.pid), cpu_seconds(srv.relay.pid)
+            r = run_dnsperf(b.work, f"{client}-dot{rnd}", port, f"{b.work}/cold.txt", 1, b.p["cold_secs"],
+                            inflight(b))
+            c1 = cpu_seconds(proc.pid)
+            s1 = cpu_seconds(srv.server.pid), cpu_seconds(srv.relay.pid)
+            if proc.poll() is not None:
+                raise RuntimeError(f"{client} exited during the DoT run: {b.procs.tail(f'{client}-dot-{tag}')}")
+            st = srv.stats()
+            hwm = vm_kib(proc.pid, "VmHWM")
+        finally:
+            b.procs.stop(proc)
+    finally:
+        srv.stop()
+    m = {
+        "QPS": r["qps"],
+        "queries lost": r["lost"],
+        "p50 latency (ms)": r.get("p50", 0) * 1000,
+        "p99 latency (ms)": r.get("p99", 0) * 1000,
+        "cold-miss CPU µs/query": (c1 - c0) / max(r["completed"], 1) * 1e6,
+        "TLS handshakes per 10,000 misses": st.get("accepted", 0) / max(r["completed"], 1) * 10000,
+        "most connections open at once": st.get("peak", 0),
+        "memory per open connection (KiB)": (rss1 - rss0) / max(open1, 1),
+        "peak RSS (MiB)": hwm / 1024,
+    }
+    bad = {k: v for k, v in r["rcodes"].items() if k != "NOERROR"}
+    if bad:
+        b.notes.append(f"DoT {client} round {rnd}: non-NOERROR answers {bad}")
+    if r["sent"] < b.p["cold_names"]:
+        b.notes.append(f"DoT {client} round {rnd}: stopped by the {b.p['cold_secs']} s time bound "
+                       f"after {r['sent']:,} queries")
+    from bench import log
+    log(f"  {client:11} dot r{rnd} qps {r['qps']:7.0f} lost {r['lost']:4d} p50 {m['p50 latency (ms)']:6.2f} ms "
+        f"p99 {m['p99 latency (ms)']:6.2f} ms cpu {m['cold-miss CPU µs/query']:6.2f} µs/q "
+        f"handshakes {st.get('accepted', 0)} (peak open {st.get('peak', 0)}, {open1} after the first answer, "
+        f"RSS +{rss1 - rss0} KiB); CPU load: DoT server {(s1[0] - s0[0]) / r['runtime'] * 100:.0f} %, "
+        f"relay {(s1[1] - s0[1]) / r['runtime'] * 100:.0f} %, client {(c1 - c0) / r['runtime'] * 100:.0f} %")
+    return m
+
+
+def run_dot(b):
+    """ROUNDS rounds, the clients interleaved within each; medians and spread per metric."""
+    from bench import log
+    if not os.access(full_bin(b), os.X_OK):
+        raise RuntimeError(f"{full_bin(b)} not found (make bench builds it: cargo build --release "
+                           "--features full --target-dir target/bench-full)")
+    make_certs(b.work)
+    b.versions.update(versions(b))
+    clients = [c for c in os.environ.get("BENCH_DOT_CLIENTS", ",".join(DOT_CLIENTS)).split(",") if c]
+    runs = {c: [] for c in DOT_CLIENTS}
+    for rnd in range(1, b.p["rounds"] + 1):
+        for c in clients:
+            try:
+                runs[c].append(dot_client(b, c, rnd))
+            except RuntimeError as e:
+                log(f"DoT {c} round {rnd}: {e}")
+                b.notes.append(f"DoT {c} round {rnd}: n/a: {e}")
+    b.dot_runs = runs
+
+
+def run_dot_cg(b):
+    """Instructions per cached answer, plain build then full build, same upstream and load."""
+    from bench import log
+    if not os.access(full_bin(b), os.X_OK):
+        raise RuntimeError(f"{full_bin(b)} not found")
+    res = {}
+    plain = b.bin
+    try:
+        for label, path in (("plain", plain), ("full", full_bin(b))):
+            b.bin = path
+            base, _ = b.cg_run("dproxy", f"{label}-base", 0)
+            total, answers = b.cg_run("dproxy", f"{label}-hits", b.p["cg_queries"])
+            if not answers:
+                raise RuntimeError("no answers under valgrind")
+            res[label] = (total - base) / answers
+            log(f"  dproxy {label} build callgrind: ({total:,} − {base:,}) / {answers:,} = {res[label]:,.0f}")
+    finally:
+        b.bin = plain
+    b.dot_cg = res
+
+
+def _fmt(x, metric):
+    if x is None:
+        return "n/a"
+    if "lost" in metric or "most connections" in metric:
+        return f"{x:,.0f}"
+    if "instructions" in metric or "KiB" in metric or "handshakes" in metric or metric == "QPS":
+        return f"{x:,.0f}" if x >= 100 or metric == "QPS" else f"{x:.1f}"
+    if "latency" in metric:
+        return f"{x:.1f}" if x >= 10 else f"{x:.3f}"
+    return f"{x:.2f}"
+
+
+# metric -> (target text, how to judge the ratio or value)
+TARGETS = {
+    "cold-miss CPU µs/query": "≤ 0.5×",
+    "p50 latency (ms)": "≤ 1×",
+    "queries lost": "0",
+    "TLS handshakes per 10,000 misses": "< 1× (fewer than either peer)",
+}
+
+
+def table(b):
+    """The DoT rows: median over the rounds (lost: the sum), spread as min–max of the rounds."""
+    runs = getattr(b, "dot_runs", None)
+    cg = getattr(b, "dot_cg", None)
+    if not runs and not cg:
+        return ""
+    v = b.versions
+    out = []
+    if runs and any(runs.values()):
+        rounds = max(len(r) for r in runs.values())
+        cols = [f"dproxy-full {v.get('dproxy-full', '')}".strip(),
+                f"unbound {v.get('unbound', '')} forward-tls-upstream (1 thread)", f"stubby {v.get('stubby', '')}",
+                "dproxy ÷ best peer", "target"]
+        out.append(f"DoT upstream behind the 20 ms link; cold names once, {inflight(b)} in flight; "
+                   f"median of {rounds} interleaved rounds (spread: min–max of the rounds), each client "
+                   "against a freshly started DoT server.")
+        out.append("")
+        out.append(f"| scenario | metric | {' | '.join(cols)} |")
+        out.append("|" + "---|" * (2 + len(cols)))
+        for metric in runs[next(c for c in DOT_CLIENTS if runs[c])][0]:
+            row, med = [], {}
+            for c in DOT_CLIENTS:
+                vals = [r[metric] for r in runs[c]]
+                if not vals:
+                    row.append("n/a")
+                    continue
+                if metric == "queries lost":
+                    med[c] = sum(vals)
+                    row.append(_fmt(med[c], metric))
+                    continue
+                med[c] = statistics.median(vals)
+                spread = f" ({_fmt(min(vals), metric)}–{_fmt(max(vals), metric)})" if len(vals) > 1 else ""
+                row.append(_fmt(med[c], metric) + spread)
+            peers = [med[c] for c in DOT_CLIENTS[1:] if c in med]
+            a = med.get("dproxy-full")
+            if metric in ("queries lost", "most connections open at once") or a is None or not peers:
+                ratio = "—"
+            else:
+                best = max(peers) if metric == "QPS" else min(peers)
+                ratio = f"{a / best:.2f}" if best else "—"
+            row.append(ratio)
+            row.append(TARGETS.get(metric, ""))
+            out.append(f"| DoT | {metric} | {' | '.join(row)} |")
+    if cg:
+        out.append("")
+        out.append("| scenario | metric | dproxy plain | dproxy-full | full ÷ plain | target |")
+        out.append("|---|---|---|---|---|---|")
+        p, f = cg.get("plain"), cg.get("full")
+        out.append(f"| callgrind (full build) | instructions per cached answer | {_fmt(p, 'instructions')} | "
+                   f"{_fmt(f, 'instructions')} | {f / p:.3f} | ≤ 1.05 |" if p and f else
+                   "| callgrind (full build) | instructions per cached answer | n/a | n/a | — | ≤ 1.05 |")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,157 @@
+"""How many TLS connections dproxy opens to one DoT upstream when more queries are in
+flight than one connection takes (its in-flight limit, 64): a second connection for the
+overflow, and no third one for the next burst while the first two are still open.
+
+The server is our own (Python ssl, in the style of test_dot's FaultServer) because
+the test needs every query of a burst in flight at once: it holds all answers until
+the burst's last query has arrived, on whatever connection, which unbound cannot be
+told to do. Needs the full build (DPROXY_FULL=1, like test_dot)."""
+
+import os
+import select
+import socket
+import ssl
+import threading
+import time
+
+import dns.message
+import dns.rrset
+import pytest
+
+from test_dot import NAME, _free_port, _start, certs  # noqa: F401 (certs: a fixture)
+
+BURST = 100          # more than one connection's in-flight limit, less than two
+
+
+@pytest.fixture(autouse=True)
+def _needs_full(dproxy_bin):
+    if os.environ.get("DPROXY_FULL") != "1":
+        pytest.skip("needs the full build: DPROXY_FULL=1 DPROXY_BIN=<dproxy built with --features full>")
+
+
+class HoldServer:
+    """DoT server that answers nothing until `release_at` queries in all have arrived
+    (over all its connections), then answers every query held; counts connections."""
+
+    def __init__(self, certs_dir):
+        self.port = _free_port()
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(os.path.join(certs_dir, "good.pem"),
+                                 os.path.join(certs_dir, "good.key"))
+        self.lsock = socket.socket()
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind(("127.0.0.1", self.port))
+        self.lsock.listen(16)
+        self.lsock.settimeout(0.2)
+        self.lock = threading.Lock()
+        self.connections = 0
+        self.received = 0
+        self.release_at = BURST
+        self.running = True
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while self.running:
+            try:
+                c, _ = self.lsock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self.lock:
+                self.connections += 1
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    @staticmethod
+    def _read_exact(s, n):
+        out = b""
+        while len(out) < n:
+            b = s.recv(n - len(out))
+            if not b:
+                return None
+            out += b
+        return out
+
+    @staticmethod
+    def _answer(wire):
+        q = dns.message.from_wire(wire)
+        r = dns.message.make_response(q)
+        r.answer.append(dns.rrset.from_text(q.question[0].name, 300, "IN", "A", "192.0.2.7"))
+        out = r.to_wire()
+        return len(out).to_bytes(2, "big") + out
+
+    def _serve(self, c):
+        # One thread per connection reads and writes its own socket (an SSL object
+        # must not be used from two threads); it answers what it holds once the
+        # whole burst has arrived.
+        held = []
+        try:
+            s = self.ctx.wrap_socket(c, server_side=True)
+            s.settimeout(10)
+            while self.running:
+                with self.lock:
+                    due = self.received >= self.release_at
+                if due and held:
+                    s.sendall(b"".join(self._answer(q) for q in held))
+                    held = []
+                if not s.pending() and not select.select([s], [], [], 0.01)[0]:
+                    continue
+                hdr = self._read_exact(s, 2)
+                if hdr is None:
+                    return
+                q = self._read_exact(s, int.from_bytes(hdr, "big"))
+                if q is None:
+                    return
+                held.append(q)
+                with self.lock:
+                    self.received += 1
+        except (OSError, ssl.SSLError, ValueError):
+            return
+        finally:
+            c.close()
+
+    def stop(self):
+        self.running = False
+        self.lsock.close()
+
+
+def _burst(px, prefix):
+    """BURST different names asked at once from one socket; -> answers that came."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(0.5)
+    want = {}
+    for i in range(BURST):
+        q = dns.message.make_query(f"{prefix}{i}.example.test", "A")
+        q.id = i
+        want[i] = q
+        s.sendto(q.to_wire(), (px.host, px.port))
+    got = set()
+    deadline = time.monotonic() + 15
+    while len(got) < BURST and time.monotonic() < deadline:
+        try:
+            r = dns.message.from_wire(s.recv(4096))
+        except socket.timeout:
+            continue
+        if r.id in want and "192.0.2.7" in r.to_text():
+            got.add(r.id)
+    s.close()
+    return len(got)
+
+
+def test_a_second_burst_reuses_the_open_connections(dproxy, certs):  # noqa: F811
+    hs = HoldServer(certs)
+    try:
+        px = _start(dproxy, certs, hs.port)
+        # First burst: 64 queries fill the first connection, the rest open a second.
+        assert _burst(px, "a") == BURST
+        assert hs.connections == 2, hs.connections
+        # Second burst, both connections still open and idle: the current one takes
+        # 64, the first one takes the rest. A third connection would be a handshake
+        # (and on a loaded link a round trip) spent for nothing, and the first one
+        # would never be used again.
+        hs.release_at = 2 * BURST
+        assert _burst(px, "b") == BURST
+        assert hs.connections == 2, "a burst opened a new connection while two had room"
+        assert px.alive()
+    finally:
+        hs.stop()
