@@ -7,7 +7,8 @@
 #   make build-full   target/release/dproxy built with --features full
 #   make test-tls     clippy and the unit, DoT and DNSSEC tests of the full build, and
 #                     the daemon built full (target/test-release/dproxy, by that cargo test)
-#                     against unbound serving DoT and fault servers (test_dot.py), and
+#                     against unbound serving DoT and fault servers (test_dot.py,
+#                     test_dot_conns.py), and
 #                     against dnsdist serving DoH and HTTP fault servers (test_doh.py)
 
 .PHONY: build-full test-tls
@@ -24,8 +25,9 @@ test-tls: deps rust
 	    --test dnssec_options
 	@# That cargo test built target/test-release/dproxy with the full features too (the
 	@# binary of the integration tests): the DoT tests run the daemon from it.
-	DPROXY_FULL=1 DPROXY_BIN=$(CURDIR)/target/test-release/dproxy $(PYTEST) -q tests/integration/test_dot.py
-	@# DoH: dnsdist (HTTP/1.1) in front of unbound, bootstrap and HTTP fault servers of our own.
-	DPROXY_FULL=1 DPROXY_BIN=$(CURDIR)/target/test-release/dproxy $(PYTEST) -q tests/integration/test_doh.py
+	@# DoT: unbound and fault servers of our own (test_dot, test_dot_conns); DoH: dnsdist
+	@# (HTTP/1.1) in front of unbound, bootstrap and HTTP fault servers of our own.
+	DPROXY_FULL=1 DPROXY_BIN=$(CURDIR)/target/test-release/dproxy $(PYTEST) -q \
+	    tests/integration/test_dot.py tests/integration/test_dot_conns.py tests/integration/test_doh.py
 
 TEST_PARTS += test-tls
