@@ -18,8 +18,8 @@ use std::time::Duration;
 
 mod dnssec_support;
 use dnssec_support::{run, wire, EXPIRATION, INCEPTION, NOW};
-use dproxy::dnssec::anchors;
 use dproxy::dnssec::walk::{Outcome, Settings, Step, Walk};
+use dproxy::dnssec::{anchors, Budget, MAX_CRYPTO_PER_QUERY};
 
 /// Unbound's clock: the same instant as NOW (1_780_000_000).
 const UNBOUND_DATE: &str = "20260528202640";
@@ -91,6 +91,10 @@ struct Leaf {
     extra: &'static str,
     /// Edits of the signed zone's records, each as its whitespace-separated fields.
     post: fn(&mut Vec<Vec<String>>),
+    /// Zone signing keys (KeyTrap: many RRSIGs per RRset).
+    zsks: usize,
+    /// Extra DNSKEYs whose key tag is the ZSK's (KeyTrap: colliding tags).
+    colliding: usize,
 }
 
 fn no_edit<T>(_: &mut T) {}
@@ -106,6 +110,8 @@ const LEAF: Leaf = Leaf {
     nsec3: &[],
     extra: "",
     post: no_edit,
+    zsks: 1,
+    colliding: 0,
 };
 
 const TEMPLATE: &str = "$TTL 300
@@ -289,11 +295,83 @@ fn leaves() -> Vec<Leaf> {
             ..l("bad-nsec3-next")
         },
         Leaf {
+            colliding: 30,
+            post: corrupt_a_sigs,
+            ..l("keytrap-tags")
+        },
+        Leaf {
+            colliding: 19,
+            ..l("keytrap-tags-valid")
+        },
+        Leaf {
+            zsks: 25,
+            post: corrupt_a_sigs,
+            ..l("keytrap-sigs")
+        },
+        Leaf {
             nsec3: &["-n", "-p", "-t", "0"],
             extra: "sub IN NS ns.sub\nns.sub IN A 127.0.0.1\n",
             ..l("optout")
         },
     ]
+}
+
+/// Spoils every signature over the A RRsets (the key tags still match).
+// The type of `Leaf::post`, whose other edits drop records.
+#[allow(clippy::ptr_arg)]
+fn corrupt_a_sigs(recs: &mut Vec<Vec<String>>) {
+    for r in recs.iter_mut().filter(|r| r[3] == "RRSIG" && r[4] == "A") {
+        let last = r.len() - 1;
+        flip(&mut r[last], 12);
+    }
+}
+
+fn base64(b: &[u8]) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in b.chunks(3) {
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(A[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// `n` DNSKEY lines of real P-256 public keys (ring) whose key tag is `tag`: the
+/// flag bits validators ignore are chosen to hit it (ZONE set, REVOKE and SEP clear).
+fn colliding_keys(origin: &str, tag: u16, n: usize) -> String {
+    use ring::rand::SystemRandom;
+    use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING as P256};
+    let rng = SystemRandom::new();
+    let mut out = String::new();
+    let mut found = 0;
+    for _ in 0..(n * 200) {
+        if found == n {
+            break;
+        }
+        let pk = EcdsaKeyPair::generate_pkcs8(&P256, &rng).unwrap();
+        let kp = EcdsaKeyPair::from_pkcs8(&P256, pk.as_ref(), &rng).unwrap();
+        let key = &kp.public_key().as_ref()[1..];
+        let hit = (0u16..=0xffff).filter(|f| f & 0x0181 == 0x0100).find(|f| {
+            let mut rd = f.to_be_bytes().to_vec();
+            rd.extend_from_slice(&[3, 13]);
+            rd.extend_from_slice(key);
+            dproxy::dnssec::key_tag(&rd) == tag
+        });
+        if let Some(f) = hit {
+            out += &format!("{origin} 300 IN DNSKEY {f} 3 13 {}\n", base64(key));
+            found += 1;
+        }
+    }
+    assert_eq!(found, n, "colliding keys");
+    out
 }
 
 /// Reads a zone file in ldns' one-record-per-line form into fields.
@@ -357,7 +435,19 @@ fn build_leaf(dir: &Path, leaf: &Leaf) -> (String, PathBuf, Vec<String>) {
     let mut taken = Vec::new();
     let ksk = keygen(dir, &origin, leaf.alg, true, &mut taken);
     let zsk = keygen(dir, &origin, leaf.alg, false, &mut taken);
+    let more: Vec<Key> = (1..leaf.zsks)
+        .map(|_| keygen(dir, &origin, leaf.alg, false, &mut taken))
+        .collect();
     let own_keys = match leaf.dnskeys {
+        "both" if leaf.colliding > 0 => {
+            let tag: u16 = zsk.base.rsplit('+').next().unwrap().parse().unwrap();
+            Some(format!(
+                "{}\n{}\n{}",
+                ksk.dnskey,
+                zsk.dnskey,
+                colliding_keys(&origin, tag, leaf.colliding)
+            ))
+        }
         "both" => None,
         "ksk" => Some(ksk.dnskey.clone()),
         "zsk" => Some(zsk.dnskey.clone()),
@@ -369,7 +459,9 @@ fn build_leaf(dir: &Path, leaf: &Leaf) -> (String, PathBuf, Vec<String>) {
         Some(k) => format!("{text}{k}\n"),
         None => text,
     };
-    let file = sign(dir, &origin, &text, &[&zsk, &ksk], own_keys.is_none(), leaf);
+    let mut keys = vec![&zsk, &ksk];
+    keys.extend(more.iter());
+    let file = sign(dir, &origin, &text, &keys, own_keys.is_none(), leaf);
     let mut ds = Vec::new();
     if leaf.ds {
         let mut f: Vec<String> = ksk.ds.split_whitespace().map(String::from).collect();
@@ -554,23 +646,39 @@ fn unbound_verdict(port: u16, name: &[u8], t: u16) -> (&'static str, Option<u16>
     (v, ede(&m))
 }
 
-/// Runs the walk on `resp`, answering its sub-queries from nsd.
-fn walk(resp: &[u8], nsd: u16, anchors: &[anchors::Anchor]) -> (Outcome, u32) {
+/// Runs the walk on `resp`, answering its sub-queries from nsd. With
+/// DPROXY_WALK_SEEDS=dir set, writes the transcript to dir/`case` in the input
+/// form of the fuzz target dnssec_walk (anchor, response, replies).
+fn walk(case: &str, resp: &[u8], nsd: u16, anchors: &[anchors::Anchor]) -> (Outcome, u32, Budget) {
     let set = Settings {
         clock: NOW,
         sha1: false,
         check_unsigned: true,
     };
+    let mut transcript = Vec::new();
+    let mut chunk = |b: &[u8]| {
+        transcript.extend_from_slice(&(b.len() as u16).to_be_bytes());
+        transcript.extend_from_slice(b);
+    };
+    chunk(&anchors[0].ds);
+    chunk(resp);
     let mut w = Walk::new(resp, anchors.to_vec(), set);
-    loop {
+    let out = loop {
         match w.step() {
-            Step::Done(o) => return (o, w.subqueries()),
+            Step::Done(o) => break (o, w.subqueries(), w.budget()),
             Step::Query { name, qtype } => {
                 let a = ask(nsd, &name, qtype, false, false);
+                if let Some(a) = &a {
+                    chunk(a);
+                }
                 w.answer(a.as_deref());
             }
         }
+    };
+    if let Some(dir) = std::env::var_os("DPROXY_WALK_SEEDS") {
+        std::fs::write(Path::new(&dir).join(case), transcript).unwrap();
     }
+    out
 }
 
 // ---------------------------------------------------------------- the test
@@ -664,14 +772,26 @@ fn walk_agrees_with_unbound_on_a_signed_hierarchy() {
         let qn = wire(name);
         let (theirs, their_ede) = unbound_verdict(unbound, &qn, *t);
         let resp = ask(unbound, &qn, *t, true, true);
-        let (ours, subs) = match &resp {
-            Some(r) => walk(r, nsd, &anchors),
-            None => (Outcome::Indeterminate, 0),
+        let started = std::time::Instant::now();
+        let (ours, subs, spent) = match &resp {
+            Some(r) => walk(case, r, nsd, &anchors),
+            None => (Outcome::Indeterminate, 0, Budget::per_query()),
         };
+        let took = started.elapsed();
+        // The caps hold whatever the zone: operations and weighted cost.
+        assert!(spent.spent <= MAX_CRYPTO_PER_QUERY, "{case}: {spent:?}");
+        assert!(
+            spent.cost <= dproxy::dnssec::cost::PER_QUERY,
+            "{case}: {spent:?}"
+        );
         let ours_s = format!("{} {:?}", class(ours), ours.ede());
         table += &format!(
-            "{case:29} {:14} {theirs} {their_ede:?}   ({ours:?}, {subs} sub-queries)\n",
-            ours_s
+            "{case:29} {:14} {theirs} {their_ede:?}   ({ours:?}, {subs} sub-queries, \
+             {} ops, {} units, {} µs with I/O)\n",
+            ours_s,
+            spent.spent,
+            spent.cost,
+            took.as_micros()
         );
         if class(ours) != theirs {
             diffs.push((case.clone(), class(ours), theirs));
