@@ -19,7 +19,7 @@ use std::time::Duration;
 mod dnssec_support;
 use dnssec_support::{run, wire, EXPIRATION, INCEPTION, NOW};
 use dproxy::dnssec::walk::{Outcome, Settings, Step, Walk};
-use dproxy::dnssec::{anchors, Budget, MAX_CRYPTO_PER_QUERY};
+use dproxy::dnssec::{anchors, Bogus, Budget, MAX_CRYPTO_PER_QUERY};
 
 /// Unbound's clock: the same instant as NOW (1_780_000_000).
 const UNBOUND_DATE: &str = "20260528202640";
@@ -681,6 +681,26 @@ fn walk(case: &str, resp: &[u8], nsd: u16, anchors: &[anchors::Anchor]) -> (Outc
     out
 }
 
+/// `msg` without its authority section (the denial proofs of a response).
+fn drop_authority(msg: &[u8]) -> Vec<u8> {
+    use dproxy::wire::message::{read_question, read_record, Section};
+    let an = u16::from_be_bytes([msg[6], msg[7]]);
+    let ns = u16::from_be_bytes([msg[8], msg[9]]);
+    let mut p = read_question(msg, 12).unwrap().end;
+    for _ in 0..an {
+        p = read_record(msg, p, Section::Answer).unwrap().end;
+    }
+    let cut = p;
+    for _ in 0..ns {
+        p = read_record(msg, p, Section::Authority).unwrap().end;
+    }
+    let mut out = msg[..cut].to_vec();
+    out[8] = 0;
+    out[9] = 0;
+    out.extend_from_slice(&msg[p..]);
+    out
+}
+
 // ---------------------------------------------------------------- the test
 
 #[test]
@@ -798,6 +818,23 @@ fn walk_agrees_with_unbound_on_a_signed_hierarchy() {
         }
     }
     println!("{table}");
+
+    // The same answers without their authority section: a wildcard expansion or a
+    // denial without its NSEC/NSEC3 proof is bogus (EDE 12); a plain positive answer
+    // needs none.
+    for (name, t, want) in [
+        ("a.wild.valid.tld.", 1, Outcome::Bogus(Bogus::NsecMissing)),
+        ("a.wild.nsec3-1.tld.", 1, Outcome::Bogus(Bogus::NsecMissing)),
+        ("nx.valid.tld.", 1, Outcome::Bogus(Bogus::NsecMissing)),
+        ("www.valid.tld.", 16, Outcome::Bogus(Bogus::NsecMissing)),
+        ("nx.nsec3-1.tld.", 1, Outcome::Bogus(Bogus::NsecMissing)),
+        ("www.valid.tld.", 1, Outcome::Secure),
+    ] {
+        let full = ask(unbound, &wire(name), t, true, true).unwrap();
+        let (o, _, _) = walk("stripped", &drop_authority(&full), nsd, &anchors);
+        assert_eq!(o, want, "{name} {t} without its authority section");
+    }
+
     let unexpected: Vec<_> = diffs
         .iter()
         .filter(|(c, o, u)| !KNOWN_DIFFERENCES.contains(&(c.as_str(), *o, *u)))
