@@ -265,6 +265,20 @@ fn leaves() -> Vec<Leaf> {
             ..l("nsec3-200")
         },
         Leaf {
+            post: |r| {
+                for x in r.iter_mut().filter(|x| x[3] == "RRSIG" && x[4] == "DNSKEY") {
+                    let last = x.len() - 1;
+                    flip(&mut x[last], 12);
+                }
+            },
+            ..l("bad-rrsig-dnskey")
+        },
+        Leaf {
+            nsec3: &["-n", "-t", "0"],
+            post: |r| drop_type(r, "NSEC3PARAM"),
+            ..l("nsec3param-missing")
+        },
+        Leaf {
             nsec3: &["-n", "-t", "0"],
             post: |r| drop_type(r, "NSEC3"),
             ..l("nsec3-missing")
