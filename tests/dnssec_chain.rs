@@ -849,6 +849,31 @@ fn walk_agrees_with_unbound_on_a_signed_hierarchy() {
         assert_eq!(o, want, "{name} {t} without its authority section");
     }
 
+    // The cache interface: the key sets one walk validated, seeded into the next,
+    // spare it every sub-query.
+    let resp = ask(unbound, &wire("www.valid.tld."), 1, true, true).unwrap();
+    let set = Settings {
+        clock: NOW,
+        sha1: false,
+        check_unsigned: true,
+    };
+    let mut first = Walk::new(&resp, anchors.clone(), set);
+    while let Step::Query { name, qtype } = first.step() {
+        first.answer(ask(nsd, &name, qtype, false, false).as_deref());
+    }
+    assert_eq!(first.step(), Step::Done(Outcome::Secure));
+    let learned: Vec<(Vec<u8>, Vec<Vec<u8>>)> = first
+        .learned()
+        .map(|(z, k)| (z.to_vec(), k.to_vec()))
+        .collect();
+    assert_eq!(learned.len(), 3, "root, tld. and valid.tld.");
+    let mut second = Walk::new(&resp, anchors.clone(), set);
+    for (z, k) in learned {
+        second.seed(&z, k);
+    }
+    assert_eq!(second.step(), Step::Done(Outcome::Secure));
+    assert_eq!(second.subqueries(), 0);
+
     let unexpected: Vec<_> = diffs
         .iter()
         .filter(|(c, o, u)| !KNOWN_DIFFERENCES.contains(&(c.as_str(), *o, *u)))
