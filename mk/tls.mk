@@ -21,7 +21,7 @@ test-tls: deps rust
 	$(CARGO) clippy --release --features full -- -D warnings
 	@# The test-release profile (Cargo.toml): release code without fat LTO.
 	$(CARGO) test --profile test-release --features full --lib --test dot_core --test dot_servers \
-	    --test config_encrypted --test dnssec_core --test dnssec_denial \
+	    --test config_encrypted --test dnssec_core --test dnssec_denial --test dnssec_chain \
 	    --test dnssec_options
 	@# That cargo test built target/test-release/dproxy with the full features too (the
 	@# binary of the integration tests): the DoT tests run the daemon from it.

@@ -3,9 +3,10 @@
 //! leaf: no I/O and no clock; the caller passes the time and a work budget, and gets
 //! back a [`Verdict`] or a [`Proof`] that names the reason.
 //!
-//! What it does not do (the caller's part): collect RRsets and RRSIGs from a message
-//! (RDATA must be handed over uncompressed), the chain of trust from the anchor down,
-//! and caching.
+//! [`walk`] builds the chain of trust on top of it: a sans-IO state machine that
+//! reads a response ([`response`]), asks for the DS and DNSKEY sub-queries it needs
+//! and gives the verdict on the whole answer. Fetching those sub-queries and caching
+//! their results across queries is the caller's part.
 
 mod algo;
 pub mod anchors;
@@ -18,9 +19,11 @@ mod nsec;
 pub mod nsec3;
 pub mod options;
 mod proof;
+pub mod response;
 #[cfg(test)]
 mod rfc_vectors;
 mod rrsig;
+pub mod walk;
 
 pub use algo::{support, Support};
 pub use canonical::{label_count, signed_data};

@@ -1,4 +1,6 @@
 //! Helpers shared by the DNSSEC tests that sign zones with the ldns tools.
+// Each test crate uses a part of these helpers.
+#![allow(dead_code)]
 
 use std::process::Command;
 
