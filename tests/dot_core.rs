@@ -10,6 +10,7 @@ use std::io::{Read, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use dproxy::clock_trust::ClockTrust;
 use dproxy::tls::{client_config, load_roots, DotConn, DotError, DotLimits, DotState, SendError};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -50,7 +51,7 @@ fn ids() -> impl FnMut() -> u16 {
 impl Pair {
     fn new(certs: &Certs, limits: DotLimits, now: Instant) -> Pair {
         let roots = load_roots(&certs.path("ca.pem")).unwrap();
-        let cfg = client_config(Arc::new(roots), Vec::new()).unwrap();
+        let cfg = client_config(Arc::new(roots), Vec::new(), ClockTrust { synced: true }).unwrap();
         Pair {
             client: DotConn::new(cfg, NAME, limits, now).unwrap(),
             server: ServerConnection::new(server_config(certs)).unwrap(),

@@ -14,6 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use dproxy::clock_trust::ClockTrust;
 use dproxy::tls::{client_config, load_roots, Answer, DotConn, DotError, DotLimits, Pin};
 use tls_support::{contains, first_a, query, wire_name, Certs, NAME};
 
@@ -190,8 +191,20 @@ fn run(config: &Arc<rustls::ClientConfig>, addr: SocketAddr, queries: &[Vec<u8>]
 }
 
 fn config(certs: &Certs, ca: &str, pins: Vec<Pin>) -> Arc<rustls::ClientConfig> {
+    config_with_clock(certs, ca, pins, SYNCED)
+}
+
+const SYNCED: ClockTrust = ClockTrust { synced: true };
+const UNSYNCED: ClockTrust = ClockTrust { synced: false };
+
+fn config_with_clock(
+    certs: &Certs,
+    ca: &str,
+    pins: Vec<Pin>,
+    clock: ClockTrust,
+) -> Arc<rustls::ClientConfig> {
     let roots = load_roots(&certs.path(ca)).unwrap();
-    client_config(Arc::new(roots), pins).unwrap()
+    client_config(Arc::new(roots), pins, clock).unwrap()
 }
 
 fn queries() -> Vec<Vec<u8>> {
@@ -300,6 +313,54 @@ fn expired_certificate_is_refused() {
         Vec::new(),
         DotError::CertificateExpired,
     );
+}
+
+#[test]
+fn expired_certificate_is_refused_before_the_clock_is_synced_too() {
+    let certs = Certs::make("expired-unsynced");
+    let server = unbound(&certs, "expired");
+    let out = run(
+        &config_with_clock(&certs, "ca.pem", Vec::new(), UNSYNCED),
+        server.addr,
+        &queries(),
+    );
+    assert_eq!(out.error, Some(DotError::CertificateExpired));
+    assert!(out.answers.is_empty());
+    assert_no_plaintext(&out.wire);
+}
+
+#[test]
+fn certificate_not_valid_yet_is_refused_once_the_clock_is_synced() {
+    let certs = Certs::make("future-synced");
+    let server = unbound(&certs, "future");
+    assert_refused(
+        &certs,
+        &server,
+        "ca.pem",
+        Vec::new(),
+        DotError::CertificateNotYetValid,
+    );
+}
+
+#[test]
+fn certificate_not_valid_yet_is_accepted_before_the_clock_is_synced() {
+    let certs = Certs::make("future-unsynced");
+    let server = unbound(&certs, "future");
+    let out = run(
+        &config_with_clock(&certs, "ca.pem", Vec::new(), UNSYNCED),
+        server.addr,
+        &queries(),
+    );
+    assert_eq!(out.error, None);
+    assert_eq!(out.answers.len(), 3);
+    // Still a real check: a wrong name is refused in this mode as well.
+    let other = unbound(&certs, "wrongname");
+    let out = run(
+        &config_with_clock(&certs, "ca.pem", Vec::new(), UNSYNCED),
+        other.addr,
+        &queries(),
+    );
+    assert_eq!(out.error, Some(DotError::NameMismatch));
 }
 
 #[test]

@@ -16,6 +16,7 @@ use mio::net::TcpStream;
 use rustls::{ClientConfig, RootCertStore};
 
 use super::{Event, Owner};
+use crate::clock_trust::ClockTrust;
 use crate::tls::{DotConn, DotError, DotLimits, DotState, Pin, SendError};
 
 /// EDNS padding option (RFC 7830) and the block size queries are padded to (RFC 8467).
@@ -56,11 +57,15 @@ impl Server {
 
     /// The configuration shared by every connection to this server, built on first use
     /// and after each reset.
-    pub fn config(&mut self, roots: &Arc<RootCertStore>) -> Result<Arc<ClientConfig>, String> {
+    pub fn config(
+        &mut self,
+        roots: &Arc<RootCertStore>,
+        clock: ClockTrust,
+    ) -> Result<Arc<ClientConfig>, String> {
         if let Some(c) = &self.config {
             return Ok(Arc::clone(c));
         }
-        let c = crate::tls::client_config(Arc::clone(roots), self.pins.clone())?;
+        let c = crate::tls::client_config(Arc::clone(roots), self.pins.clone(), clock)?;
         self.config = Some(Arc::clone(&c));
         Ok(c)
     }

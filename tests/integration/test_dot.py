@@ -5,8 +5,9 @@ and fault servers of our own (Python ssl) for what unbound will not do: close
 mid-pipeline, answer out of order, stall the handshake, send garbage.
 
 Certificates (a test CA, a server certificate for dot.test, one for another name, one
-from an unknown CA, an expired one) are made at test time with openssl."""
+from an unknown CA, an expired one, one not valid yet) are made at test time with openssl."""
 
+import json
 import os
 import signal
 import socket
@@ -60,19 +61,25 @@ def _leaf(d, stem, name, ca):
              "-CAcreateserial", "-days", "30", "-out", stem + ".pem", "-extfile", stem + ".ext")
 
 
-def _expired(d, stem, name):
+def _dated(d, stem, name, start, end):
+    """A certificate valid from `start` to `end` (openssl dates): `openssl ca` sets them."""
     _csr(d, stem, name)
-    with open(os.path.join(d, "index.txt"), "w"):
-        pass
-    with open(os.path.join(d, "serial"), "w") as f:
-        f.write("1000\n")
-    with open(os.path.join(d, "ca.cnf"), "w") as f:
-        f.write("[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\nnew_certs_dir = .\n"
-                "serial = serial\ndefault_md = sha256\npolicy = p\n[p]\ncommonName = supplied\n")
+    if not os.path.exists(os.path.join(d, "ca.cnf")):
+        with open(os.path.join(d, "index.txt"), "w"):
+            pass
+        with open(os.path.join(d, "serial"), "w") as f:
+            f.write("1000\n")
+        with open(os.path.join(d, "ca.cnf"), "w") as f:
+            f.write("[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\nnew_certs_dir = .\n"
+                    "serial = serial\ndefault_md = sha256\npolicy = p\nunique_subject = no\n"
+                    "[p]\ncommonName = supplied\n")
     _openssl(d, "ca", "-batch", "-notext", "-config", "ca.cnf", "-cert", "ca.pem",
              "-keyfile", "ca.key", "-in", stem + ".csr", "-out", stem + ".pem",
-             "-startdate", "20200101000000Z", "-enddate", "20200201000000Z",
-             "-extfile", stem + ".ext")
+             "-startdate", start, "-enddate", end, "-extfile", stem + ".ext")
+
+
+def _openssl_date(days):
+    return time.strftime("%Y%m%d%H%M%SZ", time.gmtime(time.time() + days * 86400))
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +90,9 @@ def certs():
     _leaf(d, "good", NAME, "ca")
     _leaf(d, "wrongname", "other.test", "ca")
     _leaf(d, "unknownca", NAME, "otherca")
-    _expired(d, "expired", NAME)
+    _dated(d, "expired", NAME, "20200101000000Z", "20200201000000Z")
+    # Valid from two days ahead (inside the CA's 30 days): a router whose clock is behind.
+    _dated(d, "future", NAME, _openssl_date(2), _openssl_date(20))
     # dproxy reads the CA file after dropping to nobody.
     os.chmod(d, 0o755)
     for f in os.listdir(d):
@@ -486,3 +495,35 @@ def test_stalled_handshake_and_garbage_frame_give_servfail_not_plaintext(dproxy,
         finally:
             watch.close()
             fs.stop()
+
+
+def test_certificate_not_valid_yet_is_accepted_until_the_clock_is_synced(dproxy, certs):
+    fs = FaultServer(certs, stem="future")
+    watch = PlainWatch(fs.port)
+    try:
+        px = _start(dproxy, certs, fs.port)
+        assert px.stats()["clock"] == "unsynced"
+        r = px.query("a.example.test", timeout=5)
+        assert r.rcode() == dns.rcode.NOERROR and "192.0.2.7" in r.to_text(), r.to_text()
+        assert fs.active == 1
+        c = px.ctl("time-synced")
+        assert c.returncode == 0 and c.stdout == "clock=synced\n", (c.stdout, c.stderr)
+        assert px.stats()["clock"] == "synced"
+        assert json.loads(px.ctl("stats", "--json").stdout)["clock"] == "synced"
+        # The connection authenticated under the lenient check is closed.
+        deadline = time.monotonic() + 5
+        while fs.active and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert fs.active == 0, "the sync must close connections checked before it"
+        r = px.query("b.example.test", timeout=6, edns=0)
+        assert _servfail_with_ede(r), r.to_text()
+        err = px.stderr_text()
+        assert "clock synced" in err and "not valid yet" in err, err[-2000:]
+        assert fs.queries == 1
+        # Said again (each NTP stratum change): nothing changes, nothing is logged.
+        assert px.ctl("time-synced").returncode == 0
+        assert px.stderr_text().count("clock synced") == 1
+        assert fs.plaintext == 0 and watch.packets() == 0
+    finally:
+        watch.close()
+        fs.stop()
