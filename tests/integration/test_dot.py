@@ -23,6 +23,8 @@ import dns.rrset
 import pytest
 
 from harness.tools import ede_codes
+from harness.dproxy import DproxyStartError
+from harness.upstream import FakeUpstream
 
 NAME = "dot.test"
 EDE_NO_REACHABLE = 22
@@ -195,7 +197,8 @@ class FaultServer:
     misbehaving on purpose. mode: normal, close_mid (answers the first query of a
     connection, then closes with the rest unanswered), reverse (waits for `batch`
     queries and answers them last first), stall (accepts TCP, never speaks TLS),
-    garbage (answers with a frame too short to be DNS)."""
+    garbage (answers with a frame too short to be DNS), servfail_first (answers
+    the first query it gets with SERVFAIL, the others normally)."""
 
     def __init__(self, certs, stem="good", mode="normal", batch=3):
         self.port = _free_port()
@@ -258,6 +261,12 @@ class FaultServer:
         out = r.to_wire()
         return len(out).to_bytes(2, "big") + out
 
+    def _servfail(self, wire):
+        r = dns.message.make_response(dns.message.from_wire(wire))
+        r.set_rcode(dns.rcode.SERVFAIL)
+        out = r.to_wire()
+        return len(out).to_bytes(2, "big") + out
+
     def _serve(self, c):
         c.settimeout(10)
         try:
@@ -300,6 +309,9 @@ class FaultServer:
                         for h in reversed(held):
                             s.sendall(self._answer(h))
                         held = []
+                    continue
+                if self.mode == "servfail_first" and self.queries == 1:
+                    s.sendall(self._servfail(q))
                     continue
                 s.sendall(self._answer(q))
         except (OSError, ssl.SSLError, ValueError):
@@ -527,3 +539,41 @@ def test_certificate_not_valid_yet_is_accepted_until_the_clock_is_synced(dproxy,
     finally:
         watch.close()
         fs.stop()
+
+
+def test_plain_servers_answer_only_when_no_encrypted_one_does(dproxy, certs):
+    """option allow_plain_fallback: a plain server next to a TLS one is asked only
+    after the TLS server failed the query; without the option the mix is refused."""
+    plain = FakeUpstream(records=["a 300 IN A 192.0.2.99", "b 300 IN A 192.0.2.99",
+                                  "c 300 IN A 192.0.2.99"]).start()
+    good = FaultServer(certs, mode="servfail_first")
+    bad = FaultServer(certs, stem="wrongname")
+    try:
+        with pytest.raises(DproxyStartError, match="allow_plain_fallback"):
+            _start(dproxy, certs, good.port, extra_lists={"server": [
+                "tls://127.0.0.1:%d#%s" % (good.port, NAME), plain.addr]})
+        # The TLS server fails the first query (SERVFAIL): the plain one answers it.
+        px = _start(dproxy, certs, good.port, options={"allow_plain_fallback": "1"},
+                    extra_lists={"server": [plain.addr,
+                                            "tls://127.0.0.1:%d#%s" % (good.port, NAME)]})
+        r = px.query("a.example.test", timeout=5)
+        assert "192.0.2.99" in r.to_text(), r.to_text()
+        assert plain.count() == 1, plain.summary()
+        # Then the TLS server works again: the plain one gets nothing more, though it
+        # is listed first and scores better than a server that just failed.
+        for n in ("b", "c"):
+            r = px.query(n + ".example.test", timeout=5)
+            assert "192.0.2.7" in r.to_text(), r.to_text()
+        assert plain.count() == 1, plain.summary()
+        assert "allow_plain_fallback" in px.stderr_text()
+        # The TLS server fails authentication: the plain one answers.
+        px2 = _start(dproxy, certs, bad.port, options={"allow_plain_fallback": "1"},
+                     extra_lists={"server": ["tls://127.0.0.1:%d#%s" % (bad.port, NAME),
+                                             plain.addr]})
+        r = px2.query("a.example.test", timeout=6)
+        assert r.rcode() == dns.rcode.NOERROR and "192.0.2.99" in r.to_text(), r.to_text()
+        assert plain.count() >= 1 and bad.queries == 0 and bad.plaintext == 0
+    finally:
+        good.stop()
+        bad.stop()
+        plain.stop()
