@@ -57,6 +57,11 @@ fn wait_listening(server: &mut Server) {
 /// unbound serving DNS over TLS with `stem`.pem/.key, answering a.example.test and
 /// b.example.test from local data.
 fn unbound(certs: &Certs, stem: &str) -> Server {
+    unbound_with(certs, stem, "")
+}
+
+/// unbound as in [`unbound`], with more `server:` lines.
+fn unbound_with(certs: &Certs, stem: &str, extra: &str) -> Server {
     let port = free_port();
     let dir = certs.path(&format!("unbound-{stem}"));
     std::fs::create_dir_all(&dir).unwrap();
@@ -68,7 +73,7 @@ fn unbound(certs: &Certs, stem: &str) -> Server {
          module-config: \"iterator\"\n  local-zone: \"example.test.\" static\n  \
          local-data: \"a.example.test. 300 IN A 192.0.2.1\"\n  \
          local-data: \"b.example.test. 300 IN A 192.0.2.2\"\n  \
-         local-data: \"c.example.test. 300 IN A 192.0.2.3\"\n",
+         local-data: \"c.example.test. 300 IN A 192.0.2.3\"\n{extra}",
         key = certs.path(&format!("{stem}.key")).display(),
         pem = certs.path(&format!("{stem}.pem")).display(),
         dir = dir.display(),
@@ -122,6 +127,8 @@ struct Outcome {
     /// Every byte the client wrote to the socket.
     wire: Vec<u8>,
     resumed: bool,
+    /// The connection's idle timeout once the answers were in.
+    idle_timeout: Duration,
 }
 
 /// Sends `queries` (tokens 0, 1, ...) on a new connection and drives it until every
@@ -151,6 +158,7 @@ fn run(config: &Arc<rustls::ClientConfig>, addr: SocketAddr, queries: &[Vec<u8>]
         error: None,
         wire: Vec::new(),
         resumed: false,
+        idle_timeout: Duration::ZERO,
     };
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut buf = [0u8; 16384];
@@ -187,6 +195,7 @@ fn run(config: &Arc<rustls::ClientConfig>, addr: SocketAddr, queries: &[Vec<u8>]
         }
     }
     out.resumed = conn.resumed();
+    out.idle_timeout = conn.idle_timeout();
     out
 }
 
@@ -407,4 +416,32 @@ fn ca_file_errors_name_the_file() {
         "{empty}"
     );
     assert!(load_roots(Path::new(&certs.path("ca.pem"))).is_ok());
+}
+
+/// A query for `name` with an empty OPT, as the daemon sends it over TLS: with
+/// edns-tcp-keepalive and padding added.
+fn edns_query(id: u16, name: &str) -> Vec<u8> {
+    let mut q = query(id, name);
+    q[10..12].copy_from_slice(&1u16.to_be_bytes());
+    q.extend_from_slice(&[0, 0, 41, 4, 0, 0, 0, 0, 0, 0, 0]);
+    dproxy::transport::tls::pad(&q)
+}
+
+#[test]
+fn unbound_keepalive_timeout_becomes_the_idle_close() {
+    let certs = Certs::make("keepalive");
+    let server = unbound_with(
+        &certs,
+        "good",
+        "  edns-tcp-keepalive: yes\n  edns-tcp-keepalive-timeout: 2500\n",
+    );
+    let cfg = config(&certs, "ca.pem", Vec::new());
+    let out = run(&cfg, server.addr, &[edns_query(0x1111, "a.example.test")]);
+    assert_eq!(out.error, None);
+    assert_eq!(out.answers.len(), 1);
+    assert_eq!(out.idle_timeout, Duration::from_millis(2500));
+    // Without the option in the query, unbound announces nothing: our own timeout.
+    let out = run(&cfg, server.addr, &[query(0x2222, "b.example.test")]);
+    assert_eq!(out.answers.len(), 1);
+    assert_eq!(out.idle_timeout, DotLimits::default().idle_timeout);
 }

@@ -17,6 +17,7 @@ import tempfile
 import threading
 import time
 
+import dns.edns
 import dns.message
 import dns.rcode
 import dns.rrset
@@ -197,7 +198,8 @@ class FaultServer:
     misbehaving on purpose. mode: normal, close_mid (answers the first query of a
     connection, then closes with the rest unanswered), reverse (waits for `batch`
     queries and answers them last first), stall (accepts TCP, never speaks TLS),
-    garbage (answers with a frame too short to be DNS), servfail_first (answers
+    garbage (answers with a frame too short to be DNS), keepalive (announces an
+    edns-tcp-keepalive timeout of 1.5 s to queries that carry the option), servfail_first (answers
     the first query it gets with SERVFAIL, the others normally)."""
 
     def __init__(self, certs, stem="good", mode="normal", batch=3):
@@ -218,6 +220,8 @@ class FaultServer:
         self.active = 0
         self.plaintext = 0
         self.queries = 0
+        # Queries that carried edns-tcp-keepalive (option 11).
+        self.keepalive_asked = 0
         self.running = True
         self.lock = threading.Lock()
         self.threads = [threading.Thread(target=self._accept, daemon=True)]
@@ -257,6 +261,12 @@ class FaultServer:
     def _answer(self, wire):
         q = dns.message.from_wire(wire)
         r = dns.message.make_response(q)
+        if any(o.otype == 11 for o in q.options):
+            with self.lock:
+                self.keepalive_asked += 1
+            if self.mode == "keepalive":
+                # 1.5 s, in units of 100 ms (RFC 7828).
+                r.use_edns(0, options=[dns.edns.GenericOption(11, b"\x00\x0f")])
         r.answer.append(dns.rrset.from_text(q.question[0].name, 300, "IN", "A", "192.0.2.7"))
         out = r.to_wire()
         return len(out).to_bytes(2, "big") + out
@@ -577,3 +587,25 @@ def test_plain_servers_answer_only_when_no_encrypted_one_does(dproxy, certs):
         good.stop()
         bad.stop()
         plain.stop()
+
+
+def test_server_keepalive_timeout_closes_the_idle_connection_sooner(dproxy, certs):
+    fs = FaultServer(certs, mode="keepalive")
+    try:
+        px = _start(dproxy, certs, fs.port)
+        t0 = time.monotonic()
+        r = px.query("a.example.test", timeout=5, edns=0)
+        assert "192.0.2.7" in r.to_text(), r.to_text()
+        assert fs.keepalive_asked == 1, "the query must carry edns-tcp-keepalive"
+        # Idle: closed by dproxy after the server's 1.5 s, not our own 10 s.
+        deadline = t0 + 8
+        while fs.active and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert fs.active == 0, "still open after 8 s: the server's keepalive was ignored"
+        assert time.monotonic() - t0 >= 1.4
+        # Closing idle is no failure: the next query opens a new connection.
+        assert "192.0.2.7" in px.query("b.example.test", timeout=5).to_text()
+        assert fs.connections == 2
+        assert px.stats()["tls_upstream.0.state"] == "ok"
+    finally:
+        fs.stop()
