@@ -198,7 +198,8 @@ class FaultServer:
     misbehaving on purpose. mode: normal, close_mid (answers the first query of a
     connection, then closes with the rest unanswered), reverse (waits for `batch`
     queries and answers them last first), stall (accepts TCP, never speaks TLS),
-    garbage (answers with a frame too short to be DNS), keepalive (announces an
+    garbage (answers with a frame too short to be DNS), tls12 (TLS 1.2 only), reset
+    (a TCP reset once the client has sent its ClientHello), keepalive (announces an
     edns-tcp-keepalive timeout of 1.5 s to queries that carry the option), servfail_first (answers
     the first query it gets with SERVFAIL, the others normally)."""
 
@@ -207,10 +208,12 @@ class FaultServer:
         self.mode = mode
         self.batch = batch
         self.ctx = None
-        if mode != "stall":
+        if mode not in ("stall", "reset"):
             self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             self.ctx.load_cert_chain(os.path.join(certs, stem + ".pem"),
                                      os.path.join(certs, stem + ".key"))
+            if mode == "tls12":
+                self.ctx.maximum_version = ssl.TLSVersion.TLSv1_2
         self.lsock = socket.socket()
         self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.lsock.bind(("127.0.0.1", self.port))
@@ -222,6 +225,8 @@ class FaultServer:
         self.queries = 0
         # Queries that carried edns-tcp-keepalive (option 11).
         self.keepalive_asked = 0
+        # Handshakes that resumed an earlier session (no certificate sent).
+        self.resumed = 0
         self.running = True
         self.lock = threading.Lock()
         self.threads = [threading.Thread(target=self._accept, daemon=True)]
@@ -288,7 +293,14 @@ class FaultServer:
             if self.mode == "stall":
                 time.sleep(8)
                 return
+            if self.mode == "reset":
+                # SO_LINGER 0: close sends a TCP reset instead of a FIN.
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                return
             s = self.ctx.wrap_socket(c, server_side=True)
+            if s.session_reused:
+                with self.lock:
+                    self.resumed += 1
             held = []
             answered = 0
             while True:
@@ -607,5 +619,51 @@ def test_server_keepalive_timeout_closes_the_idle_connection_sooner(dproxy, cert
         assert "192.0.2.7" in px.query("b.example.test", timeout=5).to_text()
         assert fs.connections == 2
         assert px.stats()["tls_upstream.0.state"] == "ok"
+    finally:
+        fs.stop()
+
+
+@pytest.mark.parametrize("mode,log", [
+    ("tls12", "does not offer TLS 1.3"),
+    ("reset", "reset by peer"),
+])
+def test_tls12_only_and_tcp_reset_give_servfail_one_log_line_no_plaintext(
+        dproxy, certs, mode, log):
+    fs = FaultServer(certs, mode=mode)
+    watch = PlainWatch(fs.port)
+    try:
+        px = _start(dproxy, certs, fs.port)
+        for n in ("a", "b"):
+            r = px.query(n + ".example.test", timeout=6, edns=0)
+            assert _servfail_with_ede(r), (mode, r.to_text())
+            # Past the backoff (0.5 s after one failure, 1 s after two): the next query
+            # meets the server again, not just the backoff.
+            time.sleep(1.2)
+        err = px.stderr_text()
+        warnings = [l for l in err.splitlines() if "warn" in l and log in l]
+        assert len(warnings) == 1, err[-2000:]
+        assert log in px.stats()["tls_upstream.0.state"]
+        assert fs.connections >= 2
+        assert fs.queries == 0 and fs.plaintext == 0 and watch.packets() == 0
+        assert px.alive()
+    finally:
+        watch.close()
+        fs.stop()
+
+
+def test_reconnect_resumes_the_tls_session(dproxy, certs):
+    # The server's keepalive (1.5 s) makes dproxy close the idle connection soon.
+    fs = FaultServer(certs, mode="keepalive")
+    try:
+        px = _start(dproxy, certs, fs.port)
+        assert "192.0.2.7" in px.query("a.example.test", timeout=5, edns=0).to_text()
+        deadline = time.monotonic() + 8
+        while fs.active and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert fs.active == 0
+        assert "192.0.2.7" in px.query("b.example.test", timeout=5, edns=0).to_text()
+        assert fs.connections == 2
+        # One full handshake, then a resumption.
+        assert fs.resumed == 1, "the reconnect did a full handshake"
     finally:
         fs.stop()
