@@ -77,11 +77,12 @@ mktar() {
 # data: the root filesystem part.
 data="$work/data"
 install -d -m 0755 "$data/usr/sbin" "$data/etc/init.d" "$data/etc/config" \
-	"$data/etc/hotplug.d/iface" "$data/etc/uci-defaults" "$data/etc/capabilities"
+	"$data/etc/hotplug.d/iface" "$data/etc/hotplug.d/ntp" "$data/etc/uci-defaults" "$data/etc/capabilities"
 install -m 0755 "$binary" "$data/usr/sbin/dproxy"
 install -m 0755 "$files/dproxy.init" "$data/etc/init.d/dproxy"
 install -m 0600 "$files/dproxy.config" "$data/etc/config/dproxy"
 install -m 0644 "$files/dproxy.hotplug" "$data/etc/hotplug.d/iface/30-dproxy"
+install -m 0644 "$files/dproxy.ntp-hotplug" "$data/etc/hotplug.d/ntp/30-dproxy"
 install -m 0755 "$files/dproxy.uci-defaults" "$data/etc/uci-defaults/50-dproxy"
 install -m 0644 "$files/dproxy.capabilities.json" "$data/etc/capabilities/dproxy.json"
 install -d -m 0755 "$data/usr/libexec/rpcd"

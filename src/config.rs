@@ -620,7 +620,9 @@ impl Builder {
                 "rebind_domain" => c.rebind_domain = names(vals),
                 "user" => c.user = non_empty(&v),
                 "chroot" => c.chroot = non_empty(&v).map(PathBuf::from),
-                "bootstrap" | "ca_file" | "tls_pin" => self.encrypted_option(o, vals, &mut c),
+                "bootstrap" | "ca_file" | "tls_pin" | "allow_plain_fallback" => {
+                    self.encrypted_option(o, vals, &mut c)
+                }
                 "dnssec" | "dnssec_check_unsigned" | "trust_anchor_file" | "dnssec_sha1" => {
                     self.dnssec_option(o, &v, &mut c)
                 }
@@ -721,6 +723,7 @@ impl Builder {
                     c.encrypted.ca_file = PathBuf::from(v);
                 }
             }
+            "allow_plain_fallback" => self.plain_fallback_option(opt, vals, c),
             _ => {
                 for s in vals {
                     match crate::tls::spec::parse_pin(s) {
@@ -781,12 +784,26 @@ impl Builder {
                 );
             }
         }
-        // Mixed with plain servers, part of the queries would leave in the clear.
-        if !c.servers.is_empty() {
+        self.check_plain_fallback(c);
+    }
+
+    /// `option allow_plain_fallback`: plain `list server` entries next to encrypted ones.
+    fn plain_fallback_option(&mut self, opt: &str, vals: &[String], c: &mut Config) {
+        if let Some(b) = vals.last().and_then(|v| self.boolean(opt, v)) {
+            c.encrypted.allow_plain_fallback = b;
+        }
+    }
+
+    /// Mixed with plain servers, queries may leave in the clear: only when the user
+    /// said so, and then only after every encrypted server failed them.
+    fn check_plain_fallback(&mut self, c: &Config) {
+        if !c.servers.is_empty() && !c.encrypted.allow_plain_fallback {
             self.err(
                 "server",
                 "plain and encrypted servers are mixed: with encrypted servers configured, \
-                 every server must be encrypted (nothing is sent in plaintext)"
+                 every server must be encrypted (nothing is sent in plaintext), unless \
+                 option allow_plain_fallback '1' lets the plain ones answer when no \
+                 encrypted server does"
                     .into(),
             );
         }

@@ -40,17 +40,38 @@ impl crate::server::Server {
                 .set_tls(self.poll.registry(), tls, roots)
                 .map_err(|e| e.to_string())
         });
-        let servers = match loaded {
+        let mut servers = match loaded {
             Ok(()) => addrs,
             Err(e) => {
                 log::error!("{e}: no encrypted upstreams, misses are answered SERVFAIL");
                 Vec::new()
             }
         };
+        // Plain servers only with the user's say-so, after the encrypted ones.
+        let plain: &[std::net::SocketAddr] = if enc.allow_plain_fallback {
+            &self.cfg.servers
+        } else {
+            &[]
+        };
+        servers.extend(
+            plain
+                .iter()
+                .filter(|a| !servers.contains(a))
+                .collect::<Vec<_>>(),
+        );
         if servers != self.upstreams.addrs() {
             let list: Vec<String> = servers.iter().map(|s| s.to_string()).collect();
             log::info!("encrypted upstream servers: {}", list.join(" "));
+            if !plain.is_empty() {
+                let list: Vec<String> = plain.iter().map(|s| s.to_string()).collect();
+                log::warn!(
+                    "allow_plain_fallback: when no encrypted server answers, queries go \
+                     in plaintext to {}",
+                    list.join(" ")
+                );
+            }
             self.upstreams.set(&servers);
         }
+        self.upstreams.set_fallback(plain);
     }
 }

@@ -11,6 +11,8 @@ pub mod batch;
 pub mod blocklist;
 pub mod cache;
 pub mod cli;
+#[cfg(any(feature = "tls", feature = "dnssec"))]
+pub mod clock_trust;
 pub mod config;
 pub mod control;
 pub mod core;

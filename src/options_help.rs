@@ -17,6 +17,8 @@ bootstrap (list) -                 dproxy-full: plain servers for DoH host names
 ca_file         /etc/ssl/certs/ca-certificates.crt
                                    dproxy-full: CA bundle (PEM) for TLS upstreams
 tls_pin (list)  -                  dproxy-full: 'NAME sha256/BASE64' SPKI pin of a server
+allow_plain_fallback 0             dproxy-full: plain servers may be mixed with encrypted
+                                   ones, asked only when no encrypted server answers
 resolvfile      /etc/resolv.conf   upstreams from this file when no server is set
 dnssec          0                  dproxy-full: validate DNSSEC (1 refused for now)
 dnssec_check_unsigned 1            dproxy-full: unsigned answers need a DS denial

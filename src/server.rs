@@ -163,6 +163,9 @@ pub struct Server {
     running: bool,
     /// The command line's `-l`/`-u`/`-v`/`-q`, put over every config loaded.
     overrides: config::Overrides,
+    /// Whether the system time is known good (`ctl time-synced`), for validity dates.
+    #[cfg(any(feature = "tls", feature = "dnssec"))]
+    pub(crate) clock: crate::clock_trust::ClockTrust,
 }
 
 impl Server {
@@ -212,6 +215,8 @@ impl Server {
             listeners,
             conns: Slab::default(),
             transports: Default::default(),
+            #[cfg(any(feature = "tls", feature = "dnssec"))]
+            clock: Default::default(),
             pending: Slab::default(),
             inflight: HashMap::new(),
             upstreams: Upstreams::default(),

@@ -82,8 +82,22 @@ impl Server {
                 self.link_down("control socket");
                 "link down\n".into()
             }
+            Command::TimeSynced => self.time_synced(),
             Command::Unknown => control::unknown(line),
         }
+    }
+
+    /// `ctl time-synced`: NTP set the clock, validity dates are checked in full from now
+    /// on. A build without certificates or signatures has nothing to change.
+    fn time_synced(&mut self) -> String {
+        #[cfg(any(feature = "tls", feature = "dnssec"))]
+        if !self.clock.synced {
+            self.clock.synced = true;
+            log::info!("clock synced: certificate validity dates are checked in full");
+            #[cfg(feature = "tls")]
+            self.transports.set_clock(self.poll.registry(), self.clock);
+        }
+        "clock=synced\n".into()
     }
 
     /// What `ctl stats` shows, as of this loop turn.
@@ -131,6 +145,8 @@ impl Server {
                 .collect(),
             #[cfg(feature = "tls")]
             tls_upstreams: self.transports.tls_status(),
+            #[cfg(any(feature = "tls", feature = "dnssec"))]
+            clock: self.clock.mode(),
         }
     }
 

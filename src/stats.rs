@@ -105,4 +105,7 @@ pub struct Snapshot {
     /// DNS over TLS servers: address, authentication name, state ("ok" or why not).
     #[cfg(feature = "tls")]
     pub tls_upstreams: Vec<(std::net::SocketAddr, String, String)>,
+    /// "synced" once the clock is known good, "unsynced" before (see `clock_trust`).
+    #[cfg(any(feature = "tls", feature = "dnssec"))]
+    pub clock: &'static str,
 }

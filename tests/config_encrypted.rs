@@ -1,7 +1,8 @@
 //! Encrypted upstreams in the config file: the plain build refuses them with one clear
 //! error; the full build parses them, reports bad values under the option's name,
 //! accepts DNS over TLS, and refuses DNS over HTTPS (not spoken yet) and plain servers
-//! mixed with encrypted ones instead of sending anything in plaintext.
+//! mixed with encrypted ones (unless `option allow_plain_fallback` says so) instead of
+//! sending anything in plaintext.
 
 use std::path::PathBuf;
 
@@ -62,6 +63,7 @@ fn plain_build_refuses_encrypted_upstreams_with_one_clear_error() {
         "option ca_file '/etc/ssl/certs/ca-certificates.crt'",
         "list bootstrap '9.9.9.9'",
         "list tls_pin 'a.b sha256/AAAA'",
+        "option allow_plain_fallback '1'",
     ] {
         let errs = errors("plainopt", &format!("\t{opt}\n"));
         let name = opt.split_whitespace().nth(1).unwrap();
@@ -131,6 +133,31 @@ mod full {
         );
         assert_eq!(errs.len(), 1, "{errs:?}");
         assert!(has(&errs, "main.server", "plaintext"), "{errs:?}");
+        assert!(
+            has(&errs, "main.server", "allow_plain_fallback"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn plain_servers_mix_only_with_allow_plain_fallback() {
+        let certs = Certs::ca_only("cfg-fallback");
+        let ca = certs.path("ca.pem");
+        let body = |v: &str| {
+            format!(
+                "\tlist server 'tls://1.1.1.1#cloudflare-dns.com'\n\tlist server '192.0.2.1'\n\
+                 \toption ca_file '{}'\n\toption allow_plain_fallback '{v}'\n",
+                ca.display()
+            )
+        };
+        assert_eq!(errors("fallback-on", &body("1")), Vec::new());
+        let errs = errors("fallback-off", &body("0"));
+        assert!(has(&errs, "main.server", "plaintext"), "{errs:?}");
+        let errs = errors("fallback-bad", &body("maybe"));
+        assert!(
+            has(&errs, "main.allow_plain_fallback", "not a boolean"),
+            "{errs:?}"
+        );
     }
 
     #[test]

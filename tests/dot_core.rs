@@ -10,6 +10,7 @@ use std::io::{Read, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use dproxy::clock_trust::ClockTrust;
 use dproxy::tls::{client_config, load_roots, DotConn, DotError, DotLimits, DotState, SendError};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -50,7 +51,7 @@ fn ids() -> impl FnMut() -> u16 {
 impl Pair {
     fn new(certs: &Certs, limits: DotLimits, now: Instant) -> Pair {
         let roots = load_roots(&certs.path("ca.pem")).unwrap();
-        let cfg = client_config(Arc::new(roots), Vec::new()).unwrap();
+        let cfg = client_config(Arc::new(roots), Vec::new(), ClockTrust { synced: true }).unwrap();
         Pair {
             client: DotConn::new(cfg, NAME, limits, now).unwrap(),
             server: ServerConnection::new(server_config(certs)).unwrap(),
@@ -363,4 +364,42 @@ fn idle_connection_closes_with_close_notify_and_not_while_queries_wait() {
     // The server saw close_notify: its reader reports a clean end.
     let mut buf = [0u8; 16];
     assert_eq!(p.server.reader().read(&mut buf).unwrap(), 0);
+}
+
+/// `q` answered with an OPT carrying edns-tcp-keepalive = `units` × 100 ms.
+fn answer_with_keepalive(q: &[u8], units: u16) -> Vec<u8> {
+    let mut a = answer_to(q);
+    a[10..12].copy_from_slice(&1u16.to_be_bytes());
+    a.extend_from_slice(&[0, 0, 41, 4, 0, 0, 0, 0, 0, 0, 6, 0, 11, 0, 2]);
+    a.extend_from_slice(&units.to_be_bytes());
+    a
+}
+
+#[test]
+fn server_keepalive_sets_the_idle_close_within_bounds() {
+    let certs = Certs::make("core-keepalive");
+    let t0 = Instant::now();
+    // (announced in 100 ms units, idle close that follows): as announced, raised to
+    // the 1 s floor, lowered to our own 10 s.
+    for (units, want) in [(25u16, 2500u64), (0, 1000), (6000, 10_000)] {
+        let mut p = Pair::new(&certs, DotLimits::default(), t0);
+        p.handshake(t0);
+        assert_eq!(p.client.idle_timeout(), Duration::from_secs(10));
+        p.client
+            .send_query(&query(1, "a.example.test"), 1, &mut ids())
+            .unwrap();
+        p.pass_to_server();
+        let q = p.server_queries().remove(0);
+        p.server_send_frame(&answer_with_keepalive(&q, units));
+        let t1 = t0 + Duration::from_secs(1);
+        p.pass_to_client(t1).unwrap();
+        assert_eq!(p.client.take_answers().len(), 1, "units {units}");
+        let want = Duration::from_millis(want);
+        assert_eq!(p.client.idle_timeout(), want, "units {units}");
+        assert_eq!(p.client.next_deadline(), Some(t1 + want));
+        p.client.tick(t1 + want - Duration::from_millis(1)).unwrap();
+        assert_eq!(p.client.state(), &DotState::Open);
+        p.client.tick(t1 + want).unwrap();
+        assert_eq!(p.client.state(), &DotState::Closed, "units {units}");
+    }
 }

@@ -14,6 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use dproxy::clock_trust::ClockTrust;
 use dproxy::tls::{client_config, load_roots, Answer, DotConn, DotError, DotLimits, Pin};
 use tls_support::{contains, first_a, query, wire_name, Certs, NAME};
 
@@ -56,6 +57,11 @@ fn wait_listening(server: &mut Server) {
 /// unbound serving DNS over TLS with `stem`.pem/.key, answering a.example.test and
 /// b.example.test from local data.
 fn unbound(certs: &Certs, stem: &str) -> Server {
+    unbound_with(certs, stem, "")
+}
+
+/// unbound as in [`unbound`], with more `server:` lines.
+fn unbound_with(certs: &Certs, stem: &str, extra: &str) -> Server {
     let port = free_port();
     let dir = certs.path(&format!("unbound-{stem}"));
     std::fs::create_dir_all(&dir).unwrap();
@@ -67,7 +73,7 @@ fn unbound(certs: &Certs, stem: &str) -> Server {
          module-config: \"iterator\"\n  local-zone: \"example.test.\" static\n  \
          local-data: \"a.example.test. 300 IN A 192.0.2.1\"\n  \
          local-data: \"b.example.test. 300 IN A 192.0.2.2\"\n  \
-         local-data: \"c.example.test. 300 IN A 192.0.2.3\"\n",
+         local-data: \"c.example.test. 300 IN A 192.0.2.3\"\n{extra}",
         key = certs.path(&format!("{stem}.key")).display(),
         pem = certs.path(&format!("{stem}.pem")).display(),
         dir = dir.display(),
@@ -121,6 +127,8 @@ struct Outcome {
     /// Every byte the client wrote to the socket.
     wire: Vec<u8>,
     resumed: bool,
+    /// The connection's idle timeout once the answers were in.
+    idle_timeout: Duration,
 }
 
 /// Sends `queries` (tokens 0, 1, ...) on a new connection and drives it until every
@@ -150,6 +158,7 @@ fn run(config: &Arc<rustls::ClientConfig>, addr: SocketAddr, queries: &[Vec<u8>]
         error: None,
         wire: Vec::new(),
         resumed: false,
+        idle_timeout: Duration::ZERO,
     };
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut buf = [0u8; 16384];
@@ -186,12 +195,25 @@ fn run(config: &Arc<rustls::ClientConfig>, addr: SocketAddr, queries: &[Vec<u8>]
         }
     }
     out.resumed = conn.resumed();
+    out.idle_timeout = conn.idle_timeout();
     out
 }
 
 fn config(certs: &Certs, ca: &str, pins: Vec<Pin>) -> Arc<rustls::ClientConfig> {
+    config_with_clock(certs, ca, pins, SYNCED)
+}
+
+const SYNCED: ClockTrust = ClockTrust { synced: true };
+const UNSYNCED: ClockTrust = ClockTrust { synced: false };
+
+fn config_with_clock(
+    certs: &Certs,
+    ca: &str,
+    pins: Vec<Pin>,
+    clock: ClockTrust,
+) -> Arc<rustls::ClientConfig> {
     let roots = load_roots(&certs.path(ca)).unwrap();
-    client_config(Arc::new(roots), pins).unwrap()
+    client_config(Arc::new(roots), pins, clock).unwrap()
 }
 
 fn queries() -> Vec<Vec<u8>> {
@@ -303,6 +325,54 @@ fn expired_certificate_is_refused() {
 }
 
 #[test]
+fn expired_certificate_is_refused_before_the_clock_is_synced_too() {
+    let certs = Certs::make("expired-unsynced");
+    let server = unbound(&certs, "expired");
+    let out = run(
+        &config_with_clock(&certs, "ca.pem", Vec::new(), UNSYNCED),
+        server.addr,
+        &queries(),
+    );
+    assert_eq!(out.error, Some(DotError::CertificateExpired));
+    assert!(out.answers.is_empty());
+    assert_no_plaintext(&out.wire);
+}
+
+#[test]
+fn certificate_not_valid_yet_is_refused_once_the_clock_is_synced() {
+    let certs = Certs::make("future-synced");
+    let server = unbound(&certs, "future");
+    assert_refused(
+        &certs,
+        &server,
+        "ca.pem",
+        Vec::new(),
+        DotError::CertificateNotYetValid,
+    );
+}
+
+#[test]
+fn certificate_not_valid_yet_is_accepted_before_the_clock_is_synced() {
+    let certs = Certs::make("future-unsynced");
+    let server = unbound(&certs, "future");
+    let out = run(
+        &config_with_clock(&certs, "ca.pem", Vec::new(), UNSYNCED),
+        server.addr,
+        &queries(),
+    );
+    assert_eq!(out.error, None);
+    assert_eq!(out.answers.len(), 3);
+    // Still a real check: a wrong name is refused in this mode as well.
+    let other = unbound(&certs, "wrongname");
+    let out = run(
+        &config_with_clock(&certs, "ca.pem", Vec::new(), UNSYNCED),
+        other.addr,
+        &queries(),
+    );
+    assert_eq!(out.error, Some(DotError::NameMismatch));
+}
+
+#[test]
 fn pin_mismatch_is_refused() {
     let certs = Certs::make("pinbad");
     let server = unbound(&certs, "good");
@@ -346,4 +416,32 @@ fn ca_file_errors_name_the_file() {
         "{empty}"
     );
     assert!(load_roots(Path::new(&certs.path("ca.pem"))).is_ok());
+}
+
+/// A query for `name` with an empty OPT, as the daemon sends it over TLS: with
+/// edns-tcp-keepalive and padding added.
+fn edns_query(id: u16, name: &str) -> Vec<u8> {
+    let mut q = query(id, name);
+    q[10..12].copy_from_slice(&1u16.to_be_bytes());
+    q.extend_from_slice(&[0, 0, 41, 4, 0, 0, 0, 0, 0, 0, 0]);
+    dproxy::transport::tls::pad(&q)
+}
+
+#[test]
+fn unbound_keepalive_timeout_becomes_the_idle_close() {
+    let certs = Certs::make("keepalive");
+    let server = unbound_with(
+        &certs,
+        "good",
+        "  edns-tcp-keepalive: yes\n  edns-tcp-keepalive-timeout: 2500\n",
+    );
+    let cfg = config(&certs, "ca.pem", Vec::new());
+    let out = run(&cfg, server.addr, &[edns_query(0x1111, "a.example.test")]);
+    assert_eq!(out.error, None);
+    assert_eq!(out.answers.len(), 1);
+    assert_eq!(out.idle_timeout, Duration::from_millis(2500));
+    // Without the option in the query, unbound announces nothing: our own timeout.
+    let out = run(&cfg, server.addr, &[query(0x2222, "b.example.test")]);
+    assert_eq!(out.answers.len(), 1);
+    assert_eq!(out.idle_timeout, DotLimits::default().idle_timeout);
 }

@@ -153,6 +153,7 @@ pub enum Command<'a> {
     LinkUp,
     LinkDown,
     Blocked(&'a str),
+    TimeSynced,
     Unknown,
 }
 
@@ -167,6 +168,7 @@ impl Command<'_> {
             ["link", "up"] => Command::LinkUp,
             ["link", "down"] => Command::LinkDown,
             ["blocked", name] => Command::Blocked(name),
+            ["time-synced"] => Command::TimeSynced,
             _ => Command::Unknown,
         }
     }
@@ -205,11 +207,12 @@ pub fn ctl_main(args: &[String]) -> i32 {
         "flush",
         "link up",
         "link down",
+        "time-synced",
     ];
     let blocked = matches!(words.as_slice(), ["blocked", _]);
     if !known.contains(&cmd.as_str()) && !blocked {
         eprintln!(
-            "usage: dproxy ctl [--socket PATH] stats [--json]|dump|flush|link up|link down|blocked NAME"
+            "usage: dproxy ctl [--socket PATH] stats [--json]|dump|flush|link up|link down|blocked NAME|time-synced"
         );
         return 2;
     }

@@ -56,6 +56,8 @@ pub fn stats(snap: &Snapshot) -> String {
         let _ = writeln!(o, "upstream.{i}.answers={}", u.answers);
         let _ = writeln!(o, "upstream.{i}.timeouts={}", u.timeouts);
     }
+    #[cfg(any(feature = "tls", feature = "dnssec"))]
+    let _ = writeln!(o, "clock={}", snap.clock);
     #[cfg(feature = "tls")]
     for (i, (addr, name, state)) in snap.tls_upstreams.iter().enumerate() {
         let _ = writeln!(o, "tls_upstream.{i}.addr={addr}");
@@ -132,6 +134,8 @@ pub(crate) mod tests {
             }],
             #[cfg(feature = "tls")]
             tls_upstreams: Vec::new(),
+            #[cfg(any(feature = "tls", feature = "dnssec"))]
+            clock: "unsynced",
         }
     }
 
@@ -147,6 +151,9 @@ local_names=31\nblocklist_domains=32\nconfig_loaded=1700000050\nconfig_reload=fa
 config_reload_at=1700000060\nconfig_reload_error=bad thing\n\
 upstream.0.addr=192.0.2.1:53\nupstream.0.state=down\nupstream.0.srtt_ms=33\n\
 upstream.0.queries=35\nupstream.0.answers=36\nupstream.0.timeouts=37\n";
+        // Builds that check validity dates say how.
+        #[cfg(any(feature = "tls", feature = "dnssec"))]
+        let want = format!("{want}clock=unsynced\n");
         assert_eq!(stats(&sample()), want);
     }
 }

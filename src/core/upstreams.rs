@@ -47,6 +47,9 @@ pub struct Upstream {
     pub case_hits: u64,
     /// Answered FORMERR to a query with EDNS (RFC 6891 7): asked without it until then.
     pub no_edns_until: Option<Instant>,
+    /// A plain server mixed with encrypted ones: asked only once every other server
+    /// has been tried for the query, and never to re-probe.
+    pub fallback: bool,
 }
 
 /// Case-changing answers (with no exact echo ever) before 0x20 is given up for a server.
@@ -67,6 +70,7 @@ impl Upstream {
             case_misses: 0,
             case_hits: 0,
             no_edns_until: None,
+            fallback: false,
         }
     }
 
@@ -114,6 +118,14 @@ impl Upstreams {
         }
     }
 
+    /// Marks the servers at `addrs` as fallbacks (see [`Upstream::fallback`]), the
+    /// others not.
+    pub fn set_fallback(&mut self, addrs: &[SocketAddr]) {
+        for u in &mut self.list {
+            u.fallback = addrs.contains(&u.addr);
+        }
+    }
+
     pub fn addrs(&self) -> Vec<SocketAddr> {
         self.list.iter().map(|u| u.addr).collect()
     }
@@ -150,27 +162,21 @@ impl Upstreams {
     /// Picks the server for the next attempt, preferring ones not in `tried`.
     pub fn pick(&self, tried: &[UpstreamId], draw: &mut impl Draw) -> Option<UpstreamId> {
         let times_tried = |u: &Upstream| tried.iter().filter(|&&t| t == u.id).count();
-        // Least tried first (untried ones before all others), then the best score; the
-        // first of equals wins, so the order of the configuration breaks ties.
+        // Least tried first (untried ones before all others), fallback servers after
+        // the others, then the best score; the first of equals wins, so the order of
+        // the configuration breaks ties.
         let best = self
             .list
             .iter()
-            .min_by_key(|u| (times_tried(u), u.score()))?;
+            .min_by_key(|u| (times_tried(u), u.fallback, u.score()))?;
+        let probes = self.list.iter().filter(|u| u.id != best.id && !u.fallback);
+        let n_probes = probes.clone().count() as u32;
         // Re-probe only once the best server has a measured RTT to compare against;
         // before that, the order of the configuration decides.
-        if tried.is_empty()
-            && self.list.len() > 1
-            && best.answers > 0
-            && draw.below(PROBE_ONE_IN) == 0
-        {
-            // Re-probe: any server but the best, each as likely.
-            let k = draw.below(self.list.len() as u32 - 1) as usize;
-            return self
-                .list
-                .iter()
-                .filter(|u| u.id != best.id)
-                .nth(k)
-                .map(|u| u.id);
+        if tried.is_empty() && n_probes > 0 && best.answers > 0 && draw.below(PROBE_ONE_IN) == 0 {
+            // Re-probe: any server but the best (and the fallbacks), each as likely.
+            let k = draw.below(n_probes) as usize;
+            return probes.clone().nth(k).map(|u| u.id);
         }
         Some(best.id)
     }

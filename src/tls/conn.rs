@@ -167,6 +167,9 @@ pub struct DotConn {
     answers: Vec<Answer>,
     /// Answers whose ID matched no query in flight (late, duplicated or forged).
     stray_answers: u64,
+    /// The idle timeout the connection started with: a server's edns-tcp-keepalive
+    /// may shorten it, never lengthen it.
+    idle_cap: Duration,
 }
 
 impl DotConn {
@@ -192,7 +195,14 @@ impl DotConn {
             rx: Vec::new(),
             answers: Vec::new(),
             stray_answers: 0,
+            idle_cap: limits.idle_timeout,
         })
+    }
+
+    /// How long the connection stays open without queries: ours, or shorter when the
+    /// server announced less (edns-tcp-keepalive, RFC 7828).
+    pub fn idle_timeout(&self) -> Duration {
+        self.limits.idle_timeout
     }
 
     pub fn state(&self) -> &DotState {
@@ -321,6 +331,9 @@ impl DotConn {
             let id = u16::from_be_bytes([msg[0], msg[1]]);
             match self.in_flight.remove(&id) {
                 Some(q) => {
+                    if let Some(t) = super::keepalive::announced(msg) {
+                        self.limits.idle_timeout = super::keepalive::bounded(t, self.idle_cap);
+                    }
                     let mut message = msg.to_vec();
                     message[..2].copy_from_slice(&q.client_id.to_be_bytes());
                     self.answers.push(Answer {

@@ -47,6 +47,9 @@ pub struct EncryptedUpstreams {
     pub ca_file: PathBuf,
     /// (server name, pin): a server with pins must match one of its own.
     pub pins: Vec<(String, Pin)>,
+    /// `option allow_plain_fallback`: plain `list server` entries may be mixed in; they
+    /// are asked only after every encrypted server failed a query.
+    pub allow_plain_fallback: bool,
 }
 
 impl Default for EncryptedUpstreams {
@@ -56,6 +59,7 @@ impl Default for EncryptedUpstreams {
             bootstrap: Vec::new(),
             ca_file: PathBuf::from(super::DEFAULT_CA_FILE),
             pins: Vec::new(),
+            allow_plain_fallback: false,
         }
     }
 }

@@ -151,7 +151,11 @@ impl Transports {
         let config = match &server.config {
             Some(c) => Arc::clone(c),
             None => {
-                let mut c = (*server.tls.config(roots).map_err(|e| refused(&e))?).clone();
+                let mut c = (*server
+                    .tls
+                    .config(roots, self.tls.clock)
+                    .map_err(|e| refused(&e))?)
+                .clone();
                 c.alpn_protocols = vec![b"http/1.1".to_vec()];
                 let c = Arc::new(c);
                 server.config = Some(Arc::clone(&c));
@@ -300,6 +304,11 @@ impl Transports {
     /// Link up (or new addresses): connections and sessions dropped, backoff reset.
     pub(super) fn https_link_up(&mut self, reg: &Registry) {
         self.https.link_down = false;
+        self.https_reset(reg);
+    }
+
+    /// Connections closed; sessions, configurations and backoff start afresh.
+    pub(super) fn https_reset(&mut self, reg: &Registry) {
         self.close_https(reg);
         for (_, s) in self.https.servers.iter_mut() {
             s.tls.reset();

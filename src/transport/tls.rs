@@ -16,6 +16,9 @@ use mio::net::TcpStream;
 use rustls::{ClientConfig, RootCertStore};
 
 use super::{Event, Owner};
+use crate::clock_trust::ClockTrust;
+// edns-tcp-keepalive, sent on every query (RFC 7828).
+use crate::tls::keepalive::OPTION_CODE as OPT_KEEPALIVE;
 use crate::tls::{DotConn, DotError, DotLimits, DotState, Pin, SendError};
 
 /// EDNS padding option (RFC 7830) and the block size queries are padded to (RFC 8467).
@@ -56,11 +59,15 @@ impl Server {
 
     /// The configuration shared by every connection to this server, built on first use
     /// and after each reset.
-    pub fn config(&mut self, roots: &Arc<RootCertStore>) -> Result<Arc<ClientConfig>, String> {
+    pub fn config(
+        &mut self,
+        roots: &Arc<RootCertStore>,
+        clock: ClockTrust,
+    ) -> Result<Arc<ClientConfig>, String> {
         if let Some(c) = &self.config {
             return Ok(Arc::clone(c));
         }
-        let c = crate::tls::client_config(Arc::clone(roots), self.pins.clone())?;
+        let c = crate::tls::client_config(Arc::clone(roots), self.pins.clone(), clock)?;
         self.config = Some(Arc::clone(&c));
         Ok(c)
     }
@@ -382,8 +389,9 @@ impl Channel {
     }
 }
 
-/// Pads a query whose last record is an empty OPT to a multiple of 128 bytes
-/// (RFC 8467 4.1); other queries go as they are.
+/// Adds edns-tcp-keepalive (empty, RFC 7828 3.2.1) to a query whose last record is an
+/// empty OPT and pads it to a multiple of 128 bytes (RFC 8467 4.1); other queries go as
+/// they are.
 pub fn pad(msg: &[u8]) -> Vec<u8> {
     let mut out = msg.to_vec();
     let n = msg.len();
@@ -396,9 +404,12 @@ pub fn pad(msg: &[u8]) -> Vec<u8> {
     if !tail_is_empty_opt {
         return out;
     }
-    let with_header = n + 4;
-    let pad_len = (PAD_BLOCK - with_header % PAD_BLOCK) % PAD_BLOCK;
-    out[n - 2..].copy_from_slice(&((4 + pad_len) as u16).to_be_bytes());
+    // Keepalive (4 bytes) and the padding option's header (4) count in the length.
+    let with_headers = n + 8;
+    let pad_len = (PAD_BLOCK - with_headers % PAD_BLOCK) % PAD_BLOCK;
+    out[n - 2..].copy_from_slice(&((8 + pad_len) as u16).to_be_bytes());
+    out.extend_from_slice(&OPT_KEEPALIVE.to_be_bytes());
+    out.extend_from_slice(&0u16.to_be_bytes());
     out.extend_from_slice(&OPT_PADDING.to_be_bytes());
     out.extend_from_slice(&(pad_len as u16).to_be_bytes());
     out.resize(out.len() + pad_len, 0);
@@ -425,7 +436,9 @@ mod tests {
             let opt_at = q.len() - 11;
             let rdlen = u16::from_be_bytes([p[opt_at + 9], p[opt_at + 10]]) as usize;
             assert_eq!(opt_at + 11 + rdlen, p.len());
-            assert_eq!(p[opt_at + 11..opt_at + 13], OPT_PADDING.to_be_bytes());
+            // edns-tcp-keepalive without a value, then the padding.
+            assert_eq!(p[opt_at + 11..opt_at + 15], [0, 11, 0, 0]);
+            assert_eq!(p[opt_at + 15..opt_at + 17], OPT_PADDING.to_be_bytes());
         }
         // Without EDNS nothing is added.
         let plain = &q[..q.len() - 11];

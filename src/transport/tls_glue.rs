@@ -23,6 +23,7 @@ use rustls::RootCertStore;
 
 use super::tls::{Channel as TlsChannel, Server};
 use super::{Channel, Event, Owner, Proto, Transports, TOKEN_BASE};
+use crate::clock_trust::ClockTrust;
 use crate::tls::Pin;
 
 #[derive(Default)]
@@ -35,6 +36,8 @@ pub struct TlsUpstreams {
     /// Connections that were current before (full when a query came) and are still open.
     pub older: Vec<usize>,
     link_down: bool,
+    /// How certificates' validity dates are checked (see `crate::clock_trust`).
+    pub(super) clock: ClockTrust,
 }
 
 fn refused(why: &str) -> io::Error {
@@ -133,7 +136,9 @@ impl Transports {
         if server.backing_off(now) {
             return Err(refused("TLS upstream backing off"));
         }
-        let config = server.config(roots).map_err(|e| refused(&e))?;
+        let config = server
+            .config(roots, self.tls.clock)
+            .map_err(|e| refused(&e))?;
         let mut t = match TlsChannel::connect(addr, config, &server.auth_name, now) {
             Ok(t) => t,
             Err(e) => {
@@ -284,6 +289,22 @@ impl Transports {
             }
             self.drop_channel(reg, slot);
         }
+    }
+
+    /// The clock became trusted (or not): connections and sessions made under the other
+    /// policy are dropped, so every certificate in use passed the checks of the new one.
+    pub fn set_clock(&mut self, reg: &Registry, clock: ClockTrust) {
+        if self.tls.clock == clock {
+            return;
+        }
+        self.tls.clock = clock;
+        self.close_tls(reg);
+        for s in self.tls.servers.values_mut() {
+            s.reset();
+        }
+        // DoH connections are TLS connections made under the same policy.
+        #[cfg(feature = "doh")]
+        self.https_reset(reg);
     }
 
     /// Link down: every TLS connection closes and none is opened until link up.

@@ -5,8 +5,9 @@ and fault servers of our own (Python ssl) for what unbound will not do: close
 mid-pipeline, answer out of order, stall the handshake, send garbage.
 
 Certificates (a test CA, a server certificate for dot.test, one for another name, one
-from an unknown CA, an expired one) are made at test time with openssl."""
+from an unknown CA, an expired one, one not valid yet) are made at test time with openssl."""
 
+import json
 import os
 import signal
 import socket
@@ -16,12 +17,15 @@ import tempfile
 import threading
 import time
 
+import dns.edns
 import dns.message
 import dns.rcode
 import dns.rrset
 import pytest
 
 from harness.tools import ede_codes
+from harness.dproxy import DproxyStartError
+from harness.upstream import FakeUpstream
 
 NAME = "dot.test"
 EDE_NO_REACHABLE = 22
@@ -60,19 +64,25 @@ def _leaf(d, stem, name, ca):
              "-CAcreateserial", "-days", "30", "-out", stem + ".pem", "-extfile", stem + ".ext")
 
 
-def _expired(d, stem, name):
+def _dated(d, stem, name, start, end):
+    """A certificate valid from `start` to `end` (openssl dates): `openssl ca` sets them."""
     _csr(d, stem, name)
-    with open(os.path.join(d, "index.txt"), "w"):
-        pass
-    with open(os.path.join(d, "serial"), "w") as f:
-        f.write("1000\n")
-    with open(os.path.join(d, "ca.cnf"), "w") as f:
-        f.write("[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\nnew_certs_dir = .\n"
-                "serial = serial\ndefault_md = sha256\npolicy = p\n[p]\ncommonName = supplied\n")
+    if not os.path.exists(os.path.join(d, "ca.cnf")):
+        with open(os.path.join(d, "index.txt"), "w"):
+            pass
+        with open(os.path.join(d, "serial"), "w") as f:
+            f.write("1000\n")
+        with open(os.path.join(d, "ca.cnf"), "w") as f:
+            f.write("[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\nnew_certs_dir = .\n"
+                    "serial = serial\ndefault_md = sha256\npolicy = p\nunique_subject = no\n"
+                    "[p]\ncommonName = supplied\n")
     _openssl(d, "ca", "-batch", "-notext", "-config", "ca.cnf", "-cert", "ca.pem",
              "-keyfile", "ca.key", "-in", stem + ".csr", "-out", stem + ".pem",
-             "-startdate", "20200101000000Z", "-enddate", "20200201000000Z",
-             "-extfile", stem + ".ext")
+             "-startdate", start, "-enddate", end, "-extfile", stem + ".ext")
+
+
+def _openssl_date(days):
+    return time.strftime("%Y%m%d%H%M%SZ", time.gmtime(time.time() + days * 86400))
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +93,9 @@ def certs():
     _leaf(d, "good", NAME, "ca")
     _leaf(d, "wrongname", "other.test", "ca")
     _leaf(d, "unknownca", NAME, "otherca")
-    _expired(d, "expired", NAME)
+    _dated(d, "expired", NAME, "20200101000000Z", "20200201000000Z")
+    # Valid from two days ahead (inside the CA's 30 days): a router whose clock is behind.
+    _dated(d, "future", NAME, _openssl_date(2), _openssl_date(20))
     # dproxy reads the CA file after dropping to nobody.
     os.chmod(d, 0o755)
     for f in os.listdir(d):
@@ -186,17 +198,22 @@ class FaultServer:
     misbehaving on purpose. mode: normal, close_mid (answers the first query of a
     connection, then closes with the rest unanswered), reverse (waits for `batch`
     queries and answers them last first), stall (accepts TCP, never speaks TLS),
-    garbage (answers with a frame too short to be DNS)."""
+    garbage (answers with a frame too short to be DNS), tls12 (TLS 1.2 only), reset
+    (a TCP reset once the client has sent its ClientHello), keepalive (announces an
+    edns-tcp-keepalive timeout of 1.5 s to queries that carry the option), servfail_first (answers
+    the first query it gets with SERVFAIL, the others normally)."""
 
     def __init__(self, certs, stem="good", mode="normal", batch=3):
         self.port = _free_port()
         self.mode = mode
         self.batch = batch
         self.ctx = None
-        if mode != "stall":
+        if mode not in ("stall", "reset"):
             self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             self.ctx.load_cert_chain(os.path.join(certs, stem + ".pem"),
                                      os.path.join(certs, stem + ".key"))
+            if mode == "tls12":
+                self.ctx.maximum_version = ssl.TLSVersion.TLSv1_2
         self.lsock = socket.socket()
         self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.lsock.bind(("127.0.0.1", self.port))
@@ -206,6 +223,10 @@ class FaultServer:
         self.active = 0
         self.plaintext = 0
         self.queries = 0
+        # Queries that carried edns-tcp-keepalive (option 11).
+        self.keepalive_asked = 0
+        # Handshakes that resumed an earlier session (no certificate sent).
+        self.resumed = 0
         self.running = True
         self.lock = threading.Lock()
         self.threads = [threading.Thread(target=self._accept, daemon=True)]
@@ -245,7 +266,19 @@ class FaultServer:
     def _answer(self, wire):
         q = dns.message.from_wire(wire)
         r = dns.message.make_response(q)
+        if any(o.otype == 11 for o in q.options):
+            with self.lock:
+                self.keepalive_asked += 1
+            if self.mode == "keepalive":
+                # 1.5 s, in units of 100 ms (RFC 7828).
+                r.use_edns(0, options=[dns.edns.GenericOption(11, b"\x00\x0f")])
         r.answer.append(dns.rrset.from_text(q.question[0].name, 300, "IN", "A", "192.0.2.7"))
+        out = r.to_wire()
+        return len(out).to_bytes(2, "big") + out
+
+    def _servfail(self, wire):
+        r = dns.message.make_response(dns.message.from_wire(wire))
+        r.set_rcode(dns.rcode.SERVFAIL)
         out = r.to_wire()
         return len(out).to_bytes(2, "big") + out
 
@@ -260,7 +293,14 @@ class FaultServer:
             if self.mode == "stall":
                 time.sleep(8)
                 return
+            if self.mode == "reset":
+                # SO_LINGER 0: close sends a TCP reset instead of a FIN.
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                return
             s = self.ctx.wrap_socket(c, server_side=True)
+            if s.session_reused:
+                with self.lock:
+                    self.resumed += 1
             held = []
             answered = 0
             while True:
@@ -291,6 +331,9 @@ class FaultServer:
                         for h in reversed(held):
                             s.sendall(self._answer(h))
                         held = []
+                    continue
+                if self.mode == "servfail_first" and self.queries == 1:
+                    s.sendall(self._servfail(q))
                     continue
                 s.sendall(self._answer(q))
         except (OSError, ssl.SSLError, ValueError):
@@ -486,3 +529,141 @@ def test_stalled_handshake_and_garbage_frame_give_servfail_not_plaintext(dproxy,
         finally:
             watch.close()
             fs.stop()
+
+
+def test_certificate_not_valid_yet_is_accepted_until_the_clock_is_synced(dproxy, certs):
+    fs = FaultServer(certs, stem="future")
+    watch = PlainWatch(fs.port)
+    try:
+        px = _start(dproxy, certs, fs.port)
+        assert px.stats()["clock"] == "unsynced"
+        r = px.query("a.example.test", timeout=5)
+        assert r.rcode() == dns.rcode.NOERROR and "192.0.2.7" in r.to_text(), r.to_text()
+        assert fs.active == 1
+        c = px.ctl("time-synced")
+        assert c.returncode == 0 and c.stdout == "clock=synced\n", (c.stdout, c.stderr)
+        assert px.stats()["clock"] == "synced"
+        assert json.loads(px.ctl("stats", "--json").stdout)["clock"] == "synced"
+        # The connection authenticated under the lenient check is closed.
+        deadline = time.monotonic() + 5
+        while fs.active and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert fs.active == 0, "the sync must close connections checked before it"
+        r = px.query("b.example.test", timeout=6, edns=0)
+        assert _servfail_with_ede(r), r.to_text()
+        err = px.stderr_text()
+        assert "clock synced" in err and "not valid yet" in err, err[-2000:]
+        assert fs.queries == 1
+        # Said again (each NTP stratum change): nothing changes, nothing is logged.
+        assert px.ctl("time-synced").returncode == 0
+        assert px.stderr_text().count("clock synced") == 1
+        assert fs.plaintext == 0 and watch.packets() == 0
+    finally:
+        watch.close()
+        fs.stop()
+
+
+def test_plain_servers_answer_only_when_no_encrypted_one_does(dproxy, certs):
+    """option allow_plain_fallback: a plain server next to a TLS one is asked only
+    after the TLS server failed the query; without the option the mix is refused."""
+    plain = FakeUpstream(records=["a 300 IN A 192.0.2.99", "b 300 IN A 192.0.2.99",
+                                  "c 300 IN A 192.0.2.99"]).start()
+    good = FaultServer(certs, mode="servfail_first")
+    bad = FaultServer(certs, stem="wrongname")
+    try:
+        with pytest.raises(DproxyStartError, match="allow_plain_fallback"):
+            _start(dproxy, certs, good.port, extra_lists={"server": [
+                "tls://127.0.0.1:%d#%s" % (good.port, NAME), plain.addr]})
+        # The TLS server fails the first query (SERVFAIL): the plain one answers it.
+        px = _start(dproxy, certs, good.port, options={"allow_plain_fallback": "1"},
+                    extra_lists={"server": [plain.addr,
+                                            "tls://127.0.0.1:%d#%s" % (good.port, NAME)]})
+        r = px.query("a.example.test", timeout=5)
+        assert "192.0.2.99" in r.to_text(), r.to_text()
+        assert plain.count() == 1, plain.summary()
+        # Then the TLS server works again: the plain one gets nothing more, though it
+        # is listed first and scores better than a server that just failed.
+        for n in ("b", "c"):
+            r = px.query(n + ".example.test", timeout=5)
+            assert "192.0.2.7" in r.to_text(), r.to_text()
+        assert plain.count() == 1, plain.summary()
+        assert "allow_plain_fallback" in px.stderr_text()
+        # The TLS server fails authentication: the plain one answers.
+        px2 = _start(dproxy, certs, bad.port, options={"allow_plain_fallback": "1"},
+                     extra_lists={"server": ["tls://127.0.0.1:%d#%s" % (bad.port, NAME),
+                                             plain.addr]})
+        r = px2.query("a.example.test", timeout=6)
+        assert r.rcode() == dns.rcode.NOERROR and "192.0.2.99" in r.to_text(), r.to_text()
+        assert plain.count() >= 1 and bad.queries == 0 and bad.plaintext == 0
+    finally:
+        good.stop()
+        bad.stop()
+        plain.stop()
+
+
+def test_server_keepalive_timeout_closes_the_idle_connection_sooner(dproxy, certs):
+    fs = FaultServer(certs, mode="keepalive")
+    try:
+        px = _start(dproxy, certs, fs.port)
+        t0 = time.monotonic()
+        r = px.query("a.example.test", timeout=5, edns=0)
+        assert "192.0.2.7" in r.to_text(), r.to_text()
+        assert fs.keepalive_asked == 1, "the query must carry edns-tcp-keepalive"
+        # Idle: closed by dproxy after the server's 1.5 s, not our own 10 s.
+        deadline = t0 + 8
+        while fs.active and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert fs.active == 0, "still open after 8 s: the server's keepalive was ignored"
+        assert time.monotonic() - t0 >= 1.4
+        # Closing idle is no failure: the next query opens a new connection.
+        assert "192.0.2.7" in px.query("b.example.test", timeout=5).to_text()
+        assert fs.connections == 2
+        assert px.stats()["tls_upstream.0.state"] == "ok"
+    finally:
+        fs.stop()
+
+
+@pytest.mark.parametrize("mode,log", [
+    ("tls12", "does not offer TLS 1.3"),
+    ("reset", "reset by peer"),
+])
+def test_tls12_only_and_tcp_reset_give_servfail_one_log_line_no_plaintext(
+        dproxy, certs, mode, log):
+    fs = FaultServer(certs, mode=mode)
+    watch = PlainWatch(fs.port)
+    try:
+        px = _start(dproxy, certs, fs.port)
+        for n in ("a", "b"):
+            r = px.query(n + ".example.test", timeout=6, edns=0)
+            assert _servfail_with_ede(r), (mode, r.to_text())
+            # Past the backoff (0.5 s after one failure, 1 s after two): the next query
+            # meets the server again, not just the backoff.
+            time.sleep(1.2)
+        err = px.stderr_text()
+        warnings = [l for l in err.splitlines() if "warn" in l and log in l]
+        assert len(warnings) == 1, err[-2000:]
+        assert log in px.stats()["tls_upstream.0.state"]
+        assert fs.connections >= 2
+        assert fs.queries == 0 and fs.plaintext == 0 and watch.packets() == 0
+        assert px.alive()
+    finally:
+        watch.close()
+        fs.stop()
+
+
+def test_reconnect_resumes_the_tls_session(dproxy, certs):
+    # The server's keepalive (1.5 s) makes dproxy close the idle connection soon.
+    fs = FaultServer(certs, mode="keepalive")
+    try:
+        px = _start(dproxy, certs, fs.port)
+        assert "192.0.2.7" in px.query("a.example.test", timeout=5, edns=0).to_text()
+        deadline = time.monotonic() + 8
+        while fs.active and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert fs.active == 0
+        assert "192.0.2.7" in px.query("b.example.test", timeout=5, edns=0).to_text()
+        assert fs.connections == 2
+        # One full handshake, then a resumption.
+        assert fs.resumed == 1, "the reconnect did a full handshake"
+    finally:
+        fs.stop()

@@ -32,6 +32,7 @@ DATA_FILES = {
     "./etc/init.d/dproxy": 0o755,
     "./etc/config/dproxy": 0o600,
     "./etc/hotplug.d/iface/30-dproxy": 0o644,
+    "./etc/hotplug.d/ntp/30-dproxy": 0o644,
     "./etc/uci-defaults/50-dproxy": 0o755,
     "./etc/capabilities/dproxy.json": 0o644,
     "./usr/libexec/rpcd/luci.dproxy": 0o755,

@@ -2,7 +2,8 @@
 # All OpenWrt packaging tests that need no cross build (make test-openwrt-scripts):
 #   1. shellcheck -s sh, busybox sh -n and dash -n on every shell script
 #   2. the init script against the procd/UCI stand-ins, under busybox sh and dash
-#   3. the hotplug script across ACTION x INTERFACE, under busybox sh and dash
+#   3. the hotplug scripts (iface: ACTION x INTERFACE, ntp: ACTION x stratum),
+#      under busybox sh and dash
 #   4. the feed Makefile with stub OpenWrt includes, test.sh, mkipk.sh
 #   5. the package installed in a scratch root, its daemon started as the init
 #      script says, answering and applying a reload (needs root and DPROXY_BIN)
@@ -22,10 +23,11 @@ done
 # 1. Static checks.
 lint="$WORK/lint"
 : >"$lint"
-for f in files/dproxy.init files/dproxy.hotplug files/dproxy.uci-defaults \
+for f in files/dproxy.init files/dproxy.hotplug files/dproxy.ntp-hotplug files/dproxy.uci-defaults \
 	openwrt/net/dproxy/test.sh scripts/mkipk.sh \
 	tests/openwrt/run.sh tests/openwrt/lib.sh tests/openwrt/procd-stubs.sh \
-	tests/openwrt/test-init.sh tests/openwrt/test-hotplug.sh tests/openwrt/test-feed.sh \
+	tests/openwrt/test-init.sh tests/openwrt/test-hotplug.sh tests/openwrt/test-ntp-hotplug.sh \
+	tests/openwrt/test-feed.sh \
 	tests/openwrt/check-ipk.sh tests/openwrt/test-package.sh; do
 	for check in "shellcheck -s sh" "busybox sh -n" "dash -n"; do
 		if out="$(cd "$REPO" && $check "$f" 2>&1)"; then
@@ -53,12 +55,15 @@ dash "$HERE/test-init.sh" dash "$WORK/init-dash" &
 p2=$!
 busybox sh "$HERE/test-hotplug.sh" busybox "$WORK/hotplug-busybox"
 dash "$HERE/test-hotplug.sh" dash "$WORK/hotplug-dash"
+busybox sh "$HERE/test-ntp-hotplug.sh" busybox "$WORK/ntp-hotplug-busybox"
+dash "$HERE/test-ntp-hotplug.sh" dash "$WORK/ntp-hotplug-dash"
 sh "$HERE/test-feed.sh" "$WORK/feed"
 sh "$HERE/test-package.sh" "$WORK/package"
 wait "$p1" "$p2"
 
 cat "$lint" "$WORK/init-busybox" "$WORK/init-dash" "$WORK/hotplug-busybox" \
-	"$WORK/hotplug-dash" "$WORK/feed" "$WORK/package" >"$WORK/all" 2>/dev/null
+	"$WORK/hotplug-dash" "$WORK/ntp-hotplug-busybox" "$WORK/ntp-hotplug-dash" \
+	"$WORK/feed" "$WORK/package" >"$WORK/all" 2>/dev/null
 cat "$WORK/all"
 passed="$(grep -c '^PASS ' "$WORK/all")"
 failed="$(grep -c '^FAIL ' "$WORK/all")"

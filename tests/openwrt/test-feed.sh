@@ -128,6 +128,8 @@ case_install_recipe() {
 755 ./etc/hotplug.d
 755 ./etc/hotplug.d/iface
 644 ./etc/hotplug.d/iface/30-dproxy
+755 ./etc/hotplug.d/ntp
+644 ./etc/hotplug.d/ntp/30-dproxy
 755 ./etc/init.d
 755 ./etc/init.d/dproxy
 755 ./etc/uci-defaults
@@ -143,6 +145,7 @@ EOF
 	assert_file_eq "installed files and modes" "$CASE_DIR/want" "$CASE_DIR/got"
 	for pair in dproxy.init:etc/init.d/dproxy dproxy.config:etc/config/dproxy \
 		dproxy.hotplug:etc/hotplug.d/iface/30-dproxy \
+		dproxy.ntp-hotplug:etc/hotplug.d/ntp/30-dproxy \
 		dproxy.uci-defaults:etc/uci-defaults/50-dproxy \
 		dproxy.capabilities.json:etc/capabilities/dproxy.json \
 		dproxy.rpcd:usr/libexec/rpcd/luci.dproxy; do

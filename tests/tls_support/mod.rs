@@ -1,6 +1,6 @@
 //! Test certificates made with the openssl command at test time (a CA, a server
 //! certificate for `dot.test`, one for another name, one from an unknown CA, an
-//! expired one), and DNS message helpers shared by the DoT tests.
+//! expired one, one not valid yet), and DNS message helpers shared by the DoT tests.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -105,18 +105,20 @@ fn leaf(dir: &Path, stem: &str, name: &str, ca_stem: &str) {
     );
 }
 
-/// A certificate for `name` valid only in January 2020: `openssl ca` is the openssl
-/// command that sets explicit dates.
-fn expired_leaf(dir: &Path, stem: &str, name: &str) {
+/// A certificate for `name` valid from `start` to `end` (openssl dates, e.g.
+/// 20200101000000Z): `openssl ca` is the openssl command that sets explicit dates.
+fn dated_leaf(dir: &Path, stem: &str, name: &str, start: &str, end: &str) {
     key_and_csr(dir, stem, name);
-    std::fs::write(dir.join("index.txt"), "").unwrap();
-    std::fs::write(dir.join("serial"), "1000\n").unwrap();
-    std::fs::write(
-        dir.join("ca.cnf"),
-        "[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\nnew_certs_dir = .\nserial = serial\n\
-         default_md = sha256\npolicy = p\n[p]\ncommonName = supplied\n",
-    )
-    .unwrap();
+    if !dir.join("ca.cnf").exists() {
+        std::fs::write(dir.join("index.txt"), "").unwrap();
+        std::fs::write(dir.join("serial"), "1000\n").unwrap();
+        std::fs::write(
+            dir.join("ca.cnf"),
+            "[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\nnew_certs_dir = .\nserial = serial\n\
+             default_md = sha256\npolicy = p\nunique_subject = no\n[p]\ncommonName = supplied\n",
+        )
+        .unwrap();
+    }
     std::fs::write(
         dir.join(format!("{stem}.ext")),
         format!(
@@ -141,13 +143,23 @@ fn expired_leaf(dir: &Path, stem: &str, name: &str) {
             "-out",
             &format!("{stem}.pem"),
             "-startdate",
-            "20200101000000Z",
+            start,
             "-enddate",
-            "20200201000000Z",
+            end,
             "-extfile",
             &format!("{stem}.ext"),
         ],
     );
+}
+
+/// The openssl form (YYYYMMDDHHMMSSZ) of now plus `days`, from the date command.
+fn openssl_date(days: i64) -> String {
+    let out = Command::new("date")
+        .args(["-u", "-d", &format!("{days} days"), "+%Y%m%d%H%M%SZ"])
+        .output()
+        .expect("run date");
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 impl Certs {
@@ -161,7 +173,12 @@ impl Certs {
         leaf(&dir, "good", NAME, "ca");
         leaf(&dir, "wrongname", "other.test", "ca");
         leaf(&dir, "unknownca", NAME, "otherca");
-        expired_leaf(&dir, "expired", NAME);
+        // Valid only in January 2020.
+        dated_leaf(&dir, "expired", NAME, "20200101000000Z", "20200201000000Z");
+        // Valid from two days ahead (inside the CA's 30 days): what a router whose clock
+        // is behind sees.
+        let (start, end) = (openssl_date(2), openssl_date(20));
+        dated_leaf(&dir, "future", NAME, &start, &end);
         Certs { dir }
     }
 
