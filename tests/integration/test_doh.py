@@ -24,6 +24,7 @@ import dns.rrset
 import pytest
 
 from harness.tools import ede_codes
+from test_dot import _dated, _openssl_date
 
 NAME = "doh.test"
 EDE_NO_REACHABLE = 22
@@ -238,11 +239,12 @@ class FaultServer:
     close_header (answers with `Connection: close`, then closes), stall (accepts TCP,
     never speaks TLS)."""
 
-    def __init__(self, certs, mode="normal"):
+    def __init__(self, certs, mode="normal", stem="good"):
         self.port = _free_port()
         self.mode = mode
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.ctx.load_cert_chain(os.path.join(certs, "good.pem"), os.path.join(certs, "good.key"))
+        self.ctx.load_cert_chain(os.path.join(certs, stem + ".pem"),
+                                 os.path.join(certs, stem + ".key"))
         self.ctx.set_alpn_protocols(["http/1.1"])
         self.lsock = socket.socket()
         self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -528,6 +530,35 @@ def test_link_down_closes_connections_and_link_up_reconnects(dproxy, certs):
         assert r is not None and "192.0.2.7" in r.to_text()
         assert fs.connections == 2, "link up must reconnect on a new connection"
     finally:
+        fs.stop()
+
+
+def test_certificate_not_valid_yet_is_accepted_until_the_clock_is_synced(dproxy, certs):
+    """The clock policy holds for DoH as for DoT: before `ctl time-synced` a server whose
+    certificate starts in two days is used; the sync closes its connection and from then
+    on it is refused, without a byte in plaintext."""
+    if not os.path.exists(os.path.join(certs, "future.pem")):
+        _dated(certs, "future", NAME, _openssl_date(2), _openssl_date(20))
+        for f in ("future.pem", "future.key"):
+            os.chmod(os.path.join(certs, f), 0o644)
+    fs = FaultServer(certs, stem="future")
+    watch = PlainWatch(fs.port)
+    try:
+        px = _start(dproxy, certs, fs.port)
+        r = px.query("a.example.test", timeout=5)
+        assert r.rcode() == dns.rcode.NOERROR and "192.0.2.7" in r.to_text(), r.to_text()
+        assert fs.active == 1
+        assert px.ctl("time-synced").stdout == "clock=synced\n"
+        deadline = time.monotonic() + 5
+        while fs.active and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert fs.active == 0, "the sync must close DoH connections checked before it"
+        r = px.query("b.example.test", timeout=6, edns=0)
+        assert _servfail_with_ede(r), r.to_text()
+        assert "not valid yet" in px.stderr_text(), px.stderr_text()[-2000:]
+        assert len(fs.requests) == 1 and fs.plaintext == 0 and watch.packets() == 0
+    finally:
+        watch.close()
         fs.stop()
 
 
