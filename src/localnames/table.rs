@@ -3,10 +3,12 @@
 //! [`Table::build`] merges all files of a layer into a handful of flat
 //! vectors — no allocation per name, and no per-record vector during the build:
 //!
-//! - every distinct name once in a byte arena; names, and each name's
-//!   addresses, are laid out in id order, so one `u32` end per array and
-//!   name ([`Ends`]) locates everything (a span starts where the previous
-//!   name's ends);
+//! - names are not copied: the table shares the files' record bytes
+//!   ([`Parsed::shared`]) and refers to each distinct name where it first
+//!   occurs ([`Names`]);
+//! - each name's addresses are laid out in id order, so one `u32` end per
+//!   array and name ([`Ends`]) locates them (a span starts where the
+//!   previous name's ends);
 //! - an open-addressing index of entry ids (4 bytes a slot, no power-of-two
 //!   rounding; seeded hash, so colliding host names cannot be precomputed);
 //! - addresses in per-family arrays, each name's span sorted by expiry
@@ -33,7 +35,9 @@ use std::cmp::Reverse;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
 
-use super::parsed::{Parsed, Rec};
+use std::rc::Rc;
+
+use super::parsed::{name_at, Parsed, Rec};
 
 pub(crate) use super::parsed::NEVER;
 
@@ -95,7 +99,7 @@ pub(crate) fn hash_bytes(seed: u64, bytes: &[u8]) -> u64 {
 // the index
 
 /// Open-addressing (linear probing) index from a name to its dense id; the
-/// names live in the arena and are compared through a closure. Slots hold
+/// names live in the files' bytes and are compared through a closure. Slots hold
 /// `id + 1`, `0` meaning empty. Sized once, for an upper bound of the names,
 /// at most 3/4 full; the first slot is the hash's high half scaled to the
 /// size, so the size needs no power-of-two rounding.
@@ -141,9 +145,10 @@ impl Index {
 // ---------------------------------------------------------------------------
 // the table
 
-/// Where name `i`'s data ends in each array; it starts where name `i - 1`'s
-/// ends (at 0 for the first name). During the build, `v4` and `v6` first
-/// count records, then serve as fill cursors.
+/// Name `i`: where its name is ([`Names::get`]) and where its addresses
+/// end in each array; they start where name `i - 1`'s end (at 0 for the
+/// first name). During the build, `v4` and `v6` first count records, then
+/// serve as fill cursors.
 #[derive(Clone, Copy, Debug, Default)]
 struct Ends {
     name: u32,
@@ -158,11 +163,51 @@ fn span(ends: &[Ends], id: usize, f: fn(&Ends) -> u32) -> Range<usize> {
     start..end.max(start)
 }
 
+/// The record bytes of a layer's files, shared with their [`Parsed`], seen
+/// as one byte string: a name is named by the offset of its length byte.
+#[derive(Debug, Default)]
+struct Names {
+    files: Vec<Rc<Vec<u8>>>,
+    /// Offset of each file's first byte.
+    bases: Vec<u32>,
+}
+
+impl Names {
+    fn new(files: &[&Parsed]) -> Names {
+        let mut n = Names::default();
+        let mut base = 0u32;
+        for p in files {
+            let data = p.shared();
+            let Ok(len) = u32::try_from(data.len()) else {
+                break;
+            };
+            n.bases.push(base);
+            n.files.push(data);
+            // Files past 4 GiB together are not referred to (never in practice).
+            base = match base.checked_add(len) {
+                Some(b) => b,
+                None => break,
+            };
+        }
+        n
+    }
+
+    /// The name whose length byte is at `at`.
+    fn get(&self, at: u32) -> &[u8] {
+        let Some(f) = self.bases.partition_point(|&b| b <= at).checked_sub(1) else {
+            return &[];
+        };
+        match (self.files.get(f), self.bases.get(f)) {
+            (Some(data), Some(&base)) => name_at(data, (at - base) as usize),
+            _ => &[],
+        }
+    }
+}
+
 /// The merged lookup table (immutable once built).
 #[derive(Debug)]
 pub(crate) struct Table {
-    /// Every distinct name, back to back in id order.
-    arena: Vec<u8>,
+    names: Names,
     ends: Vec<Ends>,
     index: Index,
     v4: Vec<Ipv4Addr>,
@@ -184,7 +229,7 @@ pub(crate) struct Table {
 impl Default for Table {
     fn default() -> Self {
         Table {
-            arena: Vec::new(),
+            names: Names::default(),
             ends: Vec::new(),
             index: Index::default(),
             v4: Vec::new(),
@@ -199,17 +244,17 @@ impl Default for Table {
     }
 }
 
-/// The id of `name` in an index over `arena`/`ends`, or the free slot for it.
-fn find_in(index: &Index, arena: &[u8], ends: &[Ends], name: &[u8]) -> Result<u32, Option<usize>> {
+/// The id of `name` in an index over `names`/`ends`, or the free slot for it.
+fn find_in(index: &Index, names: &Names, ends: &[Ends], name: &[u8]) -> Result<u32, Option<usize>> {
     let h = hash_bytes(index.seed, name);
     index.find(h, |id| {
-        arena.get(span(ends, id as usize, |e| e.name)) == Some(name)
+        ends.get(id as usize).map(|e| names.get(e.name)) == Some(name)
     })
 }
 
 /// Name interning and record counting during the build.
 struct Builder {
-    arena: Vec<u8>,
+    names: Names,
     ends: Vec<Ends>,
     index: Index,
     used: usize,
@@ -217,11 +262,12 @@ struct Builder {
 
 impl Builder {
     fn find(&self, name: &[u8]) -> Option<u32> {
-        find_in(&self.index, &self.arena, &self.ends, name).ok()
+        find_in(&self.index, &self.names, &self.ends, name).ok()
     }
 
-    fn intern(&mut self, name: &[u8]) -> Option<u32> {
-        let slot = match find_in(&self.index, &self.arena, &self.ends, name) {
+    /// The id of `name` (its length byte at `at`), entered if new.
+    fn intern(&mut self, name: &[u8], at: u32) -> Option<u32> {
+        let slot = match find_in(&self.index, &self.names, &self.ends, name) {
             Ok(id) => return Some(id),
             Err(slot) => slot?,
         };
@@ -230,12 +276,10 @@ impl Builder {
             return None;
         }
         let id = u32::try_from(self.ends.len()).ok()?;
-        let end = u32::try_from(self.arena.len() + name.len()).ok()?;
         *self.index.slots.get_mut(slot)? = id.checked_add(1)?;
         self.used += 1;
-        self.arena.extend_from_slice(name);
         self.ends.push(Ends {
-            name: end,
+            name: at,
             v4: 0,
             v6: 0,
         });
@@ -255,29 +299,40 @@ impl Builder {
         fill: bool,
     ) {
         let mut scratch: Vec<u8> = Vec::with_capacity(256);
-        for (r, name) in files.iter().flat_map(|p| p.iter()) {
-            if r.exp <= now {
-                continue;
-            }
-            let found = if fill {
-                self.find(name)
-            } else {
-                self.intern(name)
+        for (fi, p) in files.iter().enumerate() {
+            // Files past the shared bytes' reach (never in practice) are skipped.
+            let Some(base) = self.names.bases.get(fi).copied() else {
+                break;
             };
-            let Some(id) = found else {
-                continue;
-            };
-            self.place(t, id, &r, fill);
-            if !fill {
-                continue;
-            }
-            if let Some(qid) = qualified(name, domain, &mut scratch).and_then(|q| self.find(q)) {
-                self.place(t, qid, &r, true);
-            }
-            if r.canonical {
-                match r.addr {
-                    IpAddr::V4(a) => t.rev4.push((a, id)),
-                    IpAddr::V6(a) => t.rev6.push((a, id)),
+            let mut it = p.iter();
+            while let Some((r, name, at)) = it.next_at() {
+                if r.exp <= now {
+                    continue;
+                }
+                let found = if fill {
+                    self.find(name)
+                } else {
+                    u32::try_from(at)
+                        .ok()
+                        .and_then(|a| a.checked_add(base))
+                        .and_then(|at| self.intern(name, at))
+                };
+                let Some(id) = found else {
+                    continue;
+                };
+                self.place(t, id, &r, fill);
+                if !fill {
+                    continue;
+                }
+                if let Some(qid) = qualified(name, domain, &mut scratch).and_then(|q| self.find(q))
+                {
+                    self.place(t, qid, &r, true);
+                }
+                if r.canonical {
+                    match r.addr {
+                        IpAddr::V4(a) => t.rev4.push((a, id)),
+                        IpAddr::V6(a) => t.rev6.push((a, id)),
+                    }
                 }
             }
         }
@@ -312,9 +367,9 @@ impl Builder {
         let mut scratch = Vec::new();
         for id in 0..self.ends.len() {
             let name = self
-                .arena
-                .get(span(&self.ends, id, |e| e.name))
-                .unwrap_or(&[]);
+                .ends
+                .get(id)
+                .map_or(&[][..], |e| self.names.get(e.name));
             let Some(q) = qualified(name, domain, &mut scratch) else {
                 continue;
             };
@@ -380,13 +435,12 @@ impl Table {
     {
         let files: Vec<&Parsed> = files.into_iter().collect();
         // Upper bounds: reserved, not touched beyond what is used, then given back.
-        let (mut names, mut bytes, mut c4, mut c6, mut has_exp) = (0usize, 0usize, 0, 0, false);
-        for (r, name) in files.iter().flat_map(|p| p.iter()) {
+        let (mut names, mut c4, mut c6, mut has_exp) = (0usize, 0, 0, false);
+        for (r, _) in files.iter().flat_map(|p| p.iter()) {
             if r.exp <= now {
                 continue;
             }
             names += 1;
-            bytes += name.len();
             has_exp |= r.exp != NEVER;
             if r.canonical {
                 if r.addr.is_ipv4() {
@@ -397,7 +451,7 @@ impl Table {
             }
         }
         let mut b = Builder {
-            arena: Vec::with_capacity(bytes),
+            names: Names::new(&files),
             ends: Vec::with_capacity(names),
             index: Index::with_capacity(names),
             used: 0,
@@ -409,9 +463,8 @@ impl Table {
         b.walk(&mut t, &files, domain, now, true);
         drop(files);
         t.settle_forward(&mut b.ends);
-        b.arena.shrink_to_fit();
         b.ends.shrink_to_fit();
-        t.arena = b.arena;
+        t.names = b.names;
         t.ends = b.ends;
         t.index = b.index;
 
@@ -464,16 +517,16 @@ impl Table {
     }
 
     fn name(&self, id: u32) -> &[u8] {
-        self.arena
-            .get(self.span(id as usize, |e| e.name))
-            .unwrap_or(&[])
+        self.ends
+            .get(id as usize)
+            .map_or(&[], |e| self.names.get(e.name))
     }
 
     fn find(&self, name: &[u8]) -> Option<u32> {
         if self.ends.is_empty() {
             return None;
         }
-        find_in(&self.index, &self.arena, &self.ends, name).ok()
+        find_in(&self.index, &self.names, &self.ends, name).ok()
     }
 
     /// The expiry of name `id`'s record for `addr` (0 if it has none).
