@@ -99,38 +99,59 @@ pub(crate) fn hash_bytes(seed: u64, bytes: &[u8]) -> u64 {
 // the index
 
 /// Open-addressing (linear probing) index from a name to its dense id; the
-/// names live in the files' bytes and are compared through a closure. Slots hold
-/// `id + 1`, `0` meaning empty. Sized once, for an upper bound of the names,
-/// at most 3/4 full; the first slot is the hash's high half scaled to the
-/// size, so the size needs no power-of-two rounding.
+/// names live in the files' bytes and are compared through a closure. A
+/// slot holds `id + 1` in its low bits (`0` meaning empty) and, in the bits
+/// the ids do not need, a tag from the hash that spares most name
+/// comparisons (a miss then rarely touches a name). Sized once, for an upper
+/// bound of the names, at most 3/4 full; the first slot is the hash's high
+/// half scaled to the size, so the size needs no power-of-two rounding.
 #[derive(Debug, Default)]
 struct Index {
     seed: u64,
     slots: Vec<u32>,
+    /// The bits of a slot that hold `id + 1`.
+    id_mask: u32,
 }
 
 impl Index {
     fn with_capacity(n: usize) -> Self {
+        let id_bits = usize::BITS - n.saturating_add(1).leading_zeros();
         Index {
             seed: random_seed(),
             // The `+ 8` keeps a free slot even for tiny tables.
             slots: vec![0; n.saturating_mul(4) / 3 + 8],
+            id_mask: u32::MAX
+                .checked_shr(32u32.saturating_sub(id_bits))
+                .unwrap_or(0),
         }
+    }
+
+    /// The tag bits of hash `h` (its low half; the slot comes from the high half).
+    fn tag(&self, h: u64) -> u32 {
+        h as u32 & !self.id_mask
+    }
+
+    /// The slot value for `id` with hash `h` (`None` if the id does not fit).
+    fn slot_value(&self, h: u64, id: u32) -> Option<u32> {
+        let id1 = id.checked_add(1).filter(|&v| v <= self.id_mask)?;
+        Some(self.tag(h) | id1)
     }
 
     /// The id whose key satisfies `eq`, or `Err(Some(free slot))` to insert
     /// a key with hash `h` (`Err(None)`: no free slot, never in practice).
     fn find(&self, h: u64, mut eq: impl FnMut(u32) -> bool) -> Result<u32, Option<usize>> {
         let size = self.slots.len();
+        let tag = self.tag(h);
         let mut i = (((h >> 32) * size as u64) >> 32) as usize;
         for _ in 0..size {
-            let Some(&id1) = self.slots.get(i) else {
+            let Some(&v) = self.slots.get(i) else {
                 return Err(None);
             };
-            if id1 == 0 {
+            if v == 0 {
                 return Err(Some(i));
             }
-            if eq(id1 - 1) {
+            let id1 = v & self.id_mask;
+            if v & !self.id_mask == tag && id1 > 0 && eq(id1 - 1) {
                 return Ok(id1 - 1);
             }
             i += 1;
@@ -276,7 +297,10 @@ impl Builder {
             return None;
         }
         let id = u32::try_from(self.ends.len()).ok()?;
-        *self.index.slots.get_mut(slot)? = id.checked_add(1)?;
+        let v = self
+            .index
+            .slot_value(hash_bytes(self.index.seed, name), id)?;
+        *self.index.slots.get_mut(slot)? = v;
         self.used += 1;
         self.ends.push(Ends {
             name: at,
