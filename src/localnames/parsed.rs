@@ -6,6 +6,8 @@
 //! byte, the address (4 or 16 bytes), the expiry (8 bytes, only when there is
 //! one), the name length and the lowercased name. A hosts line
 //! `172.16.0.5 host5` costs 11 bytes instead of a 40-byte struct plus the name.
+//! A record with the same address as the one before it (the other names of
+//! a hosts line) leaves the address out.
 //! Records are read back in file order by [`Parsed::iter`]; the rare
 //! rewrites (odhcpd lease times, ISC blocks replaced later in the file)
 //! re-encode the vector once at the end of the parse.
@@ -26,6 +28,8 @@ const F_V6: u8 = 1;
 const F_CANON: u8 = 2;
 /// Flag bit: an 8-byte little-endian expiry follows the address (else [`NEVER`]).
 const F_EXP: u8 = 4;
+/// Flag bit: the address is the previous record's and is not stored again.
+const F_SAME: u8 = 8;
 
 /// One record read back from a [`Parsed`] (the name is handed out beside it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,6 +52,8 @@ pub(crate) struct Parsed {
     count: u32,
     /// Malformed lines / entries skipped (already logged, capped).
     pub bad: u32,
+    /// The address of the last record appended.
+    last: Option<IpAddr>,
 }
 
 impl Parsed {
@@ -82,7 +88,9 @@ impl Parsed {
             },
             name,
             true,
+            self.last,
         );
+        self.last = Some(addr);
         self.count = count;
         true
     }
@@ -95,10 +103,7 @@ impl Parsed {
 
     /// The records in file order, each with its (lowercased) name.
     pub(crate) fn iter(&self) -> Iter<'_> {
-        Iter {
-            rest: &self.data,
-            at: 0,
-        }
+        Iter::new(&self.data)
     }
 
     /// Keeps only the records for which `keep(index, record)` is true.
@@ -121,12 +126,15 @@ impl Parsed {
         let old = std::mem::take(&mut self.data);
         let mut data = Vec::with_capacity(old.len());
         let mut count = 0u32;
-        for (i, (r, name)) in (Iter { rest: &old, at: 0 }).enumerate() {
+        let mut last = None;
+        for (i, (r, name)) in Iter::new(&old).enumerate() {
             if let Some(n) = f(i, &r) {
-                append(&mut data, n, name, false);
+                append(&mut data, n, name, false, last);
+                last = Some(n.addr);
                 count = count.saturating_add(1);
             }
         }
+        self.last = last;
         self.data = Rc::new(data);
         self.count = count;
     }
@@ -139,8 +147,10 @@ impl Parsed {
     }
 }
 
-/// Appends one record (`name` valid; lowercased here if `lower`).
-fn append(data: &mut Vec<u8>, r: Rec, name: &[u8], lower: bool) {
+/// Appends one record (`name` valid; lowercased here if `lower`) after a
+/// record for address `prev`.
+fn append(data: &mut Vec<u8>, r: Rec, name: &[u8], lower: bool, prev: Option<IpAddr>) {
+    let same = prev == Some(r.addr);
     let mut flags = 0u8;
     if r.addr.is_ipv6() {
         flags |= F_V6;
@@ -151,8 +161,12 @@ fn append(data: &mut Vec<u8>, r: Rec, name: &[u8], lower: bool) {
     if r.exp != NEVER {
         flags |= F_EXP;
     }
+    if same {
+        flags |= F_SAME;
+    }
     data.push(flags);
     match r.addr {
+        _ if same => {}
         IpAddr::V4(a) => data.extend_from_slice(&a.octets()),
         IpAddr::V6(a) => data.extend_from_slice(&a.octets()),
     }
@@ -179,9 +193,19 @@ pub(crate) struct Iter<'a> {
     rest: &'a [u8],
     /// Offset of `rest` in the whole record bytes.
     at: usize,
+    /// The previous record's address.
+    prev: Option<IpAddr>,
 }
 
 impl<'a> Iter<'a> {
+    fn new(data: &'a [u8]) -> Self {
+        Iter {
+            rest: data,
+            at: 0,
+            prev: None,
+        }
+    }
+
     /// The next record, its name, and the offset of the name's length byte
     /// (for [`name_at`]).
     pub(crate) fn next_at(&mut self) -> Option<(Rec, &'a [u8], usize)> {
@@ -207,7 +231,9 @@ impl<'a> Iterator for Iter<'a> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let (&flags, rest) = self.rest.split_first()?;
-        let (addr, rest) = if flags & F_V6 != 0 {
+        let (addr, rest) = if flags & F_SAME != 0 {
+            (self.prev?, rest)
+        } else if flags & F_V6 != 0 {
             let (a, rest) = take::<16>(rest)?;
             (IpAddr::V6(Ipv6Addr::from(a)), rest)
         } else {
@@ -223,6 +249,7 @@ impl<'a> Iterator for Iter<'a> {
         let (&len, rest) = rest.split_first()?;
         let name = rest.get(..usize::from(len))?;
         self.rest = rest.get(usize::from(len)..).unwrap_or(&[]);
+        self.prev = Some(addr);
         Some((
             Rec {
                 canonical: flags & F_CANON != 0,
