@@ -143,11 +143,11 @@ fn bench_shape_bytes_per_name() {
     let _ = std::fs::remove_file(&hosts_path);
     let _ = std::fs::remove_file(&leases_path);
     assert!(
-        load_peak / names <= 56,
+        load_peak / names <= 54,
         "load peak {} B/name",
         load_peak / names
     );
-    assert!(steady / names <= 46, "steady {} B/name", steady / names);
+    assert!(steady / names <= 44, "steady {} B/name", steady / names);
     // A reload holds at most the changed file twice and one table, never two.
     assert!(
         reload_peak * 10 <= steady * 13,

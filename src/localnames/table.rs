@@ -276,6 +276,8 @@ fn find_in(index: &Index, names: &Names, ends: &[Ends], name: &[u8]) -> Result<u
 /// Name interning and record counting during the build.
 struct Builder {
     names: Names,
+    /// Name id of each PTR candidate, in file order.
+    rev_ids: Vec<u32>,
     ends: Vec<Ends>,
     index: Index,
     used: usize,
@@ -353,9 +355,12 @@ impl Builder {
                     self.place(t, qid, &r, true);
                 }
                 if r.canonical {
+                    // The candidate's number for now (see `settle_rev`).
+                    let seq = u32::try_from(self.rev_ids.len()).unwrap_or(u32::MAX);
+                    self.rev_ids.push(id);
                     match r.addr {
-                        IpAddr::V4(a) => t.rev4.push((a, id)),
-                        IpAddr::V6(a) => t.rev6.push((a, id)),
+                        IpAddr::V4(a) => t.rev4.push((a, seq)),
+                        IpAddr::V6(a) => t.rev6.push((a, seq)),
                     }
                 }
             }
@@ -429,6 +434,7 @@ impl Builder {
         }
         t.rev4 = Vec::with_capacity(canon.0);
         t.rev6 = Vec::with_capacity(canon.1);
+        self.rev_ids = Vec::with_capacity(canon.0.saturating_add(canon.1));
     }
 }
 
@@ -476,6 +482,7 @@ impl Table {
         }
         let mut b = Builder {
             names: Names::new(&files),
+            rev_ids: Vec::new(),
             ends: Vec::with_capacity(names),
             index: Index::with_capacity(names),
             used: 0,
@@ -492,12 +499,16 @@ impl Table {
         t.ends = b.ends;
         t.index = b.index;
 
-        // PTR candidates: stable sort by address keeps file order; nothing
-        // after a never-expiring candidate can answer.
+        // PTR candidates: nothing after a never-expiring one can answer.
+        let ids = std::mem::take(&mut b.rev_ids);
         let mut rev4 = std::mem::take(&mut t.rev4);
-        settle_rev(&mut rev4, |a, id| t.exp_of(id, &IpAddr::V4(a)) == NEVER);
+        settle_rev(&mut rev4, &ids, |a, id| {
+            t.exp_of(id, &IpAddr::V4(a)) == NEVER
+        });
         let mut rev6 = std::mem::take(&mut t.rev6);
-        settle_rev(&mut rev6, |a, id| t.exp_of(id, &IpAddr::V6(a)) == NEVER);
+        settle_rev(&mut rev6, &ids, |a, id| {
+            t.exp_of(id, &IpAddr::V6(a)) == NEVER
+        });
         t.rev4 = rev4;
         t.rev6 = rev6;
         t
@@ -654,11 +665,16 @@ fn first_live<A: Ord + Copy>(rev: &[(A, u32)], a: A, live: impl Fn(u32) -> bool)
         .find(|&id| live(id))
 }
 
-/// Sorts PTR candidates by address (stable: priority order kept), drops a
-/// candidate repeating the one before it and everything after a candidate
-/// that `never` expires.
-fn settle_rev<A: Ord + Copy>(rev: &mut Vec<(A, u32)>, never: impl Fn(A, u32) -> bool) {
-    rev.sort_by_key(|x| x.0);
+/// Sorts PTR candidates, `(address, candidate number)` on entry, by address
+/// then number (priority order), turns numbers into name ids (`ids`), and
+/// drops a candidate repeating the one before it and everything after a
+/// candidate that `never` expires. The numbers make the in-place unstable
+/// sort keep file order; a stable sort would need a buffer as large.
+fn settle_rev<A: Ord + Copy>(rev: &mut Vec<(A, u32)>, ids: &[u32], never: impl Fn(A, u32) -> bool) {
+    rev.sort_unstable();
+    for x in rev.iter_mut() {
+        x.1 = ids.get(x.1 as usize).copied().unwrap_or(u32::MAX);
+    }
     let (mut w, mut closed) = (0usize, false);
     for i in 0..rev.len() {
         let Some(&(a, id)) = rev.get(i) else { break };
