@@ -80,9 +80,7 @@ pub(crate) fn parse_names(
     kind: Kind,
 ) -> io::Result<Box<dyn Content>> {
     if kind == Kind::Leases {
-        // The lease format is detected from the whole file (and ISC's spans lines);
-        // lease files are small.
-        return Ok(Box::new(leases::parse(&r.read_all()?, path)));
+        return Ok(Box::new(leases::parse_lines(r, path)?));
     }
     // hosts files can be large: parsed as they are read.
     let mut p = hosts::Parser::new(path);
@@ -461,16 +459,6 @@ impl LineReader {
         }
         self.eof = true;
         self.start = self.end;
-    }
-
-    /// The rest of the file as lines joined by `\n` (for formats parsed whole).
-    pub(crate) fn read_all(&mut self) -> io::Result<Vec<u8>> {
-        let mut out = Vec::new();
-        while let Some((_, line)) = self.next_line()? {
-            out.extend_from_slice(line);
-            out.push(b'\n');
-        }
-        Ok(out)
     }
 
     /// Hash of every line handed out so far.
