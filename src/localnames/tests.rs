@@ -901,7 +901,11 @@ fn random_input_never_panics() {
             buf.push(*alphabet.get(r % alphabet.len()).unwrap_or(&b'x'));
         }
         let _ = super::hosts::parse(&buf, path);
-        let _ = leases::parse(&buf, path);
+        // Read line by line as from a file, a lease file parses as it does whole.
+        let whole = leases::parse(&buf, path);
+        let mut r = watch::LineReader::new(Box::new(std::io::Cursor::new(buf.clone())), path);
+        let streamed = leases::parse_lines(&mut r, path).expect("reading from memory");
+        assert_eq!(streamed, whole, "round {round}");
         let _ = leases::parse_dnsmasq(&buf, path);
         let _ = leases::parse_isc(&buf, path);
         let _ = parse_ptr_name(&buf);
