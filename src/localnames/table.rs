@@ -671,7 +671,7 @@ fn first_live<A: Ord + Copy>(rev: &[(A, u32)], a: A, live: impl Fn(u32) -> bool)
 /// candidate that `never` expires. The numbers make the in-place unstable
 /// sort keep file order; a stable sort would need a buffer as large.
 fn settle_rev<A: Ord + Copy>(rev: &mut Vec<(A, u32)>, ids: &[u32], never: impl Fn(A, u32) -> bool) {
-    heapsort(rev);
+    rev.sort_unstable();
     for x in rev.iter_mut() {
         x.1 = ids.get(x.1 as usize).copied().unwrap_or(u32::MAX);
     }
@@ -691,38 +691,6 @@ fn settle_rev<A: Ord + Copy>(rev: &mut Vec<(A, u32)>, ids: &[u32], never: impl F
     }
     rev.truncate(w);
     rev.shrink_to_fit();
-}
-
-/// In-place heapsort: no buffer, O(n log n) on any input, and far less
-/// code than the standard library's sorts (two instantiations here, on the
-/// router binary's size budget).
-fn heapsort<T: Ord + Copy>(v: &mut [T]) {
-    let n = v.len();
-    for root in (0..n / 2).rev() {
-        sift_down(v, root, n);
-    }
-    for end in (1..n).rev() {
-        v.swap(0, end);
-        sift_down(v, 0, end);
-    }
-}
-
-/// Moves `v[root]` down the max-heap `v[..end]` to its place.
-fn sift_down<T: Ord + Copy>(v: &mut [T], mut root: usize, end: usize) {
-    loop {
-        let mut child = 2 * root + 1;
-        if child >= end {
-            return;
-        }
-        if child + 1 < end && v.get(child) < v.get(child + 1) {
-            child += 1;
-        }
-        if v.get(root) >= v.get(child) {
-            return;
-        }
-        v.swap(root, child);
-        root = child;
-    }
 }
 
 /// Dedupes and orders one name's addresses of one family (`r` of
@@ -800,26 +768,4 @@ fn live<'a, T>(addrs: &'a [T], exps: &[u64], r: Range<usize>, now: u64) -> &'a [
     }
     let n = exps.get(r).map_or(0, |e| e.partition_point(|&x| x > now));
     a.get(..n).unwrap_or(&[])
-}
-
-#[cfg(test)]
-mod sort_tests {
-    #[test]
-    fn heapsort_matches_the_standard_sort() {
-        let mut x = 0x2545_f491_4f6c_dd1du64;
-        for len in [0usize, 1, 2, 3, 7, 64, 1000] {
-            let mut v: Vec<(u8, u32)> = (0..len)
-                .map(|i| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    ((x % 7) as u8, i as u32)
-                })
-                .collect();
-            let mut want = v.clone();
-            want.sort();
-            super::heapsort(&mut v);
-            assert_eq!(v, want, "length {len}");
-        }
-    }
 }
