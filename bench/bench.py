@@ -699,6 +699,7 @@ forward-zone:
             r = run_dnsperf(w, f"{srv}-local", port, f"{w}/local.txt", 100000, p["local_secs"], 100)
             c1 = cpu_seconds(proc.pid)
             hwm = vm_kib(proc.pid, "VmHWM")
+            steady = vm_kib(proc.pid, "VmRSS")
             reload = self.local_reload(proc, port) if srv == "dproxy" else None
         finally:
             self.procs.stop(proc)
@@ -707,6 +708,7 @@ forward-zone:
         self.put("local names", "QPS", srv, r["qps"])
         self.put("local names", "server CPU µs/query", srv, (c1 - c0) / max(r["completed"], 1) * 1e6)
         self.put("local names", "peak RSS (MiB)", srv, hwm / 1024)
+        self.put("local names", "steady RSS after the queries (MiB)", srv, steady / 1024)
         bad = {k2: v for k2, v in r["rcodes"].items() if k2 != "NOERROR"}
         if bad:
             self.notes.append(f"{srv} local names: non-NOERROR answers {bad}")

@@ -201,7 +201,7 @@ impl Server {
         if qtype == rtype::PTR {
             if let Some(ip) = parse_ptr_name(lower) {
                 if let Some(name) = self.local.lookup_addr(ip, now) {
-                    if let Ok(n) = NameBuf::from_dotted(&String::from_utf8_lossy(name)) {
+                    if let Ok(n) = NameBuf::from_dotted(&String::from_utf8_lossy(&name)) {
                         return Local::Data(vec![(rtype::PTR, n.as_bytes().to_vec())]);
                     }
                 }

@@ -10,6 +10,7 @@
 //! lookup time, so a lease that runs out mid-run stops answering without a
 //! reload.
 
+use std::io;
 use std::net::IpAddr;
 use std::path::Path;
 
@@ -17,6 +18,7 @@ use super::hosts;
 use super::parsed::Parsed;
 use super::syntax::{clip, fields, lease_label, lines, parse_ip, parse_u64, trim_start, Warner};
 use super::table::NEVER;
+use super::watch::LineReader;
 
 /// Lease-file flavours.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,36 +53,119 @@ const ISC_WORDS: &[&[u8]] = &[
 /// skipped; a file with nothing decisive is treated as hosts-style.
 pub(crate) fn detect(data: &[u8]) -> Format {
     let mut scratch = Vec::new();
-    for (_, line) in lines(data) {
-        let t = trim_start(line);
-        if let Some(c) = t.strip_prefix(b"#") {
-            scratch.clear();
-            if hosts::odhcpd_state_line(c, &mut scratch) {
-                return Format::Hosts;
-            }
-            continue;
-        }
-        let Some(first) = fields(t).next() else {
-            continue;
-        };
-        if first == b"duid" || parse_u64(first).is_some() {
-            return Format::Dnsmasq;
-        }
-        if ISC_WORDS.contains(&first) || first.contains(&b'{') {
-            return Format::Isc;
-        }
-        // An address (odhcpd hostsfile) or anything unrecognised.
-        return Format::Hosts;
+    lines(data)
+        .find_map(|(_, line)| line_format(line, &mut scratch))
+        .unwrap_or(Format::Hosts)
+}
+
+/// The format a line decides, `None` for a comment or blank line that does not.
+fn line_format(line: &[u8], scratch: &mut Vec<(IpAddr, u64)>) -> Option<Format> {
+    let t = trim_start(line);
+    if let Some(c) = t.strip_prefix(b"#") {
+        scratch.clear();
+        return hosts::odhcpd_state_line(c, scratch).then_some(Format::Hosts);
     }
-    Format::Hosts
+    let first = fields(t).next()?;
+    if first == b"duid" || parse_u64(first).is_some() {
+        return Some(Format::Dnsmasq);
+    }
+    if ISC_WORDS.contains(&first) || first.contains(&b'{') {
+        return Some(Format::Isc);
+    }
+    // An address (odhcpd hostsfile) or anything unrecognised.
+    Some(Format::Hosts)
 }
 
 /// Parses a lease file of any supported format.
+#[allow(dead_code)]
 pub(crate) fn parse(data: &[u8], path: &Path) -> Parsed {
     match detect(data) {
         Format::Dnsmasq => parse_dnsmasq(data, path),
         Format::Isc => parse_isc(data, path),
         Format::Hosts => hosts::parse(data, path),
+    }
+}
+
+/// Parses a lease file as it is read, line by line: the first decisive line
+/// sets the format (the lines before it are comments and blanks, which no
+/// format uses). dnsmasq and hosts-style files are parsed line by line; an
+/// ISC file, whose statements span lines, is gathered and parsed whole.
+pub(crate) fn parse_lines(r: &mut LineReader, path: &Path) -> io::Result<Parsed> {
+    let mut scratch = Vec::new();
+    let mut format = None;
+    let mut isc = Vec::new();
+    let mut hp = None;
+    let mut dp = Parsed::default();
+    let mut w = Warner::new(path);
+    while let Some((n, line)) = r.next_line()? {
+        let f = match format {
+            Some(f) => f,
+            None => {
+                let Some(f) = line_format(line, &mut scratch) else {
+                    continue;
+                };
+                format = Some(f);
+                if f == Format::Isc {
+                    // Blank lines in place of the skipped ones keep the line numbers.
+                    isc.resize(n.saturating_sub(1), b'\n');
+                }
+                f
+            }
+        };
+        match f {
+            Format::Dnsmasq => dnsmasq_line(&mut dp, &mut w, n, line),
+            Format::Hosts => hp
+                .get_or_insert_with(|| hosts::Parser::new(path))
+                .line(n, line),
+            Format::Isc => {
+                isc.extend_from_slice(line);
+                isc.push(b'\n');
+            }
+        }
+    }
+    Ok(match format {
+        Some(Format::Isc) => parse_isc(&isc, path),
+        Some(Format::Hosts) => hp.map_or_else(Parsed::default, |h| h.finish()),
+        _ => {
+            dp.shrink();
+            dp.bad = w.finish();
+            dp
+        }
+    })
+}
+
+/// One line of a dnsmasq lease file (see [`parse_dnsmasq`]).
+fn dnsmasq_line(p: &mut Parsed, w: &mut Warner, lineno: usize, line: &[u8]) {
+    let mut f = fields(line);
+    let Some(first) = f.next() else { return };
+    if first == b"duid" || first.starts_with(b"#") {
+        return;
+    }
+    let (Some(exp), Some(_id), Some(ip), Some(host)) =
+        (parse_u64(first), f.next(), f.next(), f.next())
+    else {
+        w.warn(lineno, format_args!("malformed dnsmasq lease line skipped"));
+        return;
+    };
+    let Some(addr) = parse_ip(ip) else {
+        w.warn(
+            lineno,
+            format_args!("bad lease address skipped: {}", clip(ip, 64).escape_ascii()),
+        );
+        return;
+    };
+    if host == b"*" {
+        return;
+    }
+    let exp = if exp == 0 { NEVER } else { exp };
+    if !p.push(lease_label(host), addr, exp, true) {
+        w.warn(
+            lineno,
+            format_args!(
+                "invalid lease host name skipped: {}",
+                clip(host, 64).escape_ascii()
+            ),
+        );
     }
 }
 
@@ -91,37 +176,7 @@ pub(crate) fn parse_dnsmasq(data: &[u8], path: &Path) -> Parsed {
     let mut p = Parsed::default();
     let mut w = Warner::new(path);
     for (lineno, line) in lines(data) {
-        let mut f = fields(line);
-        let Some(first) = f.next() else { continue };
-        if first == b"duid" || first.starts_with(b"#") {
-            continue;
-        }
-        let (Some(exp), Some(_id), Some(ip), Some(host)) =
-            (parse_u64(first), f.next(), f.next(), f.next())
-        else {
-            w.warn(lineno, format_args!("malformed dnsmasq lease line skipped"));
-            continue;
-        };
-        let Some(addr) = parse_ip(ip) else {
-            w.warn(
-                lineno,
-                format_args!("bad lease address skipped: {}", clip(ip, 64).escape_ascii()),
-            );
-            continue;
-        };
-        if host == b"*" {
-            continue;
-        }
-        let exp = if exp == 0 { NEVER } else { exp };
-        if !p.push(lease_label(host), addr, exp, true) {
-            w.warn(
-                lineno,
-                format_args!(
-                    "invalid lease host name skipped: {}",
-                    clip(host, 64).escape_ascii()
-                ),
-            );
-        }
+        dnsmasq_line(&mut p, &mut w, lineno, line);
     }
     p.shrink();
     p.bad = w.finish();

@@ -43,6 +43,7 @@ pub(crate) mod watch;
 #[cfg(test)]
 mod tests;
 
+use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
@@ -125,12 +126,22 @@ impl Layer {
     /// Returns true if the table was rebuilt.
     fn update(&mut self, force: bool, domain: Option<&[u8]>, now: u64) -> bool {
         let mut changed = false;
+        // A file about to be parsed again frees the table first (nothing is
+        // looked up during the update), so a reload holds neither two
+        // tables nor the new file's records next to the old table.
+        let mut dropped = false;
+        let table = &mut self.table;
+        let mut free_table = || {
+            if !dropped {
+                *table = Table::default();
+                dropped = true;
+            }
+        };
         for s in &mut self.sources {
-            changed |= s.refresh(force);
+            changed |= s.refresh_then(force, &mut free_table);
         }
-        if changed || force || now >= self.table.next_expiry() {
-            // The old table goes first: nothing is looked up during the
-            // build, and a reload then never holds two tables at once.
+        if changed || force || dropped || now >= self.table.next_expiry() {
+            // The old table goes first: a rebuild never holds two tables at once.
             self.table = Table::default();
             self.table = Table::build(
                 self.sources.iter().flat_map(|s| s.parsed::<Parsed>()),
@@ -202,24 +213,26 @@ impl LocalNames {
     /// local name (or all its leases have expired).
     pub fn lookup_name(&self, qname_lower: &[u8], now_wall: u64) -> Option<NameAnswer<'_>> {
         let q = qname_lower.strip_suffix(b".").unwrap_or(qname_lower);
+        let d = self.domain.as_deref();
         let (v4, v6) = self
             .hosts
             .table
-            .lookup_name(q, now_wall)
-            .or_else(|| self.leases.table.lookup_name(q, now_wall))?;
+            .lookup_name(q, d, now_wall)
+            .or_else(|| self.leases.table.lookup_name(q, d, now_wall))?;
         Some(NameAnswer { v4, v6 })
     }
 
     /// The PTR target for `ip` valid at `now_wall` (lowercase, no trailing
     /// dot; qualified with the domain when the name has no dot).
-    pub fn lookup_addr(&self, ip: IpAddr, now_wall: u64) -> Option<&[u8]> {
-        if let Some(n) = self.hosts.table.lookup_addr(&ip, now_wall) {
+    pub fn lookup_addr(&self, ip: IpAddr, now_wall: u64) -> Option<Cow<'_, [u8]>> {
+        let d = self.domain.as_deref();
+        if let Some(n) = self.hosts.table.lookup_addr(&ip, d, now_wall) {
             return Some(n);
         }
         // A lease name shadowed by a hosts entry does not resolve back to
         // this address, so it is no PTR answer either.
-        let n = self.leases.table.lookup_addr(&ip, now_wall)?;
-        match self.hosts.table.lookup_name(n, now_wall) {
+        let n = self.leases.table.lookup_addr(&ip, d, now_wall)?;
+        match self.hosts.table.lookup_name(&n, d, now_wall) {
             Some(_) => None,
             None => Some(n),
         }

@@ -6,11 +6,18 @@
 //! byte, the address (4 or 16 bytes), the expiry (8 bytes, only when there is
 //! one), the name length and the lowercased name. A hosts line
 //! `172.16.0.5 host5` costs 11 bytes instead of a 40-byte struct plus the name.
+//! A record with the same address as the one before it (the other names of
+//! a hosts line) leaves the address out.
 //! Records are read back in file order by [`Parsed::iter`]; the rare
 //! rewrites (odhcpd lease times, ISC blocks replaced later in the file)
 //! re-encode the vector once at the end of the parse.
+//!
+//! The bytes are reference-counted: once a file is parsed, the layer's table
+//! holds a second handle on them and refers to its names in place (the
+//! names are stored once, not copied into the table).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::rc::Rc;
 
 /// Expiry value meaning "never expires" (hosts files, infinite leases).
 pub(crate) const NEVER: u64 = u64::MAX;
@@ -21,6 +28,8 @@ const F_V6: u8 = 1;
 const F_CANON: u8 = 2;
 /// Flag bit: an 8-byte little-endian expiry follows the address (else [`NEVER`]).
 const F_EXP: u8 = 4;
+/// Flag bit: the address is the previous record's and is not stored again.
+const F_SAME: u8 = 8;
 
 /// One record read back from a [`Parsed`] (the name is handed out beside it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,12 +45,15 @@ pub(crate) struct Rec {
 /// The result of parsing one file.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Parsed {
-    /// Packed records, back to back (see the module documentation).
-    data: Vec<u8>,
+    /// Packed records, back to back (see the module documentation); only
+    /// changed while the file is parsed (then nothing else holds them).
+    data: Rc<Vec<u8>>,
     /// Number of records in `data`.
     count: u32,
     /// Malformed lines / entries skipped (already logged, capped).
     pub bad: u32,
+    /// The address of the last record appended.
+    last: Option<IpAddr>,
 }
 
 impl Parsed {
@@ -64,7 +76,11 @@ impl Parsed {
         let Ok(count) = u32::try_from(self.len() + 1) else {
             return false;
         };
-        self.append(
+        let Some(data) = Rc::get_mut(&mut self.data) else {
+            return false;
+        };
+        append(
+            data,
             Rec {
                 canonical,
                 addr,
@@ -72,44 +88,22 @@ impl Parsed {
             },
             name,
             true,
+            self.last,
         );
+        self.last = Some(addr);
         self.count = count;
         true
     }
 
-    /// Appends one record (`name` valid; lowercased here if `lower`).
-    fn append(&mut self, r: Rec, name: &[u8], lower: bool) {
-        let mut flags = 0u8;
-        if r.addr.is_ipv6() {
-            flags |= F_V6;
-        }
-        if r.canonical {
-            flags |= F_CANON;
-        }
-        if r.exp != NEVER {
-            flags |= F_EXP;
-        }
-        self.data.push(flags);
-        match r.addr {
-            IpAddr::V4(a) => self.data.extend_from_slice(&a.octets()),
-            IpAddr::V6(a) => self.data.extend_from_slice(&a.octets()),
-        }
-        if r.exp != NEVER {
-            self.data.extend_from_slice(&r.exp.to_le_bytes());
-        }
-        // Valid names are at most 253 bytes.
-        self.data.push(u8::try_from(name.len()).unwrap_or(u8::MAX));
-        if lower {
-            self.data
-                .extend(name.iter().map(|b| b.to_ascii_lowercase()));
-        } else {
-            self.data.extend_from_slice(name);
-        }
+    /// A second handle on the record bytes (for the table, which refers to
+    /// names in them).
+    pub(crate) fn shared(&self) -> Rc<Vec<u8>> {
+        Rc::clone(&self.data)
     }
 
     /// The records in file order, each with its (lowercased) name.
     pub(crate) fn iter(&self) -> Iter<'_> {
-        Iter { rest: &self.data }
+        Iter::new(&self.data)
     }
 
     /// Keeps only the records for which `keep(index, record)` is true.
@@ -130,20 +124,61 @@ impl Parsed {
     /// Re-encodes the records through `f` (`None` drops one).
     fn rewrite(&mut self, mut f: impl FnMut(usize, &Rec) -> Option<Rec>) {
         let old = std::mem::take(&mut self.data);
-        self.data.reserve_exact(old.len());
+        let mut data = Vec::with_capacity(old.len());
         let mut count = 0u32;
-        for (i, (r, name)) in (Iter { rest: &old }).enumerate() {
+        let mut last = None;
+        for (i, (r, name)) in Iter::new(&old).enumerate() {
             if let Some(n) = f(i, &r) {
-                self.append(n, name, false);
+                append(&mut data, n, name, false, last);
+                last = Some(n.addr);
                 count = count.saturating_add(1);
             }
         }
+        self.last = last;
+        self.data = Rc::new(data);
         self.count = count;
     }
 
     /// Gives back the spare capacity of the vector (done once a file is parsed).
     pub(crate) fn shrink(&mut self) {
-        self.data.shrink_to_fit();
+        if let Some(d) = Rc::get_mut(&mut self.data) {
+            d.shrink_to_fit();
+        }
+    }
+}
+
+/// Appends one record (`name` valid; lowercased here if `lower`) after a
+/// record for address `prev`.
+fn append(data: &mut Vec<u8>, r: Rec, name: &[u8], lower: bool, prev: Option<IpAddr>) {
+    let same = prev == Some(r.addr);
+    let mut flags = 0u8;
+    if r.addr.is_ipv6() {
+        flags |= F_V6;
+    }
+    if r.canonical {
+        flags |= F_CANON;
+    }
+    if r.exp != NEVER {
+        flags |= F_EXP;
+    }
+    if same {
+        flags |= F_SAME;
+    }
+    data.push(flags);
+    match r.addr {
+        _ if same => {}
+        IpAddr::V4(a) => data.extend_from_slice(&a.octets()),
+        IpAddr::V6(a) => data.extend_from_slice(&a.octets()),
+    }
+    if r.exp != NEVER {
+        data.extend_from_slice(&r.exp.to_le_bytes());
+    }
+    // Valid names are at most 253 bytes.
+    data.push(u8::try_from(name.len()).unwrap_or(u8::MAX));
+    if lower {
+        data.extend(name.iter().map(|b| b.to_ascii_lowercase()));
+    } else {
+        data.extend_from_slice(name);
     }
 }
 
@@ -156,6 +191,39 @@ fn take<const N: usize>(b: &[u8]) -> Option<([u8; N], &[u8])> {
 /// Reads [`Parsed`] records back in order.
 pub(crate) struct Iter<'a> {
     rest: &'a [u8],
+    /// Offset of `rest` in the whole record bytes.
+    at: usize,
+    /// The previous record's address.
+    prev: Option<IpAddr>,
+}
+
+impl<'a> Iter<'a> {
+    fn new(data: &'a [u8]) -> Self {
+        Iter {
+            rest: data,
+            at: 0,
+            prev: None,
+        }
+    }
+
+    /// The next record, its name, and the offset of the name's length byte
+    /// (for [`name_at`]).
+    pub(crate) fn next_at(&mut self) -> Option<(Rec, &'a [u8], usize)> {
+        let before = self.rest.len();
+        let (r, name) = self.next()?;
+        let len_at = self.at + (before - self.rest.len()) - name.len() - 1;
+        self.at += before - self.rest.len();
+        Some((r, name, len_at))
+    }
+}
+
+/// The name whose length byte is at `at` in a [`Parsed`]'s bytes (empty if
+/// `at` is not one).
+pub(crate) fn name_at(data: &[u8], at: usize) -> &[u8] {
+    let Some(&len) = data.get(at) else {
+        return &[];
+    };
+    data.get(at + 1..at + 1 + usize::from(len)).unwrap_or(&[])
 }
 
 impl<'a> Iterator for Iter<'a> {
@@ -163,7 +231,9 @@ impl<'a> Iterator for Iter<'a> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let (&flags, rest) = self.rest.split_first()?;
-        let (addr, rest) = if flags & F_V6 != 0 {
+        let (addr, rest) = if flags & F_SAME != 0 {
+            (self.prev?, rest)
+        } else if flags & F_V6 != 0 {
             let (a, rest) = take::<16>(rest)?;
             (IpAddr::V6(Ipv6Addr::from(a)), rest)
         } else {
@@ -179,6 +249,7 @@ impl<'a> Iterator for Iter<'a> {
         let (&len, rest) = rest.split_first()?;
         let name = rest.get(..usize::from(len))?;
         self.rest = rest.get(usize::from(len)..).unwrap_or(&[]);
+        self.prev = Some(addr);
         Some((
             Rec {
                 canonical: flags & F_CANON != 0,

@@ -80,9 +80,7 @@ pub(crate) fn parse_names(
     kind: Kind,
 ) -> io::Result<Box<dyn Content>> {
     if kind == Kind::Leases {
-        // The lease format is detected from the whole file (and ISC's spans lines);
-        // lease files are small.
-        return Ok(Box::new(leases::parse(&r.read_all()?, path)));
+        return Ok(Box::new(leases::parse_lines(r, path)?));
     }
     // hosts files can be large: parsed as they are read.
     let mut p = hosts::Parser::new(path);
@@ -227,17 +225,38 @@ impl FileSlot {
     }
 
     /// Re-reads the file if `now_sig` differs from what was read last (or
-    /// `force`). Returns true if the parsed content changed.
-    fn refresh(&mut self, now_sig: Option<Sig>, kind: Kind, parse: ParseFn, force: bool) -> bool {
+    /// `force`). Returns true if the parsed content changed. When the bytes
+    /// differ, what was parsed before is freed and `before_parse` called
+    /// before the new parse, so the old and the new content are never held
+    /// together.
+    fn refresh(
+        &mut self,
+        now_sig: Option<Sig>,
+        kind: Kind,
+        parse: ParseFn,
+        force: bool,
+        before_parse: &mut dyn FnMut(),
+    ) -> bool {
         if !force && !self.racy && now_sig == self.sig {
             return false;
         }
+        let mut had = false;
         let (parsed, sig) = match now_sig {
             None => {
                 self.digest = None;
                 (None, None)
             }
-            Some(_) => match read_parsed(&self.path, kind, parse, self.digest.filter(|_| !force)) {
+            Some(_) => match read_parsed(
+                &self.path,
+                kind,
+                parse,
+                self.digest.filter(|_| !force),
+                &mut || {
+                    had |= !held_empty(&self.parsed);
+                    self.parsed = None;
+                    before_parse();
+                },
+            ) {
                 Err(e) if denied(&e) => {
                     // Checked again on the next poll (the signature stays unknown).
                     self.deny();
@@ -276,7 +295,7 @@ impl FileSlot {
             s.mtime >= now.saturating_sub(RACY_SECS) && s.mtime <= now
         });
         self.sig = sig;
-        let changed = !held_same(&parsed, &self.parsed);
+        let changed = had || !held_same(&parsed, &self.parsed);
         // Replaced even when the same: the old content is freed before a next read.
         self.parsed = parsed;
         changed
@@ -300,7 +319,13 @@ enum Outcome {
 
 /// Reads and parses a file. With `known`, the file is first only hashed (no parse and
 /// no warnings if it still has that digest).
-fn read_parsed(path: &Path, kind: Kind, parse: ParseFn, known: Option<u64>) -> io::Result<Outcome> {
+fn read_parsed(
+    path: &Path,
+    kind: Kind,
+    parse: ParseFn,
+    known: Option<u64>,
+    before_parse: &mut dyn FnMut(),
+) -> io::Result<Outcome> {
     if let Some(d) = known {
         let (mut r, sig) = LineReader::open(path)?;
         r.quiet = true;
@@ -310,6 +335,7 @@ fn read_parsed(path: &Path, kind: Kind, parse: ParseFn, known: Option<u64>) -> i
         }
     }
     let (mut r, sig) = LineReader::open(path)?;
+    before_parse();
     let p = parse(&mut r, path, kind)?;
     while r.next_line()?.is_some() {}
     Ok(Outcome::New(p, r.digest(), sig))
@@ -435,16 +461,6 @@ impl LineReader {
         self.start = self.end;
     }
 
-    /// The rest of the file as lines joined by `\n` (for formats parsed whole).
-    pub(crate) fn read_all(&mut self) -> io::Result<Vec<u8>> {
-        let mut out = Vec::new();
-        while let Some((_, line)) = self.next_line()? {
-            out.extend_from_slice(line);
-            out.push(b'\n');
-        }
-        Ok(out)
-    }
-
     /// Hash of every line handed out so far.
     fn digest(&self) -> u64 {
         self.hash
@@ -483,6 +499,13 @@ impl Source {
     /// Checks the source and re-reads what changed (everything if `force`).
     /// Returns true if any parsed content changed.
     pub(crate) fn refresh(&mut self, force: bool) -> bool {
+        self.refresh_then(force, &mut || {})
+    }
+
+    /// [`refresh`](Self::refresh), calling `before_parse` before a file is
+    /// parsed again (its old content already freed): the caller can free what
+    /// it built from the old content first.
+    pub(crate) fn refresh_then(&mut self, force: bool, before_parse: &mut dyn FnMut()) -> bool {
         let (kind, parse) = (self.kind, self.parse);
         let st = stat(&self.path);
         if st == Stat::Denied {
@@ -560,7 +583,7 @@ impl Source {
                             continue;
                         }
                     };
-                    changed |= slot.refresh(s, kind, parse, force);
+                    changed |= slot.refresh(s, kind, parse, force, before_parse);
                 }
                 // A directory we could not list is listed again on the next poll.
                 let sig = if self.denied {
@@ -576,11 +599,11 @@ impl Source {
                     let had = !self.is_empty();
                     self.state = State::File(FileSlot::new(self.path.clone()));
                     if let State::File(slot) = &mut self.state {
-                        return slot.refresh(Some(sig), kind, parse, true) | had;
+                        return slot.refresh(Some(sig), kind, parse, true, before_parse) | had;
                     }
                 }
                 match &mut self.state {
-                    State::File(slot) => slot.refresh(Some(sig), kind, parse, force),
+                    State::File(slot) => slot.refresh(Some(sig), kind, parse, force, before_parse),
                     _ => false,
                 }
             }
