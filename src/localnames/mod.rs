@@ -44,8 +44,9 @@ pub(crate) mod watch;
 mod tests;
 
 use std::borrow::Cow;
+use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub use reverse::{is_private_reverse, parse_ptr_name};
 // Optional helpers below carry `allow(dead_code)`/`allow(unused_imports)`: the
@@ -55,7 +56,7 @@ pub use reverse::reverse_name;
 
 use parsed::Parsed;
 use table::{Table, NEVER};
-use watch::{parse_names, Kind, Source};
+use watch::{Content, Kind, LineReader, Source};
 
 /// Which files to read, and the local domain.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -275,4 +276,18 @@ impl LocalNames {
             .min(self.leases.table.next_expiry());
         (e != NEVER).then_some(e)
     }
+}
+
+/// The [`watch::ParseFn`] of hosts and lease files (here, not in `watch`, which
+/// knows no file format).
+fn parse_names(r: &mut LineReader, path: &Path, kind: Kind) -> io::Result<Box<dyn Content>> {
+    if kind == Kind::Leases {
+        return Ok(Box::new(leases::parse_lines(r, path)?));
+    }
+    // hosts files can be large: parsed as they are read.
+    let mut p = hosts::Parser::new(path);
+    while let Some((n, line)) = r.next_line()? {
+        p.line(n, line);
+    }
+    Ok(Box::new(p.finish()))
 }

@@ -36,7 +36,6 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::parsed::Parsed;
-use super::{hosts, leases};
 
 /// What one file of a source was parsed into.
 pub(crate) trait Content: Any + std::fmt::Debug {
@@ -71,23 +70,6 @@ impl Content for Parsed {
     fn as_any(&self) -> &dyn Any {
         self
     }
-}
-
-/// The [`ParseFn`] of hosts and lease files.
-pub(crate) fn parse_names(
-    r: &mut LineReader,
-    path: &Path,
-    kind: Kind,
-) -> io::Result<Box<dyn Content>> {
-    if kind == Kind::Leases {
-        return Ok(Box::new(leases::parse_lines(r, path)?));
-    }
-    // hosts files can be large: parsed as they are read.
-    let mut p = hosts::Parser::new(path);
-    while let Some((n, line)) = r.next_line()? {
-        p.line(n, line);
-    }
-    Ok(Box::new(p.finish()))
 }
 
 /// What a file holds: nothing (missing, unreadable, not read yet) or what it was parsed into.

@@ -232,7 +232,12 @@ fn tls_connection_socket_has_nodelay() {
     assert!(made.status.success(), "openssl: {made:?}");
     let roots = std::sync::Arc::new(crate::tls::load_roots(&ca).unwrap());
     let _ = std::fs::remove_dir_all(&dir);
-    let config = crate::tls::client_config(roots, Vec::new()).unwrap();
+    let config = crate::tls::client_config(
+        roots,
+        Vec::new(),
+        crate::clock_trust::ClockTrust { synced: true },
+    )
+    .unwrap();
     let c = tls::Channel::connect(addr, config, "dot.test", std::time::Instant::now()).unwrap();
     assert!(c.stream.nodelay().unwrap());
 }
