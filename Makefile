@@ -42,9 +42,11 @@ deps:
 
 lint: rust
 	$(CARGO) fmt --check
-	$(CARGO) clippy --all-targets -- -D warnings
-	@# The release profile aborts on panic, which compiles other code (src/uci_guard.rs).
-	$(CARGO) clippy --release -- -D warnings
+	@# One pass for what `clippy --all-targets` and `clippy --release` check: the
+	@# test-release profile (Cargo.toml) aborts on panic like the release profile, which
+	@# compiles other code (src/uci_guard.rs), while the test targets are built with
+	@# unwinding; its build scripts' output is shared with `make test-unit`.
+	$(CARGO) clippy --profile test-release --all-targets -- -D warnings
 	@# Layering: no I/O, clock or CSPRNG in src/core/, no import cycles (and the check's own test).
 	python3 scripts/check-layers.py
 	sh scripts/check-layers-selftest.sh
