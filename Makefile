@@ -43,10 +43,9 @@ deps:
 lint: rust
 	$(CARGO) fmt --check
 	@# One pass for what `clippy --all-targets` and `clippy --release` check: the
-	@# test-release profile (Cargo.toml) aborts on panic like the release profile, which
-	@# compiles other code (src/uci_guard.rs), while the test targets are built with
-	@# unwinding; its build scripts' output is shared with `make test-unit`.
-	$(CARGO) clippy --profile test-release --all-targets -- -D warnings
+	@# library and binary with the release profile, which aborts on panic and so
+	@# compiles other code (src/uci_guard.rs), and the test targets (always unwinding).
+	$(CARGO) clippy --release --all-targets -- -D warnings
 	@# Layering: no I/O, clock or CSPRNG in src/core/, no import cycles (and the check's own test).
 	python3 scripts/check-layers.py
 	sh scripts/check-layers-selftest.sh

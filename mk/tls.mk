@@ -16,7 +16,7 @@ build-full: rust
 
 test-tls: deps rust
 	@# One pass for both profiles, as in `make lint`.
-	$(CARGO) clippy --profile test-release --all-targets --features full -- -D warnings
+	$(CARGO) clippy --release --all-targets --features full -- -D warnings
 	@# The test-release profile (Cargo.toml): release code without fat LTO.
 	$(CARGO) test --profile test-release --features full --lib --test dot_core --test dot_servers \
 	    --test config_encrypted --test dnssec_core --test dnssec_denial \
