@@ -42,9 +42,10 @@ deps:
 
 lint: rust
 	$(CARGO) fmt --check
-	$(CARGO) clippy --all-targets -- -D warnings
-	@# The release profile aborts on panic, which compiles other code (src/uci_guard.rs).
-	$(CARGO) clippy --release -- -D warnings
+	@# One pass for what `clippy --all-targets` and `clippy --release` check: the
+	@# library and binary with the release profile, which aborts on panic and so
+	@# compiles other code (src/uci_guard.rs), and the test targets (always unwinding).
+	$(CARGO) clippy --release --all-targets -- -D warnings
 	@# Layering: no I/O, clock or CSPRNG in src/core/, no import cycles (and the check's own test).
 	python3 scripts/check-layers.py
 	sh scripts/check-layers-selftest.sh

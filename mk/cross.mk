@@ -11,9 +11,10 @@
 #   make size          sizes of every built binary; fails if mips > 400 KB, or
 #                      if a full mips binary was built and is over 1.1 MiB
 #   make test-cross    cross-test for mips and armv7, then the size check; `make
-#                      test` runs its parts in two lanes side by side:
-#                      test-cross-mips, and cross-full-mips then test-cross-armv7
-#                      (the size check ends test-openwrt-ipk)
+#                      test` runs its parts in two lanes side by side, one per
+#                      target: test-cross-mips then cross-full-mips, and
+#                      test-cross-armv7 then cross-full-armv7 (the size check
+#                      ends test-openwrt-ipk)
 #
 # Debian's Rust 1.96 (rustc-web, cargo-web, rust-web-src) builds std from
 # source with -Zbuild-std; it is called by full path and with its own target
@@ -44,9 +45,10 @@ CROSS_VERSION := $(shell sed -n 's/^version *= *"\(.*\)"/\1/p' $(CURDIR)/Cargo.t
 CROSS_TRIPLES := $(foreach t,$(CROSS_TARGETS),$(CROSS_TRIPLE_$(t)))
 CROSS_TRIPLE = $(CROSS_TRIPLE_$(TARGET))
 CROSS_QEMU = $(CROSS_QEMU_$(TARGET))
-# One target dir per target and feature set: builds of different targets share no
-# lock, so two of them can run side by side (the lanes of `make test`).
-CROSS_DIR = $(CURDIR)/target/cross$(CROSS_VARIANT)/$(TARGET)
+# One target dir per target: builds of different targets share no lock, so two of
+# them can run side by side (the lanes of `make test`). The plain and the full build
+# of a target share it: their std (same flags) is built once, not once per variant.
+CROSS_DIR = $(CURDIR)/target/cross/$(TARGET)
 CROSS_DIST = dist/dproxy$(CROSS_VARIANT)-$(CROSS_VERSION)-$(CROSS_TRIPLE)
 CROSS_FEATURE_ARGS = $(if $(strip $(FEATURES)),--features $(strip $(FEATURES)))
 
@@ -76,7 +78,11 @@ CROSS_TEST_STD := -Zbuild-std
 # good part of that build's time. Panic messages keep their file and line.
 CROSS_TEST_PROFILE := --config profile.test.debug=false --config profile.dev.debug=false \
 	--config profile.test.opt-level=1 --config profile.dev.opt-level=1
-CROSS_TEST_KINDS = $(if $(wildcard src/lib.rs),--lib) --bins
+# The binaries' own tests only when they have any: src/main.rs calls into the
+# library, and a --bins test build compiles the library once more (without cfg(test))
+# to link a test binary that runs nothing.
+CROSS_TEST_BIN_SRC := $(shell grep -rlE --include='*.rs' '^[[:space:]]*(pub[[:space:]]+)?mod[[:space:]]|\#\[(test|cfg\(test\))\]' src/main.rs src/bin 2>/dev/null)
+CROSS_TEST_KINDS = $(if $(wildcard src/lib.rs),--lib) $(if $(or $(CROSS_TEST_BIN_SRC),$(if $(wildcard src/lib.rs),,none)),--bins)
 # Unit tests skipped per target. On mips (big-endian) under qemu-user,
 # musl's getifaddrs() never returns: qemu's netlink translation gives the
 # guest an attribute of length 0 (a plain C program hangs the same way).
@@ -183,16 +189,15 @@ cross-test-dot: cross-check-target
 	python3 tests/cross/dot_check.py --bin dist/dproxy-full-$(CROSS_VERSION)-$(CROSS_TRIPLE) \
 	    $(if $(CROSS_QEMU),--runner $(CROSS_QEMU))
 
-# The full mips binary (the dproxy-full .ipk, its size budget, its DoT check), built
-# early in the second cross lane so that it is ready when test-openwrt-ipk wants it.
+# The full mips binary (the dproxy-full .ipk, its size budget, its DoT check). Each
+# cross lane of `make test` holds one target, so the full build follows the plain one
+# in the same target dir and reuses its std; test-openwrt-ipk comes after it.
 cross-full-mips:
 	@$(MAKE) --no-print-directory cross-test-dot TARGET=mips
 
-TEST_SETUP += cross-setup
-# The full armv7 binary's DoT check sits in the first cross lane: that lane has less
-# to build than the second, which builds the full mips binary and the armv7 tests.
 cross-full-armv7:
 	@$(MAKE) --no-print-directory cross-test-dot TARGET=armv7
 
-TEST_CROSS_PARTS += test-cross-mips cross-full-armv7
-TEST_CROSS2_PARTS += cross-full-mips test-cross-armv7
+TEST_SETUP += cross-setup
+TEST_CROSS_PARTS += test-cross-mips cross-full-mips
+TEST_CROSS2_PARTS += test-cross-armv7 cross-full-armv7

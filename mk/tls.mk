@@ -17,8 +17,8 @@ build-full: rust
 	$(CARGO) build --release --features full
 
 test-tls: deps rust
-	$(CARGO) clippy --all-targets --features full -- -D warnings
-	$(CARGO) clippy --release --features full -- -D warnings
+	@# One pass for both profiles, as in `make lint`.
+	$(CARGO) clippy --release --all-targets --features full -- -D warnings
 	@# The test-release profile (Cargo.toml): release code without fat LTO.
 	$(CARGO) test --profile test-release --features full --lib --test dot_core --test dot_servers \
 	    --test config_encrypted --test dnssec_core --test dnssec_denial --test dnssec_chain \
