@@ -170,7 +170,7 @@ return view.extend({
 
 		// --- Upstream servers
 		o = s.taboption('upstream', form.DynamicList, 'server', _('Servers'),
-			_('Upstream servers (port 53 unless given). When none is given, the servers in the resolv file are used. dproxy-full also takes DNS over TLS servers: tls://1.1.1.1#cloudflare-dns.com (port 853 unless given; after # the name the server\'s certificate must carry).'));
+			_('Upstream servers (port 53 unless given). When none is given, the servers in the resolv file are used. dproxy-full also takes DNS over TLS servers: tls://1.1.1.1#cloudflare-dns.com (port 853 unless given; after # the name the server\'s certificate must carry), and DNS over HTTPS servers by URL: https://dns.quad9.net/dns-query#9.9.9.9 (after # the address to connect to; without it the name is resolved through the bootstrap servers).'));
 		o.validate = validateServer;
 
 		o = s.taboption('upstream', form.Value, 'resolvfile', _('Resolv file'),
@@ -196,6 +196,9 @@ return view.extend({
 
 		s.taboption('upstream', form.DynamicList, 'tls_pin', _('Key pins (dproxy-full)'),
 			_('NAME sha256/BASE64: the public key the encrypted server of that name must have.'));
+
+		s.taboption('upstream', form.Flag, 'allow_plain_fallback', _('Plain fallback (dproxy-full)'),
+			_('Let plain servers listed next to encrypted ones answer when every encrypted server failed a query. Whoever can block the encrypted servers can then read and answer those queries: leave it off unless resolving matters more than privacy.'));
 
 		// --- Cache
 		o = s.taboption('cache', form.Value, 'cache_size', _('Cache size (KiB)'),
