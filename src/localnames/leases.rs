@@ -93,7 +93,7 @@ pub(crate) fn parse(data: &[u8], path: &Path) -> Parsed {
 pub(crate) fn parse_lines(r: &mut LineReader, path: &Path) -> io::Result<Parsed> {
     let mut scratch = Vec::new();
     let mut format = None;
-    let mut isc = None;
+    let mut isc = IscParser::new(path);
     let mut hp = None;
     let mut dp = Parsed::default();
     let mut w = Warner::new(path);
@@ -113,13 +113,11 @@ pub(crate) fn parse_lines(r: &mut LineReader, path: &Path) -> io::Result<Parsed>
             Format::Hosts => hp
                 .get_or_insert_with(|| hosts::Parser::new(path))
                 .line(n, line),
-            Format::Isc => isc
-                .get_or_insert_with(|| IscParser::new(path))
-                .line(n, line),
+            Format::Isc => isc.line(n, line),
         }
     }
     Ok(match format {
-        Some(Format::Isc) => isc.map_or_else(Parsed::default, |i| i.finish()),
+        Some(Format::Isc) => isc.finish(),
         Some(Format::Hosts) => hp.map_or_else(Parsed::default, |h| h.finish()),
         _ => {
             dp.shrink();
@@ -419,9 +417,8 @@ impl<'a> IscParser<'a> {
 
     /// Parses the chunk gathered so far and empties it.
     fn parse_chunk(&mut self) {
-        let chunk = std::mem::take(&mut self.chunk);
         let mut lx = Lexer {
-            data: &chunk,
+            data: &self.chunk,
             pos: 0,
             line: self.first,
         };
@@ -485,7 +482,6 @@ impl<'a> IscParser<'a> {
             }
         }
         // The buffer is kept for the next chunk.
-        self.chunk = chunk;
         self.chunk.clear();
     }
 
