@@ -89,11 +89,11 @@ pub(crate) fn parse(data: &[u8], path: &Path) -> Parsed {
 /// Parses a lease file as it is read, line by line: the first decisive line
 /// sets the format (the lines before it are comments and blanks, which no
 /// format uses). dnsmasq and hosts-style files are parsed line by line; an
-/// ISC file, whose statements span lines, is gathered and parsed whole.
+/// ISC file, whose statements span lines, one statement or block at a time.
 pub(crate) fn parse_lines(r: &mut LineReader, path: &Path) -> io::Result<Parsed> {
     let mut scratch = Vec::new();
     let mut format = None;
-    let mut isc = Vec::new();
+    let mut isc = IscParser::new(path);
     let mut hp = None;
     let mut dp = Parsed::default();
     let mut w = Warner::new(path);
@@ -105,10 +105,6 @@ pub(crate) fn parse_lines(r: &mut LineReader, path: &Path) -> io::Result<Parsed>
                     continue;
                 };
                 format = Some(f);
-                if f == Format::Isc {
-                    // Blank lines in place of the skipped ones keep the line numbers.
-                    isc.resize(n.saturating_sub(1), b'\n');
-                }
                 f
             }
         };
@@ -117,14 +113,11 @@ pub(crate) fn parse_lines(r: &mut LineReader, path: &Path) -> io::Result<Parsed>
             Format::Hosts => hp
                 .get_or_insert_with(|| hosts::Parser::new(path))
                 .line(n, line),
-            Format::Isc => {
-                isc.extend_from_slice(line);
-                isc.push(b'\n');
-            }
+            Format::Isc => isc.line(n, line),
         }
     }
     Ok(match format {
-        Some(Format::Isc) => parse_isc(&isc, path),
+        Some(Format::Isc) => isc.finish(),
         Some(Format::Hosts) => hp.map_or_else(Parsed::default, |h| h.finish()),
         _ => {
             dp.shrink();
@@ -336,98 +329,199 @@ struct LeaseInfo<'a> {
 /// top-level statements and blocks (`ia-na`, `host`, `failover`, ...) are
 /// skipped.
 pub(crate) fn parse_isc(data: &[u8], path: &Path) -> Parsed {
-    let mut p = Parsed::default();
-    let mut w = Warner::new(path);
-    let mut lx = Lexer {
-        data,
-        pos: 0,
-        line: 1,
-    };
-    // Every lease block in file order: (address, position, index of its record in p or
-    // usize::MAX if it has no usable name / is not active). The latest block per address
-    // wins; sorting this list at the end finds the earlier ones (a sort rather than a hash
-    // map: the router binary has no other map of this type to share the code with).
-    let mut blocks: Vec<(IpAddr, usize, usize)> = Vec::new();
-    let mut st = Stmt::new();
+    let mut ip = IscParser::new(path);
+    for (n, line) in lines(data) {
+        ip.line(n, line);
+    }
+    ip.finish()
+}
 
-    while let Some(t) = lx.next_tok() {
-        match t {
-            Tok::Semi => st.clear(),
-            Tok::Close => st.clear(), // stray
-            Tok::Open => {
-                let toks = st.get();
-                let line = st.line;
-                let is_lease = matches!(toks.first(), Some(Tok::Word(b"lease")));
-                if !is_lease {
-                    lx.skip_block();
-                    st.clear();
-                    continue;
-                }
-                let addr = match toks.get(1) {
-                    Some(Tok::Word(a)) if st.n == 2 => parse_ip(a),
-                    _ => None,
-                };
-                let info = lease_block(&mut lx);
-                st.clear();
-                let Some(info) = info else {
-                    // Cut off mid-block (file being appended to): ignored.
-                    break;
-                };
-                let Some(addr) = addr else {
-                    w.warn(line, format_args!("lease block with a bad address skipped"));
-                    continue;
-                };
-                if info.bad_time {
-                    w.warn(
-                        line,
-                        format_args!("lease {addr}: unreadable 'ends' time, block skipped"),
-                    );
-                    continue;
-                }
-                let host = info.client_hostname.or(info.hostname).map(lease_label);
-                let mut new_idx = usize::MAX;
-                if info.active {
-                    if let Some(h) = host {
-                        let exp = info.ends.unwrap_or(NEVER);
-                        if p.push(h, addr, exp, true) {
-                            new_idx = p.len() - 1;
-                        } else {
-                            w.warn(
-                                line,
-                                format_args!(
-                                    "lease {addr}: invalid host name skipped: {}",
-                                    clip(h, 64).escape_ascii()
-                                ),
-                            );
-                        }
-                    }
-                }
-                blocks.push((addr, blocks.len(), new_idx));
-            }
-            other => st.push(other, lx.line),
+/// dhcpd.leases parsed as it is read: lines are gathered only until they
+/// complete a top-level statement or block (brace depth back to 0 after a `;`
+/// or `}`, counted outside quoted strings and `#` comments), which is then
+/// parsed and dropped. The chunk is bounded by the reader's size cap, like a
+/// line; a block still open at the end of the input (dhcpd appending, or the
+/// cap reached) is ignored.
+pub(crate) struct IscParser<'a> {
+    p: Parsed,
+    w: Warner<'a>,
+    /// Every lease block in file order: (address, position, index of its record in p or
+    /// usize::MAX if it has no usable name / is not active). The latest block per address
+    /// wins; sorting this list at the end finds the earlier ones (a sort rather than a hash
+    /// map: the router binary has no other map of this type to share the code with).
+    blocks: Vec<(IpAddr, usize, usize)>,
+    /// The statement being gathered, lines joined by `\n`, and its first line number.
+    chunk: Vec<u8>,
+    first: usize,
+    depth: u32,
+    in_str: bool,
+    esc: bool,
+    /// The chunk ends at a statement boundary (nothing but `;`, `}`, blanks and comments since).
+    whole: bool,
+}
+
+impl<'a> IscParser<'a> {
+    pub(crate) fn new(path: &'a Path) -> Self {
+        IscParser {
+            p: Parsed::default(),
+            w: Warner::new(path),
+            blocks: Vec::new(),
+            chunk: Vec::new(),
+            first: 0,
+            depth: 0,
+            in_str: false,
+            esc: false,
+            whole: true,
         }
     }
 
-    blocks.sort_unstable();
-    let mut dead: Vec<usize> = blocks
-        .windows(2)
-        .filter(|w| w[0].0 == w[1].0 && w[0].2 != usize::MAX)
-        .map(|w| w[0].2)
-        .collect();
-    if !dead.is_empty() {
-        dead.sort_unstable();
-        let mut k = 0usize;
-        p.retain(|idx, _| {
-            let keep = dead.get(k) != Some(&idx);
-            if !keep {
-                k += 1;
+    /// Takes line `n`; parses the chunk once it holds whole statements.
+    pub(crate) fn line(&mut self, n: usize, line: &[u8]) {
+        if self.chunk.is_empty() {
+            self.first = n;
+        }
+        self.chunk.extend_from_slice(line);
+        self.chunk.push(b'\n');
+        // The lexer's view of quotes, escapes and comments, for the depth only.
+        for &b in line {
+            if self.in_str {
+                if self.esc {
+                    self.esc = false;
+                } else if b == b'\\' {
+                    self.esc = true;
+                } else if b == b'"' {
+                    self.in_str = false;
+                }
+                continue;
             }
-            keep
-        });
+            match b {
+                b'#' => break,
+                b'"' => (self.in_str, self.whole) = (true, false),
+                b'{' => (self.depth, self.whole) = (self.depth.saturating_add(1), false),
+                b'}' => {
+                    self.depth = self.depth.saturating_sub(1);
+                    self.whole = self.depth == 0;
+                }
+                b';' => self.whole = self.depth == 0,
+                _ if super::syntax::is_ws(b) => {}
+                _ => self.whole = false,
+            }
+        }
+        if self.in_str {
+            // The newline belongs to the string (an escaped one too).
+            self.esc = false;
+        } else if self.whole && self.depth == 0 {
+            self.parse_chunk();
+        }
     }
-    p.shrink();
-    p.bad = w.finish();
-    p
+
+    /// Parses the chunk gathered so far and empties it.
+    fn parse_chunk(&mut self) {
+        let mut lx = Lexer {
+            data: &self.chunk,
+            pos: 0,
+            line: self.first,
+        };
+        let (p, w, blocks) = (&mut self.p, &mut self.w, &mut self.blocks);
+        let mut st = Stmt::new();
+        while let Some(t) = lx.next_tok() {
+            match t {
+                Tok::Semi => st.clear(),
+                Tok::Close => st.clear(), // stray
+                Tok::Open => {
+                    let toks = st.get();
+                    let line = st.line;
+                    let is_lease = matches!(toks.first(), Some(Tok::Word(b"lease")));
+                    if !is_lease {
+                        lx.skip_block();
+                        st.clear();
+                        continue;
+                    }
+                    let addr = match toks.get(1) {
+                        Some(Tok::Word(a)) if st.n == 2 => parse_ip(a),
+                        _ => None,
+                    };
+                    let info = lease_block(&mut lx);
+                    st.clear();
+                    let Some(info) = info else {
+                        // Cut off mid-block (file being appended to): ignored.
+                        break;
+                    };
+                    let Some(addr) = addr else {
+                        w.warn(line, format_args!("lease block with a bad address skipped"));
+                        continue;
+                    };
+                    if info.bad_time {
+                        w.warn(
+                            line,
+                            format_args!("lease {addr}: unreadable 'ends' time, block skipped"),
+                        );
+                        continue;
+                    }
+                    let host = info.client_hostname.or(info.hostname).map(lease_label);
+                    let mut new_idx = usize::MAX;
+                    if info.active {
+                        if let Some(h) = host {
+                            let exp = info.ends.unwrap_or(NEVER);
+                            if p.push(h, addr, exp, true) {
+                                new_idx = p.len() - 1;
+                            } else {
+                                w.warn(
+                                    line,
+                                    format_args!(
+                                        "lease {addr}: invalid host name skipped: {}",
+                                        clip(h, 64).escape_ascii()
+                                    ),
+                                );
+                            }
+                        }
+                    }
+                    blocks.push((addr, blocks.len(), new_idx));
+                }
+                other => st.push(other, lx.line),
+            }
+        }
+        // The buffer is kept for the next chunk.
+        self.chunk.clear();
+    }
+
+    /// Parses what is left (a cut-off block is ignored) and drops the earlier
+    /// blocks of each address.
+    pub(crate) fn finish(mut self) -> Parsed {
+        self.parse_chunk();
+        let mut p = self.p;
+        let mut blocks = self.blocks;
+        blocks.sort_unstable();
+        let mut dead: Vec<usize> = blocks
+            .windows(2)
+            .filter(|w| w[0].0 == w[1].0 && w[0].2 != usize::MAX)
+            .map(|w| w[0].2)
+            .collect();
+        if !dead.is_empty() {
+            dead.sort_unstable();
+            let mut k = 0usize;
+            p.retain(|idx, _| {
+                let keep = dead.get(k) != Some(&idx);
+                if !keep {
+                    k += 1;
+                }
+                keep
+            });
+        }
+        p.shrink();
+        p.bad = self.w.finish();
+        p
+    }
+}
+
+/// The whole input as one chunk, lexed in one pass (the reference the
+/// statement-at-a-time reading is checked against).
+#[cfg(test)]
+pub(crate) fn parse_isc_one_chunk(data: &[u8], path: &Path) -> Parsed {
+    let mut ip = IscParser::new(path);
+    ip.chunk = data.to_vec();
+    ip.first = 1;
+    ip.finish()
 }
 
 /// Reads a lease block body (after its `{`) up to the matching `}`;

@@ -927,6 +927,89 @@ fn random_input_never_panics() {
     let _ = super::hosts::parse(&[0u8; 10_000], path);
 }
 
+/// An ISC file read line by line (one statement or block at a time) parses as
+/// the whole file lexed in one pass, on random statement soup: blocks across
+/// lines, strings with newlines and escapes, comments with braces, blocks cut off.
+#[test]
+fn isc_read_line_by_line_as_whole() {
+    let words: &[&[u8]] = &[
+        b"lease",
+        b"10.0.0.1",
+        b"10.0.0.2",
+        b"fd00::1",
+        b"{",
+        b"{",
+        b"}",
+        b"}",
+        b";",
+        b";",
+        b"\n",
+        b"\n",
+        b"\n",
+        b" ",
+        b"\"",
+        b"\\",
+        b"#",
+        b"# { x\n",
+        b"ends",
+        b"never",
+        b"epoch",
+        b"1800000000",
+        b"4 2027/01/15 10:00:00",
+        b"binding",
+        b"state",
+        b"active",
+        b"free",
+        b"client-hostname",
+        b"hostname",
+        b"\"pc\"",
+        b"\"a\\\"b\"",
+        b"host",
+        b"ia-na",
+        b"x",
+        b"\r\n",
+        b"\"multi\nline\"",
+        b"lease 10.0.0.3 {\n  binding state active;\n  client-hostname \"pc3\";\n}\n",
+        b"lease 10.0.0.4 { ends never; hostname \"pc4\"; }",
+        b"\nlease 10.0.0.3 {\n  ends epoch 1900000000;\n  client-hostname \"pc33\";\n}\n",
+        b"lease 10.0.0.5 {\n  # }\n  hostname \"p{5\";\n  x { y; }\n}\n",
+    ];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let path = Path::new("isc-fuzz");
+    let mut named = 0;
+    for round in 0..3000 {
+        // An ISC keyword first, so the format is detected as ISC.
+        let mut buf = b"server-duid \"d\";\n".to_vec();
+        for _ in 0..(next() % 120) {
+            let r = next() as usize;
+            buf.extend_from_slice(words.get(r % words.len()).unwrap_or(&&b"x"[..]));
+            if r % 3 == 0 {
+                buf.push(b' ');
+            }
+        }
+        // The reference lexes the lines (CR stripped, as the reader does) in one pass.
+        let mut joined = Vec::new();
+        for (_, l) in super::syntax::lines(&buf) {
+            joined.extend_from_slice(l);
+            joined.push(b'\n');
+        }
+        let whole = leases::parse_isc_one_chunk(&joined, path);
+        let mut r = watch::LineReader::new(Box::new(std::io::Cursor::new(buf.clone())), path);
+        let streamed = leases::parse_lines(&mut r, path).expect("reading from memory");
+        assert_eq!(streamed, whole, "round {round}: {}", buf.escape_ascii());
+        assert_eq!(leases::parse_isc(&buf, path), whole, "round {round}");
+        named += usize::from(!whole.is_empty());
+    }
+    // The soup does reach named leases, not only skipped blocks.
+    assert!(named > 100, "{named} rounds with a named lease");
+}
+
 #[test]
 fn never_constant_is_max() {
     assert_eq!(NEVER, u64::MAX);
