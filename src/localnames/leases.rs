@@ -408,7 +408,7 @@ pub(crate) fn parse_isc(data: &[u8], path: &Path) -> Parsed {
         }
     }
 
-    blocks.sort_unstable();
+    super::table::sort_by(&mut blocks, |x, y| x < y);
     let mut dead: Vec<usize> = blocks
         .windows(2)
         .filter(|w| w[0].0 == w[1].0 && w[0].2 != usize::MAX)

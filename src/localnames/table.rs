@@ -761,7 +761,7 @@ fn order_group(group: &mut Vec<(u128, u64, u32)>) {
 /// they share one heapsort ([`heap_sort`]) rather than compiling the
 /// standard library's sort once per type and ordering, which the binary's
 /// size budget cannot afford. Only table builds sort, never a lookup.
-fn sort_by<T>(v: &mut [T], lt: fn(&T, &T) -> bool) {
+pub(crate) fn sort_by<T>(v: &mut [T], lt: fn(&T, &T) -> bool) {
     heap_sort(v.len(), &mut |i, j, swap| {
         if swap {
             if i < v.len() && j < v.len() {
