@@ -415,7 +415,7 @@ pub(crate) fn parse_isc(data: &[u8], path: &Path) -> Parsed {
         .map(|w| w[0].2)
         .collect();
     if !dead.is_empty() {
-        dead.sort_unstable();
+        super::table::sort_by(&mut dead, |x, y| x < y);
         let mut k = 0usize;
         p.retain(|idx, _| {
             let keep = dead.get(k) != Some(&idx);
