@@ -114,7 +114,9 @@ impl<'a> Parser<'a> {
             mut state,
         } = self;
         if !state.is_empty() {
-            state.sort_unstable_by_key(|&(a, e)| (a, std::cmp::Reverse(e)));
+            super::table::sort_by(&mut state, |x, y| {
+                (x.0, std::cmp::Reverse(x.1)) < (y.0, std::cmp::Reverse(y.1))
+            });
             state.dedup_by_key(|&mut (a, _)| a);
             p.map_exp(|r| match state.binary_search_by_key(&r.addr, |&(a, _)| a) {
                 Ok(i) => state.get(i).map_or(r.exp, |&(_, exp)| exp),

@@ -491,14 +491,14 @@ impl<'a> IscParser<'a> {
         self.parse_chunk();
         let mut p = self.p;
         let mut blocks = self.blocks;
-        blocks.sort_unstable();
+        super::table::sort_by(&mut blocks, |x, y| x < y);
         let mut dead: Vec<usize> = blocks
             .windows(2)
             .filter(|w| w[0].0 == w[1].0 && w[0].2 != usize::MAX)
             .map(|w| w[0].2)
             .collect();
         if !dead.is_empty() {
-            dead.sort_unstable();
+            super::table::sort_by(&mut dead, |x, y| x < y);
             let mut k = 0usize;
             p.retain(|idx, _| {
                 let keep = dead.get(k) != Some(&idx);

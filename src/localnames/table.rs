@@ -671,7 +671,7 @@ fn first_live<A: Ord + Copy>(rev: &[(A, u32)], a: A, live: impl Fn(u32) -> bool)
 /// candidate that `never` expires. The numbers make the in-place unstable
 /// sort keep file order; a stable sort would need a buffer as large.
 fn settle_rev<A: Ord + Copy>(rev: &mut Vec<(A, u32)>, ids: &[u32], never: impl Fn(A, u32) -> bool) {
-    rev.sort_unstable();
+    sort_by(rev, |x, y| x < y);
     for x in rev.iter_mut() {
         x.1 = ids.get(x.1 as usize).copied().unwrap_or(u32::MAX);
     }
@@ -745,7 +745,7 @@ type Conv<T> = (fn(T) -> u128, fn(u128) -> T);
 
 /// The ordering of [`settle_span`] on `(address, expiry, position)` triples.
 fn order_group(group: &mut Vec<(u128, u64, u32)>) {
-    group.sort_unstable_by(|x, y| x.0.cmp(&y.0).then(y.1.cmp(&x.1)));
+    sort_by(group, |x, y| (x.0, Reverse(x.1)) < (y.0, Reverse(y.1)));
     group.dedup_by(|later, first| {
         if later.0 == first.0 {
             first.2 = first.2.min(later.2);
@@ -754,7 +754,57 @@ fn order_group(group: &mut Vec<(u128, u64, u32)>) {
             false
         }
     });
-    group.sort_unstable_by_key(|g| (Reverse(g.1), g.2));
+    sort_by(group, |x, y| (Reverse(x.1), x.2) < (Reverse(y.1), y.2));
+}
+
+/// Sorts `v` (unstably) by `lt`. The build sorts arrays of several types;
+/// they share one heapsort ([`heap_sort`]) rather than compiling the
+/// standard library's sort once per type and ordering, which the binary's
+/// size budget cannot afford. Only table builds sort, never a lookup.
+pub(crate) fn sort_by<T>(v: &mut [T], lt: fn(&T, &T) -> bool) {
+    heap_sort(v.len(), &mut |i, j, swap| {
+        if swap {
+            if i < v.len() && j < v.len() {
+                v.swap(i, j);
+            }
+            false
+        } else {
+            matches!((v.get(i), v.get(j)), (Some(a), Some(b)) if lt(a, b))
+        }
+    });
+}
+
+/// Heapsort of `n` items seen through `op(i, j, swap)`: with `swap` false,
+/// whether item `i` sorts before item `j`; with `swap` true, exchanges them.
+#[inline(never)]
+fn heap_sort(n: usize, op: &mut dyn FnMut(usize, usize, bool) -> bool) {
+    for i in (0..n / 2).rev() {
+        sift_down(op, i, n);
+    }
+    for end in (1..n).rev() {
+        op(0, end, true);
+        sift_down(op, 0, end);
+    }
+}
+
+/// Moves item `root` down the max-heap formed by items `..end`.
+fn sift_down(op: &mut dyn FnMut(usize, usize, bool) -> bool, mut root: usize, end: usize) {
+    loop {
+        let child = 2 * root + 1;
+        if child >= end {
+            break;
+        }
+        let child = if child + 1 < end && op(child, child + 1, false) {
+            child + 1
+        } else {
+            child
+        };
+        if !op(root, child, false) {
+            break;
+        }
+        op(root, child, true);
+        root = child;
+    }
 }
 
 /// The prefix of `addrs[r]` whose expiry is after `now` (expiries are
@@ -768,4 +818,33 @@ fn live<'a, T>(addrs: &'a [T], exps: &[u64], r: Range<usize>, now: u64) -> &'a [
     }
     let n = exps.get(r).map_or(0, |e| e.partition_point(|&x| x > now));
     a.get(..n).unwrap_or(&[])
+}
+
+#[cfg(test)]
+mod sort_tests {
+    use super::sort_by;
+
+    /// The shared heapsort orders like the standard library's sort, for
+    /// every length up to a few heap levels, with and without repeats.
+    #[test]
+    fn sort_by_matches_the_standard_sort() {
+        let mut x = 0x2545_f491_u32;
+        for len in 0..70usize {
+            for modulus in [3u32, 1000] {
+                let v: Vec<(u32, u32)> = (0..len)
+                    .map(|i| {
+                        x ^= x << 13;
+                        x ^= x >> 17;
+                        x ^= x << 5;
+                        (x % modulus, i as u32)
+                    })
+                    .collect();
+                let mut want = v.clone();
+                want.sort_unstable();
+                let mut got = v;
+                sort_by(&mut got, |a, b| a < b);
+                assert_eq!(got, want, "len {len}");
+            }
+        }
+    }
 }

@@ -629,7 +629,9 @@ fn list_dir(dir: &Path) -> io::Result<Vec<PathBuf>> {
         }
         out.push(p);
     }
-    out.sort_by(|a, b| a.as_os_str().as_bytes().cmp(b.as_os_str().as_bytes()));
+    super::table::sort_by(&mut out, |a, b| {
+        a.as_os_str().as_bytes() < b.as_os_str().as_bytes()
+    });
     if out.len() > MAX_DIR_FILES {
         log::warn!(
             "{}: more than {} files, {} ignored",
