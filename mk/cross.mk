@@ -70,8 +70,12 @@ CROSS_BUILD_STD := -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for
 # was 29,616 bytes of the mips binary (427,508 -> 397,892). A panic is a bug and aborts
 # either way (procd respawns the daemon; the uci_guard child's death is a config
 # error); host builds, OpenWrt's own build and the unit tests keep the message.
+# LLVM's inlining threshold a little below opt-level "s"'s (60): 1,872 bytes less on
+# mips (410,636 -> 408,764), and the x86 build with the same threshold answers a cache
+# hit in as many instructions as without it (callgrind, 2,117 against 2,127); 150
+# gave 551,852 bytes, and 10 a longer hit path.
 # Joined to the rustflags of .cargo/config.toml.
-CROSS_SIZE_FLAGS = --config 'target.$(CROSS_TRIPLE).rustflags=["-Zunstable-options", "-Cpanic=immediate-abort", "-Zlocation-detail=none", "-Zfmt-debug=none", "-Cforce-unwind-tables=no", "-Clink-arg=-Wl,-T,$(CURDIR)/cross/discard-release.ld"]'
+CROSS_SIZE_FLAGS = --config 'target.$(CROSS_TRIPLE).rustflags=["-Zunstable-options", "-Cpanic=immediate-abort", "-Zlocation-detail=none", "-Zfmt-debug=none", "-Cforce-unwind-tables=no", "-Cllvm-args=-inline-threshold=60", "-Clink-arg=-Wl,-T,$(CURDIR)/cross/discard-release.ld"]'
 # Unit tests need the test crate and unwinding: let cargo pick the std crates.
 CROSS_TEST_STD := -Zbuild-std
 # No debug info in the unit-test build (std included): it changes no test and was a
