@@ -24,7 +24,7 @@ import dns.rrset
 import pytest
 
 from harness.tools import ede_codes
-from test_dot import _dated, _openssl_date
+from test_dot import PlainWatch, _ca, _dated, _free_port, _leaf, _openssl_date
 
 NAME = "doh.test"
 EDE_NO_REACHABLE = 22
@@ -37,49 +37,19 @@ def _needs_full(dproxy_bin):
         pytest.skip("needs the full build: DPROXY_FULL=1 DPROXY_BIN=<dproxy built with --features full>")
 
 
-def _openssl(d, *args):
-    subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
-
-
 @pytest.fixture(scope="module")
 def certs():
     d = tempfile.mkdtemp(prefix="dproxy-doh-it-")
-    _openssl(d, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-             "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "30",
-             "-subj", "/CN=dproxy DoH test CA",
-             "-addext", "basicConstraints=critical,CA:TRUE",
-             "-addext", "keyUsage=critical,keyCertSign,cRLSign")
-    _openssl(d, "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-             "-nodes", "-keyout", "good.key", "-out", "good.csr", "-subj", "/CN=" + NAME)
-    with open(os.path.join(d, "good.ext"), "w") as f:
-        f.write("subjectAltName=DNS:%s\nbasicConstraints=CA:FALSE\n"
-                "extendedKeyUsage=serverAuth\n" % NAME)
-    _openssl(d, "x509", "-req", "-in", "good.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-             "-CAcreateserial", "-days", "30", "-out", "good.pem", "-extfile", "good.ext")
+    _ca(d, "ca")
+    _leaf(d, "good", NAME, "ca")
+    # Valid from two days ahead (inside the CA's 30 days): a router whose clock is behind.
+    _dated(d, "future", NAME, _openssl_date(2), _openssl_date(20))
     # dproxy reads the CA file after dropping to nobody.
     os.chmod(d, 0o755)
     for f in os.listdir(d):
         os.chmod(os.path.join(d, f), 0o644)
     yield d
     subprocess.run(["rm", "-rf", d])
-
-
-def _free_port():
-    # A port free for TCP and UDP at once on 127.0.0.1.
-    for _ in range(100):
-        t = socket.socket()
-        t.bind(("127.0.0.1", 0))
-        port = t.getsockname()[1]
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            u.bind(("127.0.0.1", port))
-        except OSError:
-            t.close()
-            continue
-        u.close()
-        t.close()
-        return port
-    raise AssertionError("no free port")
 
 
 def _wait_listening(proc, port, what):
@@ -92,28 +62,6 @@ def _wait_listening(proc, port, what):
         except OSError:
             time.sleep(0.05)
     raise AssertionError("%s does not listen on %d" % (what, port))
-
-
-class PlainWatch:
-    """A UDP listener on the DoH server's address and port: any packet is a query
-    that left in the clear."""
-
-    def __init__(self, port):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", port))
-        self.sock.setblocking(False)
-
-    def packets(self):
-        n = 0
-        while True:
-            try:
-                self.sock.recv(4096)
-                n += 1
-            except BlockingIOError:
-                return n
-
-    def close(self):
-        self.sock.close()
 
 
 class Backend:
@@ -537,10 +485,6 @@ def test_certificate_not_valid_yet_is_accepted_until_the_clock_is_synced(dproxy,
     """The clock policy holds for DoH as for DoT: before `ctl time-synced` a server whose
     certificate starts in two days is used; the sync closes its connection and from then
     on it is refused, without a byte in plaintext."""
-    if not os.path.exists(os.path.join(certs, "future.pem")):
-        _dated(certs, "future", NAME, _openssl_date(2), _openssl_date(20))
-        for f in ("future.pem", "future.key"):
-            os.chmod(os.path.join(certs, f), 0o644)
     fs = FaultServer(certs, stem="future")
     watch = PlainWatch(fs.port)
     try:
