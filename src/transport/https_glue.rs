@@ -230,27 +230,7 @@ impl Transports {
             }
         }
         self.forget_https_slot(addr, slot);
-        let mut lost = Vec::new();
-        for (owner, msg, resends) in resend {
-            self.open.remove(&owner);
-            if self.send_https(reg, addr, owner, &msg, resends).is_err() {
-                lost.push(owner);
-            }
-        }
-        // Queries that found no new connection fail now, through the old one.
-        if let Some(Channel::Https(t)) = self.channels.get_mut(slot) {
-            for o in lost {
-                t.fail_later(o);
-            }
-            if let Some(ev) = t.next_event(buf) {
-                if let Event::Failed(o) = ev {
-                    self.open.remove(&o);
-                }
-                return Some(ev);
-            }
-        }
-        self.drop_channel(reg, slot);
-        None
+        self.resend_after_close(reg, addr, slot, resend, buf, Self::send_https)
     }
 
     pub(super) fn forget_https_slot(&mut self, addr: SocketAddr, slot: usize) {

@@ -44,6 +44,9 @@ fn refused(why: &str) -> io::Error {
     io::Error::new(io::ErrorKind::NotConnected, why.to_string())
 }
 
+/// How a query goes out on an encrypted transport: `send_tls` or `send_https`.
+type SendFn = fn(&mut Transports, &Registry, SocketAddr, Owner, &[u8], u8) -> io::Result<()>;
+
 impl Transports {
     /// The servers spoken to over TLS: (address, name to authenticate, pins), all
     /// trusting `roots`. Open connections close, sessions and backoff start afresh.
@@ -215,24 +218,50 @@ impl Transports {
         if self.tls.conns.get(&addr) == Some(&slot) {
             self.tls.conns.remove(&addr);
         }
+        self.resend_after_close(reg, addr, slot, resend, buf, Self::send_tls)
+    }
+
+    /// A DoT or DoH connection at `slot` ended: its unanswered queries go out again
+    /// through `send` (on another connection); those that find none fail now, through
+    /// the old connection, whose events are delivered before it is dropped.
+    pub(super) fn resend_after_close(
+        &mut self,
+        reg: &Registry,
+        addr: SocketAddr,
+        slot: usize,
+        resend: Vec<(Owner, Vec<u8>, u8)>,
+        buf: &mut Vec<u8>,
+        send: SendFn,
+    ) -> Option<Event> {
         let mut lost = Vec::new();
         for (owner, msg, resends) in resend {
             self.open.remove(&owner);
-            if self.send_tls(reg, addr, owner, &msg, resends).is_err() {
+            if send(self, reg, addr, owner, &msg, resends).is_err() {
                 lost.push(owner);
             }
         }
         // Queries that found no new connection fail now, through the old one.
-        if let Some(Channel::Tls(t)) = self.channels.get_mut(slot) {
-            for o in lost {
-                t.fail_later(o);
-            }
-            if let Some(ev) = t.next_event(buf) {
-                if let Event::Failed(o) = ev {
-                    self.open.remove(&o);
+        let ev = match self.channels.get_mut(slot) {
+            Some(Channel::Tls(t)) => {
+                for o in lost {
+                    t.fail_later(o);
                 }
-                return Some(ev);
+                t.next_event(buf)
             }
+            #[cfg(feature = "doh")]
+            Some(Channel::Https(t)) => {
+                for o in lost {
+                    t.fail_later(o);
+                }
+                t.next_event(buf)
+            }
+            _ => None,
+        };
+        if let Some(ev) = ev {
+            if let Event::Failed(o) = ev {
+                self.open.remove(&o);
+            }
+            return Some(ev);
         }
         self.drop_channel(reg, slot);
         None
