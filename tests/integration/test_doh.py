@@ -23,7 +23,7 @@ import dns.rcode
 import dns.rrset
 import pytest
 
-from harness.tools import ede_codes
+from harness.tools import ede_codes, wait_until
 from test_dot import PlainWatch, _ca, _dated, _free_port, _leaf, _openssl_date
 
 NAME = "doh.test"
@@ -465,9 +465,7 @@ def test_link_down_closes_connections_and_link_up_reconnects(dproxy, certs):
         assert "192.0.2.7" in px.query("a.example.test", timeout=5).to_text()
         assert fs.connections == 1 and fs.active == 1
         px.signal(signal.SIGUSR2)
-        deadline = time.monotonic() + 5
-        while fs.active and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: fs.active == 0, timeout=5)
         assert fs.active == 0, "link down must close the DoH connection"
         r = px.query("x1.example.test", timeout=5)
         assert r.rcode() == dns.rcode.SERVFAIL, r.to_text()
@@ -493,9 +491,7 @@ def test_certificate_not_valid_yet_is_accepted_until_the_clock_is_synced(dproxy,
         assert r.rcode() == dns.rcode.NOERROR and "192.0.2.7" in r.to_text(), r.to_text()
         assert fs.active == 1
         assert px.ctl("time-synced").stdout == "clock=synced\n"
-        deadline = time.monotonic() + 5
-        while fs.active and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: fs.active == 0, timeout=5)
         assert fs.active == 0, "the sync must close DoH connections checked before it"
         r = px.query("b.example.test", timeout=6, edns=0)
         assert _servfail_with_ede(r), r.to_text()
@@ -543,9 +539,7 @@ def test_stalled_handshake_gives_servfail_not_plaintext(dproxy, certs):
         px = _start(dproxy, certs, fs.port)
         r = px.query("g.example.test", timeout=12, edns=0)
         assert _servfail_with_ede(r), r.to_text()
-        deadline = time.monotonic() + 8
-        while "handshake timed out" not in px.stderr_text() and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_until(lambda: "handshake timed out" in px.stderr_text(), timeout=8, interval=0.1)
         assert "handshake timed out" in px.stderr_text(), px.stderr_text()[-2000:]
         assert fs.plaintext == 0 and watch.packets() == 0
         assert px.alive()

@@ -23,7 +23,7 @@ import dns.rcode
 import dns.rrset
 import pytest
 
-from harness.tools import ede_codes
+from harness.tools import ede_codes, wait_until
 from harness.dproxy import DproxyStartError
 from harness.upstream import FakeUpstream
 
@@ -432,9 +432,7 @@ def test_link_down_closes_connections_and_link_up_reconnects(dproxy, certs):
         assert fs.connections == 1 and fs.active == 1
         px.signal(signal.SIGUSR2)
         # Down: the connection is closed by dproxy.
-        deadline = time.monotonic() + 5
-        while fs.active and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: fs.active == 0, timeout=5)
         assert fs.active == 0, "link down must close the TLS connection"
         # Down: a miss is not sent anywhere and no connection is opened.
         r = px.query("x1.example.test", timeout=5)
@@ -520,9 +518,7 @@ def test_stalled_handshake_and_garbage_frame_give_servfail_not_plaintext(dproxy,
             px = _start(dproxy, certs, fs.port)
             r = px.query("g.example.test", timeout=12, edns=0)
             assert _servfail_with_ede(r), (mode, r.to_text())
-            deadline = time.monotonic() + 8
-            while log not in px.stderr_text() and time.monotonic() < deadline:
-                time.sleep(0.1)
+            wait_until(lambda: log in px.stderr_text(), timeout=8, interval=0.1)
             assert log in px.stderr_text(), (mode, px.stderr_text()[-2000:])
             assert fs.plaintext == 0 and watch.packets() == 0
             assert px.alive()
@@ -545,9 +541,7 @@ def test_certificate_not_valid_yet_is_accepted_until_the_clock_is_synced(dproxy,
         assert px.stats()["clock"] == "synced"
         assert json.loads(px.ctl("stats", "--json").stdout)["clock"] == "synced"
         # The connection authenticated under the lenient check is closed.
-        deadline = time.monotonic() + 5
-        while fs.active and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: fs.active == 0, timeout=5)
         assert fs.active == 0, "the sync must close connections checked before it"
         r = px.query("b.example.test", timeout=6, edns=0)
         assert _servfail_with_ede(r), r.to_text()
@@ -657,9 +651,7 @@ def test_reconnect_resumes_the_tls_session(dproxy, certs):
     try:
         px = _start(dproxy, certs, fs.port)
         assert "192.0.2.7" in px.query("a.example.test", timeout=5, edns=0).to_text()
-        deadline = time.monotonic() + 8
-        while fs.active and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: fs.active == 0, timeout=8)
         assert fs.active == 0
         assert "192.0.2.7" in px.query("b.example.test", timeout=5, edns=0).to_text()
         assert fs.connections == 2
