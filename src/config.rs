@@ -858,7 +858,6 @@ pub fn read_resolvfile(path: &Path, own: &[SocketAddr]) -> std::io::Result<Vec<S
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
 
     #[test]
     fn plain_entries_are_not_encrypted() {
@@ -870,18 +869,16 @@ mod tests {
         }
     }
 
-    fn write_tmp(name: &str, text: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("dproxy-cfg-{}-{}", std::process::id(), name));
-        let _ = std::fs::create_dir_all(&dir);
-        let p = dir.join("dproxy");
-        let mut f = std::fs::File::create(&p).unwrap();
-        f.write_all(text.as_bytes()).unwrap();
-        p
+    /// The config text as the file `dproxy` in a scratch dir (removed when the guard drops).
+    fn write_tmp(name: &str, text: &str) -> (crate::test_dir::TempDir, PathBuf) {
+        let d = crate::test_dir::TempDir::new(&format!("cfg-{name}"));
+        let p = d.write("dproxy", text.as_bytes());
+        (d, p)
     }
 
     #[test]
     fn full_file_is_read() {
-        let p = write_tmp(
+        let (_d, p) = write_tmp(
             "full",
             "config dproxy 'main'\n\toption port '5353'\n\tlist listen '127.0.0.1'\n\tlist listen '[::1]:53'\n\
              \tlist server '192.0.2.1'\n\tlist server '192.0.2.2#5300'\n\toption cache_size '64'\n\
@@ -915,7 +912,7 @@ mod tests {
 
     #[test]
     fn bad_values_name_file_section_and_option() {
-        let p = write_tmp(
+        let (_d, p) = write_tmp(
             "bad",
             "config dproxy 'main'\n\toption port 'abc'\n\toption prefetch 'maybe'\n",
         );
@@ -931,7 +928,7 @@ mod tests {
 
     #[test]
     fn blocklist_options() {
-        let p = write_tmp(
+        let (_d, p) = write_tmp(
             "block",
             "config dproxy 'main'\n\tlist blocklist '/etc/dproxy/blocklists'\n\
              \tlist block_allow 'OK.Example.'\n\toption block_answer 'null'\n",
@@ -941,7 +938,7 @@ mod tests {
         assert_eq!(c.block_allow, ["ok.example"]);
         assert_eq!(c.block_answer, BlockAnswer::Null);
         // A bad allow entry or answer is an error naming it, not a silent no-op.
-        let p = write_tmp(
+        let (_d, p) = write_tmp(
             "block-bad",
             "config dproxy 'main'\n\tlist block_allow 'ok.example'\n\
              \tlist block_allow 'not a name'\n\toption block_answer 'drop'\n",
@@ -958,7 +955,7 @@ mod tests {
 
     #[test]
     fn unknown_option_is_a_warning() {
-        let p = write_tmp("unknown", "config dproxy 'main'\n\toption frobnicate '1'\n");
+        let (_d, p) = write_tmp("unknown", "config dproxy 'main'\n\toption frobnicate '1'\n");
         let l = load(&p);
         assert!(l.config.is_ok());
         assert_eq!(l.warnings.len(), 1);
@@ -975,10 +972,10 @@ mod tests {
             // uci_rs unwraps an error on two sections both named '@a'.
             ("parser-panic", "config dproxy '@a'\nconfig dproxy '@a'\n"),
         ] {
-            let p = write_tmp(n, text);
+            let (_d, p) = write_tmp(n, text);
             assert!(load(&p).config.is_err(), "{n}");
         }
-        let p = write_tmp("binary", "");
+        let (_d, p) = write_tmp("binary", "");
         std::fs::write(&p, [0xff, 0xfe, 0x00]).unwrap();
         assert!(load(&p).config.is_err());
         let endless = load(Path::new("/dev/zero"));
@@ -1003,7 +1000,7 @@ mod tests {
             // A bare section header is a complete file: every option at its default.
             ("eofcfg", "config dproxy", None),
         ] {
-            let p = write_tmp(n, text);
+            let (_d, p) = write_tmp(n, text);
             // The parser once looped at the end of such a file: a verdict must come in
             // bounded time, and it must be the right one.
             let (tx, rx) = std::sync::mpsc::channel();
@@ -1023,7 +1020,7 @@ mod tests {
 
     #[test]
     fn anonymous_section_and_default_port() {
-        let p = write_tmp("anon", "config dproxy\n\toption port '5300'\n");
+        let (_d, p) = write_tmp("anon", "config dproxy\n\toption port '5300'\n");
         let c = load(&p).config.unwrap();
         assert!(c.listen.iter().all(|l| l.port() == 5300));
         assert_eq!(c.listen.len(), 2);
@@ -1031,7 +1028,7 @@ mod tests {
 
     #[test]
     fn resolvfile_skips_ourselves() {
-        let p = write_tmp("resolv", "");
+        let (_d, p) = write_tmp("resolv", "");
         std::fs::write(
             &p,
             "# comment\nnameserver 127.0.0.1\nnameserver 192.0.2.9\nnameserver ::1\nnameserver bogus\nsearch lan\n",
@@ -1064,7 +1061,8 @@ mod tests {
         }
         good.push_str("\toption block_answer 'refused'\n\toption refuse_action 'drop'\n");
         bad.push_str("\toption offline_policy 'wait'\n");
-        let c = load(&write_tmp("tables", &good)).config.unwrap();
+        let (_d, p) = write_tmp("tables", &good);
+        let c = load(&p).config.unwrap();
         assert_eq!(
             (
                 c.cache_size_kib,
@@ -1082,7 +1080,8 @@ mod tests {
         assert_eq!(c.block_answer, BlockAnswer::Refused);
         assert_eq!(c.refuse_action, RefuseAction::Drop);
         // uci keeps the last value of an option given twice: hold_timeout is '0' there.
-        let errs = load(&write_tmp("tables-bad", &bad)).config.unwrap_err();
+        let (_d, p) = write_tmp("tables-bad", &bad);
+        let errs = load(&p).config.unwrap_err();
         let texts: Vec<String> = errs
             .iter()
             .map(|e| format!("{}: {}", e.place, e.problem))

@@ -44,6 +44,8 @@ pub mod stats;
 pub mod stats_json;
 pub mod tcp;
 pub mod tcp_client;
+#[cfg(test)]
+mod test_dir;
 #[cfg(feature = "tls")]
 pub mod tls;
 pub mod transport;

@@ -425,13 +425,13 @@ mod tests {
 
     #[test]
     fn atomic_write_replaces() {
-        let dir = std::env::temp_dir().join(format!("dproxy-persist-{}", std::process::id()));
-        let _ = fs::create_dir_all(&dir);
+        let d = crate::test_dir::TempDir::new("persist");
+        let dir = d.dir();
         let p = dir.join("cache");
         write_atomic(&p, b"one").unwrap();
         write_atomic(&p, b"two").unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");
-        assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
+        assert_eq!(fs::read_dir(dir).unwrap().count(), 1);
     }
 
     fn mode_of(p: &Path) -> u32 {
@@ -442,9 +442,8 @@ mod tests {
     fn files_holding_names_are_private_from_creation() {
         // The usual umask, which alone would give 0644.
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
-        let dir = std::env::temp_dir().join(format!("dproxy-private-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
+        let d = crate::test_dir::TempDir::new("private");
+        let dir = d.dir();
         let p = dir.join("cache");
         let tmp = dir.join(".cache.tmp");
         // The temporary file is 0600 as soon as it exists, before any byte is written.
@@ -463,6 +462,5 @@ mod tests {
         assert_eq!(fs::read(&target).unwrap(), b"keep");
         assert_eq!(fs::read(&p).unwrap(), b"two");
         assert_eq!(mode_of(&p), 0o600);
-        fs::remove_dir_all(&dir).unwrap();
     }
 }

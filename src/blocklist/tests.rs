@@ -3,18 +3,18 @@
 use std::path::PathBuf;
 
 use super::{Blocklist, FileSet, Verdict};
+use crate::test_dir::TempDir;
 
-fn temp(name: &str, data: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("dproxy-bl-unit-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join(name);
-    std::fs::write(&p, data).unwrap();
-    p
+/// `data` as the file `name` in a scratch dir of its own (removed when the guard drops).
+fn temp(name: &str, data: &str) -> (TempDir, PathBuf) {
+    let d = TempDir::new("bl-unit");
+    let p = d.write(name, data.as_bytes());
+    (d, p)
 }
 
 #[test]
 fn every_format_and_subdomains() {
-    let p = temp(
+    let (_p_dir, p) = temp(
         "formats",
         "# comment\n! adblock comment\n\nplain.example\n0.0.0.0 hosts4.example\n\
          :: hosts6.example\n127.0.0.1 localhost\nlocal=/local.example/\n\
@@ -61,7 +61,7 @@ fn every_format_and_subdomains() {
 
 #[test]
 fn exceptions_win() {
-    let p = temp("exc", "tracker.example\nads.example\n");
+    let (_p_dir, p) = temp("exc", "tracker.example\nads.example\n");
     let mut b = Blocklist::new(&[p], &["ok.tracker.example".into(), "ads.example".into()]);
     b.refresh(true);
     assert!(b.blocks(b"tracker.example"));
@@ -81,8 +81,8 @@ fn exceptions_win() {
 
 #[test]
 fn reload_replaces_only_the_changed_file() {
-    let a = temp("reload-a", "a.example\n");
-    let c = temp("reload-c", "c.example\n");
+    let (_a_dir, a) = temp("reload-a", "a.example\n");
+    let (_c_dir, c) = temp("reload-c", "c.example\n");
     let mut b = Blocklist::new(&[a.clone(), c.clone()], &[]);
     b.refresh(true);
     assert!(b.blocks(b"a.example") && b.blocks(b"c.example"));
@@ -101,8 +101,8 @@ fn reload_replaces_only_the_changed_file() {
 
 #[test]
 fn directories_and_missing_files() {
-    let dir = std::env::temp_dir().join(format!("dproxy-bl-dir-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let d = TempDir::new("bl-dir");
+    let dir = d.dir().to_path_buf();
     std::fs::write(dir.join("one.list"), "one.example\n").unwrap();
     std::fs::write(dir.join("two.list"), "0.0.0.0 two.example\n").unwrap();
     let missing = dir.join("missing");
@@ -191,7 +191,7 @@ fn lookup_cost() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     let list: String = (0..100_000).map(|i| format!("ads{i}.example\n")).collect();
-    let p = temp("cost", &list);
+    let (_p_dir, p) = temp("cost", &list);
     let mut b = Blocklist::new(&[p], &[]);
     b.refresh(true);
     let mut hits = 0usize;

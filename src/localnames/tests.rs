@@ -3,7 +3,6 @@
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::leases::{self, Format};
 use super::table::NEVER;
@@ -12,47 +11,7 @@ use super::*;
 // ---------------------------------------------------------------------------
 // helpers
 
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-/// A directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let p = std::env::temp_dir().join(format!(
-            "dproxy-localnames-{}-{}-{}",
-            tag,
-            std::process::id(),
-            n
-        ));
-        let _ = fs::remove_dir_all(&p);
-        fs::create_dir_all(&p).expect("create temp dir");
-        TempDir(p)
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-    fn write(&self, name: &str, data: &[u8]) -> PathBuf {
-        let p = self.path(name);
-        fs::write(&p, data).expect("write temp file");
-        p
-    }
-    /// Writes `name` the way daemons do: a temp file renamed over it.
-    fn replace(&self, name: &str, data: &[u8]) -> PathBuf {
-        let tmp = self.path(&format!(".{name}.tmp"));
-        fs::write(&tmp, data).expect("write temp file");
-        let p = self.path(name);
-        fs::rename(&tmp, &p).expect("rename into place");
-        p
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
+use crate::test_dir::TempDir;
 
 fn v4(s: &str) -> Ipv4Addr {
     s.parse().expect("v4 literal")
@@ -115,7 +74,7 @@ ff02::1 ip6-allnodes
 
 #[test]
 fn hosts_basic_syntax() {
-    let d = TempDir::new("hosts");
+    let d = TempDir::new("localnames-hosts");
     let h = d.write("hosts", HOSTS);
     let ln = loaded(vec![h], vec![], None);
     assert_eq!(a4(&ln, "localhost", NOW), vec![v4("127.0.0.1")]);
@@ -153,7 +112,7 @@ fn hosts_basic_syntax() {
 
 #[test]
 fn hosts_crlf_and_missing_final_newline() {
-    let d = TempDir::new("crlf");
+    let d = TempDir::new("localnames-crlf");
     let h = d.write(
         "hosts",
         b"10.0.0.1 alpha beta\r\n# comment\r\n\r\n10.0.0.2\tgamma\r\n10.0.0.3 delta",
@@ -184,7 +143,7 @@ not-an-address name
     let p = super::hosts::parse(data, Path::new("t"));
     // bad address, zone, no names, not-an-address, cidr, one bad name on 3 lines, long label
     assert_eq!(p.bad, 9);
-    let d = TempDir::new("malformed");
+    let d = TempDir::new("localnames-malformed");
     let h = d.write("hosts", data);
     let ln = loaded(vec![h], vec![], None);
     assert_eq!(a4(&ln, "good", NOW), vec![v4("10.0.0.1")]);
@@ -233,7 +192,7 @@ fn names_validation_limits() {
 
 #[test]
 fn hosts_directory_sorted_dotfiles_skipped() {
-    let d = TempDir::new("dir");
+    let d = TempDir::new("localnames-dir");
     let dir = d.path("hosts.d");
     fs::create_dir(&dir).expect("mkdir");
     fs::write(dir.join("b-second"), b"10.0.0.2 shared two\n").expect("w");
@@ -265,7 +224,7 @@ fn hosts_directory_sorted_dotfiles_skipped() {
 
 #[test]
 fn domain_qualifies_bare_names() {
-    let d = TempDir::new("domain");
+    let d = TempDir::new("localnames-domain");
     let h = d.write(
         "hosts",
         b"192.168.1.5 nas\n192.168.1.6 www.example.org\n192.168.1.7 pc.lan pc\n",
@@ -319,7 +278,7 @@ duid 00:01:00:01:2c:aa:bb:cc:00:11:22:33:44:55
 #[test]
 fn dnsmasq_leases() {
     assert_eq!(leases::detect(DNSMASQ), Format::Dnsmasq);
-    let d = TempDir::new("dnsmasq");
+    let d = TempDir::new("localnames-dnsmasq");
     let l = d.write("dhcp.leases", DNSMASQ);
     let ln = loaded(vec![], vec![l], None);
     assert_eq!(a4(&ln, "laptop", NOW), vec![v4("192.168.1.20")]);
@@ -342,7 +301,7 @@ fn dnsmasq_leases() {
 
 #[test]
 fn lease_expires_during_run() {
-    let d = TempDir::new("expire");
+    let d = TempDir::new("localnames-expire");
     let t = NOW + 100;
     let l = d.write(
         "dhcp.leases",
@@ -380,7 +339,7 @@ fn lease_expires_during_run() {
 
 #[test]
 fn hosts_layer_wins_over_leases() {
-    let d = TempDir::new("layers");
+    let d = TempDir::new("localnames-layers");
     let h = d.write("hosts", b"192.168.1.5 nas\n");
     let l = d.write(
         "dhcp.leases",
@@ -414,7 +373,7 @@ fn hosts_layer_wins_over_leases() {
 #[test]
 fn same_name_mixed_expiry_prefix() {
     // One name, addresses with different expiries: only live ones returned.
-    let d = TempDir::new("mixed");
+    let d = TempDir::new("localnames-mixed");
     let l = d.write(
         "leases",
         format!(
@@ -456,7 +415,7 @@ fn odhcpd_state_and_hosts_files() {
         leases::detect(b"# just a comment\n\n192.168.1.1\ta.lan\ta\n"),
         Format::Hosts
     );
-    let d = TempDir::new("odhcpd");
+    let d = TempDir::new("localnames-odhcpd");
     let state = d.write("odhcpd.leases", ODHCPD_STATE);
     let hostsfile = d.write(
         "odhcpd",
@@ -559,7 +518,7 @@ fn isc_dhcpd_leases() {
     assert_eq!(leases::detect(&data), Format::Isc);
     let p = leases::parse_isc(&data, Path::new("dhcpd.leases"));
     assert_eq!(p.bad, 2); // bad address, bad time
-    let d = TempDir::new("isc");
+    let d = TempDir::new("localnames-isc");
     let l = d.write("dhcpd.leases", &data);
     let ln = loaded(vec![], vec![l], Some("lan"));
     // Later block for .10 replaced the earlier one.
@@ -622,7 +581,7 @@ fn lease_format_detection() {
 
 #[test]
 fn windows_line_endings_and_tabs_in_leases() {
-    let d = TempDir::new("crlf-leases");
+    let d = TempDir::new("localnames-crlf-leases");
     let dn = d.write(
         "dnsmasq",
         b"0\t00:11:22:33:44:55\t10.0.0.1\tcrlf-host\t*\r\n0 aa 10.0.0.2 nonl *",
@@ -642,7 +601,7 @@ fn windows_line_endings_and_tabs_in_leases() {
 
 #[test]
 fn rename_into_place_picked_up_by_poll() {
-    let d = TempDir::new("rename");
+    let d = TempDir::new("localnames-rename");
     let l = d.replace("dhcp.leases", b"0 aa 192.168.1.20 first *\n");
     let h = d.write("hosts", b"10.9.9.9 keep\n");
     let mut ln = LocalNames::new(cfg(vec![h], vec![l], None));
@@ -666,7 +625,7 @@ fn rename_into_place_picked_up_by_poll() {
 
 #[test]
 fn in_place_rewrite_picked_up() {
-    let d = TempDir::new("inplace");
+    let d = TempDir::new("localnames-inplace");
     let h = d.write("hosts", b"10.0.0.1 a\n");
     let mut ln = loaded(vec![h.clone()], vec![], None);
     fs::write(&h, b"10.0.0.1 a\n10.0.0.2 b\n").expect("w");
@@ -680,7 +639,7 @@ fn in_place_rewrite_picked_up() {
 
 #[test]
 fn missing_then_appearing_then_gone() {
-    let d = TempDir::new("missing");
+    let d = TempDir::new("localnames-missing");
     let l = d.path("dhcp.leases");
     let h = d.path("hosts.d");
     let mut ln = LocalNames::new(cfg(vec![h.clone(), d.path("nope")], vec![l.clone()], None));
@@ -705,7 +664,7 @@ fn missing_then_appearing_then_gone() {
 
 #[test]
 fn reload_all_rereads() {
-    let d = TempDir::new("reload");
+    let d = TempDir::new("localnames-reload");
     let h = d.write("hosts", b"10.0.0.1 a\n");
     let mut ln = loaded(vec![h.clone()], vec![], None);
     fs::write(&h, b"10.0.0.2 a\n").expect("w");
@@ -718,7 +677,7 @@ fn reload_all_rereads() {
 
 #[test]
 fn ptr_lookups_v4_v6() {
-    let d = TempDir::new("ptr");
+    let d = TempDir::new("localnames-ptr");
     let h = d.write("hosts", b"192.168.1.5 nas\n2001:db8::1:5 nas\nfe80::1 ll\n");
     let ln = loaded(vec![h], vec![], Some("lan"));
     let q4 = reverse_name(ip("192.168.1.5"));
@@ -1030,7 +989,7 @@ fn thread_cpu_ns() -> u64 {
 #[test]
 #[ignore]
 fn load_time_10k_leases_50k_hosts() {
-    let d = TempDir::new("bench");
+    let d = TempDir::new("localnames-bench");
     let mut hosts = Vec::with_capacity(4 << 20);
     for i in 0..50_000u32 {
         let line = match i % 5 {

@@ -1,6 +1,7 @@
 """Command-line overrides across reloads, the reload error line, and how `dproxy ctl`
 finds the daemon's control socket from the config (`-c FILE`)."""
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -75,6 +76,7 @@ class Daemon:
     def stop(self):
         terminate(self.proc)
         self.err.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @pytest.fixture
