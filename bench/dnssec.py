@@ -434,8 +434,13 @@ def start_client(b, client, tag, up, wrap=None, timeout=20, dnssec=True):
     b.seq += 1
     if t is None:
         rc = b.procs.stop(proc)
+        try:
+            with open(f"{b.work}/{client}-dnssec-{tag}.log", errors="replace") as f:
+                own = [x.strip() for x in f if x.strip() and not x.startswith("==")]   # not valgrind's
+        except OSError:
+            own = []
         raise RuntimeError(f"{client} gave no answer within {timeout} s (exit status {rc}; log: "
-                           f"{b.procs.tail(f'{client}-dnssec-{tag}', 4)})")
+                           f"{' | '.join(own[-3:])})")
     proc.port = port
     return proc
 
@@ -713,7 +718,7 @@ def run_dnssec_cg(b):
     if not os.access(full_bin(b), os.X_OK):
         raise RuntimeError(f"{full_bin(b)} not found")
     up = prepare(b)
-    res = {}
+    res = b.dnssec_cg = {}
     for label, on in (("plain", False), ("validated", True)):
         addr = up.start_iterator(f"cg-{label}")
         try:
@@ -725,7 +730,6 @@ def run_dnssec_cg(b):
             raise RuntimeError("no answers under valgrind")
         res[label] = (total - base) / answers
         log(f"  dproxy-full {label} hit callgrind: ({total:,} − {base:,}) / {answers:,} = {res[label]:,.0f}")
-    b.dnssec_cg = res
 
 
 # ---------------------------------------------------------------- output
@@ -807,5 +811,5 @@ def table(b):
         p, f = cg.get("plain"), cg.get("validated")
         out.append(f"| callgrind (dproxy-full) | instructions per hit, DO=1 | {_fmt(p, 'i')} | {_fmt(f, 'i')} | "
                    f"{f / p:.3f} | ≤ 1.05 |" if p and f else
-                   "| callgrind (dproxy-full) | instructions per hit, DO=1 | n/a | n/a | — | ≤ 1.05 |")
+                   f"| callgrind (dproxy-full) | instructions per hit, DO=1 | {_fmt(p, 'i')} | {_fmt(f, 'i')} | — | ≤ 1.05 |")
     return "\n".join(out) + "\n"
