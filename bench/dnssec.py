@@ -105,14 +105,15 @@ class Key:
 
 def _p256_colliding(pub, flags, count):
     """Valid P-256 points (x || y) whose DNSKEY key tags collide: multiples of the point PUB
-    and their negations, grouped by tag; the largest group (at most COUNT)."""
+    (from 2·PUB on, so that the zone's own key is not among them) and their negations, grouped
+    by tag; the largest group (at most COUNT)."""
     p = 2 ** 256 - 2 ** 224 + 2 ** 192 + 2 ** 96 - 1
     x0, y0 = int.from_bytes(pub[:32], "big"), int.from_bytes(pub[32:], "big")
     head = struct.pack(">HBB", flags, 3, 13)
     groups = {}
     x, y = x0, y0
-    for _ in range(KT_POINTS):
-        for yy in (y, p - y):
+    for k in range(KT_POINTS):
+        for yy in (y, p - y) if k else ():
             kb = x.to_bytes(32, "big") + yy.to_bytes(32, "big")
             groups.setdefault(keytag(head + kb), []).append(kb)
         # next multiple: Q + P (a doubling while Q is P itself; Q is never -P this early)
