@@ -16,8 +16,9 @@ loopback with free ports.  The output says which one was used.
 
 Usage: bench.py [--quick] [--out FILE] [--command TEXT]
 Environment: BENCH_ONLY=phase,... runs only those phases (hot, cold, mixed, start,
-callgrind, local, persist, dot, dot-cg, blocklist, blocklist-cg; dot and dot-cg are
-in bench/dot.py and use DPROXY_FULL_BIN, default target/bench-full/release/dproxy), DPROXY_BIN (default target/release/dproxy), BENCH_NET=auto|netem|relay|host
+callgrind, local, persist, dot, dot-cg, blocklist, blocklist-cg, dnssec, dnssec-cg; dot and
+dot-cg are in bench/dot.py, dnssec and dnssec-cg in bench/dnssec.py, and use DPROXY_FULL_BIN,
+default target/bench-full/release/dproxy), DPROXY_BIN (default target/release/dproxy), BENCH_NET=auto|netem|relay|host
 (veth = the netem topology without netem: a plumbing test only), BENCH_KEEP=1 keeps the work
 directory and dnsperf outputs.
 """
@@ -39,6 +40,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 # bench/dot.py imports its helpers from this module, also when this runs as a script.
 sys.modules.setdefault("bench", sys.modules[__name__])
+import dnssec  # noqa: E402
 import dot  # noqa: E402
 
 REPO = os.path.dirname(HERE)
@@ -358,12 +360,12 @@ class Procs:
             return ""
 
 
-def run_dnsperf(work, tag, port, qfile, passes, secs, outstanding, timeout=5):
-    """Runs dnsperf -v and returns its summary plus percentiles computed from
-    the per-query latencies it prints."""
+def run_dnsperf(work, tag, port, qfile, passes, secs, outstanding, timeout=5, extra=()):
+    """Runs dnsperf -v (plus EXTRA options) and returns its summary plus percentiles
+    computed from the per-query latencies it prints."""
     out = f"{work}/dnsperf-{tag}.out"
     cmd = ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", qfile,
-           "-n", str(passes), "-l", str(secs), "-q", str(outstanding), "-t", str(timeout), "-v"]
+           "-n", str(passes), "-l", str(secs), "-q", str(outstanding), "-t", str(timeout), "-v", *extra]
     t0 = time.monotonic()
     with open(out, "w") as f:
         p = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT)
@@ -928,6 +930,15 @@ forward-zone:
         if only and "blocklist-cg" in only and self.available["dproxy"]:
             log("blocklist callgrind")
             self.safe("dproxy blocklist callgrind", self.blocklist_cg)
+        if want("dnssec") or want("dnssec-cg"):
+            # a budget of its own, so that the phases before keep theirs
+            self.deadline = max(self.deadline, time.monotonic()) + dnssec.BUDGET_S["quick" if self.a.quick else "full"]
+        if want("dnssec"):
+            log("DNSSEC: dproxy-full, unbound and dnsmasq validating over one signed hierarchy")
+            self.safe("DNSSEC", dnssec.run_dnssec, self)
+        if want("dnssec-cg"):
+            log("callgrind: validated hits against plain hits, full build")
+            self.safe("callgrind DNSSEC hits", dnssec.run_dnssec_cg, self)
 
     def start_auth(self):
         w = self.work
@@ -1044,6 +1055,7 @@ zone:
             self.table(),
             "",
             dot.table(self),
+            dnssec.table(self),
         ]
         if not self.available.get("dproxy"):
             lines.append(f"**dproxy: n/a** — {self.dproxy_na}")

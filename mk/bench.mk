@@ -6,14 +6,17 @@
 #
 #   make bench         full run (hot / cold / mixed, callgrind, start-up,
 #                      local names, persist file, DoT against unbound and stubby,
-#                      callgrind of the full build), about 8-9 minutes
-#   make bench-quick   smaller counts, about 1-2 minutes, for development
+#                      callgrind of the full build, DNSSEC validation against
+#                      unbound and dnsmasq over a signed hierarchy made at bench
+#                      time, bench/dnssec.py), about 14 minutes
+#   BENCH_ONLY=dnssec,dnssec-cg make bench   only the DNSSEC phases (5-8 minutes)
+#   make bench-quick   smaller counts, about 4 minutes (2.5 of them DNSSEC), for development
 #   make profile       where dproxy's CPU goes on a hit and on a miss (perf
 #                      samples by system call, bench/profile.py), under a minute
 #
 # BENCH_BUILD= skips the cargo builds (bench an existing binary, or set
 # DPROXY_BIN=/path/to/dproxy, and DPROXY_FULL_BIN for the full build's rows); BENCH_NET=relay|host
-# forces a network setup. The full build for the DoT rows has a target directory of its
+# forces a network setup. The full build for the DoT and DNSSEC rows has a target directory of its
 # own (target/bench-full), so that it does not replace the plain target/release/dproxy.
 
 BENCH_BUILD ?= build
