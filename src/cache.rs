@@ -69,6 +69,14 @@ pub mod flag {
     pub const FAILURE: u8 = 0x02;
     /// Learned while the link was down; dropped at link up.
     pub const OFFLINE: u8 = 0x04;
+    /// Validated secure (DNSSEC): replies set AD for clients that ask for it.
+    pub const SECURE: u8 = 0x08;
+    /// A DS or DNSKEY answer fetched for a validation and checked only by it: a client
+    /// question for it is asked again (and validated) rather than answered from here.
+    pub const UNCHECKED: u8 = 0x10;
+    /// With FAILURE: the DNSSEC Extended DNS Error the SERVFAIL carries (see
+    /// `forward::validate`).
+    pub const EDE: u8 = 0xe0;
 }
 
 /// A cache key: query flags, type, class and the lowercased name in wire form.
