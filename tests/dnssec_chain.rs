@@ -988,7 +988,8 @@ struct Daemon {
 }
 
 impl Daemon {
-    fn start(dir: &Path, name: &str, upstream: u16, anchor_file: &Path) -> Daemon {
+    /// `extra`: more option lines.
+    fn start(dir: &Path, name: &str, upstream: u16, anchor_file: &Path, extra: &str) -> Daemon {
         let dir = dir.join(name);
         std::fs::create_dir_all(&dir).unwrap();
         // Started as root, dproxy runs as nobody: it must be able to write its persist file.
@@ -1007,7 +1008,7 @@ impl Daemon {
                  \tlist hosts '{d}/hosts'\n\toption control_socket '{d}/ctl.sock'\n\
                  \toption persist_file '{d}/cache.persist'\n\toption rebind_protection '0'\n\
                  \toption prefetch '0'\n\toption log_level 'info'\n\toption dnssec '1'\n\
-                 \toption trust_anchor_file '{}'\n",
+                 \toption trust_anchor_file '{}'\n{extra}",
                 anchor_file.display()
             ),
         )
@@ -1137,7 +1138,7 @@ fn daemon_agrees_with_unbound_on_a_signed_hierarchy() {
     let (_nsd, nsd) = start_nsd(&dir, &zones);
     let (_unbound, unbound) = start_unbound(&dir, nsd, &zones, Some(&anchor_line));
     let (_iter, iterator) = start_unbound(&dir, nsd, &zones, None);
-    let mut d = Daemon::start(&dir, "dproxy", iterator, &anchor_file);
+    let mut d = Daemon::start(&dir, "dproxy", iterator, &anchor_file, "");
 
     // The test zones are signed for 2026: the system clock must be inside that window.
     let now = std::time::SystemTime::now()
@@ -1266,11 +1267,31 @@ fn daemon_agrees_with_unbound_on_a_signed_hierarchy() {
     );
     d.stop();
 
+    // A stale answer (link down, entry expired) keeps the verdict: AD=1.
+    let st = Daemon::start(
+        &dir,
+        "stale",
+        iterator,
+        &anchor_file,
+        "\toption max_ttl '1'\n",
+    );
+    assert_eq!(verdict_of(&st.ask("www.valid.tld.", 1)), "secure");
+    st.ctl(&["link", "down"]);
+    std::thread::sleep(Duration::from_millis(2100));
+    let m = st.ask("www.valid.tld.", 1);
+    assert_eq!(
+        (verdict_of(&m), ede(&m)),
+        ("secure", Some(3)),
+        "stale, still AD\n{}",
+        st.log()
+    );
+    drop(st);
+
     // An upstream that strips RRSIGs: everything signed is bogus, said once in the log
     // and counted.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let fwd = stripping_forwarder(iterator, stop.clone());
-    let s = Daemon::start(&dir, "stripped", fwd, &anchor_file);
+    let s = Daemon::start(&dir, "stripped", fwd, &anchor_file, "");
     let m = s.ask("www.valid.tld.", 1);
     assert_eq!(verdict_of(&m), "bogus", "{}", s.log());
     assert!(s.stat("dnssec_stripped") >= 1, "{}", s.ctl(&["stats"]));
