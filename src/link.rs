@@ -46,9 +46,9 @@ impl Server {
         let Some(e) = self.cache.get(key.as_bytes()) else {
             return false;
         };
-        // Validating: an answer fetched only for a walk was never checked by itself.
+        // Validating: an answer that was not validated is not served, stale or not.
         #[cfg(feature = "dnssec")]
-        if e.flags & crate::cache::flag::UNCHECKED != 0 && self.cfg.dnssec.enabled {
+        if !crate::forward::validate::servable(self.cfg.dnssec.enabled, e.flags, key.flags()) {
             return false;
         }
         let opts = ReplyOpts {
@@ -60,7 +60,7 @@ impl Server {
         answer::write_stored_reply(&mut self.out, e.msg, e.ttl_positions(), q, &opts);
         // A stale answer keeps the verdict it was cached with.
         #[cfg(feature = "dnssec")]
-        if crate::forward::validate::sets_ad(e.flags, q.do_bit(), q.ad) {
+        if self.cfg.dnssec.enabled && crate::forward::validate::sets_ad(e.flags, q.do_bit(), q.ad) {
             if let Ok(mut h) = crate::wire::Header::new_checked(&mut self.out[..]) {
                 h.set_ad(true);
             }

@@ -168,9 +168,10 @@ impl Server {
         if hit.expires <= now {
             return false;
         }
-        // Fetched for a validation only: a client's question is asked and validated anew.
+        // Not validated (fetched for a walk, or cached before validation was on): the
+        // question is asked and validated anew.
         #[cfg(feature = "dnssec")]
-        if hit.flags & flag::UNCHECKED != 0 && self.cfg.dnssec.enabled {
+        if !crate::forward::validate::servable(self.cfg.dnssec.enabled, hit.flags, key.flags()) {
             return false;
         }
         let opts = ReplyOpts {
@@ -194,7 +195,8 @@ impl Server {
             answer::write_stored_reply(&mut self.out, hit.msg, hit.ttl_positions(), q, &opts);
         // The verdict of the miss, kept with the entry: AD without crypto.
         #[cfg(feature = "dnssec")]
-        if crate::forward::validate::sets_ad(hit.flags, q.do_bit(), q.ad) {
+        if self.cfg.dnssec.enabled && crate::forward::validate::sets_ad(hit.flags, q.do_bit(), q.ad)
+        {
             if let Ok(mut h) = Header::new_checked(&mut self.out[..]) {
                 h.set_ad(true);
             }

@@ -1267,6 +1267,29 @@ fn daemon_agrees_with_unbound_on_a_signed_hierarchy() {
     );
     d.stop();
 
+    // Answers cached before validation was turned on (here: in the persist file of a
+    // run with dnssec 0) are not served as they are: asked and validated anew.
+    let mut before = Daemon::start(
+        &dir,
+        "before",
+        iterator,
+        &anchor_file,
+        "\toption dnssec '0'\n",
+    );
+    assert_eq!(verdict_of(&before.ask("www.rrsig-exp.tld.", 1)), "insecure");
+    before.stop();
+    let conf = std::fs::read_to_string(&before.conf).unwrap();
+    std::fs::write(&before.conf, conf.replace("\toption dnssec '0'\n", "")).unwrap();
+    before.spawn();
+    let m = before.ask("www.rrsig-exp.tld.", 1);
+    assert_eq!(
+        (verdict_of(&m), ede(&m)),
+        ("bogus", Some(7)),
+        "{}",
+        before.log()
+    );
+    drop(before);
+
     // A stale answer (link down, entry expired) keeps the verdict: AD=1.
     let st = Daemon::start(
         &dir,

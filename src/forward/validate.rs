@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use crate::answer::{self, Kind, Prepared, ReplyOpts};
-use crate::cache::{flag, Key, KEY_DO};
+use crate::cache::{flag, Key, KEY_CD, KEY_DO};
 use crate::clock_trust::{CheckTime, BUILD_TIME};
 use crate::dnssec::walk::{Outcome, Settings, Step, Walk};
 use crate::dnssec::{Clock, DNSKEY};
@@ -66,6 +66,12 @@ pub(crate) fn cached_ede(flags: u8) -> Option<Ede> {
 /// `flags` (RFC 6840 §5.8: only to clients that show they understand it)?
 pub(crate) fn sets_ad(flags: u8, do_bit: bool, ad: bool) -> bool {
     flags & flag::SECURE != 0 && (do_bit || ad)
+}
+
+/// May an entry with `flags` under a key with `key_flags` answer a client? While
+/// validating, only validated answers, failures, and answers to CD=1 questions.
+pub(crate) fn servable(validating: bool, flags: u8, key_flags: u8) -> bool {
+    !validating || flags & (flag::VALIDATED | flag::FAILURE) != 0 || key_flags & KEY_CD != 0
 }
 
 /// One walk over one answer: the question `pi` (generation `gen`) it belongs to and
@@ -264,8 +270,9 @@ impl Server {
             return self.deliver_flags(pi, prepared, 0);
         }
         if for_walks && !has_clients {
-            // A sub-query: the walk that asked checks it; kept for walks only.
-            return self.deliver_flags(pi, prepared, flag::UNCHECKED);
+            // A sub-query: the walk that asked checks it; cached without VALIDATED, so
+            // kept for walks only.
+            return self.deliver_flags(pi, prepared, 0);
         }
         if prepared.kind == Kind::Failure {
             return self.deliver_flags(pi, prepared, 0);
@@ -448,12 +455,12 @@ impl Server {
             Outcome::Secure => {
                 self.dnssec.counters.secure += 1;
                 let prepared = self.for_key(v.pi, v.prepared);
-                self.deliver_flags(v.pi, prepared, flag::SECURE);
+                self.deliver_flags(v.pi, prepared, flag::SECURE | flag::VALIDATED);
             }
             Outcome::Insecure(_) => {
                 self.dnssec.counters.insecure += 1;
                 let prepared = self.for_key(v.pi, v.prepared);
-                self.deliver_flags(v.pi, prepared, 0);
+                self.deliver_flags(v.pi, prepared, flag::VALIDATED);
             }
             Outcome::Bogus(_) | Outcome::Indeterminate => {
                 self.validation_failed(v.pi, v.prepared, outcome)
@@ -524,5 +531,14 @@ mod tests {
         assert!(sets_ad(flag::SECURE, false, true));
         assert!(!sets_ad(flag::SECURE, false, false));
         assert!(!sets_ad(0, true, true));
+    }
+
+    #[test]
+    fn only_validated_answers_serve_clients_while_validating() {
+        assert!(servable(false, 0, 0));
+        assert!(!servable(true, 0, KEY_DO));
+        assert!(servable(true, flag::VALIDATED, KEY_DO));
+        assert!(servable(true, flag::FAILURE, 0));
+        assert!(servable(true, 0, KEY_CD | KEY_DO));
     }
 }
