@@ -69,6 +69,15 @@ pub mod flag {
     pub const FAILURE: u8 = 0x02;
     /// Learned while the link was down; dropped at link up.
     pub const OFFLINE: u8 = 0x04;
+    /// Validated secure (DNSSEC): replies set AD for clients that ask for it.
+    pub const SECURE: u8 = 0x08;
+    /// Validated (DNSSEC), secure or insecure. While validation is on, an answer
+    /// without it (fetched only for a walk, or cached before validation was turned on)
+    /// is not given to clients that did not set CD: their question is asked anew.
+    pub const VALIDATED: u8 = 0x10;
+    /// With FAILURE: the DNSSEC Extended DNS Error the SERVFAIL carries (see
+    /// `forward::validate`).
+    pub const EDE: u8 = 0xe0;
 }
 
 /// A cache key: query flags, type, class and the lowercased name in wire form.

@@ -16,10 +16,13 @@ use crate::transport::{Event, Owner, Proto};
 use crate::wire::build::{self, Ede};
 use crate::wire::{ede, scan_message, NameBuf, QueryView};
 
+#[cfg(feature = "dnssec")]
+pub(crate) mod validate;
+
 /// Clients waiting on one question.
 const MAX_WAITERS: usize = 256;
 /// Questions in flight at once.
-const MAX_PENDING: usize = 4096;
+pub(crate) const MAX_PENDING: usize = 4096;
 /// How long an upstream SERVFAIL or REFUSED is remembered.
 const FAILURE_TTL: u32 = 2;
 
@@ -52,6 +55,8 @@ impl Server {
             id: q.id,
             rd: q.rd,
             cd: q.cd,
+            #[cfg(feature = "dnssec")]
+            ad: q.ad,
             opt: q.opt,
             name: q.question.name.clone(),
         };
@@ -235,7 +240,7 @@ impl Server {
     }
 
     /// Starts a new attempt for pending `pi`: to `upstream` if given, else the best untried.
-    fn send_attempt(&mut self, pi: usize, upstream: Option<UpstreamId>, proto: Proto) {
+    pub(crate) fn send_attempt(&mut self, pi: usize, upstream: Option<UpstreamId>, proto: Proto) {
         loop {
             let Some(p) = self.pending.get(pi) else {
                 return;
@@ -261,6 +266,10 @@ impl Server {
             let id = self.rng.u16();
             let (gen, mut name, qtype, qclass, cd, do_bit) =
                 (p.gen, p.name.clone(), p.qtype, p.qclass, p.cd, p.do_bit);
+            // A validating dproxy asks every question with DO=1: the signatures are its
+            // to check, whatever the client asked.
+            #[cfg(feature = "dnssec")]
+            let do_bit = do_bit || self.validating();
             let exact_case = self.cfg.case_randomization && !u_no_0x20 && !p.no_0x20;
             // A TLS server gets every attempt over TLS, where 0x20 adds nothing.
             #[cfg(feature = "tls")]
@@ -366,7 +375,7 @@ impl Server {
     }
 
     /// Stops listening for every attempt of pending `pi`.
-    fn close_attempts(&mut self, pi: usize) {
+    pub(crate) fn close_attempts(&mut self, pi: usize) {
         let n = self.pending.get(pi).map_or(0, |p| p.attempts.len());
         for ai in 0..n {
             self.close_attempt(pi, ai);
@@ -552,7 +561,14 @@ impl Server {
             .as_ref()
             .map(|(from, to)| crate::sanitize::Respell { from, to });
         let do_bit = self.pending.get(pi).is_some_and(|p| p.do_bit);
-        let prepared = answer::prepare(msg, &scan, &self.cfg.ttl, self.cfg.trust_ad, do_bit, fix);
+        let trust_ad = self.cfg.trust_ad;
+        // Validating: the walk needs the signatures, and AD comes only from the walk.
+        #[cfg(feature = "dnssec")]
+        let (do_bit, trust_ad) = match self.validating() {
+            true => (true, false),
+            false => (do_bit, trust_ad),
+        };
+        let prepared = answer::prepare(msg, &scan, &self.cfg.ttl, trust_ad, do_bit, fix);
         let Some(prepared) = prepared else {
             log::debug!("unusable answer from upstream {addr}");
             self.stats.drop_upstream_malformed += 1;
@@ -575,11 +591,23 @@ impl Server {
                 return;
             }
         }
+        #[cfg(feature = "dnssec")]
+        if self.validating() {
+            if let Some(qtype) = self.pending.get(pi).map(|p| p.qtype) {
+                self.check_stripping(&prepared.msg, qtype, addr);
+            }
+            return self.validate_answer(pi, prepared);
+        }
         self.deliver(pi, prepared);
     }
 
     /// Ends a pending question: caches the answer and replies to every waiter.
-    fn deliver(&mut self, pi: usize, mut prepared: Prepared) {
+    fn deliver(&mut self, pi: usize, prepared: Prepared) {
+        self.deliver_flags(pi, prepared, 0);
+    }
+
+    /// [`Self::deliver`] with cache flags of the validation (`flag::SECURE`, ...).
+    pub(crate) fn deliver_flags(&mut self, pi: usize, mut prepared: Prepared, verdict: u8) {
         if prepared.kind == Kind::Failure {
             let key = self.pending.get(pi).map(|p| p.key.clone());
             if key.is_some_and(|k| self.stale_entry(&k).is_some()) {
@@ -600,7 +628,7 @@ impl Server {
         };
         let Some(p) = self.finish(pi) else { return };
         let now = self.now_secs();
-        let mut flags = 0;
+        let mut flags = verdict;
         if self.offline() {
             flags |= flag::OFFLINE;
         }
@@ -626,11 +654,19 @@ impl Server {
             let q = w.query_view(p.qtype, p.qclass);
             let opts = ReplyOpts {
                 udp: w.to.is_udp(),
+                #[cfg(feature = "dnssec")]
+                ede: validate::cached_ede(flags),
                 ..Default::default()
             };
             let pos = stored_pos.iter().map(|&x| x as usize);
             if answer::write_stored_reply(&mut self.out, &stored, pos, &q, &opts) {
                 self.stats.truncated += 1;
+            }
+            #[cfg(feature = "dnssec")]
+            if validate::sets_ad(flags, q.do_bit(), w.ad) {
+                if let Ok(mut h) = crate::wire::Header::new_checked(&mut self.out[..]) {
+                    h.set_ad(true);
+                }
             }
             if prepared.kind == Kind::Failure {
                 self.stats.servfail += 1;
@@ -638,6 +674,8 @@ impl Server {
             self.client_outstanding(w.to, -1);
             self.reply(w.to);
         }
+        #[cfg(feature = "dnssec")]
+        self.feed_walks(pi, p.gen, Some(&prepared.msg));
     }
 
     /// Does this answer put a private address on a public name?
@@ -690,6 +728,8 @@ impl Server {
             );
             self.reply(w.to);
         }
+        #[cfg(feature = "dnssec")]
+        self.feed_walks(pi, p.gen, None);
     }
 
     /// Nothing useful came back in time: a stale answer, the last failure answer, or SERVFAIL.
@@ -711,6 +751,8 @@ impl Server {
                 self.reply_servfail(&q, w.to, why);
             }
         }
+        #[cfg(feature = "dnssec")]
+        self.feed_walks(pi, p.gen, None);
     }
 
     /// The client-response timer (RFC 8767): waiters get the stale answer, resolution goes on.

@@ -46,6 +46,11 @@ impl Server {
         let Some(e) = self.cache.get(key.as_bytes()) else {
             return false;
         };
+        // Validating: an answer that was not validated is not served, stale or not.
+        #[cfg(feature = "dnssec")]
+        if !crate::forward::validate::servable(self.cfg.dnssec.enabled, e.flags, key.flags()) {
+            return false;
+        }
         let opts = ReplyOpts {
             fixed_ttl: Some(STALE_TTL),
             ede: Some(EDE_STALE),
@@ -53,6 +58,13 @@ impl Server {
             ..Default::default()
         };
         answer::write_stored_reply(&mut self.out, e.msg, e.ttl_positions(), q, &opts);
+        // A stale answer keeps the verdict it was cached with.
+        #[cfg(feature = "dnssec")]
+        if self.cfg.dnssec.enabled && crate::forward::validate::sets_ad(e.flags, q.do_bit(), q.ad) {
+            if let Ok(mut h) = crate::wire::Header::new_checked(&mut self.out[..]) {
+                h.set_ad(true);
+            }
+        }
         self.stats.stale += 1;
         self.reply(to);
         self.probe_on_demand();

@@ -168,9 +168,17 @@ impl Server {
         if hit.expires <= now {
             return false;
         }
+        // Not validated (fetched for a walk, or cached before validation was on): the
+        // question is asked and validated anew.
+        #[cfg(feature = "dnssec")]
+        if !crate::forward::validate::servable(self.cfg.dnssec.enabled, hit.flags, key.flags()) {
+            return false;
+        }
         let opts = ReplyOpts {
             elapsed: now.saturating_sub(hit.inserted),
             udp: to.is_udp(),
+            #[cfg(feature = "dnssec")]
+            ede: crate::forward::validate::cached_ede(hit.flags),
             ..Default::default()
         };
         let failure = hit.flags & flag::FAILURE != 0;
@@ -185,6 +193,14 @@ impl Server {
         );
         let truncated =
             answer::write_stored_reply(&mut self.out, hit.msg, hit.ttl_positions(), q, &opts);
+        // The verdict of the miss, kept with the entry: AD without crypto.
+        #[cfg(feature = "dnssec")]
+        if self.cfg.dnssec.enabled && crate::forward::validate::sets_ad(hit.flags, q.do_bit(), q.ad)
+        {
+            if let Ok(mut h) = Header::new_checked(&mut self.out[..]) {
+                h.set_ad(true);
+            }
+        }
         self.stats.hits += 1;
         if truncated {
             self.stats.truncated += 1;

@@ -166,6 +166,9 @@ pub struct Server {
     /// Whether the system time is known good (`ctl time-synced`), for validity dates.
     #[cfg(any(feature = "tls", feature = "dnssec"))]
     pub(crate) clock: crate::clock_trust::ClockTrust,
+    /// DNSSEC validations in progress, validated key sets and counters.
+    #[cfg(feature = "dnssec")]
+    pub(crate) dnssec: crate::forward::validate::State,
 }
 
 impl Server {
@@ -217,6 +220,8 @@ impl Server {
             transports: Default::default(),
             #[cfg(any(feature = "tls", feature = "dnssec"))]
             clock: Default::default(),
+            #[cfg(feature = "dnssec")]
+            dnssec: Default::default(),
             pending: Slab::default(),
             inflight: HashMap::new(),
             upstreams: Upstreams::default(),
@@ -389,11 +394,17 @@ impl Server {
 
     /// Counters kept outside `Stats`.
     pub(crate) fn extra_stats(&self) -> Vec<(&'static str, u64)> {
-        vec![
+        #[allow(unused_mut)]
+        let mut v = vec![
             ("pending", self.pending.len() as u64),
             ("local_names", self.local.len() as u64),
             ("blocklist_domains", self.block.len() as u64),
-        ]
+        ];
+        #[cfg(feature = "dnssec")]
+        if self.cfg.dnssec.enabled {
+            v.extend(self.dnssec.stats());
+        }
+        v
     }
 
     pub(crate) fn add_timer(&mut self, at: Instant, t: Timer) {

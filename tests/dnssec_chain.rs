@@ -17,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 mod dnssec_support;
-use dnssec_support::{run, wire, EXPIRATION, INCEPTION, NOW};
+use dnssec_support::{run, wire, EXPIRATION, INCEPTION, NOW, RRSIG};
 use dproxy::dnssec::walk::{Outcome, Settings, Step, Walk};
 use dproxy::dnssec::{anchors, Bogus, Budget, MAX_CRYPTO_PER_QUERY};
 
@@ -537,17 +537,34 @@ fn start_nsd(dir: &Path, zones: &[(String, PathBuf)]) -> (Proc, u16) {
     (p, port)
 }
 
-fn start_unbound(dir: &Path, nsd: u16, zones: &[(String, PathBuf)], anchor: &str) -> (Proc, u16) {
+/// A unbound for the zones: validating with `anchor`, or (None) a plain iterator
+/// that passes the DNSSEC records on unchecked, as a forwarder's upstream.
+fn start_unbound(
+    dir: &Path,
+    nsd: u16,
+    zones: &[(String, PathBuf)],
+    anchor: Option<&str>,
+) -> (Proc, u16) {
     let port = free_port();
+    let dir = &dir.join(if anchor.is_some() {
+        "unbound"
+    } else {
+        "iterator"
+    });
+    std::fs::create_dir_all(dir).unwrap();
     let d = dir.display();
+    let validation = match anchor {
+        Some(a) => format!(" trust-anchor: \"{a}\"\n"),
+        None => " module-config: \"iterator\"\n".into(),
+    };
     let mut conf = format!(
         "server:\n interface: 127.0.0.1\n port: {port}\n do-ip6: no\n username: \"\"\n \
          chroot: \"\"\n directory: \"{d}\"\n pidfile: \"{d}/unbound.pid\"\n use-syslog: no\n \
          logfile: \"{d}/unbound.log\"\n num-threads: 1\n so-reuseport: no\n \
          do-not-query-localhost: no\n qname-minimisation: no\n aggressive-nsec: no\n \
          target-fetch-policy: \"0 0 0 0 0\"\n val-override-date: \"{UNBOUND_DATE}\"\n \
-         val-log-level: 2\n ede: yes\n access-control: 127.0.0.0/8 allow\n \
-         trust-anchor: \"{anchor}\"\n\
+         val-log-level: 2\n ede: yes\n access-control: 127.0.0.0/8 allow\n\
+         {validation}\
          remote-control:\n control-enable: no\n"
     );
     for (name, _) in zones {
@@ -715,14 +732,9 @@ fn drop_authority(msg: &[u8]) -> Vec<u8> {
     out
 }
 
-// ---------------------------------------------------------------- the test
-
-#[test]
-fn walk_agrees_with_unbound_on_a_signed_hierarchy() {
-    let dir = std::env::temp_dir().join(format!("dproxy-chain-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-
+/// Signs the hierarchy into `dir`: the zones to serve (origin, file) and the
+/// private root's DS line (the trust anchor).
+fn build_hierarchy(dir: &Path) -> (Vec<(String, PathBuf)>, String) {
     let mut zones: Vec<(String, PathBuf)> = Vec::new();
     let mut tld = String::from(
         "$TTL 300\n@ IN SOA ns.tld. hostmaster.tld. 1 3600 900 604800 60\n@ IN NS ns.tld.\n\
@@ -734,7 +746,7 @@ fn walk_agrees_with_unbound_on_a_signed_hierarchy() {
             continue;
         }
         seen.push(leaf.name);
-        let (origin, file, ds) = build_leaf(&dir, &leaf);
+        let (origin, file, ds) = build_leaf(dir, &leaf);
         tld += &format!("{origin} IN NS ns1.{origin}\nns1.{origin} IN A 127.0.0.1\n");
         for d in ds {
             tld += &format!("{d}\n");
@@ -747,9 +759,9 @@ fn walk_agrees_with_unbound_on_a_signed_hierarchy() {
     zones.push(("sub.optout.tld.".into(), sub));
 
     let mut taken = Vec::new();
-    let tksk = keygen(&dir, "tld.", "ECDSAP256SHA256", true, &mut taken);
-    let tzsk = keygen(&dir, "tld.", "ECDSAP256SHA256", false, &mut taken);
-    let tfile = sign(&dir, "tld.", &tld, &[&tzsk, &tksk], true, &LEAF);
+    let tksk = keygen(dir, "tld.", "ECDSAP256SHA256", true, &mut taken);
+    let tzsk = keygen(dir, "tld.", "ECDSAP256SHA256", false, &mut taken);
+    let tfile = sign(dir, "tld.", &tld, &[&tzsk, &tksk], true, &LEAF);
     zones.push(("tld.".into(), tfile));
 
     let root = format!(
@@ -758,16 +770,17 @@ fn walk_agrees_with_unbound_on_a_signed_hierarchy() {
         tksk.ds
     );
     let mut taken = Vec::new();
-    let rksk = keygen(&dir, ".", "ECDSAP256SHA256", true, &mut taken);
-    let rzsk = keygen(&dir, ".", "ECDSAP256SHA256", false, &mut taken);
-    let rfile = sign(&dir, ".", &root, &[&rzsk, &rksk], true, &LEAF);
+    let rksk = keygen(dir, ".", "ECDSAP256SHA256", true, &mut taken);
+    let rzsk = keygen(dir, ".", "ECDSAP256SHA256", false, &mut taken);
+    let rfile = sign(dir, ".", &root, &[&rzsk, &rksk], true, &LEAF);
     zones.push((".".into(), rfile));
 
     let anchor_line = rksk.ds.split_whitespace().collect::<Vec<_>>().join(" ");
-    let anchors = anchors::parse(&anchor_line).unwrap();
-    let (_nsd, nsd) = start_nsd(&dir, &zones);
-    let (_unbound, unbound) = start_unbound(&dir, nsd, &zones, &anchor_line);
+    (zones, anchor_line)
+}
 
+/// The questions asked of every validator: (case, name, type).
+fn cases() -> Vec<(String, String, u16)> {
     // (case, name, type)
     let mut cases: Vec<(String, String, u16)> = Vec::new();
     for leaf in leaves() {
@@ -800,6 +813,23 @@ fn walk_agrees_with_unbound_on_a_signed_hierarchy() {
         cases.push((case.into(), name.into(), t));
     }
 
+    cases
+}
+
+// ---------------------------------------------------------------- the test
+
+#[test]
+fn walk_agrees_with_unbound_on_a_signed_hierarchy() {
+    let dir = std::env::temp_dir().join(format!("dproxy-chain-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+
+    let (zones, anchor_line) = build_hierarchy(&dir);
+    let anchors = anchors::parse(&anchor_line).unwrap();
+    let (_nsd, nsd) = start_nsd(&dir, &zones);
+    let (_unbound, unbound) = start_unbound(&dir, nsd, &zones, Some(&anchor_line));
+
+    let cases = cases();
     let mut table = String::from("case                          ours           unbound\n");
     let mut diffs = Vec::new();
     for (case, name, t) in &cases {
@@ -888,5 +918,414 @@ fn walk_agrees_with_unbound_on_a_signed_hierarchy() {
             "known difference gone: {k:?}\n{table}"
         );
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ---------------------------------------------------------------- the daemon
+
+/// A question with DO and CD as given, AD as given, and an OPT record only if `edns`.
+fn client_query(name: &[u8], t: u16, edns: bool, do_bit: bool, cd: bool, ad: bool) -> Vec<u8> {
+    let flags = if cd { 0x10 } else { 0 } | if ad { 0x20 } else { 0 };
+    let mut q = vec![0x43, 0x21, 1, flags, 0, 1, 0, 0, 0, 0, 0, u8::from(edns)];
+    q.extend_from_slice(name);
+    q.extend_from_slice(&t.to_be_bytes());
+    q.extend_from_slice(&[0, 1]);
+    if edns {
+        q.extend_from_slice(&[
+            0,
+            0,
+            41,
+            0x10,
+            0,
+            0,
+            0,
+            if do_bit { 0x80 } else { 0 },
+            0,
+            0,
+            0,
+        ]);
+    }
+    q
+}
+
+/// One question to dproxy over TCP (no truncation to care about).
+fn ask_tcp(port: u16, q: &[u8]) -> Vec<u8> {
+    let mut t = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    t.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut m = (q.len() as u16).to_be_bytes().to_vec();
+    m.extend_from_slice(q);
+    t.write_all(&m).unwrap();
+    let mut len = [0u8; 2];
+    t.read_exact(&mut len).unwrap();
+    let mut out = vec![0u8; u16::from_be_bytes(len) as usize];
+    t.read_exact(&mut out).unwrap();
+    out
+}
+
+/// Record types in a message's answer and authority sections.
+fn record_types(msg: &[u8]) -> Vec<u16> {
+    use dproxy::wire::scan_message;
+    let s = scan_message(msg).unwrap();
+    s.records.iter().map(|r| r.rtype).collect()
+}
+
+/// AD → secure, SERVFAIL → bogus, NOERROR/NXDOMAIN without AD → insecure.
+fn verdict_of(m: &[u8]) -> &'static str {
+    match (m[3] & 0xf, m[3] & 0x20 != 0) {
+        (2, _) => "bogus",
+        (0 | 3, true) => "secure",
+        (0 | 3, false) => "insecure",
+        _ => "indeterminate",
+    }
+}
+
+/// dproxy (the full build) started on a UCI config, stopped on drop.
+struct Daemon {
+    proc: Option<Proc>,
+    port: u16,
+    dir: PathBuf,
+    conf: PathBuf,
+}
+
+impl Daemon {
+    /// `extra`: more option lines.
+    fn start(dir: &Path, name: &str, upstream: u16, anchor_file: &Path, extra: &str) -> Daemon {
+        let dir = dir.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        // Started as root, dproxy runs as nobody: it must be able to write its persist file.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let port = free_port();
+        let d = dir.display();
+        std::fs::write(dir.join("resolv.conf"), "").unwrap();
+        std::fs::write(dir.join("hosts"), "").unwrap();
+        let conf = dir.join("dproxy.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "config dproxy 'main'\n\tlist listen '127.0.0.1'\n\toption port '{port}'\n\
+                 \tlist server '127.0.0.1#{upstream}'\n\toption resolvfile '{d}/resolv.conf'\n\
+                 \tlist hosts '{d}/hosts'\n\toption control_socket '{d}/ctl.sock'\n\
+                 \toption persist_file '{d}/cache.persist'\n\toption rebind_protection '0'\n\
+                 \toption prefetch '0'\n\toption log_level 'info'\n\toption dnssec '1'\n\
+                 \toption trust_anchor_file '{}'\n{extra}",
+                anchor_file.display()
+            ),
+        )
+        .unwrap();
+        let mut d = Daemon {
+            proc: None,
+            port,
+            dir,
+            conf,
+        };
+        d.spawn();
+        d
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("stderr"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_dproxy"))
+            .arg("-c")
+            .arg(&self.conf)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.proc = Some(Proc(child));
+        let ok = (0..100).any(|_| {
+            TcpStream::connect(("127.0.0.1", self.port)).is_ok() || {
+                std::thread::sleep(Duration::from_millis(50));
+                false
+            }
+        });
+        assert!(ok, "dproxy does not listen:\n{}", self.log());
+    }
+
+    /// Stops it with SIGTERM (so it writes its persist file) and waits.
+    fn stop(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            let pid = p.0.id().to_string();
+            run(Command::new("kill").args(["-TERM", &pid]));
+            let _ = p.0.wait();
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.proc.as_ref().unwrap().0.id()
+    }
+
+    /// CPU time the daemon has used so far (ns, from the scheduler's accounting).
+    fn cpu_ns(&self) -> u64 {
+        let s = std::fs::read_to_string(format!("/proc/{}/schedstat", self.pid())).unwrap();
+        s.split_whitespace().next().unwrap().parse().unwrap()
+    }
+
+    fn ctl(&self, args: &[&str]) -> String {
+        run(Command::new(env!("CARGO_BIN_EXE_dproxy"))
+            .args(["ctl", "--socket"])
+            .arg(self.dir.join("ctl.sock"))
+            .args(args))
+    }
+
+    fn stat(&self, name: &str) -> u64 {
+        let out = self.ctl(&["stats"]);
+        out.lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once('=')?;
+                (k.trim() == name).then(|| v.trim().parse().ok())?
+            })
+            .unwrap_or_else(|| panic!("no {name} in ctl stats:\n{out}"))
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("stderr")).unwrap_or_default()
+    }
+
+    fn ask(&self, name: &str, t: u16) -> Vec<u8> {
+        ask_tcp(
+            self.port,
+            &client_query(&wire(name), t, true, true, false, false),
+        )
+    }
+}
+
+/// A forwarder that clears the DO bit of every query it passes on: the upstream then
+/// answers without signatures, as CPE resolvers that strip RRSIGs do. UDP only; stops
+/// when `stop` is set (each wait is bounded by a 100 ms read timeout).
+fn stripping_forwarder(to: u16, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> u16 {
+    use std::sync::atomic::Ordering;
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = s.local_addr().unwrap().port();
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    std::thread::spawn(move || {
+        let up = UdpSocket::bind("127.0.0.1:0").unwrap();
+        up.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut buf = vec![0u8; 65535];
+        while !stop.load(Ordering::Relaxed) {
+            let Ok((n, from)) = s.recv_from(&mut buf) else {
+                continue;
+            };
+            let mut q = buf[..n].to_vec();
+            // dproxy's OPT is the last record, without options: DO is 4 bytes from the end.
+            if n > 23 && q[n - 11..n - 8] == [0, 0, 41] {
+                q[n - 4] &= 0x7f;
+            }
+            if up.send_to(&q, ("127.0.0.1", to)).is_err() {
+                continue;
+            }
+            if let Ok(m) = up.recv(&mut buf) {
+                let _ = s.send_to(&buf[..m], from);
+            }
+        }
+    });
+    port
+}
+
+#[test]
+fn daemon_agrees_with_unbound_on_a_signed_hierarchy() {
+    let dir = std::env::temp_dir().join(format!("dproxy-chaind-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (zones, anchor_line) = build_hierarchy(&dir);
+    let anchor_file = dir.join("anchor.ds");
+    std::fs::write(&anchor_file, format!("{anchor_line}\n")).unwrap();
+    let (_nsd, nsd) = start_nsd(&dir, &zones);
+    let (_unbound, unbound) = start_unbound(&dir, nsd, &zones, Some(&anchor_line));
+    let (_iter, iterator) = start_unbound(&dir, nsd, &zones, None);
+    let mut d = Daemon::start(&dir, "dproxy", iterator, &anchor_file, "");
+
+    // The test zones are signed for 2026: the system clock must be inside that window.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(
+        (1_767_225_600..1_798_761_600).contains(&now),
+        "the signatures of the test zones are valid in 2026 only"
+    );
+
+    // Clock not known good: inception is not checked, so a signature that is not yet
+    // valid passes (a router that booted in the past must still resolve).
+    assert!(
+        d.ctl(&["stats"]).contains("clock=unsynced"),
+        "{}",
+        d.ctl(&["stats"])
+    );
+    let r = d.ask("www.rrsig-not-yet.tld.", 1);
+    assert_eq!(verdict_of(&r), "secure", "unsynced clock");
+    d.ctl(&["flush"]);
+    d.ctl(&["time-synced"]);
+    assert!(d.ctl(&["stats"]).contains("clock=synced"));
+
+    let mut table = String::from("case                          dproxy             unbound\n");
+    let mut diffs = Vec::new();
+    let mut keytrap_cpu = Vec::new();
+    for (case, name, t) in &cases() {
+        let qn = wire(name);
+        let (theirs, their_ede) = unbound_verdict(unbound, &qn, *t);
+        let cpu = d.cpu_ns();
+        let started = std::time::Instant::now();
+        let m = ask_tcp(d.port, &client_query(&qn, *t, true, true, false, false));
+        let took = started.elapsed();
+        let cpu = d.cpu_ns() - cpu;
+        let ours = verdict_of(&m);
+        if case.starts_with("keytrap") {
+            keytrap_cpu.push((case.clone(), cpu));
+        }
+        if ours == "bogus" {
+            assert!(ede(&m).is_some(), "{case}: SERVFAIL without an EDE");
+        }
+        table += &format!(
+            "{case:29} {:18} {theirs} {their_ede:?}   ({} µs CPU, {} µs)\n",
+            format!("{ours} {:?}", ede(&m)),
+            cpu / 1000,
+            took.as_micros()
+        );
+        if ours != theirs {
+            diffs.push((case.clone(), ours, theirs));
+        }
+    }
+    println!("{table}");
+    println!("KeyTrap-shaped answers through dproxy (whole query, daemon CPU): {keytrap_cpu:?}");
+    let unexpected: Vec<_> = diffs
+        .iter()
+        .filter(|(c, o, u)| !KNOWN_DIFFERENCES.contains(&(c.as_str(), *o, *u)))
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "differences: {unexpected:?}\n{table}\n{}",
+        d.log()
+    );
+
+    // A secure answer: AD=1 on the miss and from the cache (a hit, no new validation).
+    let hits = d.stat("hits");
+    let secure = d.stat("dnssec_secure");
+    let m = d.ask("www.valid.tld.", 1);
+    assert_eq!(verdict_of(&m), "secure");
+    assert!(
+        record_types(&m).contains(&RRSIG),
+        "DO client gets the RRSIGs"
+    );
+    assert_eq!(d.stat("hits"), hits + 1, "a cache hit");
+    assert_eq!(d.stat("dnssec_secure"), secure, "no walk on a hit");
+
+    // A client without DO: neither RRSIGs nor AD; with AD=1 (RFC 6840 §5.8) AD but no RRSIGs.
+    for (edns, ad, want_ad) in [
+        (false, false, false),
+        (true, false, false),
+        (true, true, true),
+    ] {
+        let m = ask_tcp(
+            d.port,
+            &client_query(&wire("www.valid.tld."), 1, edns, false, false, ad),
+        );
+        assert_eq!(m[3] & 0xf, 0);
+        assert!(!record_types(&m).contains(&RRSIG), "no RRSIG without DO");
+        assert_eq!(m[3] & 0x20 != 0, want_ad, "edns {edns} ad {ad}");
+    }
+
+    // Bogus: SERVFAIL with its EDE, on the miss and again (never cached as good); CD=1
+    // passes the bogus answer unvalidated.
+    for _ in 0..2 {
+        let m = d.ask("www.rrsig-exp.tld.", 1);
+        assert_eq!((verdict_of(&m), ede(&m)), ("bogus", Some(7)));
+    }
+    std::thread::sleep(Duration::from_millis(2100));
+    let m = d.ask("www.rrsig-exp.tld.", 1);
+    assert_eq!(
+        (verdict_of(&m), ede(&m)),
+        ("bogus", Some(7)),
+        "after the failure TTL"
+    );
+    let m = ask_tcp(
+        d.port,
+        &client_query(&wire("www.rrsig-exp.tld."), 1, true, true, true, false),
+    );
+    assert_eq!(
+        (m[3] & 0xf, m[3] & 0x20),
+        (0, 0),
+        "CD=1 passes unvalidated, no AD"
+    );
+    assert!(d.stat("dnssec_bogus") >= 3);
+
+    // After a restart from the persist file the secure entry still answers AD=1.
+    d.stop();
+    d.spawn();
+    let upstream = d.stat("upstream_queries");
+    let m = d.ask("www.valid.tld.", 1);
+    assert_eq!(verdict_of(&m), "secure", "from the persist file");
+    assert_eq!(
+        d.stat("upstream_queries"),
+        upstream,
+        "answered from the cache"
+    );
+    d.stop();
+
+    // Answers cached before validation was turned on (here: in the persist file of a
+    // run with dnssec 0) are not served as they are: asked and validated anew.
+    let mut before = Daemon::start(
+        &dir,
+        "before",
+        iterator,
+        &anchor_file,
+        "\toption dnssec '0'\n",
+    );
+    assert_eq!(verdict_of(&before.ask("www.rrsig-exp.tld.", 1)), "insecure");
+    before.stop();
+    let conf = std::fs::read_to_string(&before.conf).unwrap();
+    std::fs::write(&before.conf, conf.replace("\toption dnssec '0'\n", "")).unwrap();
+    before.spawn();
+    let m = before.ask("www.rrsig-exp.tld.", 1);
+    assert_eq!(
+        (verdict_of(&m), ede(&m)),
+        ("bogus", Some(7)),
+        "{}",
+        before.log()
+    );
+    drop(before);
+
+    // A stale answer (link down, entry expired) keeps the verdict: AD=1.
+    let st = Daemon::start(
+        &dir,
+        "stale",
+        iterator,
+        &anchor_file,
+        "\toption max_ttl '1'\n",
+    );
+    assert_eq!(verdict_of(&st.ask("www.valid.tld.", 1)), "secure");
+    st.ctl(&["link", "down"]);
+    std::thread::sleep(Duration::from_millis(2100));
+    let m = st.ask("www.valid.tld.", 1);
+    assert_eq!(
+        (verdict_of(&m), ede(&m)),
+        ("secure", Some(3)),
+        "stale, still AD\n{}",
+        st.log()
+    );
+    drop(st);
+
+    // An upstream that strips RRSIGs: everything signed is bogus, said once in the log
+    // and counted.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let fwd = stripping_forwarder(iterator, stop.clone());
+    let s = Daemon::start(&dir, "stripped", fwd, &anchor_file, "");
+    let m = s.ask("www.valid.tld.", 1);
+    assert_eq!(verdict_of(&m), "bogus", "{}", s.log());
+    assert!(s.stat("dnssec_stripped") >= 1, "{}", s.ctl(&["stats"]));
+    let log = s.log();
+    assert_eq!(
+        log.matches("without signatures").count(),
+        1,
+        "logged once, naming the upstream:\n{log}"
+    );
+    assert!(log.contains(&format!("127.0.0.1:{fwd}")), "{log}");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    drop(s);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -31,6 +31,9 @@ pub struct Waiter {
     pub id: u16,
     pub rd: bool,
     pub cd: bool,
+    /// The client set AD (RFC 6840 §5.8: it understands AD in the reply).
+    #[cfg(feature = "dnssec")]
+    pub ad: bool,
     pub opt: Option<Opt>,
     /// The client's spelling of the name.
     pub name: NameBuf,
@@ -42,6 +45,9 @@ impl Waiter {
             id: self.id,
             rd: self.rd,
             cd: self.cd,
+            #[cfg(feature = "dnssec")]
+            ad: self.ad,
+            #[cfg(not(feature = "dnssec"))]
             ad: false,
             question: Question {
                 name: self.name.clone(),

@@ -452,6 +452,8 @@ fn question(name: &str, t0: Instant) -> Pending<Via, Failure> {
         id: 7,
         rd: true,
         cd: false,
+        #[cfg(feature = "dnssec")]
+        ad: false,
         opt: None,
         name: name.clone(),
     };
