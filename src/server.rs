@@ -438,6 +438,8 @@ impl Server {
             for slot in self.transports.tick(self.now) {
                 self.upstream_ready(slot);
             }
+            #[cfg(feature = "doh")]
+            self.doh_bootstrap();
             // Misses from TCP clients (or queries they sent while a timer answered
             // them) not yet started.
             self.start_deferred_attempts();
