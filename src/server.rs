@@ -260,6 +260,8 @@ impl Server {
         s.apply_config();
         s.apply_local_config();
         s.enforce_memory_limit();
+        #[cfg(any(feature = "tls", feature = "dnssec"))]
+        s.restore_clock();
         s.load_servers();
         s.load_persisted();
         s.drop_blocked_cached();

@@ -669,3 +669,33 @@ def test_new_address_at_the_bootstrap_server_is_used_after_its_ttl(dproxy, certs
     finally:
         moved.stop()
         boot.stop()
+
+
+def test_a_restart_in_the_same_boot_keeps_the_clock_synced(dproxy, certs):
+    """`ctl time-synced` leaves a marker next to the control socket (wall time and time
+    since boot): a restart in the same boot starts synced, so a certificate that is not
+    valid yet is refused at once; a marker from another boot is not trusted."""
+    fs = FaultServer(certs, stem="future")
+    try:
+        px = _start(dproxy, certs, fs.port)
+        assert px.stats()["clock"] == "unsynced"
+        assert px.ctl("time-synced").stdout == "clock=synced\n"
+        marker = px.options["control_socket"] + ".clock-synced"
+        wall, boot = (int(x) for x in open(marker).read().split())
+        assert abs(wall - time.time()) < 60 and abs(boot - time.clock_gettime(time.CLOCK_BOOTTIME)) < 60
+        px.stop()
+        px.start()
+        assert px.stats()["clock"] == "synced", px.stderr_text()[-2000:]
+        r = px.query("a.example.test", timeout=6, edns=0)
+        assert _servfail_with_ede(r), r.to_text()
+        assert "not valid yet" in px.stderr_text()
+        assert len(fs.requests) == 0
+        # A sync from before a reboot: the boot clock is now behind the marker's.
+        px.stop()
+        with open(marker, "w") as f:
+            f.write("%d %d\n" % (wall, boot + 10 ** 7))
+        px.start()
+        assert px.stats()["clock"] == "unsynced", px.stderr_text()[-2000:]
+        assert "192.0.2.7" in px.query("b.example.test", timeout=5).to_text()
+    finally:
+        fs.stop()
