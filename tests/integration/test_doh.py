@@ -172,9 +172,9 @@ class Bootstrap:
 
 class Dnsmasq:
     """Real dnsmasq as the bootstrap server: doh.test from a hosts file (SIGHUP re-reads
-    it) with TTL 1, nothing else (no upstream: REFUSED)."""
+    it) with TTL `ttl`, nothing else (no upstream: REFUSED)."""
 
-    def __init__(self, addr="127.0.0.1"):
+    def __init__(self, addr="127.0.0.1", ttl=1):
         self.dir = tempfile.mkdtemp(prefix="dproxy-doh-dnsmasq-")
         os.chmod(self.dir, 0o755)
         self.hosts = os.path.join(self.dir, "hosts")
@@ -185,7 +185,7 @@ class Dnsmasq:
             self.proc = subprocess.Popen(
                 ["dnsmasq", "-k", "--conf-file=/dev/null", "--user=root", "--pid-file=",
                  "--port=%d" % self.port, "--listen-address=127.0.0.1", "--bind-interfaces",
-                 "--no-resolv", "--no-hosts", "--addn-hosts=" + self.hosts, "--local-ttl=1",
+                 "--no-resolv", "--no-hosts", "--addn-hosts=" + self.hosts, "--local-ttl=%d" % ttl,
                  "--log-queries", "--log-facility=-"],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 10
@@ -666,6 +666,39 @@ def test_new_address_at_the_bootstrap_server_is_used_after_its_ttl(dproxy, certs
         # Only the DoH server's name went to the bootstrap server.
         asked = [l for l in open(boot.log).read().splitlines() if "query[" in l]
         assert asked and all(NAME in l for l in asked), asked
+    finally:
+        moved.stop()
+        boot.stop()
+
+
+def test_failed_connections_to_the_old_address_look_the_name_up_again(dproxy, certs, dnsdist):
+    """The address is kept for an hour (dnsmasq's TTL), but when the server there stops
+    (real dnsdist killed) and the name has moved, three failed connections in a row
+    send dproxy back to the bootstrap server, and the new address answers."""
+    boot = Dnsmasq(ttl=3600)
+    moved = FaultServer(certs, host="127.0.0.2", port=dnsdist.port)
+    try:
+        px = _start(dproxy, certs, dnsdist.port, inline="",
+                    lists={"bootstrap": ["127.0.0.1:%d" % boot.port]})
+        assert "192.0.2.1" in px.query("a.example.test", timeout=5).to_text()
+        assert "%s is at 127.0.0.1 (bootstrap" % NAME in px.stderr_text()
+        boot.set_address("127.0.0.2")
+        boot.reload()
+        dnsdist.proc.terminate()
+        dnsdist.proc.wait(5)
+        names = iter("n%d.example.test" % i for i in range(1000))
+
+        def answered_by_the_new_address():
+            r = px.query(next(names), timeout=2, edns=0, expect_answer=False)
+            return r is not None and "192.0.2.7" in r.to_text()
+
+        assert wait_until(answered_by_the_new_address, timeout=20, interval=0.2), (
+            px.stderr_text()[-2000:])
+        assert "failed connections to 127.0.0.1:%d; looking up its address again" % dnsdist.port \
+            in px.stderr_text()
+        assert "%s is at 127.0.0.2" % NAME in px.stderr_text()
+        # Not the TTL: the first address was to be kept for an hour.
+        assert "%s is at 127.0.0.1 (bootstrap, for 3600 s)" % NAME in px.stderr_text()
     finally:
         moved.stop()
         boot.stop()
