@@ -16,9 +16,9 @@ loopback with free ports.  The output says which one was used.
 
 Usage: bench.py [--quick] [--out FILE] [--command TEXT]
 Environment: BENCH_ONLY=phase,... runs only those phases (hot, cold, mixed, start,
-callgrind, local, persist, dot, dot-cg, blocklist, blocklist-cg, dnssec, dnssec-cg; dot and
-dot-cg are in bench/dot.py, dnssec and dnssec-cg in bench/dnssec.py, and use DPROXY_FULL_BIN,
-default target/bench-full/release/dproxy), DPROXY_BIN (default target/release/dproxy), BENCH_NET=auto|netem|relay|host
+callgrind, local, persist, dot, dot-cg, doh, blocklist, blocklist-cg, dnssec, dnssec-cg; dot and
+dot-cg are in bench/dot.py, doh in bench/doh.py, dnssec and dnssec-cg in bench/dnssec.py, and use
+DPROXY_FULL_BIN, default target/bench-full/release/dproxy), DPROXY_BIN (default target/release/dproxy), BENCH_NET=auto|netem|relay|host
 (veth = the netem topology without netem: a plumbing test only), BENCH_KEEP=1 keeps the work
 directory and dnsperf outputs.
 """
@@ -42,6 +42,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.modules.setdefault("bench", sys.modules[__name__])
 import dnssec  # noqa: E402
 import dot  # noqa: E402
+import doh  # noqa: E402
 
 REPO = os.path.dirname(HERE)
 ZONE = "bench.example"
@@ -915,6 +916,9 @@ forward-zone:
         if want("dot"):
             log("DoT: dproxy-full, unbound (forward-tls-upstream) and stubby over one DoT upstream")
             self.safe("DoT", dot.run_dot, self)
+        if want("doh"):
+            log("DoH: dproxy-full over DoH (dnsdist, HTTP/1.1) next to dproxy-full over DoT")
+            self.safe("DoH", doh.run_doh, self)
         if want("dot-cg") and self.available["dproxy"]:
             log("callgrind: full build against plain build")
             self.safe("callgrind full build", dot.run_dot_cg, self)
@@ -1055,6 +1059,7 @@ zone:
             self.table(),
             "",
             dot.table(self),
+            doh.table(self),
             dnssec.table(self),
         ]
         if not self.available.get("dproxy"):

@@ -6,6 +6,13 @@
 //! compares its end with the later of the system time and the time dproxy was built:
 //! a clock in the past must not lock the router out of its encrypted upstreams, and no
 //! router runs a build from the future. Once synced, the checks are the full ones.
+//!
+//! The sync outlives a restart of the daemon (package upgrade, respawn) but not a reboot:
+//! `ctl time-synced` leaves a marker next to the control socket holding the wall time
+//! and the time since boot at the sync; at start the mode is synced again only if the
+//! wall clock has since moved exactly as the boot clock did, which fails after a reboot
+//! (the boot clock starts again, the wall clock is the RTC-less guess) or a clock reset,
+//! even where the file is not on a tmpfs.
 
 /// UNIX seconds of the build: `SOURCE_DATE_EPOCH` when set (reproducible builds), the
 /// time of the build otherwise (see build.rs).
@@ -58,9 +65,66 @@ impl ClockTrust {
     }
 }
 
+/// How far the wall clock may have drifted from the boot clock since the sync for the
+/// marker to still count (NTP slews a few ms per second at most).
+const MARKER_SLACK: u64 = 60;
+
+/// The marker file that belongs to a control socket.
+pub fn marker_path(control_socket: &std::path::Path) -> std::path::PathBuf {
+    let mut p = control_socket.as_os_str().to_owned();
+    p.push(".clock-synced");
+    p.into()
+}
+
+/// Seconds since boot (suspend included), None where the kernel has no such clock.
+pub fn boot_secs() -> Option<u64> {
+    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME).ok()?;
+    u64::try_from(t.tv_sec()).ok()
+}
+
+/// The marker's text for a sync at wall time `wall` and boot time `boot`.
+pub fn marker_text(wall: u64, boot: u64) -> String {
+    format!("{wall} {boot}\n")
+}
+
+/// Whether a marker says the clock was synced in this boot and has not been reset
+/// since: the wall clock moved on by the same amount as the boot clock.
+pub fn marker_holds(text: &str, wall_now: u64, boot_now: u64) -> bool {
+    let mut it = text.split_ascii_whitespace().map(str::parse::<u64>);
+    let (Some(Ok(wall)), Some(Ok(boot)), None) = (it.next(), it.next(), it.next()) else {
+        return false;
+    };
+    if boot_now < boot || wall_now < wall {
+        return false;
+    }
+    (wall_now - wall).abs_diff(boot_now - boot) <= MARKER_SLACK
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_marker_holds_in_the_same_boot_only() {
+        let m = marker_text(1_800_000_000, 500);
+        // Restarted an hour later, same boot: synced.
+        assert!(marker_holds(&m, 1_800_003_600, 4_100));
+        // Rebooted: the boot clock is behind the marker's.
+        assert!(!marker_holds(&m, 1_800_003_600, 30));
+        // Rebooted long ago with the clock in the past (no RTC), or set back or on.
+        assert!(!marker_holds(&m, 1_700_000_000, 9_000));
+        assert!(!marker_holds(&m, 1_800_010_000, 4_100));
+        // Within the slack of drift.
+        assert!(marker_holds(&m, 1_800_003_650, 4_100));
+        assert!(!marker_holds("", 1, 1));
+        assert!(!marker_holds("1 2 3", 1, 2));
+        assert!(!marker_holds("x 2", 1, 2));
+        assert_eq!(
+            marker_path(std::path::Path::new("/var/run/dproxy/dproxy.sock")),
+            std::path::PathBuf::from("/var/run/dproxy/dproxy.sock.clock-synced")
+        );
+        assert!(boot_secs().is_some());
+    }
 
     #[test]
     fn unsynced_checks_the_end_against_the_later_of_now_and_the_build() {

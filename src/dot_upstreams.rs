@@ -25,28 +25,52 @@ impl crate::server::Server {
                 tls.push((*addr, auth_name.clone(), enc.pins_for(s)));
             }
         }
-        #[allow(unused_mut)]
-        let mut addrs: Vec<_> = tls.iter().map(|(a, _, _)| *a).collect();
         #[cfg(feature = "doh")]
-        let https = crate::doh_upstreams::doh_servers(enc);
+        let (https, named) = crate::doh_upstreams::doh_servers(enc);
         #[cfg(feature = "doh")]
-        addrs.extend(https.iter().map(|(a, _, _)| *a));
+        let bootstrap = enc.bootstrap.clone();
         let loaded = crate::tls::load_roots(&enc.ca_file).and_then(|roots| {
             let roots = Arc::new(roots);
             #[cfg(feature = "doh")]
-            self.transports
-                .set_https(self.poll.registry(), https, Arc::clone(&roots));
+            self.transports.set_https(
+                self.poll.registry(),
+                https,
+                named,
+                bootstrap,
+                Arc::clone(&roots),
+            );
             self.transports
                 .set_tls(self.poll.registry(), tls, roots)
                 .map_err(|e| e.to_string())
         });
-        let mut servers = match loaded {
-            Ok(()) => addrs,
+        let ok = match loaded {
+            Ok(()) => true,
             Err(e) => {
                 log::error!("{e}: no encrypted upstreams, misses are answered SERVFAIL");
-                Vec::new()
+                #[cfg(feature = "doh")]
+                self.transports.clear_https(self.poll.registry());
+                false
             }
         };
+        self.set_encrypted_upstreams(ok);
+    }
+
+    /// The upstream list: the DoT servers, then the DoH servers whose address is known
+    /// (none if `ok` is false: the CA file could not be read), then the plain ones
+    /// if the user allowed them.
+    pub(crate) fn set_encrypted_upstreams(&mut self, ok: bool) {
+        let enc = &self.cfg.encrypted;
+        #[allow(unused_mut)]
+        let mut servers: Vec<std::net::SocketAddr> = Vec::new();
+        if ok {
+            for s in &enc.servers {
+                if let EncryptedServer::Tls { addr, .. } = s {
+                    servers.push(*addr);
+                }
+            }
+            #[cfg(feature = "doh")]
+            servers.extend(self.transports.https_addrs());
+        }
         // Plain servers only with the user's say-so, after the encrypted ones.
         let plain: &[std::net::SocketAddr] = if enc.allow_plain_fallback {
             &self.cfg.servers

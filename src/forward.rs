@@ -80,6 +80,12 @@ impl Server {
             self.cfg.offline_policy == OfflinePolicy::Hold,
             !self.upstreams.is_empty(),
         );
+        // No server yet, but a DoH server's address is being looked up: wait for it.
+        #[cfg(feature = "doh")]
+        let on_miss = match on_miss {
+            OnMiss::NoServers if self.transports.https_resolving() => OnMiss::Hold,
+            m => m,
+        };
         self.probe_on_demand();
         match on_miss {
             OnMiss::LinkDown => return self.reply_servfail(q, to, EDE_NETWORK_DOWN),

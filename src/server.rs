@@ -265,6 +265,8 @@ impl Server {
         s.apply_config();
         s.apply_local_config();
         s.enforce_memory_limit();
+        #[cfg(any(feature = "tls", feature = "dnssec"))]
+        s.restore_clock();
         s.load_servers();
         s.load_persisted();
         s.drop_blocked_cached();
@@ -449,6 +451,8 @@ impl Server {
             for slot in self.transports.tick(self.now) {
                 self.upstream_ready(slot);
             }
+            #[cfg(feature = "doh")]
+            self.doh_bootstrap();
             // Misses from TCP clients (or queries they sent while a timer answered
             // them) not yet started.
             self.start_deferred_attempts();

@@ -96,8 +96,55 @@ impl Server {
             log::info!("clock synced: certificate validity dates are checked in full");
             #[cfg(feature = "tls")]
             self.transports.set_clock(self.poll.registry(), self.clock);
+            self.write_clock_marker();
         }
         "clock=synced\n".into()
+    }
+
+    /// Leaves the marker that lets a restart in this boot start synced (see
+    /// `crate::clock_trust`). Without it a restart starts unsynced: logged, no error.
+    #[cfg(any(feature = "tls", feature = "dnssec"))]
+    fn write_clock_marker(&self) {
+        let (Some(sock), Some(boot)) = (&self.cfg.control_socket, crate::clock_trust::boot_secs())
+        else {
+            return;
+        };
+        let path = crate::clock_trust::marker_path(sock);
+        let text = crate::clock_trust::marker_text(self.wall_secs(), boot);
+        if let Err(e) = crate::persist::write_atomic(&path, text.as_bytes()) {
+            log::warn!(
+                "{}: {e}; a restart will start with the clock unsynced",
+                path.display()
+            );
+        }
+    }
+
+    /// At start: synced if this boot's sync left its marker (see `crate::clock_trust`).
+    #[cfg(any(feature = "tls", feature = "dnssec"))]
+    pub(crate) fn restore_clock(&mut self) {
+        let (Some(sock), Some(boot)) = (&self.cfg.control_socket, crate::clock_trust::boot_secs())
+        else {
+            return;
+        };
+        let path = crate::clock_trust::marker_path(sock);
+        let Ok(text) = crate::config::read_capped(&path, 256) else {
+            return;
+        };
+        let text = String::from_utf8_lossy(&text);
+        if crate::clock_trust::marker_holds(&text, self.wall_secs(), boot) {
+            self.clock.synced = true;
+            log::info!(
+                "clock synced in this boot before the restart ({}): certificate validity dates are checked in full",
+                path.display()
+            );
+            #[cfg(feature = "tls")]
+            self.transports.set_clock(self.poll.registry(), self.clock);
+        } else {
+            log::info!(
+                "{}: from an earlier boot or a clock reset; the clock counts as unsynced",
+                path.display()
+            );
+        }
     }
 
     /// What `ctl stats` shows, as of this loop turn.

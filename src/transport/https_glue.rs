@@ -15,6 +15,7 @@ use mio::{Interest, Registry, Token};
 use rustls::{ClientConfig, RootCertStore};
 
 use super::https::{Channel as HttpsChannel, Target};
+use super::https_boot::{Boot, Change, Named, Send};
 use super::tls::Server;
 use super::{Channel, Event, Owner, Transports, TOKEN_BASE};
 use crate::tls::Pin;
@@ -39,6 +40,8 @@ pub struct HttpsUpstreams {
     /// The open connections: (server, slot).
     pub conns: Vec<(SocketAddr, usize)>,
     link_down: bool,
+    /// The addresses of servers given by host name.
+    boot: Boot,
 }
 
 impl HttpsUpstreams {
@@ -55,17 +58,29 @@ fn refused(why: &str) -> io::Error {
 }
 
 impl Transports {
-    /// The servers spoken to over HTTPS: (address, URL parts, pins), all trusting
-    /// `roots`. Open connections close; sessions and backoff start afresh.
+    /// The servers spoken to over HTTPS: by address (address, URL parts, pins) and by
+    /// host name (looked up through `bootstrap` on the loop), all trusting `roots`.
+    /// Open connections close; sessions and backoff start afresh; names are looked up
+    /// again (a name configured as before keeps its address meanwhile).
     pub fn set_https(
         &mut self,
         reg: &Registry,
-        servers: Vec<(SocketAddr, Target, Vec<Pin>)>,
+        mut servers: Vec<(SocketAddr, Target, Vec<Pin>)>,
+        named: Vec<Named>,
+        bootstrap: Vec<SocketAddr>,
         roots: Arc<RootCertStore>,
     ) {
         self.close_https(reg);
+        for slot in self.https.boot.asking() {
+            self.drop_channel(reg, slot);
+        }
+        let kept = self.https.boot.configure(named, bootstrap, Instant::now());
+        servers.extend(kept.into_iter().map(|(a, n)| (a, n.target, n.pins)));
         let old = std::mem::take(&mut self.https.servers);
         for (addr, target, pins) in servers {
+            if self.https.servers.iter().any(|(a, _)| *a == addr) {
+                continue;
+            }
             let mut tls = Server::new(target.host.clone(), pins);
             // Kept so that an unchanged state is not logged again.
             if let Some((_, o)) = old.iter().find(|(a, _)| *a == addr) {
@@ -81,20 +96,159 @@ impl Transports {
         self.https.roots = Some(roots);
     }
 
+    /// No DoH servers (the CA file could not be read): nothing is looked up either.
+    pub fn clear_https(&mut self, reg: &Registry) {
+        self.close_https(reg);
+        for slot in self.https.boot.asking() {
+            self.drop_channel(reg, slot);
+        }
+        self.https
+            .boot
+            .configure(Vec::new(), Vec::new(), Instant::now());
+        self.https.servers.clear();
+    }
+
     pub(super) fn is_https(&self, addr: SocketAddr) -> bool {
         self.https.servers.iter().any(|(a, _)| *a == addr)
     }
 
-    /// Per DoH server: address, URL, and its state ("ok" or the reason).
+    /// The addresses of the DoH servers known so far, to be used as upstreams.
+    pub fn https_addrs(&self) -> Vec<SocketAddr> {
+        self.https.servers.iter().map(|(a, _)| *a).collect()
+    }
+
+    /// A DoH server's first address lookup still runs: a miss with no other server to
+    /// go to may wait for it.
+    pub fn https_resolving(&self) -> bool {
+        self.https.boot.resolving()
+    }
+
+    /// Per DoH server: address, URL, and its state ("ok" or the reason). A server whose
+    /// name has no address yet shows the unspecified address.
     pub fn https_status(&self) -> Vec<(SocketAddr, String, String)> {
-        self.https
+        let mut v: Vec<_> = self
+            .https
             .servers
             .iter()
             .map(|(a, s)| {
                 let url = format!("https://{}{}", s.target.authority, s.target.path);
                 (*a, url, s.tls.status.clone())
             })
-            .collect()
+            .collect();
+        for (port, url, why) in self.https.boot.unresolved() {
+            let none = std::net::Ipv4Addr::UNSPECIFIED;
+            v.push((SocketAddr::new(none.into(), port), url, why));
+        }
+        v
+    }
+
+    /// Whether [`Transports::boot_tick`] has something to do at `now`.
+    pub fn boot_due(&self, now: Instant) -> bool {
+        let b = &self.https.boot;
+        b.settled_news || !b.changes.is_empty() || self.boot_deadline().is_some_and(|d| d <= now)
+    }
+
+    fn boot_deadline(&self) -> Option<Instant> {
+        if self.https.link_down {
+            // Nothing is sent while the link is down: only replies still awaited count.
+            return None;
+        }
+        self.https.boot.next_deadline()
+    }
+
+    /// Bootstrap lookups at `now`: timeouts, queries due, and new addresses put in
+    /// place (the connections to an old one close). True when the daemon must look at
+    /// the DoH addresses again (one changed, or a first lookup ended).
+    pub fn boot_tick(&mut self, reg: &Registry, now: Instant) -> bool {
+        let (close, send) = self.https.boot.tick(now, self.https.link_down);
+        for slot in close {
+            self.drop_channel(reg, slot);
+        }
+        self.boot_send(reg, send, now);
+        let mut news = std::mem::take(&mut self.https.boot.settled_news);
+        for Change::Moved { old, new, named } in std::mem::take(&mut self.https.boot.changes) {
+            news = true;
+            if let Some(old) = old {
+                for slot in self.https_slots_to(old) {
+                    if let Some(Channel::Https(t)) = self.channels.get_mut(slot) {
+                        t.close();
+                    }
+                    self.drop_channel(reg, slot);
+                }
+                self.https.servers.retain(|(a, _)| *a != old);
+            }
+            if !self.is_https(new) {
+                let s = HttpsServer {
+                    tls: Server::new(named.target.host.clone(), named.pins),
+                    target: Arc::new(named.target),
+                    config: None,
+                };
+                self.https.servers.push((new, s));
+            }
+        }
+        news
+    }
+
+    /// Sends bootstrap queries, each on a fresh socket; one that cannot go out moves
+    /// its lookup on to the next step.
+    fn boot_send(&mut self, reg: &Registry, mut send: Vec<Send>, now: Instant) {
+        // Bounded: each step moves a lookup forward, and a lookup has finitely many.
+        while let Some(s) = send.pop() {
+            if self.https.link_down {
+                continue;
+            }
+            let slot = match super::udp::Socket::open(s.server, s.owner, &s.msg) {
+                Ok(sock) => {
+                    let slot = self.channels.insert(Channel::Udp(sock));
+                    match self.channels.get_mut(slot) {
+                        Some(Channel::Udp(u)) => match u.register(reg, Token(TOKEN_BASE + slot)) {
+                            Ok(()) => Some(slot),
+                            Err(_) => {
+                                self.channels.remove(slot);
+                                None
+                            }
+                        },
+                        _ => None,
+                    }
+                }
+                Err(e) => {
+                    log::debug!("bootstrap query to {}: {e}", s.server);
+                    None
+                }
+            };
+            self.https.boot.sent(&s, slot, now, &mut send);
+        }
+    }
+
+    /// A bootstrap socket is readable: its reply (others read past), or its error.
+    pub(super) fn boot_ready(&mut self, reg: &Registry, slot: usize, buf: &mut Vec<u8>) {
+        let now = Instant::now();
+        let mut send = Vec::new();
+        loop {
+            let Some(Channel::Udp(u)) = self.channels.get_mut(slot) else {
+                return;
+            };
+            match u.next_event(buf) {
+                Some(Event::Message(o, n)) => {
+                    if self
+                        .https
+                        .boot
+                        .answer(o, &buf[..n], now, &mut send)
+                        .is_some()
+                    {
+                        self.drop_channel(reg, slot);
+                        break;
+                    }
+                }
+                Some(Event::Failed(o)) => {
+                    self.https.boot.failed(o, now, &mut send);
+                    self.drop_channel(reg, slot);
+                    break;
+                }
+                Some(Event::Stray) | None => return,
+            }
+        }
+        self.boot_send(reg, send, now);
     }
 
     pub(super) fn send_https(
@@ -166,6 +320,7 @@ impl Transports {
             Ok(t) => t,
             Err(e) => {
                 server.tls.record(addr, Err(e.clone()), now);
+                self.https.boot.connect_failed(addr, now);
                 return Err(refused(&e));
             }
         };
@@ -206,6 +361,7 @@ impl Transports {
                 self.open.remove(&o);
             }
             if let Event::Message(..) = ev {
+                self.https.boot.connect_ok(addr);
                 if let Some(s) = self.https.server(addr) {
                     if s.tls.status != "ok" {
                         s.tls.record(addr, Ok(()), now);
@@ -224,10 +380,11 @@ impl Transports {
             failure.as_deref().unwrap_or("closed"),
             resend.len()
         );
-        if let Some(s) = self.https.server(addr) {
-            if let Some(e) = failure {
+        if let Some(e) = failure {
+            if let Some(s) = self.https.server(addr) {
                 s.tls.record(addr, Err(e), now);
             }
+            self.https.boot.connect_failed(addr, now);
         }
         self.forget_https_slot(addr, slot);
         self.resend_after_close(reg, addr, slot, resend, buf, Self::send_https)
@@ -241,7 +398,17 @@ impl Transports {
         self.https.conns.iter().map(|&(_, s)| s).collect()
     }
 
-    /// The earliest handshake, response or idle deadline of a DoH connection.
+    fn https_slots_to(&self, addr: SocketAddr) -> Vec<usize> {
+        self.https
+            .conns
+            .iter()
+            .filter(|&&(a, _)| a == addr)
+            .map(|&(_, s)| s)
+            .collect()
+    }
+
+    /// The earliest handshake, response or idle deadline of a DoH connection, or of a
+    /// bootstrap lookup.
     pub(super) fn next_https_deadline(&self) -> Option<Instant> {
         self.https
             .conns
@@ -250,6 +417,7 @@ impl Transports {
                 Some(Channel::Https(t)) => t.next_deadline(),
                 _ => None,
             })
+            .chain(self.boot_deadline())
             .min()
     }
 
@@ -285,6 +453,7 @@ impl Transports {
     pub(super) fn https_link_up(&mut self, reg: &Registry) {
         self.https.link_down = false;
         self.https_reset(reg);
+        self.https.boot.relook_all(Instant::now());
     }
 
     /// Connections closed; sessions, configurations and backoff start afresh.

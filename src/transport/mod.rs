@@ -19,6 +19,8 @@ use crate::slab::Slab;
 #[cfg(feature = "doh")]
 pub mod https;
 #[cfg(feature = "doh")]
+pub mod https_boot;
+#[cfg(feature = "doh")]
 mod https_http;
 mod open;
 pub mod tcp;
@@ -241,6 +243,12 @@ impl Transports {
     /// `buf`. Call until None: epoll reports a socket once per change (edge-triggered).
     pub fn next_event(&mut self, reg: &Registry, slot: usize, buf: &mut Vec<u8>) -> Option<Event> {
         let ev = match self.channels.get_mut(slot)? {
+            // A bootstrap lookup's socket: the lookup takes what it says.
+            #[cfg(feature = "doh")]
+            Channel::Udp(u) if u.owner.pending == https_boot::OWNER => {
+                self.boot_ready(reg, slot, buf);
+                return None;
+            }
             Channel::Udp(u) => return u.next_event(buf),
             Channel::Tcp(t) => t.next_event(buf),
             #[cfg(feature = "tls")]

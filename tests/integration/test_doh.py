@@ -170,6 +170,54 @@ class Bootstrap:
         self.sock.close()
 
 
+class Dnsmasq:
+    """Real dnsmasq as the bootstrap server: doh.test from a hosts file (SIGHUP re-reads
+    it) with TTL `ttl`, nothing else (no upstream: REFUSED)."""
+
+    def __init__(self, addr="127.0.0.1", ttl=1):
+        self.dir = tempfile.mkdtemp(prefix="dproxy-doh-dnsmasq-")
+        os.chmod(self.dir, 0o755)
+        self.hosts = os.path.join(self.dir, "hosts")
+        self.set_address(addr)
+        self.port = _free_port()
+        self.log = os.path.join(self.dir, "log")
+        with open(self.log, "w") as out:
+            self.proc = subprocess.Popen(
+                ["dnsmasq", "-k", "--conf-file=/dev/null", "--user=root", "--pid-file=",
+                 "--port=%d" % self.port, "--listen-address=127.0.0.1", "--bind-interfaces",
+                 "--no-resolv", "--no-hosts", "--addn-hosts=" + self.hosts, "--local-ttl=%d" % ttl,
+                 "--log-queries", "--log-facility=-"],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 10
+        while "started" not in open(self.log).read():
+            assert self.proc.poll() is None and time.monotonic() < deadline, open(self.log).read()
+            time.sleep(0.05)
+
+    def set_address(self, addr):
+        with open(self.hosts, "w") as f:
+            f.write("%s %s\n" % (addr, NAME))
+        os.chmod(self.hosts, 0o644)
+
+    def reload(self):
+        self.proc.send_signal(signal.SIGHUP)
+
+    def waiting_queries(self):
+        """Datagrams in dnsmasq's receive queue (from /proc/net/udp): asked, unread."""
+        local = "0100007F:%04X" % self.port
+        with open("/proc/net/udp") as f:
+            for line in f.readlines()[1:]:
+                cols = line.split()
+                if cols[1] == local:
+                    return int(cols[4].split(":")[1], 16)
+        return 0
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGCONT)
+        self.proc.terminate()
+        self.proc.wait(5)
+        subprocess.run(["rm", "-rf", self.dir])
+
+
 def _answer(wire, qid=0):
     q = dns.message.from_wire(wire)
     r = dns.message.make_response(q)
@@ -187,8 +235,8 @@ class FaultServer:
     close_header (answers with `Connection: close`, then closes), stall (accepts TCP,
     never speaks TLS)."""
 
-    def __init__(self, certs, mode="normal", stem="good"):
-        self.port = _free_port()
+    def __init__(self, certs, mode="normal", stem="good", host="127.0.0.1", port=None):
+        self.port = port or _free_port()
         self.mode = mode
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ctx.load_cert_chain(os.path.join(certs, stem + ".pem"),
@@ -196,7 +244,7 @@ class FaultServer:
         self.ctx.set_alpn_protocols(["http/1.1"])
         self.lsock = socket.socket()
         self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.lsock.bind(("127.0.0.1", self.port))
+        self.lsock.bind((host, self.port))
         self.lsock.listen(16)
         self.lsock.settimeout(0.2)
         self.connections = 0
@@ -545,4 +593,142 @@ def test_stalled_handshake_gives_servfail_not_plaintext(dproxy, certs):
         assert px.alive()
     finally:
         watch.close()
+        fs.stop()
+
+
+def test_startup_and_cache_hits_do_not_wait_for_a_silent_bootstrap_server(dproxy, certs, dnsdist):
+    """The lookup of the DoH server's name runs on the loop: with the bootstrap server
+    (real dnsmasq) stopped, dproxy starts and answers its control socket while the
+    lookup is pending; later, a lookup pending after link up does not hold up a cache
+    hit; once the server answers again the address is found without a restart."""
+    boot = Dnsmasq()
+    watch = PlainWatch(dnsdist.port)
+    try:
+        boot.proc.send_signal(signal.SIGSTOP)
+        px = _start(dproxy, certs, dnsdist.port, inline="",
+                    lists={"bootstrap": ["127.0.0.1:%d" % boot.port]})
+        # Started and serving while the lookup waits on the silent server.
+        s = px.stats()
+        assert "left out" not in px.stderr_text(), px.stderr_text()[-2000:]
+        assert s["tls_upstream.0.state"] == "looking up its address", s
+        # A miss with no server to go to waits for the lookup (bounded), then SERVFAIL.
+        r = px.query("a.example.test", timeout=8, edns=0)
+        assert _servfail_with_ede(r), r.to_text()
+        assert "DoH server %s left out" % NAME in px.stderr_text()
+        # The server answers again: the retry finds the address, no restart.
+        boot.proc.send_signal(signal.SIGCONT)
+        wait_until(lambda: "%s is at 127.0.0.1" % NAME in px.stderr_text(), timeout=15)
+        r = px.query("a.example.test", timeout=5)
+        assert "192.0.2.1" in r.to_text(), px.stderr_text()[-2000:]
+        # Link up looks the name up again; the bootstrap server is silent once more.
+        boot.proc.send_signal(signal.SIGSTOP)
+        before = px.stderr_text().count("address lookup failed")
+        px.signal(signal.SIGUSR1)
+        assert wait_until(lambda: boot.waiting_queries() > 0, timeout=5), "no lookup at link up"
+        t0 = time.monotonic()
+        r = px.query("a.example.test", timeout=5)
+        took = time.monotonic() - t0
+        # Answered while the lookup was still pending (its failure is logged later).
+        assert px.stderr_text().count("address lookup failed") == before, (
+            "the hit waited for the lookup (%.2f s)" % took)
+        assert "192.0.2.1" in r.to_text()
+        wait_until(lambda: px.stderr_text().count("address lookup failed") > before, timeout=8)
+        assert "still using 127.0.0.1" in px.stderr_text(), px.stderr_text()[-2000:]
+        assert watch.packets() == 0
+    finally:
+        watch.close()
+        boot.stop()
+
+
+def test_new_address_at_the_bootstrap_server_is_used_after_its_ttl(dproxy, certs, dnsdist):
+    """dnsmasq gives doh.test with TTL 1 (kept for the minimum of 10 s); when its hosts
+    file moves the name to 127.0.0.2, the next lookup finds it and the next connection
+    goes there (a DoH server of our own answering 192.0.2.7), without a restart."""
+    boot = Dnsmasq()
+    moved = FaultServer(certs, host="127.0.0.2", port=dnsdist.port)
+    try:
+        px = _start(dproxy, certs, dnsdist.port, inline="",
+                    lists={"bootstrap": ["127.0.0.1:%d" % boot.port]})
+        r = px.query("a.example.test", timeout=5)
+        assert "192.0.2.1" in r.to_text(), px.stderr_text()[-2000:]
+        assert "%s is at 127.0.0.1 (bootstrap" % NAME in px.stderr_text()
+        boot.set_address("127.0.0.2")
+        boot.reload()
+        assert wait_until(lambda: "%s is at 127.0.0.2" % NAME in px.stderr_text(), timeout=20), (
+            px.stderr_text()[-2000:])
+        r = px.query("b.example.test", timeout=5)
+        assert "192.0.2.7" in r.to_text(), r.to_text()
+        assert moved.connections == 1 and len(moved.requests) == 1
+        s = px.stats()
+        assert s["tls_upstream.0.addr"].startswith("127.0.0.2"), s
+        # TTL 1 is kept for the minimum, 10 s.
+        assert "%s is at 127.0.0.1 (bootstrap, for 10 s)" % NAME in px.stderr_text()
+        # Only the DoH server's name went to the bootstrap server.
+        asked = [l for l in open(boot.log).read().splitlines() if "query[" in l]
+        assert asked and all(NAME in l for l in asked), asked
+    finally:
+        moved.stop()
+        boot.stop()
+
+
+def test_failed_connections_to_the_old_address_look_the_name_up_again(dproxy, certs, dnsdist):
+    """The address is kept for an hour (dnsmasq's TTL), but when the server there stops
+    (real dnsdist killed) and the name has moved, three failed connections in a row
+    send dproxy back to the bootstrap server, and the new address answers."""
+    boot = Dnsmasq(ttl=3600)
+    moved = FaultServer(certs, host="127.0.0.2", port=dnsdist.port)
+    try:
+        px = _start(dproxy, certs, dnsdist.port, inline="",
+                    lists={"bootstrap": ["127.0.0.1:%d" % boot.port]})
+        assert "192.0.2.1" in px.query("a.example.test", timeout=5).to_text()
+        assert "%s is at 127.0.0.1 (bootstrap" % NAME in px.stderr_text()
+        boot.set_address("127.0.0.2")
+        boot.reload()
+        dnsdist.proc.terminate()
+        dnsdist.proc.wait(5)
+        names = iter("n%d.example.test" % i for i in range(1000))
+
+        def answered_by_the_new_address():
+            r = px.query(next(names), timeout=2, edns=0, expect_answer=False)
+            return r is not None and "192.0.2.7" in r.to_text()
+
+        assert wait_until(answered_by_the_new_address, timeout=20, interval=0.2), (
+            px.stderr_text()[-2000:])
+        assert "failed connections to 127.0.0.1:%d; looking up its address again" % dnsdist.port \
+            in px.stderr_text()
+        assert "%s is at 127.0.0.2" % NAME in px.stderr_text()
+        # Not the TTL: the first address was to be kept for an hour.
+        assert "%s is at 127.0.0.1 (bootstrap, for 3600 s)" % NAME in px.stderr_text()
+    finally:
+        moved.stop()
+        boot.stop()
+
+
+def test_a_restart_in_the_same_boot_keeps_the_clock_synced(dproxy, certs):
+    """`ctl time-synced` leaves a marker next to the control socket (wall time and time
+    since boot): a restart in the same boot starts synced, so a certificate that is not
+    valid yet is refused at once; a marker from another boot is not trusted."""
+    fs = FaultServer(certs, stem="future")
+    try:
+        px = _start(dproxy, certs, fs.port)
+        assert px.stats()["clock"] == "unsynced"
+        assert px.ctl("time-synced").stdout == "clock=synced\n"
+        marker = px.options["control_socket"] + ".clock-synced"
+        wall, boot = (int(x) for x in open(marker).read().split())
+        assert abs(wall - time.time()) < 60 and abs(boot - time.clock_gettime(time.CLOCK_BOOTTIME)) < 60
+        px.stop()
+        px.start()
+        assert px.stats()["clock"] == "synced", px.stderr_text()[-2000:]
+        r = px.query("a.example.test", timeout=6, edns=0)
+        assert _servfail_with_ede(r), r.to_text()
+        assert "not valid yet" in px.stderr_text()
+        assert len(fs.requests) == 0
+        # A sync from before a reboot: the boot clock is now behind the marker's.
+        px.stop()
+        with open(marker, "w") as f:
+            f.write("%d %d\n" % (wall, boot + 10 ** 7))
+        px.start()
+        assert px.stats()["clock"] == "unsynced", px.stderr_text()[-2000:]
+        assert "192.0.2.7" in px.query("b.example.test", timeout=5).to_text()
+    finally:
         fs.stop()

@@ -27,7 +27,8 @@ make_socket() {
 
 # setup: the shipped config with the control socket in the case directory, a
 # socket file there, and stub tools on PATH. The stub dproxy records its
-# arguments; with the file 'slow' it first waits for the gate.
+# arguments; with the file 'slow' it first waits for the gate; `ctl stats`
+# shows clock=unsynced, or clock=synced with the file 'synced'.
 setup() {
 	mkdir -p "$CASE_DIR/config" "$CASE_DIR/bin"
 	FAKE_UCI_DIR="$CASE_DIR/config"
@@ -45,6 +46,10 @@ setup() {
 #!/bin/sh
 [ -f "$CASE_DIR/slow" ] && read -r _ <"$CASE_DIR/gate"
 echo "dproxy \$*" >>"$EVENTS"
+if [ "\$3 \$4" = "$SOCK stats" ]; then
+	echo "link=up"
+	[ -f "$CASE_DIR/synced" ] && echo "clock=synced" || echo "clock=unsynced"
+fi
 [ ! -f "$CASE_DIR/ctl-fails" ]
 EOF2
 	cat >"$CASE_DIR/bin/logger" <<EOF2
@@ -87,6 +92,10 @@ events() {
 	tr '\n' '|' <"$EVENTS"
 }
 
+stats_event() {
+	echo "dproxy ctl --socket $SOCK stats|"
+}
+
 synced_events() {
 	echo "dproxy ctl --socket $SOCK time-synced|logger -t dproxy NTP synchronised (stratum $1): certificate dates are checked in full|"
 }
@@ -103,6 +112,8 @@ case_matrix() {
 				stratum:16) ;;
 				stratum:) want="$(synced_events '?')" ;;
 				stratum:*) want="$(synced_events "$stratum")" ;;
+				step:16 | step: | periodic:16 | periodic:) ;;
+				step:* | periodic:*) want="$(stats_event)$(synced_events "$stratum")" ;;
 			esac
 			assert_eq "ACTION=$action stratum=$stratum" "$want" "$(events)"
 		done
@@ -160,6 +171,21 @@ case_ctl_error_is_not_logged_as_synced() {
 	assert_eq "events" "dproxy ctl --socket $SOCK time-synced|" "$(events)"
 }
 
+# A restarted dproxy is told on the next periodic or step event; one that is
+# synced already is only asked (no time-synced, no log line every 11 minutes).
+case_periodic_tells_only_an_unsynced_daemon() {
+	setup
+	ntp_hotplug periodic 2
+	assert_eq "unsynced" "$(stats_event)$(synced_events 2)" "$(events)"
+	touch "$CASE_DIR/synced"
+	: >"$EVENTS"
+	ntp_hotplug periodic 2
+	assert_eq "synced" "$(stats_event)" "$(events)"
+	: >"$EVENTS"
+	ntp_hotplug step 3
+	assert_eq "synced, step" "$(stats_event)" "$(events)"
+}
+
 # The ctl call blocks until the test opens the gate: the hotplug script must
 # return before that, and the call still happens once it is open.
 case_never_blocks() {
@@ -174,6 +200,7 @@ case_never_blocks() {
 }
 
 for c in matrix default_socket_when_not_configured control_socket_off daemon_not_running \
-	no_config binary_missing ctl_error_is_not_logged_as_synced never_blocks; do
+	no_config binary_missing ctl_error_is_not_logged_as_synced never_blocks \
+	periodic_tells_only_an_unsynced_daemon; do
 	run_case "$c"
 done
