@@ -17,7 +17,6 @@ use mio::{Interest, Registry, Token};
 use crate::slab::Slab;
 
 #[cfg(feature = "doh")]
-#[allow(dead_code)] // used by the DoH connection from the next step on
 mod h2;
 #[cfg(feature = "doh")]
 pub mod https;
