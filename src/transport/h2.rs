@@ -22,6 +22,8 @@ const MAX_FRAME: usize = 16_384;
 const MAX_BLOCK: usize = 16_384;
 /// Decoded header bytes of one response (name + value + 32 each, as RFC 9113 counts).
 const MAX_HEADER_LIST: usize = 16_384;
+/// The HPACK dynamic table size we allow the server (the default, RFC 9113 6.5.2).
+const HEADER_TABLE: usize = 4_096;
 /// The largest window RFC 9113 6.9.1 allows.
 const MAX_WINDOW: i64 = (1 << 31) - 1;
 
@@ -103,8 +105,12 @@ impl Default for H2 {
 impl H2 {
     /// A connection whose preface and SETTINGS wait in `out`.
     pub fn new() -> H2 {
+        let mut decoder = Decoder::new();
+        // Our SETTINGS_HEADER_TABLE_SIZE is the default (4,096): a server's table size
+        // update above it is an error, not memory it may make us hold.
+        decoder.set_max_allowed_table_size(HEADER_TABLE);
         let mut h = H2 {
-            decoder: Decoder::new(),
+            decoder,
             out: PREFACE.to_vec(),
             rx: Vec::new(),
             next_id: 1,

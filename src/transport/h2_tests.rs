@@ -300,6 +300,11 @@ fn protocol_breaches_end_the_connection() {
             frame(HEADERS, PADDED | END_HEADERS, 1, &[9, 0x88]),
             "padding",
         ),
+        // A dynamic table size update to 1,000,000 (5-bit prefix integer), then :status.
+        (
+            frame(HEADERS, END_HEADERS, 1, &[0x3f, 0xa1, 0x84, 0x3d, 0x88]),
+            "InvalidMaxDynamicSize",
+        ),
     ];
     for (bytes, why) in cases {
         let mut h = open_conn(&[]);
