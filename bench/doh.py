@@ -1,7 +1,7 @@
-"""The DoH scenario of `make bench` (phase `doh`): is HTTP/1.1 enough for DNS over HTTPS?
+"""The DoH scenario of `make bench` (phase `doh`): DNS over HTTPS against DoT in one run.
 
 One DoH upstream: dnsdist (Debian's, `addDOHLocal`, which serves HTTP/1.1 and HTTP/2 on
-one port and picks by ALPN; dproxy offers only http/1.1) with the DoT scenario's test
+one port and picks by ALPN; dproxy offers h2 and http/1.1, so it speaks HTTP/2) with the DoT scenario's test
 certificate, forwarding over UDP to the bench's nsd. It sits behind the same 20 ms link
 as the DoT server: the counting (and, without netem, delaying) TCP relay of bench/dot.py
 in front of it, whose accepts are the TLS handshakes.
@@ -148,7 +148,7 @@ def table(b):
         return ""
     rounds = max(len(r) for r in runs.values())
     v = b.versions.get("dproxy-full", "")
-    out = [f"DoH upstream (dnsdist, HTTP/1.1 as dproxy asks for it) and DoT upstream (unbound), "
+    out = [f"DoH upstream (dnsdist, the protocol it picks by ALPN) and DoT upstream (unbound), "
            f"each behind the 20 ms link; dproxy-full {v} as the client of both; cold names once, "
            f"{inflight(b)} in flight; median of {rounds} interleaved rounds (spread: min–max).",
            "",

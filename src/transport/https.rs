@@ -1,5 +1,7 @@
 //! One DNS over HTTPS connection to an upstream (RFC 8484, full build only): rustls over
-//! a non-blocking mio `TcpStream`, HTTP/1.1 with keep-alive, one request at a time.
+//! a non-blocking mio `TcpStream`, HTTP/2 when the server picks it by ALPN (many
+//! queries in flight on one connection, see `h2`), else HTTP/1.1 with keep-alive, one
+//! request at a time.
 //!
 //! Why one at a time and not pipelined: HTTP/1.1 answers come back in request order,
 //! so one slow answer holds up every one behind it, and many servers and proxies do
@@ -21,6 +23,7 @@ use mio::net::TcpStream;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection};
 
+use super::h2::{H2Event, H2, MAX_STREAMS};
 use super::https_http::{parse_response, request, MAX_BODY, MAX_HEAD};
 use super::tls::MAX_RESENDS;
 use super::{Event, Owner};
@@ -34,6 +37,8 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Queries waiting on one connection; more go to another or fail.
 pub const MAX_QUEUED: usize = 16;
+/// The same over HTTP/2: the streams in flight and as many waiting for one.
+const MAX_QUEUED_H2: usize = 2 * MAX_STREAMS;
 
 /// Where a DoH upstream is: its URL's parts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +59,9 @@ struct Query {
     /// The attempt gave up on it after its request was written: the response still
     /// comes, in order, and is dropped.
     abandoned: bool,
+    /// HTTP/2: its stream (0 until it has one) and when its request was written.
+    stream: u32,
+    at: Option<Instant>,
 }
 
 /// How the connection ended.
@@ -94,6 +102,8 @@ pub struct Channel {
     /// Closed by us: nothing more is written.
     shut: bool,
     pub end: Option<End>,
+    /// The server chose HTTP/2 (ALPN "h2").
+    h2: Option<Box<H2>>,
 }
 
 impl Channel {
@@ -125,6 +135,7 @@ impl Channel {
             closing: false,
             shut: false,
             end: None,
+            h2: None,
         };
         c.collect_output();
         Ok(c)
@@ -137,7 +148,19 @@ impl Channel {
 
     /// True when this connection may take another query.
     pub fn accepts(&self) -> bool {
-        self.end.is_none() && !self.closing && !self.shut && self.queue.len() < MAX_QUEUED
+        let max = if self.h2.is_some() {
+            MAX_QUEUED_H2
+        } else {
+            MAX_QUEUED
+        };
+        self.end.is_none() && !self.closing && !self.shut && self.queue.len() < max
+    }
+
+    /// True when this connection carries many queries at once (HTTP/2), or may once
+    /// its handshake says which protocol: the pool waits for that before it opens
+    /// another connection, rather than paying for a handshake HTTP/2 does not need.
+    pub fn multiplexed(&self) -> bool {
+        self.h2.is_some() || !self.was_open
     }
 
     /// Takes a query for `owner`; false if this connection cannot.
@@ -154,6 +177,8 @@ impl Channel {
             client_id,
             resends,
             abandoned: false,
+            stream: 0,
+            at: None,
         });
         self.send_next(now);
         true
@@ -161,6 +186,16 @@ impl Channel {
 
     /// The attempt no longer waits for an answer.
     pub fn remove(&mut self, owner: Owner) {
+        if let Some(h) = self.h2.as_mut() {
+            // A stream can be reset: nothing to read past.
+            self.queue.retain(|q| {
+                if q.owner == owner && q.stream != 0 {
+                    h.cancel(q.stream);
+                }
+                q.owner != owner
+            });
+            return self.write_h2();
+        }
         let head_sent = self.sent_at.is_some();
         let mut i = 0;
         self.queue.retain_mut(|q| {
@@ -200,8 +235,12 @@ impl Channel {
 
     /// Writes the request at the head of the queue, if none is on the wire.
     fn send_next(&mut self, now: Instant) {
-        if self.sent_at.is_some() || self.end.is_some() || self.shut {
+        // Nothing before the handshake ends: ALPN says which protocol to speak.
+        if self.sent_at.is_some() || self.end.is_some() || self.shut || self.tls.is_handshaking() {
             return;
+        }
+        if self.h2.is_some() {
+            return self.send_h2(now);
         }
         // Requests abandoned before they were written are not sent at all.
         while self.queue.front().is_some_and(|q| q.abandoned) {
@@ -210,8 +249,6 @@ impl Channel {
         let Some(q) = self.queue.front() else {
             return;
         };
-        // Written into rustls even during the handshake: it is sealed after it ends,
-        // never sent in the clear.
         let req = request(&self.target.authority, &self.target.path, &q.wire);
         if let Err(e) = self.tls.writer().write_all(&req) {
             self.finish(End::Tls(DotError::Tls(e.to_string())));
@@ -220,6 +257,92 @@ impl Channel {
         self.sent_at = Some(now);
         self.collect_output();
         self.flush();
+    }
+
+    /// Opens a stream for each waiting query while the server's limits allow.
+    fn send_h2(&mut self, now: Instant) {
+        let Some(h) = self.h2.as_mut() else {
+            return;
+        };
+        self.queue.retain(|q| !q.abandoned);
+        for q in self.queue.iter_mut().filter(|q| q.stream == 0) {
+            if !h.can_open(q.wire.len()) {
+                break;
+            }
+            q.stream = h.open(&self.target.authority, &self.target.path, &q.wire);
+            q.at = Some(now);
+        }
+        self.write_h2();
+    }
+
+    /// Hands what the HTTP/2 side has to say to TLS and the socket.
+    fn write_h2(&mut self) {
+        let Some(h) = self.h2.as_mut() else {
+            return;
+        };
+        if h.out.is_empty() || self.shut || self.end.is_some() {
+            return;
+        }
+        let out = std::mem::take(&mut h.out);
+        if let Err(e) = self.tls.writer().write_all(&out) {
+            return self.finish(End::Tls(DotError::Tls(e.to_string())));
+        }
+        self.collect_output();
+        self.flush();
+    }
+
+    /// Bytes from an HTTP/2 server: answers, failed queries, the end of the connection.
+    fn receive_h2(&mut self, data: &[u8], now: Instant) {
+        let Some(h) = self.h2.as_mut() else {
+            return;
+        };
+        let result = h.receive(data);
+        let mut bad = None;
+        while let Some(ev) = h.next_event() {
+            let (H2Event::Answer(id, _) | H2Event::Reset(id) | H2Event::Bad(id, _)) = ev;
+            let Some(i) = self.queue.iter().position(|q| q.stream == id) else {
+                continue;
+            };
+            let Some(q) = self.queue.remove(i) else {
+                continue;
+            };
+            match ev {
+                // RFC 8484 4.1: the ID was 0 on the wire, and so must be the answer's.
+                H2Event::Answer(_, body) if body[..2] != [0, 0] => {
+                    let id = u16::from_be_bytes([body[0], body[1]]);
+                    bad = Some(format!("answer ID {id}, not 0"));
+                    self.failed.push(q.owner);
+                }
+                H2Event::Answer(_, mut body) => {
+                    body[..2].copy_from_slice(&q.client_id.to_be_bytes());
+                    self.answers.push((q.owner, body));
+                }
+                H2Event::Reset(_) => self.failed.push(q.owner),
+                // As over HTTP/1.1: the query fails and the connection ends, with the
+                // reason in the log; the others go out again on a new one.
+                H2Event::Bad(_, why) => {
+                    bad = Some(why);
+                    self.failed.push(q.owner);
+                }
+            }
+        }
+        self.write_h2();
+        let goaway = h_goaway(&self.h2);
+        if let Err(e) = result {
+            return self.finish(End::Http(e));
+        }
+        if let Some(why) = bad {
+            return self.finish(End::Http(why));
+        }
+        if let Some(active) = goaway {
+            // The unanswered go out again on another connection once it is closed.
+            self.closing = true;
+            if active == 0 {
+                self.close();
+            }
+        } else {
+            self.send_h2(now);
+        }
     }
 
     fn collect_output(&mut self) {
@@ -299,8 +422,12 @@ impl Channel {
                 self.flush();
                 return self.finish(End::Tls(e.into()));
             }
-            if !self.tls.is_handshaking() {
+            if !self.tls.is_handshaking() && !self.was_open {
                 self.was_open = true;
+                if self.tls.alpn_protocol() == Some(b"h2") {
+                    self.h2 = Some(Box::new(H2::new()));
+                }
+                self.send_next(now);
             }
             let mut buf = [0u8; 4096];
             loop {
@@ -308,6 +435,12 @@ impl Channel {
                     Ok(0) => {
                         self.responses(now);
                         return self.finish(End::Closed);
+                    }
+                    Ok(n) if self.h2.is_some() => {
+                        self.receive_h2(&buf[..n], now);
+                        if self.end.is_some() {
+                            return;
+                        }
                     }
                     Ok(n) => {
                         self.rx.extend_from_slice(&buf[..n]);
@@ -392,6 +525,9 @@ impl Channel {
         if !self.was_open {
             return Some(self.started + HANDSHAKE_TIMEOUT);
         }
+        if let Some(t) = self.queue.iter().filter_map(|q| q.at).min() {
+            return Some(t + RESPONSE_TIMEOUT);
+        }
         if let Some(t) = self.sent_at {
             return Some(t + RESPONSE_TIMEOUT);
         }
@@ -410,6 +546,20 @@ impl Channel {
             if now >= self.started + HANDSHAKE_TIMEOUT {
                 self.finish(End::Tls(DotError::HandshakeTimeout));
             }
+        } else if let Some(i) = self
+            .queue
+            .iter()
+            .position(|q| q.at.is_some_and(|t| now >= t + RESPONSE_TIMEOUT))
+        {
+            // HTTP/2 as HTTP/1.1: a server that leaves a query unanswered this long
+            // is not used further on this connection.
+            if let Some(q) = self.queue.remove(i) {
+                self.failed.push(q.owner);
+            }
+            self.finish(End::Http(format!(
+                "no response within {} s",
+                RESPONSE_TIMEOUT.as_secs()
+            )));
         } else if let Some(t) = self.sent_at {
             if now >= t + RESPONSE_TIMEOUT {
                 self.http_failed(format!(
@@ -497,4 +647,9 @@ impl Channel {
         }
         self.finish(End::Closed);
     }
+}
+
+/// The number of streams still to be answered, once the server sent GOAWAY.
+fn h_goaway(h2: &Option<Box<H2>>) -> Option<usize> {
+    h2.as_ref().and_then(|h| h.goaway.map(|_| h.active()))
 }

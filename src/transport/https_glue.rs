@@ -27,7 +27,7 @@ pub struct HttpsServer {
     target: Arc<Target>,
     /// Backoff, state and the TLS configuration (session cache) shared with DoT.
     tls: Server,
-    /// `tls`'s configuration with ALPN http/1.1, built with it.
+    /// `tls`'s configuration with ALPN h2 and http/1.1, built with it.
     config: Option<Arc<ClientConfig>>,
 }
 
@@ -278,7 +278,11 @@ impl Transports {
                 _ => None,
             })
             .min();
-        let open_new = slots.len() < POOL && best.map_or(true, |(load, _)| load > 0);
+        // Over HTTP/2 one connection carries the load until it takes no more.
+        let shared = best.is_some_and(|(_, slot)| {
+            matches!(self.channels.get(slot), Some(Channel::Https(t)) if t.multiplexed())
+        });
+        let open_new = slots.len() < POOL && !shared && best.map_or(true, |(load, _)| load > 0);
         if !open_new {
             if let Some((_, slot)) = best {
                 if let Some(Channel::Https(t)) = self.channels.get_mut(slot) {
@@ -310,7 +314,8 @@ impl Transports {
                     .config(roots, self.tls.clock)
                     .map_err(|e| refused(&e))?)
                 .clone();
-                c.alpn_protocols = vec![b"http/1.1".to_vec()];
+                // The server's choice decides the connection's protocol.
+                c.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
                 let c = Arc::new(c);
                 server.config = Some(Arc::clone(&c));
                 c

@@ -17,6 +17,8 @@ use mio::{Interest, Registry, Token};
 use crate::slab::Slab;
 
 #[cfg(feature = "doh")]
+mod h2;
+#[cfg(feature = "doh")]
 pub mod https;
 #[cfg(feature = "doh")]
 pub mod https_boot;

@@ -732,3 +732,195 @@ def test_a_restart_in_the_same_boot_keeps_the_clock_synced(dproxy, certs):
         assert "192.0.2.7" in px.query("b.example.test", timeout=5).to_text()
     finally:
         fs.stop()
+
+
+# HTTP/2 (ALPN h2): one connection carries many queries at once.
+
+def _frame(kind, flags, stream, payload=b""):
+    return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream.to_bytes(4, "big") + payload
+
+
+def _h2_headers(status=b"200", ctype=b"application/dns-message"):
+    """A response header block by hand (RFC 7541): :status indexed (200) or a literal
+    with an indexed name, content-type a literal with name index 31, no Huffman."""
+    block = b"\x88" if status == b"200" else b"\x08" + bytes([len(status)]) + status
+    return block + b"\x0f\x10" + bytes([len(ctype)]) + ctype
+
+
+class H2FaultServer(FaultServer):
+    """A DoH server of our own over HTTP/2 (raw frames, Python ssl, ALPN h2 only),
+    answering A queries with 192.0.2.7. It holds the requests until `batch` of them are
+    in, then: reverse (answers them last first), goaway (answers the first, sends
+    GOAWAY naming it as the last stream, closes; later connections answer normally),
+    close (the same without GOAWAY), status500, html, badframe (a
+    PUSH_PROMISE, which the client disabled), oversize (a frame header of 20,000 bytes);
+    normal answers each at once. `streams_seen` holds the size of each batch."""
+
+    def __init__(self, certs, mode="normal", batch=1):
+        super().__init__(certs, mode=mode)
+        self.ctx.set_alpn_protocols(["h2"])
+        self.batch = batch
+        self.streams_seen = []
+        self.opened = 0
+
+    @staticmethod
+    def _frames(s, buf):
+        while True:
+            while len(buf) >= 9:
+                n = int.from_bytes(buf[:3], "big")
+                if len(buf) < 9 + n:
+                    break
+                yield buf[3], buf[4], int.from_bytes(buf[5:9], "big") & 0x7fffffff, buf[9:9 + n]
+                buf = buf[9 + n:]
+            b = s.recv(65536)
+            if not b:
+                return
+            buf += b
+
+    def _answer_h2(self, s, sid, body, m):
+        if m == "status500":
+            s.sendall(_frame(1, 0x5, sid, _h2_headers(status=b"500")))
+            return
+        ctype = b"text/html" if m == "html" else b"application/dns-message"
+        s.sendall(_frame(1, 0x4, sid, _h2_headers(ctype=ctype)) + _frame(0, 0x1, sid, _answer(body)))
+
+    def _serve(self, c):
+        c.settimeout(10)
+        try:
+            s = self.ctx.wrap_socket(c, server_side=True)
+            with self.lock:
+                self.alpn.add(s.selected_alpn_protocol())
+            pre = b""
+            while len(pre) < 24:
+                b = s.recv(24 - len(pre))
+                if not b:
+                    return
+                pre += b
+            assert pre == b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+            mode, batch = self.mode, self.batch
+            with self.lock:
+                self.opened += 1
+                if mode in ("goaway", "close") and self.opened > 1:
+                    mode, batch = "normal", 1
+            s.sendall(_frame(4, 0, 0, (3).to_bytes(2, "big") + (100).to_bytes(4, "big")))
+            bodies, done = {}, []
+            for kind, flags, sid, p in self._frames(s, b""):
+                if kind == 4 and not flags & 1:
+                    s.sendall(_frame(4, 1, 0))
+                if kind == 1:
+                    bodies[sid] = b""
+                if kind == 0:
+                    bodies[sid] += p
+                    if flags & 1:
+                        done.append(sid)
+                        with self.lock:
+                            self.requests.append(("POST", "/dns-query", {}, int.from_bytes(bodies[sid][:2], "big")))
+                if len(done) < batch:
+                    continue
+                with self.lock:
+                    self.streams_seen.append(len(done))
+                if mode == "reverse":
+                    for sid in reversed(done):
+                        self._answer_h2(s, sid, bodies[sid], mode)
+                elif mode in ("goaway", "close"):
+                    self._answer_h2(s, done[0], bodies[done[0]], mode)
+                    if mode == "goaway":
+                        s.sendall(_frame(7, 0, 0, done[0].to_bytes(4, "big") + bytes(4)))
+                    return
+                elif mode == "badframe":
+                    s.sendall(_frame(5, 0x4, done[0], (2).to_bytes(4, "big") + b"\x88"))
+                elif mode == "oversize":
+                    s.sendall((20000).to_bytes(3, "big") + bytes([0, 0]) + done[0].to_bytes(4, "big"))
+                else:
+                    for sid in done:
+                        self._answer_h2(s, sid, bodies[sid], mode)
+                done = []
+        except (OSError, ssl.SSLError, ValueError, AssertionError, KeyError):
+            return
+        finally:
+            try:
+                c.close()
+            except OSError:
+                pass
+            with self.lock:
+                self.active -= 1
+
+
+def _established(port):
+    """TCP connections established to 127.0.0.1:port (from ss)."""
+    out = subprocess.run(["ss", "-Htn", "state", "established", "( dport = :%d )" % port],
+                         capture_output=True, text=True, check=True).stdout
+    return len([l for l in out.splitlines() if l.strip()])
+
+
+def test_http2_to_dnsdist_many_queries_share_one_connection(dproxy, certs, dnsdist):
+    watch = PlainWatch(dnsdist.port)
+    try:
+        px = _start(dproxy, certs, dnsdist.port)
+        assert "192.0.2.1" in px.query("a.example.test", timeout=5).to_text()
+        names = ["n%d.example.test" % i for i in range(100)]
+        results = _ask_at_once(px, names)
+        # The backend's static zone answers these NXDOMAIN: an answer, not a failure.
+        bad = [n for n, r in results.items() if r is None or r.rcode() != dns.rcode.NXDOMAIN]
+        assert not bad, (len(bad), px.stderr_text()[-2000:])
+        # HTTP/1.1 would have needed the pool's two connections (and refused most).
+        assert _established(dnsdist.port) == 1
+        assert watch.packets() == 0, "a query left in plaintext"
+    finally:
+        watch.close()
+
+
+def test_http2_answers_out_of_order_all_arrive(dproxy, certs):
+    # 12: fewer than a connection queues while its handshake is under way (16).
+    fs = H2FaultServer(certs, mode="reverse", batch=12)
+    try:
+        px = _start(dproxy, certs, fs.port)
+        results = _ask_at_once(px, ["r%d.example.test" % i for i in range(12)])
+        assert all(r is not None and "192.0.2.7" in r.to_text() for r in results.values()), \
+            px.stderr_text()[-2000:]
+        assert fs.alpn == {"h2"} and fs.connections == 1 and fs.streams_seen == [12]
+        assert all(qid == 0 for _, _, _, qid in fs.requests)
+        assert fs.plaintext == 0
+    finally:
+        fs.stop()
+
+
+@pytest.mark.parametrize("mode", ["goaway", "close"])
+def test_http2_goaway_or_close_mid_flight_loses_nothing(dproxy, certs, mode):
+    fs = H2FaultServer(certs, mode=mode, batch=6)
+    try:
+        px = _start(dproxy, certs, fs.port)
+        results = _ask_at_once(px, ["g%d.example.test" % i for i in range(6)])
+        # The first connection answers one of six and goes (GOAWAY naming that stream,
+        # or a plain close); the five others go out again on a second connection.
+        assert all(r is not None and "192.0.2.7" in r.to_text() for r in results.values()), \
+            px.stderr_text()[-2000:]
+        assert fs.connections == 2 and fs.streams_seen[0] == 6
+        assert len(fs.requests) == 11, fs.requests
+        assert px.alive() and fs.plaintext == 0
+    finally:
+        fs.stop()
+
+
+@pytest.mark.parametrize("mode,log", [
+    ("status500", "HTTP status 500"),
+    ("html", "content type 'text/html'"),
+    ("badframe", "PUSH_PROMISE although push is off"),
+    ("oversize", "HTTP/2 frame of 20000 bytes"),
+])
+def test_http2_bad_answers_give_servfail_ede_and_one_log_line(dproxy, certs, mode, log):
+    fs = H2FaultServer(certs, mode=mode)
+    watch = PlainWatch(fs.port)
+    try:
+        px = _start(dproxy, certs, fs.port)
+        r = px.query("a.example.test", timeout=8, edns=0)
+        assert _servfail_with_ede(r), (mode, r.to_text())
+        err = px.stderr_text()
+        warnings = [l for l in err.splitlines() if "warn" in l and log in l]
+        assert len(warnings) == 1, err[-2000:]
+        assert fs.alpn == {"h2"} and fs.requests
+        assert fs.plaintext == 0 and watch.packets() == 0
+        assert px.alive()
+    finally:
+        watch.close()
+        fs.stop()
