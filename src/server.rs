@@ -168,7 +168,7 @@ pub struct Server {
     pub(crate) clock: crate::clock_trust::ClockTrust,
     /// DNSSEC validations in progress, validated key sets and counters.
     #[cfg(feature = "dnssec")]
-    pub(crate) dnssec: crate::forward::validate::State,
+    pub(crate) dnssec: crate::core::validation::State,
 }
 
 impl Server {

@@ -17,9 +17,15 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 mod dnssec_support;
-use dnssec_support::{run, wire, EXPIRATION, INCEPTION, NOW, RRSIG};
+use dnssec_support::{run, wire, INCEPTION, NOW, RRSIG};
 use dproxy::dnssec::walk::{Outcome, Settings, Step, Walk};
 use dproxy::dnssec::{anchors, Bogus, Budget, MAX_CRYPTO_PER_QUERY};
+
+/// The end of the signatures' validity: far enough ahead that the daemon, which reads
+/// the system clock, finds them valid for years (the walk and unbound use NOW).
+const EXPIRATION: &str = "20340101000000";
+/// EXPIRATION as UNIX seconds.
+const EXPIRATION_SECS: u64 = 2_019_686_400;
 
 /// Unbound's clock: the same instant as NOW (1_780_000_000).
 const UNBOUND_DATE: &str = "20260528202640";
@@ -209,7 +215,7 @@ fn leaves() -> Vec<Leaf> {
             ..l("rrsig-exp")
         },
         Leaf {
-            window: ("20270101000000", "20280101000000"),
+            window: ("20350101000000", "20360101000000"),
             ..l("rrsig-not-yet")
         },
         Leaf {
@@ -1140,14 +1146,15 @@ fn daemon_agrees_with_unbound_on_a_signed_hierarchy() {
     let (_iter, iterator) = start_unbound(&dir, nsd, &zones, None);
     let mut d = Daemon::start(&dir, "dproxy", iterator, &anchor_file, "");
 
-    // The test zones are signed for 2026: the system clock must be inside that window.
+    // The daemon checks signatures against the system clock: it must lie inside the
+    // test zones' validity window (2026 to 2034).
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
     assert!(
-        (1_767_225_600..1_798_761_600).contains(&now),
-        "the signatures of the test zones are valid in 2026 only"
+        (1_767_225_600..EXPIRATION_SECS).contains(&now),
+        "the signatures of the test zones are valid from 2026 to 2034"
     );
 
     // Clock not known good: inception is not checked, so a signature that is not yet

@@ -14,6 +14,8 @@ pub mod retry;
 pub mod stale;
 pub mod timers;
 pub mod upstreams;
+#[cfg(feature = "dnssec")]
+pub mod validation;
 
 #[cfg(test)]
 mod tests;

@@ -6,16 +6,15 @@
 //! cached with [`flag::SECURE`] so a hit sets AD without crypto; bogus and
 //! indeterminate ones become a short-lived SERVFAIL carrying the Extended DNS Error.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use crate::answer::{self, Kind, Prepared, ReplyOpts};
 use crate::cache::{flag, Key, KEY_CD, KEY_DO};
 use crate::clock_trust::{CheckTime, BUILD_TIME};
+use crate::core::validation::Validation;
 use crate::dnssec::walk::{Outcome, Settings, Step, Walk};
 use crate::dnssec::{Clock, DNSKEY};
 use crate::server::Server;
-use crate::slab::Slab;
 use crate::transport::Proto;
 use crate::wire::build::Ede;
 use crate::wire::{rcode, rtype, scan_message, Header, NameBuf, QueryView, Question, HEADER_LEN};
@@ -72,81 +71,6 @@ pub(crate) fn sets_ad(flags: u8, do_bit: bool, ad: bool) -> bool {
 /// validating, only validated answers, failures, and answers to CD=1 questions.
 pub(crate) fn servable(validating: bool, flags: u8, key_flags: u8) -> bool {
     !validating || flags & (flag::VALIDATED | flag::FAILURE) != 0 || key_flags & KEY_CD != 0
-}
-
-/// One walk over one answer: the question `pi` (generation `gen`) it belongs to and
-/// the answer that will be delivered if it is good.
-pub(crate) struct Validation {
-    walk: Walk,
-    pi: usize,
-    gen: u32,
-    prepared: Prepared,
-    /// The question in flight whose answer the walk waits for.
-    sub: Option<(usize, u32)>,
-}
-
-/// Counters for `ctl stats`.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct Counters {
-    pub secure: u64,
-    pub insecure: u64,
-    pub bogus: u64,
-    /// Bogus answers by the EDE they carried (index as in EDE_CODES).
-    pub bogus_by_ede: [u64; 7],
-    pub indeterminate: u64,
-    /// Walks stopped by the work or sub-query caps (KeyTrap, NSEC3 floods).
-    pub limit_hits: u64,
-    pub subqueries: u64,
-    /// DNSKEY or DS answers that came back without RRSIGs (stripping upstream).
-    pub stripped: u64,
-    pub overload: u64,
-}
-
-/// The validator's state in the server.
-#[derive(Default)]
-pub(crate) struct State {
-    walks: Slab<Validation>,
-    /// Validated DNSKEY sets by zone (lowercase wire name), with their expiry.
-    zones: BTreeMap<Vec<u8>, (Vec<Vec<u8>>, u32)>,
-    pub counters: Counters,
-    /// Upstreams already reported as stripping RRSIGs (logged once each).
-    stripping: Vec<SocketAddr>,
-}
-
-const BOGUS_NAMES: [&str; 7] = [
-    "dnssec_bogus_ede0",
-    "dnssec_bogus_ede6",
-    "dnssec_bogus_ede7",
-    "dnssec_bogus_ede8",
-    "dnssec_bogus_ede9",
-    "dnssec_bogus_ede10",
-    "dnssec_bogus_ede12",
-];
-
-impl State {
-    /// The counters `ctl stats` shows (text and JSON).
-    pub(crate) fn stats(&self) -> Vec<(&'static str, u64)> {
-        let c = &self.counters;
-        let mut v = vec![
-            ("dnssec_secure", c.secure),
-            ("dnssec_insecure", c.insecure),
-            ("dnssec_bogus", c.bogus),
-            ("dnssec_indeterminate", c.indeterminate),
-            ("dnssec_limit_hits", c.limit_hits),
-            ("dnssec_subqueries", c.subqueries),
-            ("dnssec_stripped", c.stripped),
-            ("dnssec_overload", c.overload),
-            ("dnssec_validating", self.walks.len() as u64),
-            ("dnssec_zone_keys", self.zones.len() as u64),
-        ];
-        v.extend(
-            BOGUS_NAMES
-                .iter()
-                .copied()
-                .zip(c.bogus_by_ede.iter().copied()),
-        );
-        v
-    }
 }
 
 /// A message for `key` built from a cached entry in stored form (question put back).
