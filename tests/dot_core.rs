@@ -403,3 +403,81 @@ fn server_keepalive_sets_the_idle_close_within_bounds() {
         assert_eq!(p.client.state(), &DotState::Closed, "units {units}");
     }
 }
+
+/// The server writes raw plaintext bytes (not a whole frame) to the client.
+fn server_send_raw(p: &mut Pair, bytes: &[u8]) {
+    p.server.writer().write_all(bytes).unwrap();
+}
+
+#[test]
+fn length_prefix_followed_by_junk_fails_at_the_header() {
+    // 65,535 announced, then junk: the header shows it is no answer, so the connection
+    // fails at once instead of waiting for 64 KiB that may never come.
+    for junk in [[0xffu8; 12], [0u8; 12]] {
+        let certs = Certs::make("core-oversize");
+        let t0 = Instant::now();
+        let mut p = Pair::new(&certs, DotLimits::default(), t0);
+        p.handshake(t0);
+        p.client
+            .send_query(&query(9, "a.example.test"), 1, &mut ids())
+            .unwrap();
+        p.pass_to_server();
+        let mut bytes = vec![0xff, 0xff];
+        bytes.extend_from_slice(&junk);
+        server_send_raw(&mut p, &bytes);
+        assert_eq!(p.pass_to_client(t0), Err(DotError::BadFrame(65535)));
+        assert!(p.client.take_answers().is_empty());
+        assert_eq!(p.client.take_unanswered(), vec![1]);
+    }
+}
+
+#[test]
+fn large_answer_frames_are_still_taken() {
+    let certs = Certs::make("core-large");
+    let t0 = Instant::now();
+    let mut p = Pair::new(&certs, DotLimits::default(), t0);
+    p.handshake(t0);
+    p.client
+        .send_query(&query(9, "a.example.test"), 1, &mut ids())
+        .unwrap();
+    p.pass_to_server();
+    let q = p.server_queries().remove(0);
+    let mut big = answer_to(&q);
+    big.resize(40_000, 0x2a);
+    p.server_send_frame(&big);
+    // Delivered in pieces, as a slow link would.
+    let mut bytes = Vec::new();
+    while p.server.wants_write() {
+        p.server.write_tls(&mut bytes).unwrap();
+    }
+    for part in bytes.chunks(1000) {
+        p.client.receive(part, t0).unwrap();
+    }
+    let answers = p.client.take_answers();
+    assert_eq!(answers.len(), 1);
+    assert_eq!(answers[0].message.len(), 40_000);
+}
+
+#[test]
+fn the_default_limit_takes_128_queries_in_flight_and_refuses_the_129th() {
+    let certs = Certs::make("core-default-limit");
+    let t0 = Instant::now();
+    let mut p = Pair::new(&certs, DotLimits::default(), t0);
+    let mut n = 0u16;
+    let mut rnd = move || {
+        n += 1;
+        n
+    };
+    for t in 0..128u64 {
+        assert!(p.client.accepts_queries(), "refused query {t}");
+        p.client
+            .send_query(&query(t as u16, "a.example.test"), t, &mut rnd)
+            .unwrap();
+    }
+    assert!(!p.client.accepts_queries());
+    assert_eq!(
+        p.client
+            .send_query(&query(200, "a.example.test"), 200, &mut rnd),
+        Err(SendError::Full)
+    );
+}

@@ -30,7 +30,10 @@ pub struct DotLimits {
     /// (RFC 7858 3.4; public resolvers close at about 10 s themselves).
     pub idle_timeout: Duration,
     /// Queries in flight at once; more are refused so the owner queues or opens
-    /// another connection.
+    /// another connection. RFC 7766 6.2.1.1 sets no number; servers process a few dozen
+    /// of a connection's queries at once (unbound 32) and leave the rest in the TCP
+    /// stream, so a larger bound costs no head-of-line wait that a second connection
+    /// to the same server would avoid, only a handshake.
     pub max_in_flight: usize,
 }
 
@@ -39,7 +42,7 @@ impl Default for DotLimits {
         DotLimits {
             handshake_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(10),
-            max_in_flight: 64,
+            max_in_flight: 128,
         }
     }
 }
@@ -325,6 +328,13 @@ impl DotConn {
             if len < 12 {
                 return Err(self.fail(DotError::BadFrame(len)));
             }
+            // A length prefix followed by junk is caught at the header, not after the
+            // up to 64 KiB the prefix promises (which may never come).
+            if let Some(h) = self.rx.get(pos + 2..pos + 2 + 12) {
+                if !is_answer_header(h) {
+                    return Err(self.fail(DotError::BadFrame(len)));
+                }
+            }
             let Some(msg) = self.rx.get(pos + 2..pos + 2 + len) else {
                 break;
             };
@@ -416,4 +426,12 @@ impl DotConn {
         }
         e
     }
+}
+
+/// True if `h` (the first 12 bytes of a frame) can head an answer to one of our
+/// queries: QR set, opcode QUERY, at most the one question we asked.
+fn is_answer_header(h: &[u8]) -> bool {
+    let qr_opcode = h[2] & 0xf8;
+    let qdcount = u16::from_be_bytes([h[4], h[5]]);
+    qr_opcode == 0x80 && qdcount <= 1
 }
