@@ -481,3 +481,48 @@ fn the_default_limit_takes_128_queries_in_flight_and_refuses_the_129th() {
         Err(SendError::Full)
     );
 }
+
+/// The TLS records in `bytes` (whole records only): (content type, length) each.
+fn records(bytes: &[u8]) -> Vec<(u8, usize)> {
+    let mut out = Vec::new();
+    let mut p = 0;
+    while p + 5 <= bytes.len() {
+        let len = u16::from_be_bytes([bytes[p + 3], bytes[p + 4]]) as usize;
+        out.push((bytes[p], len));
+        p += 5 + len;
+    }
+    out
+}
+
+#[test]
+fn queries_sent_before_one_take_output_go_out_in_one_record() {
+    let certs = Certs::make("core-coalesce");
+    let t0 = Instant::now();
+    let mut p = Pair::new(&certs, DotLimits::default(), t0);
+    p.handshake(t0);
+    let mut rnd = ids();
+    for t in 0..5u64 {
+        p.client
+            .send_query(&query(t as u16, "a.example.test"), t, &mut rnd)
+            .unwrap();
+    }
+    let bytes = p.client.take_output();
+    // One application-data record (type 23) for the five queries: one AEAD pass and one
+    // write on the socket, not five.
+    assert_eq!(records(&bytes).len(), 1, "{:?}", records(&bytes));
+    assert_eq!(records(&bytes)[0].0, 23);
+    let mut s = &bytes[..];
+    while !s.is_empty() {
+        p.server.read_tls(&mut s).unwrap();
+        p.server.process_new_packets().unwrap();
+    }
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = p.server.reader().read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        p.server_rx.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(p.server_queries().len(), 5);
+    assert!(p.client.take_output().is_empty());
+}
