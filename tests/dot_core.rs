@@ -526,3 +526,22 @@ fn queries_sent_before_one_take_output_go_out_in_one_record() {
     assert_eq!(p.server_queries().len(), 5);
     assert!(p.client.take_output().is_empty());
 }
+
+#[test]
+fn queries_queued_when_the_server_closes_are_left_to_resend_not_sealed() {
+    let certs = Certs::make("core-queued-close");
+    let t0 = Instant::now();
+    let mut p = Pair::new(&certs, DotLimits::default(), t0);
+    p.handshake(t0);
+    p.client
+        .send_query(&query(3, "a.example.test"), 7, &mut ids())
+        .unwrap();
+    assert!(p.client.has_queued());
+    p.server.send_close_notify();
+    assert_eq!(p.pass_to_client(t0), Err(DotError::PeerClosed));
+    let out = p.client.take_output();
+    // At most the client's own close_notify: a sealed query would be over 128 bytes.
+    assert!(out.len() < 64, "{} bytes after the close", out.len());
+    assert!(!p.client.has_queued());
+    assert_eq!(p.client.take_unanswered(), vec![7]);
+}

@@ -376,7 +376,12 @@ impl DotConn {
     /// Hands the queued query frames to rustls in one write (during the handshake it
     /// holds them and sends them encrypted once the handshake is done).
     fn seal_queued(&mut self) {
-        if self.queued.is_empty() || !matches!(self.state, DotState::Handshaking | DotState::Open) {
+        if !matches!(self.state, DotState::Handshaking | DotState::Open) {
+            // Closed or failed: these queries are the owner's to resend elsewhere.
+            self.queued.clear();
+            return;
+        }
+        if self.queued.is_empty() {
             return;
         }
         let r = self.tls.writer().write_all(&self.queued);
