@@ -17,6 +17,10 @@ relay's accepts from the client's start to the end of the run, over answered
 queries); memory per open connection (VmRSS after the first forwarded answer minus
 VmRSS before the first query, over the connections then open).
 
+BENCH_DOT_BEFORE=<path of another dproxy-full binary> adds it as a fourth client,
+"dproxy-full-before", interleaved with the others in every round and shown in a column
+of its own (not a peer): a before/after comparison in one run.
+
 dot-cg: callgrind instructions per cached answer of the full build against the plain
 build, both against the plain UDP upstream of the other scenarios, in the same run.
 """
@@ -29,6 +33,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 DOT_NAME = "dns.bench.test"
 DOT_CLIENTS = ("dproxy-full", "unbound", "stubby")
+BEFORE = "dproxy-full-before"
 SECTION = "DoT"
 
 
@@ -141,7 +146,7 @@ forward-zone:
 def client_cmd(b, client, port, tag, up):
     w = b.work
     ua, upp = up
-    if client == "dproxy-full":
+    if client in ("dproxy-full", BEFORE):
         conf = f"{w}/dproxy-dot-{tag}.conf"
         with open(conf, "w") as f:
             f.write("\n".join([
@@ -155,7 +160,7 @@ def client_cmd(b, client, port, tag, up):
                 "\toption user 'root'",
                 f"\toption control_socket '{w}/dproxy-dot-{tag}.sock'",
                 f"\tlist hosts '{w}/empty-hosts'"]) + "\n")
-        return [full_bin(b), "-c", conf]
+        return [full_bin(b) if client == "dproxy-full" else os.environ["BENCH_DOT_BEFORE"], "-c", conf]
     if client == "unbound":
         conf = f"{w}/unbound-dot-{tag}.conf"
         with open(conf, "w") as f:
@@ -306,7 +311,14 @@ def run_dot(b):
     make_certs(b.work)
     b.versions.update(versions(b))
     clients = [c for c in os.environ.get("BENCH_DOT_CLIENTS", ",".join(DOT_CLIENTS)).split(",") if c]
-    runs = {c: [] for c in DOT_CLIENTS}
+    runs = {c: [] for c in DOT_CLIENTS + (BEFORE,)}
+    before = os.environ.get("BENCH_DOT_BEFORE")
+    if before:
+        if not os.access(before, os.X_OK):
+            raise RuntimeError(f"BENCH_DOT_BEFORE={before} is not an executable")
+        b.versions[BEFORE] = f"(BENCH_DOT_BEFORE, {os.path.basename(before)})"
+        if BEFORE not in clients:
+            clients.insert(clients.index("dproxy-full") + 1 if "dproxy-full" in clients else 0, BEFORE)
     for rnd in range(1, b.p["rounds"] + 1):
         for c in clients:
             try:
@@ -369,9 +381,13 @@ def table(b):
     out = []
     if runs and any(runs.values()):
         rounds = max(len(r) for r in runs.values())
+        shown = list(DOT_CLIENTS)
         cols = [f"dproxy-full {v.get('dproxy-full', '')}".strip(),
                 f"unbound {v.get('unbound', '')} forward-tls-upstream (1 thread)", f"stubby {v.get('stubby', '')}",
                 "dproxy ÷ best peer", "target"]
+        if runs.get(BEFORE):
+            shown.insert(1, BEFORE)
+            cols.insert(1, f"dproxy-full before {v.get(BEFORE, '')}")
         out.append(f"DoT upstream behind the 20 ms link; cold names once, {inflight(b)} in flight; "
                    f"median of {rounds} interleaved rounds (spread: min–max of the rounds), each client "
                    "against a freshly started DoT server.")
@@ -380,7 +396,7 @@ def table(b):
         out.append("|" + "---|" * (2 + len(cols)))
         for metric in runs[next(c for c in DOT_CLIENTS if runs[c])][0]:
             row, med = [], {}
-            for c in DOT_CLIENTS:
+            for c in shown:
                 vals = [r[metric] for r in runs[c]]
                 if not vals:
                     row.append("n/a")

@@ -461,6 +461,9 @@ impl Server {
                 self.housekeeping();
                 self.next_housekeeping = self.now + HOUSEKEEPING;
             }
+            // The DoT queries of this turn, sealed and written together.
+            #[cfg(feature = "tls")]
+            self.transports.flush_tls();
         }
         self.flush_udp();
         self.save_persisted();

@@ -403,3 +403,145 @@ fn server_keepalive_sets_the_idle_close_within_bounds() {
         assert_eq!(p.client.state(), &DotState::Closed, "units {units}");
     }
 }
+
+/// The server writes raw plaintext bytes (not a whole frame) to the client.
+fn server_send_raw(p: &mut Pair, bytes: &[u8]) {
+    p.server.writer().write_all(bytes).unwrap();
+}
+
+#[test]
+fn length_prefix_followed_by_junk_fails_at_the_header() {
+    // 65,535 announced, then junk: the header shows it is no answer, so the connection
+    // fails at once instead of waiting for 64 KiB that may never come.
+    for junk in [[0xffu8; 12], [0u8; 12]] {
+        let certs = Certs::make("core-oversize");
+        let t0 = Instant::now();
+        let mut p = Pair::new(&certs, DotLimits::default(), t0);
+        p.handshake(t0);
+        p.client
+            .send_query(&query(9, "a.example.test"), 1, &mut ids())
+            .unwrap();
+        p.pass_to_server();
+        let mut bytes = vec![0xff, 0xff];
+        bytes.extend_from_slice(&junk);
+        server_send_raw(&mut p, &bytes);
+        assert_eq!(p.pass_to_client(t0), Err(DotError::BadFrame(65535)));
+        assert!(p.client.take_answers().is_empty());
+        assert_eq!(p.client.take_unanswered(), vec![1]);
+    }
+}
+
+#[test]
+fn large_answer_frames_are_still_taken() {
+    let certs = Certs::make("core-large");
+    let t0 = Instant::now();
+    let mut p = Pair::new(&certs, DotLimits::default(), t0);
+    p.handshake(t0);
+    p.client
+        .send_query(&query(9, "a.example.test"), 1, &mut ids())
+        .unwrap();
+    p.pass_to_server();
+    let q = p.server_queries().remove(0);
+    let mut big = answer_to(&q);
+    big.resize(40_000, 0x2a);
+    p.server_send_frame(&big);
+    // Delivered in pieces, as a slow link would.
+    let mut bytes = Vec::new();
+    while p.server.wants_write() {
+        p.server.write_tls(&mut bytes).unwrap();
+    }
+    for part in bytes.chunks(1000) {
+        p.client.receive(part, t0).unwrap();
+    }
+    let answers = p.client.take_answers();
+    assert_eq!(answers.len(), 1);
+    assert_eq!(answers[0].message.len(), 40_000);
+}
+
+#[test]
+fn the_default_limit_takes_128_queries_in_flight_and_refuses_the_129th() {
+    let certs = Certs::make("core-default-limit");
+    let t0 = Instant::now();
+    let mut p = Pair::new(&certs, DotLimits::default(), t0);
+    let mut n = 0u16;
+    let mut rnd = move || {
+        n += 1;
+        n
+    };
+    for t in 0..128u64 {
+        assert!(p.client.accepts_queries(), "refused query {t}");
+        p.client
+            .send_query(&query(t as u16, "a.example.test"), t, &mut rnd)
+            .unwrap();
+    }
+    assert!(!p.client.accepts_queries());
+    assert_eq!(
+        p.client
+            .send_query(&query(200, "a.example.test"), 200, &mut rnd),
+        Err(SendError::Full)
+    );
+}
+
+/// The TLS records in `bytes` (whole records only): (content type, length) each.
+fn records(bytes: &[u8]) -> Vec<(u8, usize)> {
+    let mut out = Vec::new();
+    let mut p = 0;
+    while p + 5 <= bytes.len() {
+        let len = u16::from_be_bytes([bytes[p + 3], bytes[p + 4]]) as usize;
+        out.push((bytes[p], len));
+        p += 5 + len;
+    }
+    out
+}
+
+#[test]
+fn queries_sent_before_one_take_output_go_out_in_one_record() {
+    let certs = Certs::make("core-coalesce");
+    let t0 = Instant::now();
+    let mut p = Pair::new(&certs, DotLimits::default(), t0);
+    p.handshake(t0);
+    let mut rnd = ids();
+    for t in 0..5u64 {
+        p.client
+            .send_query(&query(t as u16, "a.example.test"), t, &mut rnd)
+            .unwrap();
+    }
+    let bytes = p.client.take_output();
+    // One application-data record (type 23) for the five queries: one AEAD pass and one
+    // write on the socket, not five.
+    assert_eq!(records(&bytes).len(), 1, "{:?}", records(&bytes));
+    assert_eq!(records(&bytes)[0].0, 23);
+    let mut s = &bytes[..];
+    while !s.is_empty() {
+        p.server.read_tls(&mut s).unwrap();
+        p.server.process_new_packets().unwrap();
+    }
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = p.server.reader().read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        p.server_rx.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(p.server_queries().len(), 5);
+    assert!(p.client.take_output().is_empty());
+}
+
+#[test]
+fn queries_queued_when_the_server_closes_are_left_to_resend_not_sealed() {
+    let certs = Certs::make("core-queued-close");
+    let t0 = Instant::now();
+    let mut p = Pair::new(&certs, DotLimits::default(), t0);
+    p.handshake(t0);
+    p.client
+        .send_query(&query(3, "a.example.test"), 7, &mut ids())
+        .unwrap();
+    assert!(p.client.has_queued());
+    p.server.send_close_notify();
+    assert_eq!(p.pass_to_client(t0), Err(DotError::PeerClosed));
+    let out = p.client.take_output();
+    // At most the client's own close_notify: a sealed query would be over 128 bytes.
+    assert!(out.len() < 64, "{} bytes after the close", out.len());
+    assert!(!p.client.has_queued());
+    assert_eq!(p.client.take_unanswered(), vec![7]);
+}

@@ -30,7 +30,10 @@ pub struct DotLimits {
     /// (RFC 7858 3.4; public resolvers close at about 10 s themselves).
     pub idle_timeout: Duration,
     /// Queries in flight at once; more are refused so the owner queues or opens
-    /// another connection.
+    /// another connection. RFC 7766 6.2.1.1 sets no number; servers process a few dozen
+    /// of a connection's queries at once (unbound 32) and leave the rest in the TCP
+    /// stream, so a larger bound costs no head-of-line wait that a second connection
+    /// to the same server would avoid, only a handshake.
     pub max_in_flight: usize,
 }
 
@@ -39,7 +42,7 @@ impl Default for DotLimits {
         DotLimits {
             handshake_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(10),
-            max_in_flight: 64,
+            max_in_flight: 128,
         }
     }
 }
@@ -164,6 +167,10 @@ pub struct DotConn {
     in_flight: HashMap<u16, InFlight>,
     /// Decrypted bytes not yet a whole frame.
     rx: Vec<u8>,
+    /// Query frames not yet handed to TLS: [`DotConn::take_output`] seals all the
+    /// queries of one loop turn into one record (one AEAD pass, one write) instead of
+    /// a record and a write each.
+    queued: Vec<u8>,
     answers: Vec<Answer>,
     /// Answers whose ID matched no query in flight (late, duplicated or forged).
     stray_answers: u64,
@@ -184,7 +191,11 @@ impl DotConn {
     ) -> Result<Self, DotError> {
         let name = ServerName::try_from(auth_name.to_string())
             .map_err(|_| DotError::BadServerName(auth_name.to_string()))?;
-        let tls = ClientConnection::new(config, name).map_err(DotError::from)?;
+        let mut tls = ClientConnection::new(config, name).map_err(DotError::from)?;
+        // What rustls buffers is bounded by the in-flight limit, and the owner takes
+        // the output every loop turn: its own 64 KiB cap would only make a burst of
+        // large queries fail during the handshake.
+        tls.set_buffer_limit(None);
         Ok(DotConn {
             tls,
             limits,
@@ -193,6 +204,7 @@ impl DotConn {
             last_activity: now,
             in_flight: HashMap::new(),
             rx: Vec::new(),
+            queued: Vec::new(),
             answers: Vec::new(),
             stray_answers: 0,
             idle_cap: limits.idle_timeout,
@@ -253,15 +265,10 @@ impl DotConn {
             }
         };
         let client_id = u16::from_be_bytes([query[0], query[1]]);
-        let mut frame = Vec::with_capacity(2 + query.len());
-        frame.extend_from_slice(&(query.len() as u16).to_be_bytes());
-        frame.extend_from_slice(&id.to_be_bytes());
-        frame.extend_from_slice(&query[2..]);
-        // One write per frame: rustls seals it into as few records as it fits in.
-        if let Err(e) = self.tls.writer().write_all(&frame) {
-            self.fail(DotError::Tls(e.to_string()));
-            return Err(SendError::Closed);
-        }
+        self.queued
+            .extend_from_slice(&(query.len() as u16).to_be_bytes());
+        self.queued.extend_from_slice(&id.to_be_bytes());
+        self.queued.extend_from_slice(&query[2..]);
         self.in_flight.insert(id, InFlight { token, client_id });
         Ok(())
     }
@@ -325,6 +332,13 @@ impl DotConn {
             if len < 12 {
                 return Err(self.fail(DotError::BadFrame(len)));
             }
+            // A length prefix followed by junk is caught at the header, not after the
+            // up to 64 KiB the prefix promises (which may never come).
+            if let Some(h) = self.rx.get(pos + 2..pos + 2 + 12) {
+                if !is_answer_header(h) {
+                    return Err(self.fail(DotError::BadFrame(len)));
+                }
+            }
             let Some(msg) = self.rx.get(pos + 2..pos + 2 + len) else {
                 break;
             };
@@ -354,8 +368,33 @@ impl DotConn {
         std::mem::take(&mut self.answers)
     }
 
+    /// True if queries wait to be sealed by [`DotConn::take_output`].
+    pub fn has_queued(&self) -> bool {
+        !self.queued.is_empty()
+    }
+
+    /// Hands the queued query frames to rustls in one write (during the handshake it
+    /// holds them and sends them encrypted once the handshake is done).
+    fn seal_queued(&mut self) {
+        if !matches!(self.state, DotState::Handshaking | DotState::Open) {
+            // Closed or failed: these queries are the owner's to resend elsewhere.
+            self.queued.clear();
+            return;
+        }
+        if self.queued.is_empty() {
+            return;
+        }
+        let r = self.tls.writer().write_all(&self.queued);
+        self.queued.clear();
+        if let Err(e) = r {
+            self.fail(DotError::Tls(e.to_string()));
+        }
+    }
+
     /// Bytes for the socket (TLS records: handshake, queries, alerts, close_notify).
+    /// The queries sent since the last call go out together, in as few records as fit.
     pub fn take_output(&mut self) -> Vec<u8> {
+        self.seal_queued();
         let mut out = Vec::new();
         while self.tls.wants_write() {
             match self.tls.write_tls(&mut out) {
@@ -399,6 +438,7 @@ impl DotConn {
     /// Ends the connection politely (close_notify in the output).
     pub fn close(&mut self) {
         if matches!(self.state, DotState::Handshaking | DotState::Open) {
+            self.seal_queued();
             self.tls.send_close_notify();
             self.state = DotState::Closed;
         }
@@ -416,4 +456,12 @@ impl DotConn {
         }
         e
     }
+}
+
+/// True if `h` (the first 12 bytes of a frame) can head an answer to one of our
+/// queries: QR set, opcode QUERY, at most the one question we asked.
+fn is_answer_header(h: &[u8]) -> bool {
+    let qr_opcode = h[2] & 0xf8;
+    let qdcount = u16::from_be_bytes([h[4], h[5]]);
+    qr_opcode == 0x80 && qdcount <= 1
 }

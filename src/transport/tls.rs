@@ -197,9 +197,23 @@ impl Channel {
                 resends,
             },
         );
-        self.collect_output();
-        self.flush();
+        // Sent by send_queued at the end of the loop turn, with the turn's other queries.
         true
+    }
+
+    /// Seals the queries added since the last call and writes them (one TLS record and
+    /// one write for all of them, where one each cost a record, a write and, at 100 in
+    /// flight, a share of the latency).
+    pub fn send_queued(&mut self) {
+        if self.conn.has_queued() {
+            self.collect_output();
+            self.flush();
+        }
+    }
+
+    /// Answers read but not yet delivered through [`Channel::next_event`].
+    pub fn has_answers(&self) -> bool {
+        !self.answers.is_empty()
     }
 
     pub fn remove(&mut self, owner: Owner) {
@@ -221,6 +235,9 @@ impl Channel {
             self.written = 0;
         }
         self.out.extend_from_slice(&self.conn.take_output());
+        if let (None, DotState::Failed(e)) = (&self.error, self.conn.state()) {
+            self.error = Some(e.clone());
+        }
     }
 
     fn flush(&mut self) {

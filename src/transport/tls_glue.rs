@@ -182,7 +182,11 @@ impl Transports {
         let Some(Channel::Tls(t)) = self.channels.get_mut(slot) else {
             return None;
         };
-        t.drive(now);
+        // One read takes all the answers that arrived; reading again for each of them
+        // would only cost a system call that finds the socket empty.
+        if !t.has_answers() {
+            t.drive(now);
+        }
         let addr = t.addr;
         let worked = t.was_open;
         if let Some(ev) = t.next_event(buf) {
@@ -267,18 +271,40 @@ impl Transports {
         None
     }
 
+    /// True while some TLS connection is open: the per-turn work below is skipped
+    /// otherwise, so that cached answers cost the same as in a build without TLS.
+    fn tls_open(&self) -> bool {
+        !self.tls.conns.is_empty() || !self.tls.older.is_empty()
+    }
+
+    /// Writes the queries of this loop turn on every TLS connection; called once per
+    /// turn after everything that may send.
+    pub fn flush_tls(&mut self) {
+        if !self.tls_open() {
+            return;
+        }
+        for &slot in self.tls.conns.values().chain(self.tls.older.iter()) {
+            if let Some(Channel::Tls(t)) = self.channels.get_mut(slot) {
+                t.send_queued();
+            }
+        }
+    }
+
     /// The earliest handshake deadline or idle close of a TLS connection.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let tls = self
-            .tls
-            .conns
-            .values()
-            .chain(self.tls.older.iter())
-            .filter_map(|&slot| match self.channels.get(slot) {
-                Some(Channel::Tls(t)) => t.next_deadline(),
-                _ => None,
-            })
-            .min();
+        let tls = if self.tls_open() {
+            self.tls
+                .conns
+                .values()
+                .chain(self.tls.older.iter())
+                .filter_map(|&slot| match self.channels.get(slot) {
+                    Some(Channel::Tls(t)) => t.next_deadline(),
+                    _ => None,
+                })
+                .min()
+        } else {
+            None
+        };
         #[cfg(feature = "doh")]
         let tls = match (tls, self.next_https_deadline()) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -287,14 +313,19 @@ impl Transports {
         tls
     }
 
-    /// Applies due deadlines; returns the slots that now have events to read.
+    /// Applies due deadlines; returns the slots that now have events to read (also
+    /// those holding answers that a reader left for later).
     pub fn tick(&mut self, now: Instant) -> Vec<usize> {
         let mut due = Vec::new();
-        for &slot in self.tls.conns.values().chain(self.tls.older.iter()) {
-            if let Some(Channel::Tls(t)) = self.channels.get_mut(slot) {
-                if t.next_deadline().is_some_and(|d| d <= now) {
-                    t.tick(now);
-                    due.push(slot);
+        if self.tls_open() {
+            for &slot in self.tls.conns.values().chain(self.tls.older.iter()) {
+                if let Some(Channel::Tls(t)) = self.channels.get_mut(slot) {
+                    if t.next_deadline().is_some_and(|d| d <= now) {
+                        t.tick(now);
+                        due.push(slot);
+                    } else if t.has_answers() {
+                        due.push(slot);
+                    }
                 }
             }
         }

@@ -198,7 +198,8 @@ class FaultServer:
     misbehaving on purpose. mode: normal, close_mid (answers the first query of a
     connection, then closes with the rest unanswered), reverse (waits for `batch`
     queries and answers them last first), stall (accepts TCP, never speaks TLS),
-    garbage (answers with a frame too short to be DNS), tls12 (TLS 1.2 only), reset
+    garbage (answers with a frame too short to be DNS), oversize (answers with a
+    65,535-byte length prefix followed by junk, and nothing more), tls12 (TLS 1.2 only), reset
     (a TCP reset once the client has sent its ClientHello), keepalive (announces an
     edns-tcp-keepalive timeout of 1.5 s to queries that carry the option), servfail_first (answers
     the first query it gets with SERVFAIL, the others normally)."""
@@ -311,6 +312,9 @@ class FaultServer:
                     self.queries += 1
                 if self.mode == "garbage":
                     s.sendall(b"\x00\x03abc")
+                    continue
+                if self.mode == "oversize":
+                    s.sendall(b"\xff\xff" + b"\xff" * 100)
                     continue
                 if self.mode == "close_mid":
                     if answered == 0:
@@ -525,6 +529,29 @@ def test_stalled_handshake_and_garbage_frame_give_servfail_not_plaintext(dproxy,
         finally:
             watch.close()
             fs.stop()
+
+
+def test_oversize_frame_drops_the_connection_with_a_logged_reason(dproxy, certs):
+    # 65,535 bytes announced, 100 bytes of junk sent, the connection kept open: dproxy
+    # must see from the junk that no answer is coming rather than wait for the rest.
+    fs = FaultServer(certs, mode="oversize")
+    watch = PlainWatch(fs.port)
+    try:
+        px = _start(dproxy, certs, fs.port)
+        r = px.query("big.example.test", timeout=12, edns=0)
+        assert _servfail_with_ede(r), r.to_text()
+        assert fs.queries >= 1
+        assert "65535-byte frame" in px.stderr_text(), px.stderr_text()[-2000:]
+        # dproxy closed every connection the server kept open.
+        wait_until(lambda: fs.active == 0, timeout=5)
+        assert fs.active == 0, "the connection with the junk frame is still open"
+        assert "tls_upstream.0.state" in px.stats()
+        assert "frame" in px.stats()["tls_upstream.0.state"]
+        assert fs.plaintext == 0 and watch.packets() == 0, "something left in plaintext"
+        assert px.alive()
+    finally:
+        watch.close()
+        fs.stop()
 
 
 def test_certificate_not_valid_yet_is_accepted_until_the_clock_is_synced(dproxy, certs):

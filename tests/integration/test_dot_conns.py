@@ -1,6 +1,7 @@
-"""How many TLS connections dproxy opens to one DoT upstream when more queries are in
-flight than one connection takes (its in-flight limit, 64): a second connection for the
-overflow, and no third one for the next burst while the first two are still open.
+"""How many TLS connections dproxy opens to one DoT upstream: one for 100 queries in
+flight at once (the bench's load); a second only when more are in flight than one
+connection takes (its in-flight limit, 128), and no third one for the next burst while
+the first two are still open.
 
 The server is our own (Python ssl, in the style of test_dot's FaultServer) because
 the test needs every query of a burst in flight at once: it holds all answers until
@@ -20,7 +21,7 @@ import pytest
 
 from test_dot import NAME, _free_port, _start, certs  # noqa: F401 (certs: a fixture)
 
-BURST = 100          # more than one connection's in-flight limit, less than two
+BURST = 200          # more than one connection's in-flight limit, less than two
 
 
 @pytest.fixture(autouse=True)
@@ -115,19 +116,20 @@ class HoldServer:
         self.lsock.close()
 
 
-def _burst(px, prefix):
-    """BURST different names asked at once from one socket; -> answers that came."""
+def _burst(px, prefix, n=BURST):
+    """n different names asked at once from one socket; -> answers that came."""
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
     s.settimeout(0.5)
     want = {}
-    for i in range(BURST):
+    for i in range(n):
         q = dns.message.make_query(f"{prefix}{i}.example.test", "A")
         q.id = i
         want[i] = q
         s.sendto(q.to_wire(), (px.host, px.port))
     got = set()
     deadline = time.monotonic() + 15
-    while len(got) < BURST and time.monotonic() < deadline:
+    while len(got) < n and time.monotonic() < deadline:
         try:
             r = dns.message.from_wire(s.recv(4096))
         except socket.timeout:
@@ -138,15 +140,29 @@ def _burst(px, prefix):
     return len(got)
 
 
+def test_a_hundred_queries_in_flight_share_one_connection(dproxy, certs):  # noqa: F811
+    hs = HoldServer(certs)
+    hs.release_at = 100
+    try:
+        px = _start(dproxy, certs, hs.port)
+        # All 100 are in flight at once (the server answers none before the last has
+        # arrived): one connection carries them, one handshake.
+        assert _burst(px, "h", 100) == 100
+        assert hs.connections == 1, hs.connections
+        assert px.alive()
+    finally:
+        hs.stop()
+
+
 def test_a_second_burst_reuses_the_open_connections(dproxy, certs):  # noqa: F811
     hs = HoldServer(certs)
     try:
         px = _start(dproxy, certs, hs.port)
-        # First burst: 64 queries fill the first connection, the rest open a second.
+        # First burst: 128 queries fill the first connection, the rest open a second.
         assert _burst(px, "a") == BURST
         assert hs.connections == 2, hs.connections
         # Second burst, both connections still open and idle: the current one takes
-        # 64, the first one takes the rest. A third connection would be a handshake
+        # 128, the first one takes the rest. A third connection would be a handshake
         # (and on a loaded link a round trip) spent for nothing, and the first one
         # would never be used again.
         hs.release_at = 2 * BURST
