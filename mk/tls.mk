@@ -26,7 +26,8 @@ test-tls: deps rust
 	@# That cargo test built target/test-release/dproxy with the full features too (the
 	@# binary of the integration tests): the DoT tests run the daemon from it.
 	@# DoT: unbound and fault servers of our own (test_dot, test_dot_conns); DoH: dnsdist
-	@# (HTTP/1.1) in front of unbound, bootstrap and HTTP fault servers of our own.
+	@# (HTTP/2) in front of unbound, dnsmasq and a server of our own as bootstrap servers,
+	@# HTTP/1.1 and HTTP/2 fault servers of our own.
 	DPROXY_FULL=1 DPROXY_BIN=$(CURDIR)/target/test-release/dproxy $(PYTEST) -q \
 	    tests/integration/test_dot.py tests/integration/test_dot_conns.py tests/integration/test_doh.py
 
