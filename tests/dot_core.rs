@@ -122,6 +122,16 @@ fn answer_to(q: &[u8]) -> Vec<u8> {
     a
 }
 
+/// A client and server with the TLS handshake done, at virtual time `t0`; the
+/// certificates stay alive with the first element.
+fn connected(tag: &str) -> (Certs, Pair, Instant) {
+    let certs = Certs::make(tag);
+    let t0 = Instant::now();
+    let mut p = Pair::new(&certs, DotLimits::default(), t0);
+    p.handshake(t0);
+    (certs, p, t0)
+}
+
 #[test]
 fn answers_out_of_order_are_matched_and_get_the_client_id_back() {
     let certs = Certs::make("core-order");
@@ -163,10 +173,7 @@ fn answers_out_of_order_are_matched_and_get_the_client_id_back() {
 
 #[test]
 fn frames_split_across_reads_are_reassembled() {
-    let certs = Certs::make("core-split");
-    let t0 = Instant::now();
-    let mut p = Pair::new(&certs, DotLimits::default(), t0);
-    p.handshake(t0);
+    let (_certs, mut p, t0) = connected("core-split");
     p.client
         .send_query(&query(7, "a.example.test"), 1, &mut ids())
         .unwrap();
@@ -227,10 +234,7 @@ fn in_flight_limit_refuses_more_queries() {
 
 #[test]
 fn answer_with_unknown_id_is_counted_and_dropped() {
-    let certs = Certs::make("core-stray");
-    let t0 = Instant::now();
-    let mut p = Pair::new(&certs, DotLimits::default(), t0);
-    p.handshake(t0);
+    let (_certs, mut p, t0) = connected("core-stray");
     p.client
         .send_query(&query(9, "a.example.test"), 1, &mut ids())
         .unwrap();
@@ -247,10 +251,7 @@ fn answer_with_unknown_id_is_counted_and_dropped() {
 
 #[test]
 fn frame_too_short_for_a_dns_header_fails_the_connection() {
-    let certs = Certs::make("core-frame");
-    let t0 = Instant::now();
-    let mut p = Pair::new(&certs, DotLimits::default(), t0);
-    p.handshake(t0);
+    let (_certs, mut p, t0) = connected("core-frame");
     p.server_send_frame(&[1, 2, 3]);
     assert_eq!(p.pass_to_client(t0), Err(DotError::BadFrame(3)));
     assert!(matches!(
@@ -261,10 +262,7 @@ fn frame_too_short_for_a_dns_header_fails_the_connection() {
 
 #[test]
 fn server_closing_mid_pipeline_leaves_the_rest_to_resend() {
-    let certs = Certs::make("core-close");
-    let t0 = Instant::now();
-    let mut p = Pair::new(&certs, DotLimits::default(), t0);
-    p.handshake(t0);
+    let (_certs, mut p, t0) = connected("core-close");
     let mut rnd = ids();
     for t in 0..3u64 {
         p.client
@@ -295,10 +293,7 @@ fn server_closing_mid_pipeline_leaves_the_rest_to_resend() {
 
 #[test]
 fn tcp_end_without_close_notify_is_peer_closed() {
-    let certs = Certs::make("core-eof");
-    let t0 = Instant::now();
-    let mut p = Pair::new(&certs, DotLimits::default(), t0);
-    p.handshake(t0);
+    let (_certs, mut p, _) = connected("core-eof");
     p.client
         .send_query(&query(1, "a.example.test"), 1, &mut ids())
         .unwrap();
@@ -414,10 +409,7 @@ fn length_prefix_followed_by_junk_fails_at_the_header() {
     // 65,535 announced, then junk: the header shows it is no answer, so the connection
     // fails at once instead of waiting for 64 KiB that may never come.
     for junk in [[0xffu8; 12], [0u8; 12]] {
-        let certs = Certs::make("core-oversize");
-        let t0 = Instant::now();
-        let mut p = Pair::new(&certs, DotLimits::default(), t0);
-        p.handshake(t0);
+        let (_certs, mut p, t0) = connected("core-oversize");
         p.client
             .send_query(&query(9, "a.example.test"), 1, &mut ids())
             .unwrap();
@@ -433,10 +425,7 @@ fn length_prefix_followed_by_junk_fails_at_the_header() {
 
 #[test]
 fn large_answer_frames_are_still_taken() {
-    let certs = Certs::make("core-large");
-    let t0 = Instant::now();
-    let mut p = Pair::new(&certs, DotLimits::default(), t0);
-    p.handshake(t0);
+    let (_certs, mut p, t0) = connected("core-large");
     p.client
         .send_query(&query(9, "a.example.test"), 1, &mut ids())
         .unwrap();
@@ -496,10 +485,7 @@ fn records(bytes: &[u8]) -> Vec<(u8, usize)> {
 
 #[test]
 fn queries_sent_before_one_take_output_go_out_in_one_record() {
-    let certs = Certs::make("core-coalesce");
-    let t0 = Instant::now();
-    let mut p = Pair::new(&certs, DotLimits::default(), t0);
-    p.handshake(t0);
+    let (_certs, mut p, _) = connected("core-coalesce");
     let mut rnd = ids();
     for t in 0..5u64 {
         p.client
@@ -529,10 +515,7 @@ fn queries_sent_before_one_take_output_go_out_in_one_record() {
 
 #[test]
 fn queries_queued_when_the_server_closes_are_left_to_resend_not_sealed() {
-    let certs = Certs::make("core-queued-close");
-    let t0 = Instant::now();
-    let mut p = Pair::new(&certs, DotLimits::default(), t0);
-    p.handshake(t0);
+    let (_certs, mut p, t0) = connected("core-queued-close");
     p.client
         .send_query(&query(3, "a.example.test"), 7, &mut ids())
         .unwrap();
