@@ -102,7 +102,11 @@ class Dnsdist:
         with open(conf, "w") as f:
             f.write('setSecurityPollSuffix("")\n'
                     'setLocal("127.0.0.1:%d")\n'
-                    'newServer({address="127.0.0.1:%d", checkName="a.example.test."})\n'
+                    # One late health check must not mark the backend down on a loaded
+                    # machine (the default: 1 s timeout, down after 1 failure), or dnsdist
+                    # itself answers SERVFAIL and a dproxy test fails for nothing.
+                    'newServer({address="127.0.0.1:%d", checkName="a.example.test.", '
+                    'checkTimeout=5000, maxCheckFailures=30})\n'
                     'addDOHLocal("127.0.0.1:%d", "%s/good.pem", "%s/good.key", "/dns-query")\n'
                     % (_free_port(), backend.port, self.port, certs, certs))
         self.log = os.path.join(self.dir, "log")
