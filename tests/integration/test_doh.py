@@ -554,12 +554,22 @@ def test_certificate_not_valid_yet_is_accepted_until_the_clock_is_synced(dproxy,
         fs.stop()
 
 
+def _wait_first_lookup(px):
+    """Until the DoH server's address is known. The first query right after start-up got
+    a SERVFAIL in two of three clean-clone runs of `make test` (under the cross builds'
+    load; never when run alone), its cause not found yet: an open defect, and not what
+    the tests that call this are about. Whether this wait avoids it is not proven."""
+    assert wait_until(lambda: "%s is at " % NAME in px.stderr_text(), timeout=15), \
+        px.stderr_text()[-2000:]
+
+
 def test_host_name_resolved_through_bootstrap_only_for_doh(dproxy, certs, dnsdist):
     boot = Bootstrap()
     watch = PlainWatch(dnsdist.port)
     try:
         px = _start(dproxy, certs, dnsdist.port, inline="",
                     lists={"bootstrap": ["127.0.0.1:%d" % boot.port]})
+        _wait_first_lookup(px)
         r = px.query("a.example.test", timeout=5)
         assert r.rcode() == dns.rcode.NOERROR and "192.0.2.1" in r.to_text(), px.stderr_text()[-2000:]
         assert "192.0.2.2" in px.query("b.example.test", timeout=5).to_text()
@@ -653,6 +663,7 @@ def test_new_address_at_the_bootstrap_server_is_used_after_its_ttl(dproxy, certs
     try:
         px = _start(dproxy, certs, dnsdist.port, inline="",
                     lists={"bootstrap": ["127.0.0.1:%d" % boot.port]})
+        _wait_first_lookup(px)
         r = px.query("a.example.test", timeout=5)
         assert "192.0.2.1" in r.to_text(), px.stderr_text()[-2000:]
         assert "%s is at 127.0.0.1 (bootstrap" % NAME in px.stderr_text()
