@@ -199,6 +199,97 @@ def free_port():
     raise RuntimeError("no free port")
 
 
+# ---------------------------------------------------------------- server configs
+
+# unbound's cache sizes and limits as the bench's forwarders run it; unbound_conf's
+# `tuning` changes or (with None) drops entries.
+UNBOUND_TUNING = {"msg-cache-size": "128m", "rrset-cache-size": "256m", "num-queries-per-thread": 1024,
+                  "outgoing-range": 2048, "prefetch": "no"}
+
+
+def unbound_conf(work, port, *, interface="127.0.0.1", threads=1, tls_service=None, modules="iterator",
+                 trust_anchor=None, tuning=None, access="127.0.0.0/8", tls_cert_bundle=None, includes=(),
+                 forward=None, forward_tls_name=None, stub_zones=(), stub_addr=None):
+    """The text of an unbound.conf for every unbound the benches start: in the foreground
+    (-d -p) without chroot, syslog, log file or remote control, working in WORK; what
+    differs between them is a parameter.
+
+    port: the DNS port on INTERFACE, or with tls_service=(key, pem) the DNS-over-TLS port
+    (TCP only); modules, trust_anchor: module-config, and the anchor of a validator;
+    tuning: over UNBOUND_TUNING; access: the network allowed to ask; tls_cert_bundle: the
+    CA that checks a TLS upstream; includes: files included after the server clause;
+    forward: (address, port) of the upstream for ".", over TLS with the name
+    forward_tls_name if given; stub_zones: zone names served by stub_addr (address, port).
+    """
+    s = ["server:"]
+    if tls_service:
+        key, pem = tls_service
+        s += [f"interface: {interface}@{port}", f"tls-port: {port}", f'tls-service-key: "{key}"',
+              f'tls-service-pem: "{pem}"', "do-udp: no"]
+    else:
+        s += [f"interface: {interface}", f"port: {port}"]
+    s += ["do-ip6: no", f"num-threads: {threads}", 'chroot: ""', 'username: ""', f'directory: "{work}"',
+          'pidfile: ""', "use-syslog: no", 'logfile: ""', "verbosity: 0", f'module-config: "{modules}"']
+    if trust_anchor:
+        s.append(f'trust-anchor: "{trust_anchor}"')
+    s.append("do-not-query-localhost: no")
+    s += [f"{k}: {v}" for k, v in {**UNBOUND_TUNING, **(tuning or {})}.items() if v is not None]
+    s.append(f"access-control: {access} allow")
+    if tls_cert_bundle:
+        s.append(f'tls-cert-bundle: "{tls_cert_bundle}"')
+    text = "\n    ".join(s) + "\n"
+    text += "".join(f'include: "{x}"\n' for x in includes)
+    text += "remote-control:\n    control-enable: no\n"
+    if forward:
+        text += 'forward-zone:\n    name: "."\n'
+        if forward_tls_name:
+            text += "    forward-tls-upstream: yes\n"
+        text += f"    forward-addr: {forward[0]}@{forward[1]}"
+        text += f"#{forward_tls_name}\n" if forward_tls_name else "\n"
+    text += "".join(f'stub-zone:\n    name: "{z}"\n    stub-addr: {stub_addr[0]}@{stub_addr[1]}\n'
+                    for z in stub_zones)
+    return text
+
+
+def nsd_conf(work, listen, port, zones, *, name="nsd", tcp_count=1000, extra=()):
+    """The text of an nsd.conf for the benches' nsd: in the foreground, one server process,
+    no chroot, no rate limit, no remote control, its files in WORK named NAME.*; ZONES:
+    {zone name: zone file in WORK}; tcp_count: None keeps nsd's default; extra: more
+    "key: value" lines of the server clause."""
+    s = ["server:", f"ip-address: {listen}", f"port: {port}", "server-count: 1", 'username: ""', 'chroot: ""',
+         f'zonesdir: "{work}"', 'database: ""', f'zonelistfile: "{work}/{name}.zonelist"',
+         f'xfrdfile: "{work}/{name}.xfrd"', f'xfrdir: "{work}"', f'pidfile: "{work}/{name}.pid"',
+         f'logfile: "{work}/{name}.log"', "verbosity: 0", "hide-version: yes", "do-ip6: no", *extra,
+         "rrl-ratelimit: 0", "rrl-whitelist-ratelimit: 0"]
+    if tcp_count is not None:
+        s.append(f"tcp-count: {tcp_count}")
+    text = "\n    ".join(s) + "\n"
+    text += "remote-control:\n    control-enable: no\n"
+    text += "".join(f'zone:\n    name: "{z}"\n    zonefile: "{f}"\n' for z, f in zones.items())
+    return text
+
+
+def dproxy_conf(path, port, server, control_socket, *, cache_kib=16384, options=None, lists=None):
+    """Writes a UCI config for dproxy as the benches run it (PATH): listening on
+    127.0.0.1:PORT, one upstream SERVER, warnings only, no rebind protection (the zones'
+    addresses are private), run as root like the peers (dnsmasq --user=root, unbound
+    username ""): the work directory is root's, and callgrind writes at exit.
+    options: more `option` lines {name: value}; lists: `list` lines {name: [values]}."""
+    lines = ["config dproxy 'main'",
+             f"\tlist listen '127.0.0.1:{port}'",
+             f"\tlist server '{server}'",
+             f"\toption cache_size '{cache_kib}'",
+             "\toption log_level 'warn'",
+             "\toption rebind_protection '0'",
+             "\toption user 'root'",
+             f"\toption control_socket '{control_socket}'"]
+    lines += [f"\toption {k} '{v}'" for k, v in (options or {}).items()]
+    lines += [f"\tlist {k} '{v}'" for k, vs in (lists or {}).items() for v in vs]
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
 # ---------------------------------------------------------------- data
 
 def addr_of(i):
@@ -431,27 +522,12 @@ class Bench:
         w = self.work
         if srv == "dproxy":
             conf = f"{w}/dproxy-{tag}.conf"
-            lines = ["config dproxy 'main'",
-                     f"\tlist listen '127.0.0.1:{port}'",
-                     f"\tlist server '{ua}:{up}'",
-                     f"\toption cache_size '{extra.get('cache_kib', 16384)}'",
-                     "\toption log_level 'warn'",
-                     "\toption rebind_protection '0'",
-                     # like the peers (dnsmasq --user=root, unbound username ""):
-                     # the work directory is root's, and callgrind writes at exit
-                     "\toption user 'root'",
-                     f"\toption control_socket '{w}/dproxy-{tag}.sock'"]
-            for h in extra.get("hosts", [f"{w}/empty-hosts"]):
-                lines.append(f"\tlist hosts '{h}'")
-            for lf in extra.get("leasefiles", []):
-                lines.append(f"\tlist leasefile '{lf}'")
-            for bl in extra.get("blocklists", []):
-                lines.append(f"\tlist blocklist '{bl}'")
-            for k in ("domain", "persist_file"):
-                if k in extra:
-                    lines.append(f"\toption {k} '{extra[k]}'")
-            with open(conf, "w") as f:
-                f.write("\n".join(lines) + "\n")
+            options = {k: extra[k] for k in ("domain", "persist_file") if k in extra}
+            lists = {"hosts": extra.get("hosts", [f"{w}/empty-hosts"]),
+                     "leasefile": extra.get("leasefiles", []),
+                     "blocklist": extra.get("blocklists", [])}
+            dproxy_conf(conf, port, f"{ua}:{up}", f"{w}/dproxy-{tag}.sock",
+                        cache_kib=extra.get("cache_kib", 16384), options=options, lists=lists)
             return [self.bin, "-c", conf]
         if srv == "dnsmasq":
             cmd = ["dnsmasq", "-k", "-C", "/dev/null", "--no-resolv", "--no-hosts",
@@ -468,32 +544,7 @@ class Bench:
         if srv == "unbound":
             conf = f"{w}/unbound-{tag}.conf"
             with open(conf, "w") as f:
-                f.write(f"""server:
-    interface: 127.0.0.1
-    port: {port}
-    do-ip6: no
-    num-threads: 1
-    chroot: ""
-    username: ""
-    directory: "{w}"
-    pidfile: ""
-    use-syslog: no
-    logfile: ""
-    verbosity: 0
-    module-config: "iterator"
-    do-not-query-localhost: no
-    msg-cache-size: 128m
-    rrset-cache-size: 256m
-    num-queries-per-thread: 1024
-    outgoing-range: 2048
-    prefetch: no
-    access-control: 127.0.0.0/8 allow
-{"".join(f'include: "{x}"{chr(10)}' for x in extra.get("unbound_include", []))}remote-control:
-    control-enable: no
-forward-zone:
-    name: "."
-    forward-addr: {ua}@{up}
-""")
+                f.write(unbound_conf(w, port, includes=extra.get("unbound_include", ()), forward=(ua, up)))
             return ["unbound", "-d", "-p", "-c", conf]
         raise ValueError(srv)
 
@@ -954,31 +1005,7 @@ forward-zone:
             listen, port = "127.0.0.1", free_port()
             wrap = []
         with open(f"{w}/nsd.conf", "w") as f:
-            f.write(f"""server:
-    ip-address: {listen}
-    port: {port}
-    server-count: 1
-    username: ""
-    chroot: ""
-    zonesdir: "{w}"
-    database: ""
-    zonelistfile: "{w}/nsd.zonelist"
-    xfrdfile: "{w}/nsd.xfrd"
-    xfrdir: "{w}"
-    pidfile: "{w}/nsd.pid"
-    logfile: "{w}/nsd.log"
-    verbosity: 0
-    hide-version: yes
-    do-ip6: no
-    rrl-ratelimit: 0
-    rrl-whitelist-ratelimit: 0
-    tcp-count: 1000
-remote-control:
-    control-enable: no
-zone:
-    name: "{ZONE}"
-    zonefile: "{ZONE}.zone"
-""")
+            f.write(nsd_conf(w, listen, port, {ZONE: f"{ZONE}.zone"}))
         log(f"starting nsd ({mode})")
         self.nsd = self.procs.start("nsd", wrap + ["nsd", "-d", "-c", f"{w}/nsd.conf"])
         self.net["auth_direct"] = (listen, port)     # nsd without the delay (the DoT server's upstream)

@@ -259,79 +259,33 @@ class Upstream:
     """nsd with the signed zones (started once) and, per run, a fresh iterating unbound behind the link."""
 
     def __init__(self, b, signed):
-        from bench import free_port
+        from bench import free_port, nsd_conf
         self.b = b
         w = b.work
         self.netem = b.net["mode"] in ("netem", "veth")
         self.wrap = ["ip", "netns", "exec", b.net["auth_ns"]] if self.netem else []
         self.nsd_port = free_port()
-        zones = "".join(f'zone:\n    name: "{z or "."}"\n    zonefile: "{os.path.basename(f)}"\n'
-                        for z, f in signed.items())
+        zones = {z or ".": os.path.basename(f) for z, f in signed.items()}
         with open(f"{w}/dnssec-nsd.conf", "w") as f:
-            f.write(f"""server:
-    ip-address: 127.0.0.1
-    port: {self.nsd_port}
-    server-count: 1
-    username: ""
-    chroot: ""
-    zonesdir: "{w}"
-    database: ""
-    zonelistfile: "{w}/dnssec-nsd.zonelist"
-    xfrdfile: "{w}/dnssec-nsd.xfrd"
-    xfrdir: "{w}"
-    pidfile: "{w}/dnssec-nsd.pid"
-    logfile: "{w}/dnssec-nsd.log"
-    verbosity: 0
-    hide-version: yes
-    do-ip6: no
-    reuseport: no
-    rrl-ratelimit: 0
-    rrl-whitelist-ratelimit: 0
-    tcp-count: 1000
-remote-control:
-    control-enable: no
-{zones}""")
+            f.write(nsd_conf(w, "127.0.0.1", self.nsd_port, zones, name="dnssec-nsd", extra=["reuseport: no"]))
         self.zones = list(signed)
         self.nsd = b.procs.start("dnssec-nsd", self.wrap + ["nsd", "-d", "-c", f"{w}/dnssec-nsd.conf"])
         self.iter = None
         self.relays = []
 
     def start_iterator(self, tag):
-        from bench import DELAY_MS, free_port, wait_answer, AUTH_NS_ADDR
+        from bench import DELAY_MS, free_port, wait_answer, AUTH_NS_ADDR, unbound_conf
         b = self.b
         w = b.work
         port = free_port()
         listen = AUTH_NS_ADDR if self.netem else "127.0.0.1"
-        stubs = "".join(f'stub-zone:\n    name: "{z or "."}"\n    stub-addr: 127.0.0.1@{self.nsd_port}\n'
-                        for z in self.zones)
         conf = f"{w}/dnssec-iter-{tag}.conf"
         with open(conf, "w") as f:
-            f.write(f"""server:
-    interface: {listen}
-    port: {port}
-    do-ip6: no
-    num-threads: 1
-    chroot: ""
-    username: ""
-    directory: "{w}"
-    pidfile: ""
-    use-syslog: no
-    logfile: ""
-    verbosity: 0
-    module-config: "iterator"
-    do-not-query-localhost: no
-    qname-minimisation: no
-    target-fetch-policy: "0 0 0 0 0"
-    msg-cache-size: 128m
-    rrset-cache-size: 256m
-    num-queries-per-thread: 4096
-    outgoing-range: 8192
-    incoming-num-tcp: 1024
-    prefetch: no
-    access-control: 0.0.0.0/0 allow
-remote-control:
-    control-enable: no
-{stubs}""")
+            f.write(unbound_conf(w, port, interface=listen, access="0.0.0.0/0",
+                                 tuning={"qname-minimisation": "no", "target-fetch-policy": '"0 0 0 0 0"',
+                                         "num-queries-per-thread": 4096, "outgoing-range": 8192,
+                                         "incoming-num-tcp": 1024},
+                                 stub_zones=[z or "." for z in self.zones], stub_addr=("127.0.0.1", self.nsd_port)))
         self.iter = b.procs.start(f"dnssec-iter-{tag}", self.wrap + ["unbound", "-d", "-p", "-c", conf])
         if self.netem:
             self.addr = (listen, port)
@@ -366,56 +320,20 @@ def anchor_fields(ds):
 
 
 def client_cmd(b, client, port, tag, up, dnssec=True):
+    from bench import dproxy_conf, unbound_conf
     w = b.work
     ua, upp = up
     ds = b.dnssec_anchor
     if client == "dproxy-full":
-        conf = f"{w}/dproxy-dnssec-{tag}.conf"
-        lines = ["config dproxy 'main'",
-                 f"\tlist listen '127.0.0.1:{port}'",
-                 f"\tlist server '{ua}:{upp}'",
-                 "\toption cache_size '16384'",
-                 "\toption log_level 'warn'",
-                 "\toption rebind_protection '0'",
-                 "\toption user 'root'",
-                 f"\toption control_socket '{w}/dproxy-dnssec-{tag}.sock'",
-                 f"\tlist hosts '{w}/empty-hosts'"]
-        if dnssec:
-            lines += ["\toption dnssec '1'", f"\toption trust_anchor_file '{w}/dnssec-anchor.ds'"]
-        with open(conf, "w") as f:
-            f.write("\n".join(lines) + "\n")
+        options = {"dnssec": 1, "trust_anchor_file": f"{w}/dnssec-anchor.ds"} if dnssec else {}
+        conf = dproxy_conf(f"{w}/dproxy-dnssec-{tag}.conf", port, f"{ua}:{upp}", f"{w}/dproxy-dnssec-{tag}.sock",
+                           options=options, lists={"hosts": [f"{w}/empty-hosts"]})
         return [full_bin(b), "-c", conf]
     if client == "unbound":
         conf = f"{w}/unbound-dnssec-{tag}.conf"
         with open(conf, "w") as f:
-            f.write(f"""server:
-    interface: 127.0.0.1
-    port: {port}
-    do-ip6: no
-    num-threads: 1
-    chroot: ""
-    username: ""
-    directory: "{w}"
-    pidfile: ""
-    use-syslog: no
-    logfile: ""
-    verbosity: 0
-    module-config: "validator iterator"
-    trust-anchor: "{ds}"
-    do-not-query-localhost: no
-    msg-cache-size: 128m
-    rrset-cache-size: 256m
-    key-cache-size: 16m
-    num-queries-per-thread: 1024
-    outgoing-range: 2048
-    prefetch: no
-    access-control: 127.0.0.0/8 allow
-remote-control:
-    control-enable: no
-forward-zone:
-    name: "."
-    forward-addr: {ua}@{upp}
-""")
+            f.write(unbound_conf(w, port, modules="validator iterator", trust_anchor=ds,
+                                 tuning={"key-cache-size": "16m"}, forward=up))
         return ["unbound", "-d", "-p", "-c", conf]
     if client == "dnsmasq":
         tag_, alg, dt, hx = anchor_fields(ds)

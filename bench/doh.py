@@ -12,10 +12,9 @@ DoT scenario's unbound, measured the same way in the same run: the cold names on
 100 in flight; CPU per answered miss, p50/p99, lost, handshakes (connections opened)
 per 10,000 misses, most connections open at once.
 
-The measuring is bench/dot.py's `dot_client`, run with this module's server and client
+The measuring is bench/dot.py's `dot_client`, given this module's server and client
 command in place of the DoT ones (nothing of it is copied here).
 """
-import contextlib
 import os
 import re
 import statistics
@@ -78,33 +77,13 @@ addDOHLocal("127.0.0.1:{tport}", "{w}/dot-server.pem", "{w}/dot-server.key", "/d
 
 def client_cmd(b, client, port, tag, up):
     """dproxy-full with the DoH server as its only upstream."""
+    from bench import dproxy_conf
     w = b.work
     ua, upp = up
-    conf = f"{w}/dproxy-doh-{tag}.conf"
-    with open(conf, "w") as f:
-        f.write("\n".join([
-            "config dproxy 'main'",
-            f"\tlist listen '127.0.0.1:{port}'",
-            f"\tlist server 'https://{DOT_NAME}:{upp}/dns-query#{ua}'",
-            f"\toption ca_file '{w}/dot-ca.pem'",
-            "\toption cache_size '16384'",
-            "\toption log_level 'warn'",
-            "\toption rebind_protection '0'",
-            "\toption user 'root'",
-            f"\toption control_socket '{w}/dproxy-doh-{tag}.sock'",
-            f"\tlist hosts '{w}/empty-hosts'"]) + "\n")
+    conf = dproxy_conf(f"{w}/dproxy-doh-{tag}.conf", port, f"https://{DOT_NAME}:{upp}/dns-query#{ua}",
+                       f"{w}/dproxy-doh-{tag}.sock", options={"ca_file": f"{w}/dot-ca.pem"},
+                       lists={"hosts": [f"{w}/empty-hosts"]})
     return [full_bin(b), "-c", conf]
-
-
-@contextlib.contextmanager
-def _over_doh():
-    """bench/dot.py's measurement with the DoH server and client command in place."""
-    saved = dot.DotServer, dot.client_cmd
-    dot.DotServer, dot.client_cmd = DohServer, client_cmd
-    try:
-        yield
-    finally:
-        dot.DotServer, dot.client_cmd = saved
 
 
 def run_doh(b):
@@ -121,8 +100,7 @@ def run_doh(b):
             before = len(b.notes)
             try:
                 if col.endswith("DoH"):
-                    with _over_doh():
-                        m = dot.dot_client(b, "dproxy-full", rnd)
+                    m = dot.dot_client(b, "dproxy-full", rnd, server=DohServer, command=client_cmd)
                 else:
                     m = dot.dot_client(b, "dproxy-full", rnd)
             except RuntimeError as e:

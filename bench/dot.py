@@ -80,7 +80,7 @@ class DotServer:
     """unbound serving DoT, and the counting (and, without netem, delaying) relay before it."""
 
     def __init__(self, b, tag):
-        from bench import DELAY_MS, free_port
+        from bench import DELAY_MS, free_port, unbound_conf
         w = b.work
         self.b = b
         self.tag = tag
@@ -90,35 +90,10 @@ class DotServer:
         tport = free_port()          # in the auth namespace in netem mode: free there too
         conf = f"{w}/dot-server-{tag}.conf"
         with open(conf, "w") as f:
-            f.write(f"""server:
-    interface: 127.0.0.1@{tport}
-    tls-port: {tport}
-    tls-service-key: "{w}/dot-server.key"
-    tls-service-pem: "{w}/dot-server.pem"
-    do-udp: no
-    do-ip6: no
-    num-threads: 1
-    chroot: ""
-    username: ""
-    directory: "{w}"
-    pidfile: ""
-    use-syslog: no
-    logfile: ""
-    verbosity: 0
-    module-config: "iterator"
-    do-not-query-localhost: no
-    incoming-num-tcp: 1024
-    num-queries-per-thread: 4096
-    outgoing-range: 4096
-    msg-cache-size: 128m
-    rrset-cache-size: 256m
-    access-control: 0.0.0.0/0 allow
-remote-control:
-    control-enable: no
-forward-zone:
-    name: "."
-    forward-addr: {nsd[0]}@{nsd[1]}
-""")
+            f.write(unbound_conf(w, tport, tls_service=(f"{w}/dot-server.key", f"{w}/dot-server.pem"),
+                                 tuning={"num-queries-per-thread": 4096, "outgoing-range": 4096,
+                                         "prefetch": None, "incoming-num-tcp": 1024},
+                                 access="0.0.0.0/0", forward=nsd))
         self.server = b.procs.start(f"dot-server-{tag}", wrap + ["unbound", "-d", "-p", "-c", conf])
         self.stats_file = f"{w}/dot-relay-{tag}.stats"
         if netem:
@@ -144,54 +119,19 @@ forward-zone:
 
 
 def client_cmd(b, client, port, tag, up):
+    from bench import dproxy_conf, unbound_conf
     w = b.work
     ua, upp = up
     if client in ("dproxy-full", BEFORE):
-        conf = f"{w}/dproxy-dot-{tag}.conf"
-        with open(conf, "w") as f:
-            f.write("\n".join([
-                "config dproxy 'main'",
-                f"\tlist listen '127.0.0.1:{port}'",
-                f"\tlist server 'tls://{ua}:{upp}#{DOT_NAME}'",
-                f"\toption ca_file '{w}/dot-ca.pem'",
-                "\toption cache_size '16384'",
-                "\toption log_level 'warn'",
-                "\toption rebind_protection '0'",
-                "\toption user 'root'",
-                f"\toption control_socket '{w}/dproxy-dot-{tag}.sock'",
-                f"\tlist hosts '{w}/empty-hosts'"]) + "\n")
+        conf = dproxy_conf(f"{w}/dproxy-dot-{tag}.conf", port, f"tls://{ua}:{upp}#{DOT_NAME}",
+                           f"{w}/dproxy-dot-{tag}.sock", options={"ca_file": f"{w}/dot-ca.pem"},
+                           lists={"hosts": [f"{w}/empty-hosts"]})
         return [full_bin(b) if client == "dproxy-full" else os.environ["BENCH_DOT_BEFORE"], "-c", conf]
     if client == "unbound":
         conf = f"{w}/unbound-dot-{tag}.conf"
         with open(conf, "w") as f:
-            f.write(f"""server:
-    interface: 127.0.0.1
-    port: {port}
-    do-ip6: no
-    num-threads: 1
-    chroot: ""
-    username: ""
-    directory: "{w}"
-    pidfile: ""
-    use-syslog: no
-    logfile: ""
-    verbosity: 0
-    module-config: "iterator"
-    do-not-query-localhost: no
-    msg-cache-size: 128m
-    rrset-cache-size: 256m
-    num-queries-per-thread: 1024
-    outgoing-range: 2048
-    prefetch: no
-    access-control: 127.0.0.0/8 allow
-    tls-cert-bundle: "{w}/dot-ca.pem"
-remote-control:
-    control-enable: no
-forward-zone:
-    name: "."
-    forward-tls-upstream: yes
-    forward-addr: {ua}@{upp}#{DOT_NAME}
-""")
+            f.write(unbound_conf(w, port, tls_cert_bundle=f"{w}/dot-ca.pem", forward=up,
+                                 forward_tls_name=DOT_NAME))
         return ["unbound", "-d", "-p", "-c", conf]
     if client == "stubby":
         conf = f"{w}/stubby-dot-{tag}.yml"
@@ -238,14 +178,16 @@ def versions(b):
     return v
 
 
-def dot_client(b, client, rnd):
-    """One client against a fresh DoT server: start, memory per connection, the cold run."""
+def dot_client(b, client, rnd, server=DotServer, command=client_cmd):
+    """One client against a fresh DoT server: start, memory per connection, the cold run.
+    server, command: the upstream's class and the client's command line (bench/doh.py
+    measures DoH with its own)."""
     from bench import ZONE, cpu_seconds, free_port, run_dnsperf, vm_kib, wait_answer
     tag = f"{client}-r{rnd}"
-    srv = DotServer(b, tag)
+    srv = server(b, tag)
     try:
         port = free_port()
-        proc = b.procs.start(f"{client}-dot-{tag}", client_cmd(b, client, port, tag, srv.addr))
+        proc = b.procs.start(f"{client}-dot-{tag}", command(b, client, port, tag, srv.addr))
         try:
             deadline = time.monotonic() + 10
             while not udp_bound(port):

@@ -56,6 +56,9 @@ import threading
 import time
 import zlib
 
+# bench/ is this script's directory, so on the path: the port and nsd config helpers of make bench.
+from bench import free_port, nsd_conf
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 ZONE = "soak.example"
@@ -138,20 +141,6 @@ def fd_count(pid):
         return len(os.listdir(f"/proc/{pid}/fd"))
     except OSError:
         return None
-
-
-def free_port():
-    for _ in range(200):
-        port = random.randrange(20000, 60000)
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u, \
-                    socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-                u.bind(("127.0.0.1", port))
-                t.bind(("127.0.0.1", port))
-            return port
-        except OSError:
-            continue
-    raise RuntimeError("no free port")
 
 
 # ---------------------------------------------------------------- persist file
@@ -397,30 +386,7 @@ class Soak:
         if not os.path.exists(f"{w}/nsd.conf"):
             self.nsd_port = free_port()
             with open(f"{w}/nsd.conf", "w") as f:
-                f.write(f"""server:
-    ip-address: 127.0.0.1
-    port: {self.nsd_port}
-    server-count: 1
-    username: ""
-    chroot: ""
-    zonesdir: "{w}"
-    database: ""
-    zonelistfile: "{w}/nsd.zonelist"
-    xfrdfile: "{w}/nsd.xfrd"
-    xfrdir: "{w}"
-    pidfile: "{w}/nsd.pid"
-    logfile: "{w}/nsd.log"
-    verbosity: 0
-    hide-version: yes
-    do-ip6: no
-    rrl-ratelimit: 0
-    rrl-whitelist-ratelimit: 0
-remote-control:
-    control-enable: no
-zone:
-    name: "{ZONE}"
-    zonefile: "{ZONE}.zone"
-""")
+                f.write(nsd_conf(w, "127.0.0.1", self.nsd_port, {ZONE: f"{ZONE}.zone"}, tcp_count=None))
         with open(f"{w}/nsd.out", "ab") as logf:
             self.nsd = subprocess.Popen(["nsd", "-d", "-c", f"{w}/nsd.conf"], stdout=logf,
                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
