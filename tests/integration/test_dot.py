@@ -9,6 +9,7 @@ from an unknown CA, an expired one, one not valid yet) are made at test time wit
 
 import json
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -87,21 +88,24 @@ def _openssl_date(days):
 
 @pytest.fixture(scope="module")
 def certs():
+    # Not under pytest's tmp_path: dproxy reads the CA file after dropping to nobody,
+    # and pytest's base directory is root's alone (0700).
     d = tempfile.mkdtemp(prefix="dproxy-dot-it-")
-    _ca(d, "ca")
-    _ca(d, "otherca")
-    _leaf(d, "good", NAME, "ca")
-    _leaf(d, "wrongname", "other.test", "ca")
-    _leaf(d, "unknownca", NAME, "otherca")
-    _dated(d, "expired", NAME, "20200101000000Z", "20200201000000Z")
-    # Valid from two days ahead (inside the CA's 30 days): a router whose clock is behind.
-    _dated(d, "future", NAME, _openssl_date(2), _openssl_date(20))
-    # dproxy reads the CA file after dropping to nobody.
-    os.chmod(d, 0o755)
-    for f in os.listdir(d):
-        os.chmod(os.path.join(d, f), 0o644)
-    yield d
-    subprocess.run(["rm", "-rf", d])
+    try:
+        _ca(d, "ca")
+        _ca(d, "otherca")
+        _leaf(d, "good", NAME, "ca")
+        _leaf(d, "wrongname", "other.test", "ca")
+        _leaf(d, "unknownca", NAME, "otherca")
+        _dated(d, "expired", NAME, "20200101000000Z", "20200201000000Z")
+        # Valid from two days ahead (inside the CA's 30 days): a router whose clock is behind.
+        _dated(d, "future", NAME, _openssl_date(2), _openssl_date(20))
+        os.chmod(d, 0o755)
+        for f in os.listdir(d):
+            os.chmod(os.path.join(d, f), 0o644)
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def _free_port():
@@ -373,13 +377,15 @@ def unbound(certs):
     made = []
 
     def make(port=None):
-        u = Unbound(certs, port or _free_port()).start()
+        u = Unbound(certs, port or _free_port())
         made.append(u)
-        return u
+        return u.start()
 
     yield make
+    # Its directory goes with it, also when the test (or unbound's start) failed.
     for u in made:
         u.stop()
+        shutil.rmtree(u.dir, ignore_errors=True)
 
 
 def _ask_at_once(px, names):
