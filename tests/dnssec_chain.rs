@@ -17,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 mod dnssec_support;
-use dnssec_support::{run, wire, INCEPTION, NOW, RRSIG};
+use dnssec_support::{run, wire, TempDir, INCEPTION, NOW, RRSIG};
 use dproxy::dnssec::walk::{Outcome, Settings, Step, Walk};
 use dproxy::dnssec::{anchors, Bogus, Budget, MAX_CRYPTO_PER_QUERY};
 
@@ -822,18 +822,43 @@ fn cases() -> Vec<(String, String, u16)> {
     cases
 }
 
+/// The signed hierarchy in a scratch directory, nsd serving it and a validating unbound
+/// over it: what both tests start from. Dropped, it stops the servers, then removes the
+/// directory (fields drop in order), also when a test panics.
+struct Hierarchy {
+    _servers: (Proc, Proc),
+    zones: Vec<(String, PathBuf)>,
+    anchor_line: String,
+    /// nsd's and unbound's ports.
+    nsd: u16,
+    unbound: u16,
+    dir: TempDir,
+}
+
+impl Hierarchy {
+    fn start(tag: &str) -> Hierarchy {
+        let dir = TempDir::new(tag);
+        let (zones, anchor_line) = build_hierarchy(dir.dir());
+        let (nsd_proc, nsd) = start_nsd(dir.dir(), &zones);
+        let (unbound_proc, unbound) = start_unbound(dir.dir(), nsd, &zones, Some(&anchor_line));
+        Hierarchy {
+            _servers: (unbound_proc, nsd_proc),
+            zones,
+            anchor_line,
+            nsd,
+            unbound,
+            dir,
+        }
+    }
+}
+
 // ---------------------------------------------------------------- the test
 
 #[test]
 fn walk_agrees_with_unbound_on_a_signed_hierarchy() {
-    let dir = std::env::temp_dir().join(format!("dproxy-chain-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-
-    let (zones, anchor_line) = build_hierarchy(&dir);
-    let anchors = anchors::parse(&anchor_line).unwrap();
-    let (_nsd, nsd) = start_nsd(&dir, &zones);
-    let (_unbound, unbound) = start_unbound(&dir, nsd, &zones, Some(&anchor_line));
+    let h = Hierarchy::start("chain");
+    let anchors = anchors::parse(&h.anchor_line).unwrap();
+    let (nsd, unbound) = (h.nsd, h.unbound);
 
     let cases = cases();
     let mut table = String::from("case                          ours           unbound\n");
@@ -924,7 +949,6 @@ fn walk_agrees_with_unbound_on_a_signed_hierarchy() {
             "known difference gone: {k:?}\n{table}"
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 // ---------------------------------------------------------------- the daemon
@@ -1135,15 +1159,14 @@ fn stripping_forwarder(to: u16, stop: std::sync::Arc<std::sync::atomic::AtomicBo
 
 #[test]
 fn daemon_agrees_with_unbound_on_a_signed_hierarchy() {
-    let dir = std::env::temp_dir().join(format!("dproxy-chaind-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let (zones, anchor_line) = build_hierarchy(&dir);
+    // Declared first, dropped last: the daemons and the iterator stop before the
+    // directory they work in goes.
+    let h = Hierarchy::start("chaind");
+    let dir = h.dir.dir().to_path_buf();
     let anchor_file = dir.join("anchor.ds");
-    std::fs::write(&anchor_file, format!("{anchor_line}\n")).unwrap();
-    let (_nsd, nsd) = start_nsd(&dir, &zones);
-    let (_unbound, unbound) = start_unbound(&dir, nsd, &zones, Some(&anchor_line));
-    let (_iter, iterator) = start_unbound(&dir, nsd, &zones, None);
+    std::fs::write(&anchor_file, format!("{}\n", h.anchor_line)).unwrap();
+    let (nsd, unbound) = (h.nsd, h.unbound);
+    let (_iter, iterator) = start_unbound(&dir, nsd, &h.zones, None);
     let mut d = Daemon::start(&dir, "dproxy", iterator, &anchor_file, "");
 
     // The daemon checks signatures against the system clock: it must lie inside the
@@ -1334,5 +1357,4 @@ fn daemon_agrees_with_unbound_on_a_signed_hierarchy() {
     assert!(log.contains(&format!("127.0.0.1:{fwd}")), "{log}");
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     drop(s);
-    let _ = std::fs::remove_dir_all(&dir);
 }

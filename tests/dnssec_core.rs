@@ -6,12 +6,11 @@
 #![cfg(feature = "dnssec")]
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 mod dnssec_support;
-use dnssec_support::{hex, run, wire, EXPIRATION, INCEPTION, NOW, RRSIG};
+use dnssec_support::{hex, run, wire, TempDir, EXPIRATION, INCEPTION, NOW, RRSIG};
 use dproxy::dnssec::{
     anchors, cost, key_tag, verify_dnskey_rrset, verify_rrset, Bogus, Budget, Clock, Rrset,
     RrsigView, Verdict, DNSKEY, MAX_CRYPTO_PER_QUERY, MAX_FAILURES_PER_RRSET,
@@ -79,17 +78,9 @@ fn apex_text(apex: &[u8]) -> String {
     s
 }
 
-static SEQ: AtomicUsize = AtomicUsize::new(0);
-
-fn workdir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "dproxy-dnssec-{}-{}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::SeqCst)
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A fresh scratch directory, removed when dropped (also when the test panics).
+fn workdir() -> TempDir {
+    TempDir::new("dnssec")
 }
 
 fn keygen(dir: &Path, origin: &str, alg: &str, bits: Option<&str>, ksk: bool) -> String {
@@ -106,7 +97,8 @@ fn keygen(dir: &Path, origin: &str, alg: &str, bits: Option<&str>, ksk: bool) ->
 
 /// Signs ZONE as `origin` with a KSK and a ZSK of `alg` (the KSK alone with `single`).
 fn signed(origin: &str, alg: &str, bits: Option<&str>, single: bool) -> Zone {
-    let dir = workdir();
+    let scratch = workdir();
+    let dir = scratch.dir().to_path_buf();
     let file = dir.join("zone");
     std::fs::write(&file, format!("$ORIGIN {origin}.\n{ZONE}")).unwrap();
     let ksk = keygen(&dir, origin, alg, bits, true);
@@ -165,7 +157,6 @@ fn signed(origin: &str, alg: &str, bits: Option<&str>, single: bool) -> Zone {
         rd.extend(hex(f[7]));
         z.ds.push(rd);
     }
-    let _ = std::fs::remove_dir_all(&dir);
     z
 }
 
@@ -554,7 +545,8 @@ fn unimplemented_algorithm_is_unsupported_not_bogus() {
 fn trust_anchor_file_from_ldns_key2ds() {
     let z = signed("anchor.test", "ED25519", None, false);
     let other = signed("other.test", "ED25519", None, true);
-    let file = workdir().join("anchors.ds");
+    let scratch = workdir();
+    let file = scratch.path("anchors.ds");
     std::fs::write(&file, format!("; test anchors\n{}", z.ds_text)).unwrap();
     let anchors = anchors::load(file.to_str().unwrap()).unwrap();
     assert_eq!(anchors.len(), 3);
@@ -583,7 +575,6 @@ fn trust_anchor_file_from_ldns_key2ds() {
     let ds = anchors::for_zone(&renamed, &z.apex);
     let v = verify_dnskey_rrset(&set, &refs(&sigs), &ds, NOW, &mut Budget::per_query());
     assert_eq!(v, Verdict::Bogus(Bogus::DnskeyMissing));
-    let _ = std::fs::remove_dir_all(file.parent().unwrap());
 }
 
 /// Copies of `key` with the same key tag and algorithm but other key bits: moving one

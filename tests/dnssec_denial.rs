@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 mod dnssec_support;
-use dnssec_support::{hex, run, wire, EXPIRATION, INCEPTION, NOW, RRSIG};
+use dnssec_support::{hex, run, wire, TempDir, EXPIRATION, INCEPTION, NOW, RRSIG};
 use dproxy::dnssec::{
     prove_denial, verify_rrset, Bogus, Budget, Denied, Insecure, Proof, Question, Rrset, Verdict,
 };
@@ -89,13 +89,6 @@ fn parse_records(text: &str) -> Vec<Rec> {
         });
     }
     out
-}
-
-fn workdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("dproxy-denial-{}-{tag}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 /// Signs ZONE as `origin` with `extra` ldns-signzone flags; returns the signed file
@@ -209,11 +202,15 @@ struct World {
     _nsd: Nsd,
     port: u16,
     keys: std::collections::HashMap<String, Vec<Vec<u8>>>,
+    // The zones' directory, removed after nsd is stopped (fields drop in order), also
+    // when a test panics.
+    _zones: TempDir,
 }
 
 fn world() -> World {
     {
-        let dir = workdir("zones");
+        let zones_dir = TempDir::new("denial-zones");
+        let dir = zones_dir.dir().to_path_buf();
         let variants: [(&str, &[&str]); 6] = [
             ("nsec.test", &[]),
             ("nsec3.test", &["-n", "-t", "10", "-s", "beef"]),
@@ -234,6 +231,7 @@ fn world() -> World {
             port: nsd.port,
             _nsd: nsd,
             keys,
+            _zones: zones_dir,
         }
     }
 }
@@ -561,8 +559,4 @@ fn denials_against_real_nsd() {
     changed_claims_and_records_are_bogus(&w);
     unknown_nsec3_hash_algorithm_is_insecure(&w);
     nsec3_hashes_spend_the_query_budget(&w);
-    drop(w);
-    let _ = std::fs::remove_dir_all(
-        std::env::temp_dir().join(format!("dproxy-denial-{}-zones", std::process::id())),
-    );
 }

@@ -4,14 +4,15 @@
 
 use dproxy::config::{load, ConfigError, Loaded};
 
+// The unit tests' scratch directory guard (removed on drop, also when a test panics).
+#[allow(dead_code)]
+#[path = "../src/test_dir.rs"]
+mod test_dir;
+use test_dir::TempDir;
+
 fn load_conf(tag: &str, body: &str) -> Loaded {
-    let dir = std::env::temp_dir().join(format!("dproxy-dnssecopt-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("dproxy");
-    std::fs::write(&path, format!("config dproxy 'main'\n{body}")).unwrap();
-    let loaded = load(&path);
-    let _ = std::fs::remove_dir_all(&dir);
-    loaded
+    let dir = TempDir::new(&format!("dnssecopt-{tag}"));
+    load(&dir.write("dproxy", format!("config dproxy 'main'\n{body}").as_bytes()))
 }
 
 fn errors(tag: &str, body: &str) -> Vec<ConfigError> {
@@ -128,10 +129,8 @@ fn full_build_names_the_option_in_errors() {
         assert!(has(&errs, place, text), "{body}: {errs:?}");
     }
     // A bad line in the anchor file: its path and line number.
-    let dir = std::env::temp_dir().join(format!("dproxy-dnssecopt-anchor-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let f = dir.join("anchors.ds");
-    std::fs::write(&f, "; ok\n. IN DS 20326 8 2 E06D\n").unwrap();
+    let dir = TempDir::new("dnssecopt-anchor");
+    let f = dir.write("anchors.ds", b"; ok\n. IN DS 20326 8 2 E06D\n");
     let errs = errors(
         "badfile",
         &format!(
@@ -139,7 +138,6 @@ fn full_build_names_the_option_in_errors() {
             f.display()
         ),
     );
-    let _ = std::fs::remove_dir_all(&dir);
     assert!(
         has(
             &errs,

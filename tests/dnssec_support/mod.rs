@@ -6,6 +6,12 @@ use std::process::Command;
 
 use dproxy::dnssec::Clock;
 
+// The unit tests' scratch directory guard (removed on drop, so also when a test
+// panics): the same file, so both kinds of test clean up the same way.
+#[path = "../../src/test_dir.rs"]
+mod test_dir;
+pub(crate) use test_dir::TempDir;
+
 pub const RRSIG: u16 = 46;
 /// Signature inception and expiration given to ldns-signzone.
 pub const INCEPTION: &str = "20260101000000";

@@ -6,10 +6,17 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+// The unit tests' scratch directory guard (removed on drop): the same file.
+#[path = "../../src/test_dir.rs"]
+mod test_dir;
+use test_dir::TempDir;
+
 pub const NAME: &str = "dot.test";
 
 pub struct Certs {
     pub dir: PathBuf,
+    // Removes `dir` on drop, also when making a certificate failed half way.
+    _scratch: TempDir,
 }
 
 fn run(dir: &Path, args: &[&str]) {
@@ -165,30 +172,36 @@ fn openssl_date(days: i64) -> String {
 impl Certs {
     /// Makes every certificate in a fresh temporary directory.
     pub fn make(tag: &str) -> Certs {
-        let dir = std::env::temp_dir().join(format!("dproxy-dot-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        ca(&dir, "ca");
-        ca(&dir, "otherca");
-        leaf(&dir, "good", NAME, "ca");
-        leaf(&dir, "wrongname", "other.test", "ca");
-        leaf(&dir, "unknownca", NAME, "otherca");
+        let certs = Certs::scratch(&format!("dot-{tag}"));
+        let dir = &certs.dir;
+        ca(dir, "ca");
+        ca(dir, "otherca");
+        leaf(dir, "good", NAME, "ca");
+        leaf(dir, "wrongname", "other.test", "ca");
+        leaf(dir, "unknownca", NAME, "otherca");
         // Valid only in January 2020.
-        dated_leaf(&dir, "expired", NAME, "20200101000000Z", "20200201000000Z");
+        dated_leaf(dir, "expired", NAME, "20200101000000Z", "20200201000000Z");
         // Valid from two days ahead (inside the CA's 30 days): what a router whose clock
         // is behind sees.
         let (start, end) = (openssl_date(2), openssl_date(20));
-        dated_leaf(&dir, "future", NAME, &start, &end);
-        Certs { dir }
+        dated_leaf(dir, "future", NAME, &start, &end);
+        certs
     }
 
     /// Only the CA (`ca.pem`), for tests that need one real certificate file.
     pub fn ca_only(tag: &str) -> Certs {
-        let dir = std::env::temp_dir().join(format!("dproxy-ca-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        ca(&dir, "ca");
-        Certs { dir }
+        let certs = Certs::scratch(&format!("ca-{tag}"));
+        ca(&certs.dir, "ca");
+        certs
+    }
+
+    /// An empty directory `dproxy-<tag>-<pid>-<n>` in the temp dir.
+    fn scratch(tag: &str) -> Certs {
+        let scratch = TempDir::new(tag);
+        Certs {
+            dir: scratch.dir().to_path_buf(),
+            _scratch: scratch,
+        }
     }
 
     pub fn path(&self, file: &str) -> PathBuf {
@@ -208,12 +221,6 @@ impl Certs {
             .unwrap();
         assert!(out.status.success());
         format!("sha256/{}", String::from_utf8(out.stdout).unwrap().trim())
-    }
-}
-
-impl Drop for Certs {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
