@@ -17,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 mod dnssec_support;
-use dnssec_support::{run, wire, TempDir, INCEPTION, NOW, RRSIG};
+use dnssec_support::{run, spawn_nsd, wire, TempDir, INCEPTION, NOW, RRSIG};
 use dproxy::dnssec::walk::{Outcome, Settings, Step, Walk};
 use dproxy::dnssec::{anchors, Bogus, Budget, MAX_CRYPTO_PER_QUERY};
 
@@ -513,29 +513,7 @@ fn free_port() -> u16 {
 
 fn start_nsd(dir: &Path, zones: &[(String, PathBuf)]) -> (Proc, u16) {
     let port = free_port();
-    let d = dir.display();
-    let mut conf = format!(
-        "server:\n ip-address: 127.0.0.1@{port}\n port: {port}\n do-ip6: no\n username: \"\"\n \
-         chroot: \"\"\n zonesdir: \"{d}\"\n pidfile: \"{d}/nsd.pid\"\n database: \"\"\n \
-         zonelistfile: \"{d}/zone.list\"\n xfrdfile: \"{d}/xfrd.state\"\n xfrdir: \"{d}\"\n \
-         logfile: \"{d}/nsd.log\"\n server-count: 1\n reuseport: no\n rrl-ratelimit: 0\n\
-         remote-control:\n control-enable: no\n"
-    );
-    for (name, file) in zones {
-        conf += &format!(
-            "zone:\n name: \"{name}\"\n zonefile: \"{}\"\n",
-            file.display()
-        );
-    }
-    let cf = dir.join("nsd.conf");
-    std::fs::write(&cf, conf).unwrap();
-    let child = Command::new("/usr/sbin/nsd")
-        .args(["-d", "-c"])
-        .arg(&cf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = spawn_nsd(dir, port, zones);
     let p = Proc(child);
     for (name, _) in zones {
         wait_ready(port, &wire(name), 6, false, name);

@@ -8,10 +8,10 @@
 
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 
 mod dnssec_support;
-use dnssec_support::{hex, run, wire, TempDir, EXPIRATION, INCEPTION, NOW, RRSIG};
+use dnssec_support::{hex, run, spawn_nsd, wire, TempDir, EXPIRATION, INCEPTION, NOW, RRSIG};
 use dproxy::dnssec::{
     prove_denial, verify_rrset, Bogus, Budget, Denied, Insecure, Proof, Question, Rrset, Verdict,
 };
@@ -142,29 +142,7 @@ fn start_nsd(dir: &Path, zones: &[(&str, PathBuf)]) -> Nsd {
         .local_addr()
         .unwrap()
         .port();
-    let d = dir.display();
-    let mut conf = format!(
-        "server:\n ip-address: 127.0.0.1@{port}\n port: {port}\n do-ip6: no\n username: \"\"\n \
-         chroot: \"\"\n zonesdir: \"{d}\"\n pidfile: \"{d}/nsd.pid\"\n database: \"\"\n \
-         zonelistfile: \"{d}/zone.list\"\n xfrdfile: \"{d}/xfrd.state\"\n xfrdir: \"{d}\"\n \
-         logfile: \"{d}/nsd.log\"\n server-count: 1\n reuseport: no\n rrl-ratelimit: 0\n\
-         remote-control:\n control-enable: no\n"
-    );
-    for (name, file) in zones {
-        conf += &format!(
-            "zone:\n name: \"{name}\"\n zonefile: \"{}\"\n",
-            file.display()
-        );
-    }
-    let cf = dir.join("nsd.conf");
-    std::fs::write(&cf, conf).unwrap();
-    let child = Command::new("/usr/sbin/nsd")
-        .args(["-d", "-c"])
-        .arg(&cf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = spawn_nsd(dir, port, zones);
     let nsd = Nsd { child, port };
     // Ready when every zone answers its SOA (bounded: 100 tries of at most 0.2 s).
     for (name, _) in zones {

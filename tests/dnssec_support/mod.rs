@@ -2,7 +2,9 @@
 // Each test crate uses a part of these helpers.
 #![allow(dead_code)]
 
-use std::process::Command;
+use std::fmt::Display;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 
 use dproxy::dnssec::Clock;
 
@@ -31,6 +33,35 @@ pub fn run(cmd: &mut Command) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// Starts nsd in the foreground on 127.0.0.1:`port`, its files in `dir`, serving
+/// `zones` (name, zone file); the caller waits until it answers.
+pub fn spawn_nsd<N: Display>(dir: &Path, port: u16, zones: &[(N, PathBuf)]) -> Child {
+    let d = dir.display();
+    let mut conf = format!(
+        "server:\n ip-address: 127.0.0.1@{port}\n port: {port}\n do-ip6: no\n username: \"\"\n \
+         chroot: \"\"\n zonesdir: \"{d}\"\n pidfile: \"{d}/nsd.pid\"\n database: \"\"\n \
+         zonelistfile: \"{d}/zone.list\"\n xfrdfile: \"{d}/xfrd.state\"\n xfrdir: \"{d}\"\n \
+         logfile: \"{d}/nsd.log\"\n server-count: 1\n reuseport: no\n rrl-ratelimit: 0\n\
+         remote-control:\n control-enable: no\n"
+    );
+    for (name, file) in zones {
+        conf += &format!(
+            "zone:\n name: \"{name}\"\n zonefile: \"{}\"\n",
+            file.display()
+        );
+    }
+    let cf = dir.join("nsd.conf");
+    std::fs::write(&cf, conf).unwrap();
+    let child = Command::new("/usr/sbin/nsd")
+        .args(["-d", "-c"])
+        .arg(&cf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    child
 }
 
 /// Bytes from a hex string (as ldns and dig print them).
