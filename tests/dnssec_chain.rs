@@ -17,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 mod dnssec_support;
-use dnssec_support::{run, spawn_nsd, wire, TempDir, INCEPTION, NOW, RRSIG};
+use dnssec_support::{run, spawn_nsd, spawn_with_conf, wire, TempDir, INCEPTION, NOW, RRSIG};
 use dproxy::dnssec::walk::{Outcome, Settings, Step, Walk};
 use dproxy::dnssec::{anchors, Bogus, Budget, MAX_CRYPTO_PER_QUERY};
 
@@ -554,16 +554,7 @@ fn start_unbound(
     for (name, _) in zones {
         conf += &format!("stub-zone:\n name: \"{name}\"\n stub-addr: 127.0.0.1@{nsd}\n");
     }
-    let cf = dir.join("unbound.conf");
-    std::fs::write(&cf, conf).unwrap();
-    let child = Command::new("/usr/sbin/unbound")
-        .args(["-d", "-c"])
-        .arg(&cf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let p = Proc(child);
+    let p = Proc(spawn_with_conf(dir, "unbound", &conf));
     wait_ready(port, &[0], 2, true, "unbound");
     (p, port)
 }

@@ -52,16 +52,21 @@ pub fn spawn_nsd<N: Display>(dir: &Path, port: u16, zones: &[(N, PathBuf)]) -> C
             file.display()
         );
     }
-    let cf = dir.join("nsd.conf");
+    spawn_with_conf(dir, "nsd", &conf)
+}
+
+/// Writes `conf` to `dir/<daemon>.conf` and starts `/usr/sbin/<daemon> -d -c` on it
+/// (nsd and unbound: in the foreground), its output discarded.
+pub fn spawn_with_conf(dir: &Path, daemon: &str, conf: &str) -> Child {
+    let cf = dir.join(format!("{daemon}.conf"));
     std::fs::write(&cf, conf).unwrap();
-    let child = Command::new("/usr/sbin/nsd")
+    Command::new(format!("/usr/sbin/{daemon}"))
         .args(["-d", "-c"])
         .arg(&cf)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap();
-    child
+        .unwrap()
 }
 
 /// Bytes from a hex string (as ldns and dig print them).
