@@ -452,6 +452,17 @@ class Procs:
             return ""
 
 
+def callgrind_total(path):
+    """The instructions counted in a callgrind output file (its `totals:` line), or None."""
+    total = None
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                if line.startswith("totals:"):
+                    total = int(line.split()[1])
+    return total
+
+
 def run_dnsperf(work, tag, port, qfile, passes, secs, outstanding, timeout=5, extra=()):
     """Runs dnsperf -v (plus EXTRA options) and returns its summary plus percentiles
     computed from the per-query latencies it prints."""
@@ -695,12 +706,7 @@ class Bench:
                                 self.p["cg_secs"], CG_INFLIGHT)
         finally:
             self.procs.stop(proc, grace=30)
-        total = None
-        if os.path.exists(out):
-            with open(out) as f:
-                for line in f:
-                    if line.startswith("totals:"):
-                        total = int(line.split()[1])
+        total = callgrind_total(out)
         if not total:
             raise RuntimeError(f"callgrind wrote no totals ({self.procs.tail(f'{srv}-cg{tag}')})")
         if r is not None and r["lost"]:

@@ -603,6 +603,7 @@ def run_dnssec(b):
 def _cg(b, up_addr, tag, dnssec, hits):
     """dproxy-full under callgrind from exec to exit: start, two passes over the hit names
     (DO=1), then HITS more answers; -> (instructions, answers counted)."""
+    from bench import callgrind_total
     w = b.work
     out = f"{w}/callgrind-dnssec-{tag}.out"
     wrap = ["valgrind", "--tool=callgrind", "--vgdb=no", f"--callgrind-out-file={out}",
@@ -620,12 +621,7 @@ def _cg(b, up_addr, tag, dnssec, hits):
                 raise RuntimeError(f"hits without AD=1 under valgrind: {chk}")
     finally:
         b.procs.stop(proc, grace=30)
-    total = None
-    if os.path.exists(out):
-        with open(out) as f:
-            for line in f:
-                if line.startswith("totals:"):
-                    total = int(line.split()[1])
+    total = callgrind_total(out)
     if not total:
         raise RuntimeError(f"callgrind wrote no totals ({b.procs.tail(f'dproxy-full-dnssec-cg{tag}')})")
     return total, (r["completed"] if r else 0)
