@@ -325,3 +325,62 @@ fn tls_connection_acknowledges_what_it_read_at_once() {
     assert!(c.error.is_none(), "{:?}", c.error);
     assert!(quickack(&c.stream), "the read left the ACK delayed");
 }
+
+/// The connection an attempt waits on (the table has no lookup of its own).
+#[cfg(feature = "tls")]
+fn slot_of(t: &mut Transports, o: Owner) -> usize {
+    let slot = t.open.remove(&o).unwrap();
+    t.open.insert(o, slot);
+    slot
+}
+
+/// The retransmission timer fired for a question whose attempt waits on a DoT
+/// connection: the next attempt goes on another connection (a new one), never as a
+/// duplicate behind the first on the same one; first attempts of other questions still
+/// share the current connection.
+#[cfg(feature = "tls")]
+#[test]
+fn a_later_attempt_of_a_question_does_not_go_on_the_connection_that_carries_it() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let poll = Poll::new().unwrap();
+    let mut t = Transports::default();
+    t.set_tls(
+        poll.registry(),
+        vec![(addr, "dot.test".into(), Vec::new())],
+        throwaway_roots("retry"),
+    )
+    .unwrap();
+    let q = msg(0x1234, 1);
+    t.send_tls(poll.registry(), addr, owner(0), &q, 0).unwrap();
+    let first = slot_of(&mut t, owner(0));
+    // Another question shares the connection.
+    let other = Owner {
+        pending: 8,
+        gen: 1,
+        attempt: 0,
+    };
+    t.send_tls(poll.registry(), addr, other, &msg(0x4321, 2), 0)
+        .unwrap();
+    assert_eq!(slot_of(&mut t, other), first);
+    // The retransmission of the first question: on a new connection.
+    t.send_tls(poll.registry(), addr, owner(1), &q, 0).unwrap();
+    let second = slot_of(&mut t, owner(1));
+    assert_ne!(
+        second, first,
+        "the resend went on the connection that carries it"
+    );
+    // The next question's first attempt goes on the new (current) connection.
+    let third = Owner {
+        pending: 9,
+        gen: 1,
+        attempt: 0,
+    };
+    t.send_tls(poll.registry(), addr, third, &msg(0x5555, 3), 0)
+        .unwrap();
+    assert_eq!(slot_of(&mut t, third), second);
+    // A third attempt of the first question finds both connections carrying it: a third one.
+    t.send_tls(poll.registry(), addr, owner(2), &q, 0).unwrap();
+    let third_conn = slot_of(&mut t, owner(2));
+    assert!(third_conn != first && third_conn != second);
+}
