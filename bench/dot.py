@@ -120,11 +120,14 @@ class DotServer:
     rrset-cache-size: 256m
     access-control: 0.0.0.0/0 allow
 remote-control:
-    control-enable: no
+    control-enable: yes
+    control-interface: "{w}/dot-server-{tag}.ctl"
+    control-use-cert: no
 forward-zone:
     name: "."
     forward-addr: {nsd[0]}@{nsd[1]}
 """)
+        self.conf = conf
         self.server = b.procs.start(f"dot-server-{tag}", wrap + ["unbound", "-d", "-p", "-c", conf])
         self.stats_file = f"{w}/dot-relay-{tag}.stats"
         if netem:
@@ -143,6 +146,19 @@ forward-zone:
 
     def stats(self):
         return relay_stats(self.stats_file)
+
+    def queries(self):
+        """Queries the DoT server received so far (its own count, over its control socket),
+        or None."""
+        try:
+            out = subprocess.run(["unbound-control", "-c", self.conf, "stats_noreset"],
+                                 capture_output=True, text=True, timeout=10).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        for line in out.splitlines():
+            if line.startswith("total.num.queries="):
+                return int(line.split("=", 1)[1])
+        return None
 
     def stop(self):
         self.b.procs.stop(self.relay)
@@ -244,8 +260,9 @@ def versions(b):
     return v
 
 
-def dot_client(b, client, rnd):
-    """One client against a fresh DoT server: start, memory per connection, the cold run."""
+def dot_client(b, client, rnd, count_resends=False):
+    """One client against a fresh DoT server: start, memory per connection, the cold run;
+    with COUNT_RESENDS also the queries the server got beyond one per answered miss."""
     from bench import ZONE, cpu_seconds, free_port, run_dnsperf, vm_kib, wait_answer
     tag = f"{client}-r{rnd}"
     srv = DotServer(b, tag)
@@ -277,6 +294,7 @@ def dot_client(b, client, rnd):
             if proc.poll() is not None:
                 raise RuntimeError(f"{client} exited during the DoT run: {b.procs.tail(f'{client}-dot-{tag}')}")
             st = srv.stats()
+            served = srv.queries() if count_resends else None
             hwm = vm_kib(proc.pid, "VmHWM")
         finally:
             b.procs.stop(proc)
@@ -293,6 +311,11 @@ def dot_client(b, client, rnd):
         "memory per open connection (KiB)": (rss1 - rss0) / max(open1, 1),
         "peak RSS (MiB)": hwm / 1024,
     }
+    if count_resends:
+        # Queries the DoT server got beyond one per answered miss: resends (duplicates on
+        # a connection, or again after a close), and the few of the start-up check.
+        m["queries resent per 10,000 misses"] = (
+            None if served is None else max(served - r["completed"], 0) / max(r["completed"], 1) * 10000)
     bad = {k: v for k, v in r["rcodes"].items() if k != "NOERROR"}
     if bad:
         b.notes.append(f"DoT {client} round {rnd}: non-NOERROR answers {bad}")
@@ -302,7 +325,7 @@ def dot_client(b, client, rnd):
     from bench import log
     log(f"  {client:11} dot r{rnd} qps {r['qps']:7.0f} lost {r['lost']:4d} p50 {m['p50 latency (ms)']:6.2f} ms "
         f"p99 {m['p99 latency (ms)']:6.2f} ms cpu {m['cold-miss CPU µs/query']:6.2f} µs/q "
-        f"handshakes {st.get('accepted', 0)} (peak open {st.get('peak', 0)}, {open1} after the first answer, "
+        f"handshakes {st.get('accepted', 0)} server queries {served} (peak open {st.get('peak', 0)}, {open1} after the first answer, "
         f"RSS +{rss1 - rss0} KiB); CPU load: DoT server {(s1[0] - s0[0]) / r['runtime'] * 100:.0f} %, "
         f"relay {(s1[1] - s0[1]) / r['runtime'] * 100:.0f} %, client {(c1 - c0) / r['runtime'] * 100:.0f} %")
     return m
@@ -328,7 +351,7 @@ def run_dot(b):
     for rnd in range(1, b.p["rounds"] + 1):
         for c in clients:
             try:
-                runs[c].append(dot_client(b, c, rnd))
+                runs[c].append(dot_client(b, c, rnd, count_resends=True))
             except RuntimeError as e:
                 log(f"DoT {c} round {rnd}: {e}")
                 b.notes.append(f"DoT {c} round {rnd}: n/a: {e}")
@@ -361,7 +384,8 @@ def _fmt(x, metric):
         return "n/a"
     if "lost" in metric or "most connections" in metric:
         return f"{x:,.0f}"
-    if "instructions" in metric or "KiB" in metric or "handshakes" in metric or metric == "QPS":
+    if "instructions" in metric or "KiB" in metric or "handshakes" in metric or "resent" in metric \
+            or metric == "QPS":
         return f"{x:,.0f}" if x >= 100 or metric == "QPS" else f"{x:.1f}"
     if "latency" in metric:
         return f"{x:.1f}" if x >= 10 else f"{x:.3f}"
@@ -403,7 +427,7 @@ def table(b):
         for metric in runs[next(c for c in DOT_CLIENTS if runs[c])][0]:
             row, med = [], {}
             for c in shown:
-                vals = [r[metric] for r in runs[c]]
+                vals = [r[metric] for r in runs[c] if r.get(metric) is not None]
                 if not vals:
                     row.append("n/a")
                     continue
