@@ -21,6 +21,12 @@ BENCH_DOT_BEFORE=<path of another dproxy-full binary> adds it as a fourth client
 "dproxy-full-before", interleaved with the others in every round and shown in a column
 of its own (not a peer): a before/after comparison in one run.
 
+BENCH_DOT_DIRECT=1 leaves the relay out: the clients connect straight to the DoT server,
+without link delay and without connection counts. The relay acknowledges the server's
+answers itself, at once, whatever the client's TCP stack would do; without it, how each
+client acknowledges shows (unbound's DoT service has Nagle on: a client whose ACKs are
+delayed gets the answers of a burst after the first 40 ms late).
+
 dot-cg: callgrind instructions per cached answer of the full build against the plain
 build, both against the plain UDP upstream of the other scenarios, in the same run.
 """
@@ -130,6 +136,16 @@ forward-zone:
         self.conf = conf
         self.server = b.procs.start(f"dot-server-{tag}", wrap + ["unbound", "-d", "-p", "-c", conf])
         self.stats_file = f"{w}/dot-relay-{tag}.stats"
+        self.relay = None
+        if direct():
+            # No relay: the clients' own TCP stacks face the server (its Nagle, their
+            # ACKs), which the relay hides by acknowledging for them; no link delay and
+            # no connection counts either.
+            if netem:
+                raise RuntimeError("BENCH_DOT_DIRECT=1 needs the relay mode (BENCH_NET=relay)")
+            self.addr = ("127.0.0.1", tport)
+            wait_tls_port(tport, self.server, b.procs.tail(f"dot-server-{tag}"))
+            return
         if netem:
             laddr, lport, delay = b.net["upstream"][0], 853, 0
         else:
@@ -145,7 +161,7 @@ forward-zone:
             raise RuntimeError(f"DoT relay did not start: {b.procs.tail(f'dot-relay-{tag}')}")
 
     def stats(self):
-        return relay_stats(self.stats_file)
+        return relay_stats(self.stats_file) if self.relay else {}
 
     def queries(self):
         """Queries the DoT server received so far (its own count, over its control socket),
@@ -161,8 +177,27 @@ forward-zone:
         return None
 
     def stop(self):
-        self.b.procs.stop(self.relay)
+        if self.relay:
+            self.b.procs.stop(self.relay)
         self.b.procs.stop(self.server)
+
+
+def direct():
+    """BENCH_DOT_DIRECT=1: the clients talk to the DoT server without the relay."""
+    return os.environ.get("BENCH_DOT_DIRECT") == "1"
+
+
+def wait_tls_port(port, proc, tail):
+    """Until something accepts TCP connections on 127.0.0.1:PORT (10 s at most)."""
+    import socket
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"DoT server did not listen: {tail}")
 
 
 def client_cmd(b, client, port, tag, up):
@@ -286,11 +321,12 @@ def dot_client(b, client, rnd, count_resends=False):
             rss1 = vm_kib(proc.pid, "VmRSS")
             open1 = srv.stats().get("open", 0)
             c0 = cpu_seconds(proc.pid)
-            s0 = cpu_seconds(srv.server.pid), cpu_seconds(srv.relay.pid)
+            relay_pid = srv.relay.pid if srv.relay else None
+            s0 = cpu_seconds(srv.server.pid), cpu_seconds(relay_pid) if relay_pid else 0
             r = run_dnsperf(b.work, f"{client}-dot{rnd}", port, f"{b.work}/cold.txt", 1, b.p["cold_secs"],
                             inflight(b))
             c1 = cpu_seconds(proc.pid)
-            s1 = cpu_seconds(srv.server.pid), cpu_seconds(srv.relay.pid)
+            s1 = cpu_seconds(srv.server.pid), cpu_seconds(relay_pid) if relay_pid else 0
             if proc.poll() is not None:
                 raise RuntimeError(f"{client} exited during the DoT run: {b.procs.tail(f'{client}-dot-{tag}')}")
             st = srv.stats()
@@ -306,8 +342,9 @@ def dot_client(b, client, rnd, count_resends=False):
         "p50 latency (ms)": r.get("p50", 0) * 1000,
         "p99 latency (ms)": r.get("p99", 0) * 1000,
         "cold-miss CPU µs/query": (c1 - c0) / max(r["completed"], 1) * 1e6,
-        "TLS handshakes per 10,000 misses": st.get("accepted", 0) / max(r["completed"], 1) * 10000,
-        "most connections open at once": st.get("peak", 0),
+        "TLS handshakes per 10,000 misses": (st["accepted"] / max(r["completed"], 1) * 10000
+                                             if "accepted" in st else None),
+        "most connections open at once": st.get("peak"),
         "memory per open connection (KiB)": (rss1 - rss0) / max(open1, 1),
         "peak RSS (MiB)": hwm / 1024,
     }
@@ -418,7 +455,10 @@ def table(b):
         if runs.get(BEFORE):
             shown.insert(1, BEFORE)
             cols.insert(1, f"dproxy-full before {v.get(BEFORE, '')}")
-        out.append(f"DoT upstream behind the 20 ms link; cold names once, {inflight(b)} in flight; "
+        where = ("DoT upstream reached directly (BENCH_DOT_DIRECT=1: no relay, so no link delay and no "
+                 "connection counts; the clients' own ACKs face the server's Nagle)" if direct()
+                 else "DoT upstream behind the 20 ms link")
+        out.append(f"{where}; cold names once, {inflight(b)} in flight; "
                    f"median of {rounds} interleaved rounds (spread: min–max of the rounds), each client "
                    "against a freshly started DoT server.")
         out.append("")
