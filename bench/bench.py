@@ -209,7 +209,7 @@ UNBOUND_TUNING = {"msg-cache-size": "128m", "rrset-cache-size": "256m", "num-que
 
 def unbound_conf(work, port, *, interface="127.0.0.1", threads=1, tls_service=None, modules="iterator",
                  trust_anchor=None, tuning=None, access="127.0.0.0/8", tls_cert_bundle=None, includes=(),
-                 forward=None, forward_tls_name=None, stub_zones=(), stub_addr=None):
+                 forward=None, forward_tls_name=None, stub_zones=(), stub_addr=None, control=None):
     """The text of an unbound.conf for every unbound the benches start: in the foreground
     (-d -p) without chroot, syslog, log file or remote control, working in WORK; what
     differs between them is a parameter.
@@ -219,13 +219,20 @@ def unbound_conf(work, port, *, interface="127.0.0.1", threads=1, tls_service=No
     tuning: over UNBOUND_TUNING; access: the network allowed to ask; tls_cert_bundle: the
     CA that checks a TLS upstream; includes: files included after the server clause;
     forward: (address, port) of the upstream for ".", over TLS with the name
-    forward_tls_name if given; stub_zones: zone names served by stub_addr (address, port).
+    forward_tls_name if given; stub_zones: zone names served by stub_addr (address, port);
+    control: the path of a remote-control socket (unbound-control -c CONF), else none.
     """
     s = ["server:"]
     if tls_service:
         key, pem = tls_service
         s += [f"interface: {interface}@{port}", f"tls-port: {port}", f'tls-service-key: "{key}"',
-              f'tls-service-pem: "{pem}"', "do-udp: no"]
+              f'tls-service-pem: "{pem}"', "do-udp: no",
+              # No UDP listener, but UDP to its own upstream: with do-udp off alone, unbound
+              # also asks its upstream over TCP, and on that pipelined connection a burst of
+              # misses waits about 40 ms for nsd's later answers (bench/dotprobe.py: two
+              # answers at once, the rest 40-48 ms later; none with this line). Clients that
+              # send their queries in bursts paid that wait on most misses.
+              "udp-upstream-without-downstream: yes"]
     else:
         s += [f"interface: {interface}", f"port: {port}"]
     s += ["do-ip6: no", f"num-threads: {threads}", 'chroot: ""', 'username: ""', f'directory: "{work}"',
@@ -239,7 +246,11 @@ def unbound_conf(work, port, *, interface="127.0.0.1", threads=1, tls_service=No
         s.append(f'tls-cert-bundle: "{tls_cert_bundle}"')
     text = "\n    ".join(s) + "\n"
     text += "".join(f'include: "{x}"\n' for x in includes)
-    text += "remote-control:\n    control-enable: no\n"
+    if control:
+        text += f'remote-control:\n    control-enable: yes\n    control-interface: "{control}"\n'
+        text += "    control-use-cert: no\n"
+    else:
+        text += "remote-control:\n    control-enable: no\n"
     if forward:
         text += 'forward-zone:\n    name: "."\n'
         if forward_tls_name:

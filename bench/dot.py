@@ -21,6 +21,12 @@ BENCH_DOT_BEFORE=<path of another dproxy-full binary> adds it as a fourth client
 "dproxy-full-before", interleaved with the others in every round and shown in a column
 of its own (not a peer): a before/after comparison in one run.
 
+BENCH_DOT_DIRECT=1 leaves the relay out: the clients connect straight to the DoT server,
+without link delay and without connection counts. The relay acknowledges the server's
+answers itself, at once, whatever the client's TCP stack would do; without it, how each
+client acknowledges shows (unbound's DoT service has Nagle on: a client whose ACKs are
+delayed gets the answers of a burst after the first 40 ms late).
+
 dot-cg: callgrind instructions per cached answer of the full build against the plain
 build, both against the plain UDP upstream of the other scenarios, in the same run.
 """
@@ -93,9 +99,20 @@ class DotServer:
             f.write(unbound_conf(w, tport, tls_service=(f"{w}/dot-server.key", f"{w}/dot-server.pem"),
                                  tuning={"num-queries-per-thread": 4096, "outgoing-range": 4096,
                                          "prefetch": None, "incoming-num-tcp": 1024},
-                                 access="0.0.0.0/0", forward=nsd))
+                                 access="0.0.0.0/0", forward=nsd, control=f"{w}/dot-server-{tag}.ctl"))
+        self.conf = conf
         self.server = b.procs.start(f"dot-server-{tag}", wrap + ["unbound", "-d", "-p", "-c", conf])
         self.stats_file = f"{w}/dot-relay-{tag}.stats"
+        self.relay = None
+        if direct():
+            # No relay: the clients' own TCP stacks face the server (its Nagle, their
+            # ACKs), which the relay hides by acknowledging for them; no link delay and
+            # no connection counts either.
+            if netem:
+                raise RuntimeError("BENCH_DOT_DIRECT=1 needs the relay mode (BENCH_NET=relay)")
+            self.addr = ("127.0.0.1", tport)
+            wait_tls_port(tport, self.server, b.procs.tail(f"dot-server-{tag}"))
+            return
         if netem:
             laddr, lport, delay = b.net["upstream"][0], 853, 0
         else:
@@ -111,11 +128,43 @@ class DotServer:
             raise RuntimeError(f"DoT relay did not start: {b.procs.tail(f'dot-relay-{tag}')}")
 
     def stats(self):
-        return relay_stats(self.stats_file)
+        return relay_stats(self.stats_file) if self.relay else {}
+
+    def queries(self):
+        """Queries the DoT server received so far (its own count, over its control socket),
+        or None."""
+        try:
+            out = subprocess.run(["unbound-control", "-c", self.conf, "stats_noreset"],
+                                 capture_output=True, text=True, timeout=10).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        for line in out.splitlines():
+            if line.startswith("total.num.queries="):
+                return int(line.split("=", 1)[1])
+        return None
 
     def stop(self):
-        self.b.procs.stop(self.relay)
+        if self.relay:
+            self.b.procs.stop(self.relay)
         self.b.procs.stop(self.server)
+
+
+def direct():
+    """BENCH_DOT_DIRECT=1: the clients talk to the DoT server without the relay."""
+    return os.environ.get("BENCH_DOT_DIRECT") == "1"
+
+
+def wait_tls_port(port, proc, tail):
+    """Until something accepts TCP connections on 127.0.0.1:PORT (10 s at most)."""
+    import socket
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"DoT server did not listen: {tail}")
 
 
 def client_cmd(b, client, port, tag, up):
@@ -178,8 +227,9 @@ def versions(b):
     return v
 
 
-def dot_client(b, client, rnd, server=DotServer, command=client_cmd):
-    """One client against a fresh DoT server: start, memory per connection, the cold run.
+def dot_client(b, client, rnd, server=DotServer, command=client_cmd, count_resends=False):
+    """One client against a fresh DoT server: start, memory per connection, the cold run;
+    with COUNT_RESENDS also the queries the server got beyond one per answered miss.
     server, command: the upstream's class and the client's command line (bench/doh.py
     measures DoH with its own)."""
     from bench import ZONE, cpu_seconds, free_port, run_dnsperf, vm_kib, wait_answer
@@ -205,14 +255,16 @@ def dot_client(b, client, rnd, server=DotServer, command=client_cmd):
             rss1 = vm_kib(proc.pid, "VmRSS")
             open1 = srv.stats().get("open", 0)
             c0 = cpu_seconds(proc.pid)
-            s0 = cpu_seconds(srv.server.pid), cpu_seconds(srv.relay.pid)
+            relay_pid = srv.relay.pid if srv.relay else None
+            s0 = cpu_seconds(srv.server.pid), cpu_seconds(relay_pid) if relay_pid else 0
             r = run_dnsperf(b.work, f"{client}-dot{rnd}", port, f"{b.work}/cold.txt", 1, b.p["cold_secs"],
                             inflight(b))
             c1 = cpu_seconds(proc.pid)
-            s1 = cpu_seconds(srv.server.pid), cpu_seconds(srv.relay.pid)
+            s1 = cpu_seconds(srv.server.pid), cpu_seconds(relay_pid) if relay_pid else 0
             if proc.poll() is not None:
                 raise RuntimeError(f"{client} exited during the DoT run: {b.procs.tail(f'{client}-dot-{tag}')}")
             st = srv.stats()
+            served = srv.queries() if count_resends else None
             hwm = vm_kib(proc.pid, "VmHWM")
         finally:
             b.procs.stop(proc)
@@ -224,11 +276,17 @@ def dot_client(b, client, rnd, server=DotServer, command=client_cmd):
         "p50 latency (ms)": r.get("p50", 0) * 1000,
         "p99 latency (ms)": r.get("p99", 0) * 1000,
         "cold-miss CPU µs/query": (c1 - c0) / max(r["completed"], 1) * 1e6,
-        "TLS handshakes per 10,000 misses": st.get("accepted", 0) / max(r["completed"], 1) * 10000,
-        "most connections open at once": st.get("peak", 0),
+        "TLS handshakes per 10,000 misses": (st["accepted"] / max(r["completed"], 1) * 10000
+                                             if "accepted" in st else None),
+        "most connections open at once": st.get("peak"),
         "memory per open connection (KiB)": (rss1 - rss0) / max(open1, 1),
         "peak RSS (MiB)": hwm / 1024,
     }
+    if count_resends:
+        # Queries the DoT server got beyond one per answered miss: resends (duplicates on
+        # a connection, or again after a close), and the few of the start-up check.
+        m["queries resent per 10,000 misses"] = (
+            None if served is None else max(served - r["completed"], 0) / max(r["completed"], 1) * 10000)
     bad = {k: v for k, v in r["rcodes"].items() if k != "NOERROR"}
     if bad:
         b.notes.append(f"DoT {client} round {rnd}: non-NOERROR answers {bad}")
@@ -238,7 +296,7 @@ def dot_client(b, client, rnd, server=DotServer, command=client_cmd):
     from bench import log
     log(f"  {client:11} dot r{rnd} qps {r['qps']:7.0f} lost {r['lost']:4d} p50 {m['p50 latency (ms)']:6.2f} ms "
         f"p99 {m['p99 latency (ms)']:6.2f} ms cpu {m['cold-miss CPU µs/query']:6.2f} µs/q "
-        f"handshakes {st.get('accepted', 0)} (peak open {st.get('peak', 0)}, {open1} after the first answer, "
+        f"handshakes {st.get('accepted', 0)} server queries {served} (peak open {st.get('peak', 0)}, {open1} after the first answer, "
         f"RSS +{rss1 - rss0} KiB); CPU load: DoT server {(s1[0] - s0[0]) / r['runtime'] * 100:.0f} %, "
         f"relay {(s1[1] - s0[1]) / r['runtime'] * 100:.0f} %, client {(c1 - c0) / r['runtime'] * 100:.0f} %")
     return m
@@ -264,7 +322,7 @@ def run_dot(b):
     for rnd in range(1, b.p["rounds"] + 1):
         for c in clients:
             try:
-                runs[c].append(dot_client(b, c, rnd))
+                runs[c].append(dot_client(b, c, rnd, count_resends=True))
             except RuntimeError as e:
                 log(f"DoT {c} round {rnd}: {e}")
                 b.notes.append(f"DoT {c} round {rnd}: n/a: {e}")
@@ -297,7 +355,8 @@ def _fmt(x, metric):
         return "n/a"
     if "lost" in metric or "most connections" in metric:
         return f"{x:,.0f}"
-    if "instructions" in metric or "KiB" in metric or "handshakes" in metric or metric == "QPS":
+    if "instructions" in metric or "KiB" in metric or "handshakes" in metric or "resent" in metric \
+            or metric == "QPS":
         return f"{x:,.0f}" if x >= 100 or metric == "QPS" else f"{x:.1f}"
     if "latency" in metric:
         return f"{x:.1f}" if x >= 10 else f"{x:.3f}"
@@ -330,7 +389,10 @@ def table(b):
         if runs.get(BEFORE):
             shown.insert(1, BEFORE)
             cols.insert(1, f"dproxy-full before {v.get(BEFORE, '')}")
-        out.append(f"DoT upstream behind the 20 ms link; cold names once, {inflight(b)} in flight; "
+        where = ("DoT upstream reached directly (BENCH_DOT_DIRECT=1: no relay, so no link delay and no "
+                 "connection counts; the clients' own ACKs face the server's Nagle)" if direct()
+                 else "DoT upstream behind the 20 ms link")
+        out.append(f"{where}; cold names once, {inflight(b)} in flight; "
                    f"median of {rounds} interleaved rounds (spread: min–max of the rounds), each client "
                    "against a freshly started DoT server.")
         out.append("")
@@ -339,7 +401,7 @@ def table(b):
         for metric in runs[next(c for c in DOT_CLIENTS if runs[c])][0]:
             row, med = [], {}
             for c in shown:
-                vals = [r[metric] for r in runs[c]]
+                vals = [r[metric] for r in runs[c] if r.get(metric) is not None]
                 if not vals:
                     row.append("n/a")
                     continue

@@ -331,6 +331,10 @@ impl Server {
             match sent {
                 Ok(_) => {
                     p.next_timeout = retry::next_timeout(now, rto, p.attempts.len(), p.deadline);
+                    #[cfg(feature = "tls")]
+                    if proto == Proto::Tls {
+                        p.next_timeout = retry::next_encrypted_timeout(now, rto, p.deadline);
+                    }
                     let (at, gen) = (p.next_timeout, p.gen);
                     self.add_timer(at, Timer::Pending(pi, gen));
                     self.limit_open_attempts(pi);

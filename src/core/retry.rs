@@ -21,6 +21,24 @@ pub fn next_timeout(now: Instant, rto: Duration, attempts: usize, deadline: Inst
     (now + wait).min(deadline)
 }
 
+/// The least an attempt over an encrypted stream (DoT, DoH) waits.
+#[cfg(feature = "tls")]
+const ENCRYPTED_MIN_WAIT: Duration = Duration::from_millis(1000);
+
+/// When the attempt sent at `now` over an encrypted stream times out. A query written
+/// on a live TLS connection is not lost the way a datagram is: what holds it is queueing
+/// behind the connection's other queries, or a new connection's TCP and TLS handshakes
+/// before it (three round trips with the query). Resending it after a datagram's
+/// timeout only doubles the server's work, so it waits four retransmission timeouts,
+/// at least [`ENCRYPTED_MIN_WAIT`], at most [`MAX_WAIT`] and never past the deadline;
+/// by then the connection counts as stalled, and the transport sends the next attempt
+/// on another connection, never on the one that still carries the question.
+#[cfg(feature = "tls")]
+pub fn next_encrypted_timeout(now: Instant, rto: Duration, deadline: Instant) -> Instant {
+    let wait = (rto * 4).clamp(ENCRYPTED_MIN_WAIT, MAX_WAIT);
+    (now + wait).min(deadline)
+}
+
 /// What an upstream reply to an attempt asks for, before it is prepared for clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnReply {
@@ -42,5 +60,31 @@ pub fn on_reply(rcode: u8, tc: bool, sent_edns: bool, over_udp: bool) -> OnReply
         OnReply::RetryOverTcp
     } else {
         OnReply::Use
+    }
+}
+
+#[cfg(all(test, feature = "tls"))]
+mod tests {
+    use super::*;
+
+    /// An attempt over TLS waits four retransmission timeouts, at least a second, where
+    /// a datagram waits one: a query on a live connection is held, not lost. Capped at
+    /// the longest wait and at the question's deadline like every other attempt.
+    #[test]
+    fn encrypted_attempts_wait_longer_than_datagrams() {
+        let t0 = Instant::now();
+        let deadline = t0 + QUERY_DEADLINE;
+        let ms = |d: Instant| d.duration_since(t0).as_millis();
+        // A server never heard from (RTO 300 ms) and a fast one (150 ms).
+        let (new, fast) = (Duration::from_millis(300), Duration::from_millis(150));
+        assert_eq!(ms(next_timeout(t0, new, 1, deadline)), 300);
+        assert_eq!(ms(next_encrypted_timeout(t0, new, deadline)), 1200);
+        assert_eq!(ms(next_timeout(t0, fast, 1, deadline)), 150);
+        assert_eq!(ms(next_encrypted_timeout(t0, fast, deadline)), 1000);
+        // A slow one: capped at 2 s; late in the question: at its deadline.
+        let slow = Duration::from_millis(1500);
+        assert_eq!(ms(next_encrypted_timeout(t0, slow, deadline)), 2000);
+        let late = t0 + Duration::from_millis(3500);
+        assert_eq!(next_encrypted_timeout(late, new, deadline), deadline);
     }
 }

@@ -196,15 +196,11 @@ fn tcp_closed_by_the_server_fails_its_attempts_and_a_new_attempt_gets_a_new_stre
     assert!(t.is_empty());
 }
 
-/// A DoT connection writes each query as soon as it is made, not after the ACK of the
-/// one before (Nagle): its socket has TCP_NODELAY from the start.
+/// A client configuration trusting a throwaway CA (nothing is verified by the tests
+/// that use it: they never finish a handshake).
 #[cfg(feature = "tls")]
-#[test]
-fn tls_connection_socket_has_nodelay() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    // A root to build the client configuration with (nothing is verified here).
-    let dir = std::env::temp_dir().join(format!("dproxy-nodelay-{}", std::process::id()));
+fn throwaway_roots(tag: &str) -> std::sync::Arc<rustls::RootCertStore> {
+    let dir = std::env::temp_dir().join(format!("dproxy-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let ca = dir.join("ca.pem");
     let made = std::process::Command::new("openssl")
@@ -221,7 +217,7 @@ fn tls_connection_socket_has_nodelay() {
             "-days",
             "1",
             "-subj",
-            "/CN=nodelay test",
+            "/CN=throwaway test CA",
             "-keyout",
         ])
         .arg(dir.join("ca.key"))
@@ -232,12 +228,160 @@ fn tls_connection_socket_has_nodelay() {
     assert!(made.status.success(), "openssl: {made:?}");
     let roots = std::sync::Arc::new(crate::tls::load_roots(&ca).unwrap());
     let _ = std::fs::remove_dir_all(&dir);
-    let config = crate::tls::client_config(
-        roots,
+    roots
+}
+
+#[cfg(feature = "tls")]
+fn throwaway_config(tag: &str) -> std::sync::Arc<rustls::ClientConfig> {
+    crate::tls::client_config(
+        throwaway_roots(tag),
         Vec::new(),
         crate::clock_trust::ClockTrust { synced: true },
     )
-    .unwrap();
+    .unwrap()
+}
+
+/// A DoT connection writes each query as soon as it is made, not after the ACK of the
+/// one before (Nagle): its socket has TCP_NODELAY from the start.
+#[cfg(feature = "tls")]
+#[test]
+fn tls_connection_socket_has_nodelay() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = throwaway_config("nodelay");
     let c = tls::Channel::connect(addr, config, "dot.test", std::time::Instant::now()).unwrap();
     assert!(c.stream.nodelay().unwrap());
+}
+
+#[cfg(all(feature = "tls", target_os = "linux"))]
+fn quickack(s: &mio::net::TcpStream) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut v: libc::c_int = -1;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: a valid descriptor, an int option and its size.
+    let r = unsafe {
+        libc::getsockopt(
+            s.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_QUICKACK,
+            (&mut v as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(r, 0);
+    v != 0
+}
+
+/// What a DoT connection reads is acknowledged at once: after a read its socket is out
+/// of Linux's delayed-ACK ("interactive") mode, which it enters as soon as it sends
+/// right after receiving, as every DoT connection does. Otherwise a server with Nagle on
+/// (unbound's DoT service) holds all answers of a burst after the first until the
+/// delayed ACK, 40 ms later.
+#[cfg(all(feature = "tls", target_os = "linux"))]
+#[test]
+fn tls_connection_acknowledges_what_it_read_at_once() {
+    use std::os::fd::AsRawFd;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let now = std::time::Instant::now();
+    let mut c = tls::Channel::connect(addr, throwaway_config("quickack"), "dot.test", now).unwrap();
+    let (mut server, _) = listener.accept().unwrap();
+    // The client's hello reaches the server once the connect is done.
+    // One byte: a read that times out part way would lose what it took.
+    let mut hello = [0u8; 1];
+    for _ in 0..500 {
+        c.drive(now);
+        server
+            .set_read_timeout(Some(Duration::from_millis(10)))
+            .unwrap();
+        if server.read_exact(&mut hello).is_ok() {
+            break;
+        }
+    }
+    assert_eq!(hello[0], 0x16, "a TLS handshake record");
+    // Delayed ACKs, as the kernel sets them for a connection that answers what it reads.
+    let off: libc::c_int = 0;
+    // SAFETY: a valid descriptor, an int option and its size.
+    let r = unsafe {
+        libc::setsockopt(
+            c.stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_QUICKACK,
+            (&off as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(r, 0);
+    assert!(!quickack(&c.stream));
+    // The first bytes of the server's hello: a partial record, nothing to fail on yet.
+    server.write_all(&[0x16, 0x03, 0x03]).unwrap();
+    let mut peek = [0u8; 1];
+    for _ in 0..500 {
+        if c.stream.peek(&mut peek).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    c.drive(now);
+    assert!(c.error.is_none(), "{:?}", c.error);
+    assert!(quickack(&c.stream), "the read left the ACK delayed");
+}
+
+/// The connection an attempt waits on (the table has no lookup of its own).
+#[cfg(feature = "tls")]
+fn slot_of(t: &mut Transports, o: Owner) -> usize {
+    let slot = t.open.remove(&o).unwrap();
+    t.open.insert(o, slot);
+    slot
+}
+
+/// The retransmission timer fired for a question whose attempt waits on a DoT
+/// connection: the next attempt goes on another connection (a new one), never as a
+/// duplicate behind the first on the same one; first attempts of other questions still
+/// share the current connection.
+#[cfg(feature = "tls")]
+#[test]
+fn a_later_attempt_of_a_question_does_not_go_on_the_connection_that_carries_it() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let poll = Poll::new().unwrap();
+    let mut t = Transports::default();
+    t.set_tls(
+        poll.registry(),
+        vec![(addr, "dot.test".into(), Vec::new())],
+        throwaway_roots("retry"),
+    )
+    .unwrap();
+    let q = msg(0x1234, 1);
+    t.send_tls(poll.registry(), addr, owner(0), &q, 0).unwrap();
+    let first = slot_of(&mut t, owner(0));
+    // Another question shares the connection.
+    let other = Owner {
+        pending: 8,
+        gen: 1,
+        attempt: 0,
+    };
+    t.send_tls(poll.registry(), addr, other, &msg(0x4321, 2), 0)
+        .unwrap();
+    assert_eq!(slot_of(&mut t, other), first);
+    // The retransmission of the first question: on a new connection.
+    t.send_tls(poll.registry(), addr, owner(1), &q, 0).unwrap();
+    let second = slot_of(&mut t, owner(1));
+    assert_ne!(
+        second, first,
+        "the resend went on the connection that carries it"
+    );
+    // The next question's first attempt goes on the new (current) connection.
+    let third = Owner {
+        pending: 9,
+        gen: 1,
+        attempt: 0,
+    };
+    t.send_tls(poll.registry(), addr, third, &msg(0x5555, 3), 0)
+        .unwrap();
+    assert_eq!(slot_of(&mut t, third), second);
+    // A third attempt of the first question finds both connections carrying it: a third one.
+    t.send_tls(poll.registry(), addr, owner(2), &q, 0).unwrap();
+    let third_conn = slot_of(&mut t, owner(2));
+    assert!(third_conn != first && third_conn != second);
 }

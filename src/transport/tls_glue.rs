@@ -116,9 +116,14 @@ impl Transports {
         let Some(rng) = self.tls.rng.as_mut() else {
             return Err(refused("no random source for TLS"));
         };
+        // A later attempt of a question (its earlier one timed out) never goes on a
+        // connection that still carries the question: that connection counts as
+        // stalled, and a duplicate there would only wait behind the original. It goes
+        // on another one, a new one if need be. (First attempts skip the check.)
+        let usable = |t: &TlsChannel| owner.attempt == 0 || !t.carries_question(owner);
         if let Some(&slot) = self.tls.conns.get(&addr) {
             if let Some(Channel::Tls(t)) = self.channels.get_mut(slot) {
-                if t.add(owner, msg, resends, rng) {
+                if usable(t) && t.add(owner, msg, resends, rng) {
                     self.open.insert(owner, slot);
                     return Ok(());
                 }
@@ -127,7 +132,7 @@ impl Transports {
         for i in 0..self.tls.older.len() {
             let slot = self.tls.older[i];
             if let Some(Channel::Tls(t)) = self.channels.get_mut(slot) {
-                if t.addr == addr && t.add(owner, msg, resends, rng) {
+                if t.addr == addr && usable(t) && t.add(owner, msg, resends, rng) {
                     self.open.insert(owner, slot);
                     return Ok(());
                 }
