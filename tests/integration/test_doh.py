@@ -14,6 +14,7 @@ import re
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import tempfile
 import threading
@@ -854,7 +855,7 @@ class H2FaultServer(FaultServer):
     answering A queries with 192.0.2.7. It holds the requests until `batch` of them are
     in, then: reverse (answers them last first), goaway (answers the first, sends
     GOAWAY naming it as the last stream, closes; later connections answer normally),
-    close (the same without GOAWAY), status500, html, badframe (a
+    close (the same without GOAWAY), reset (no answer, a TCP reset), status500, html, badframe (a
     PUSH_PROMISE, which the client disabled), oversize (a frame header of 20,000 bytes);
     normal answers each at once. `streams_seen` holds the size of each batch."""
 
@@ -864,6 +865,10 @@ class H2FaultServer(FaultServer):
         self.batch = batch
         self.streams_seen = []
         self.opened = 0
+        # (connection number from 1, name) of each request, and the names answered
+        # before a goaway or close.
+        self.asked = []
+        self.answered_first = []
 
     @staticmethod
     def _frames(s, buf):
@@ -902,7 +907,8 @@ class H2FaultServer(FaultServer):
             mode, batch = self.mode, self.batch
             with self.lock:
                 self.opened += 1
-                if mode in ("goaway", "close") and self.opened > 1:
+                number = self.opened
+                if mode in ("goaway", "close", "reset") and self.opened > 1:
                     mode, batch = "normal", 1
             s.sendall(_frame(4, 0, 0, (3).to_bytes(2, "big") + (100).to_bytes(4, "big")))
             bodies, done = {}, []
@@ -917,6 +923,7 @@ class H2FaultServer(FaultServer):
                         done.append(sid)
                         with self.lock:
                             self.requests.append(("POST", "/dns-query", {}, int.from_bytes(bodies[sid][:2], "big")))
+                            self.asked.append((number, _qname(bodies[sid])))
                 if len(done) < batch:
                     continue
                 with self.lock:
@@ -924,10 +931,24 @@ class H2FaultServer(FaultServer):
                 if mode == "reverse":
                     for sid in reversed(done):
                         self._answer_h2(s, sid, bodies[sid], mode)
+                elif mode == "reset":
+                    # No answer, and a reset (SO_LINGER 0) rather than a FIN.
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    s.close()
+                    return
                 elif mode in ("goaway", "close"):
+                    with self.lock:
+                        self.answered_first.append(_qname(bodies[done[0]]))
                     self._answer_h2(s, done[0], bodies[done[0]], mode)
                     if mode == "goaway":
                         s.sendall(_frame(7, 0, 0, done[0].to_bytes(4, "big") + bytes(4)))
+                    # Closed as real servers do: a FIN, then the client's last frames
+                    # read until it closes. Closing with them unread would be a reset
+                    # (RFC 2525 2.17), which throws away what is still in our send
+                    # queue: at times the answer, which then never reaches dproxy.
+                    s.shutdown(socket.SHUT_WR)
+                    while s.recv(4096):
+                        pass
                     return
                 elif mode == "badframe":
                     s.sendall(_frame(5, 0x4, done[0], (2).to_bytes(4, "big") + b"\x88"))
@@ -946,6 +967,10 @@ class H2FaultServer(FaultServer):
                 pass
             with self.lock:
                 self.active -= 1
+
+
+def _qname(wire):
+    return str(dns.message.from_wire(wire).question[0].name).rstrip(".")
 
 
 def _established(port):
@@ -987,23 +1012,31 @@ def test_http2_answers_out_of_order_all_arrive(dproxy, certs):
         fs.stop()
 
 
-@pytest.mark.parametrize("mode", ["goaway", "close"])
+@pytest.mark.parametrize("mode", ["goaway", "close", "reset"])
 def test_http2_goaway_or_close_mid_flight_loses_nothing(dproxy, certs, mode):
+    names = ["g%d.example.test" % i for i in range(6)]
     fs = H2FaultServer(certs, mode=mode, batch=6)
     try:
         px = _start(dproxy, certs, fs.port)
-        results = _ask_at_once(px, ["g%d.example.test" % i for i in range(6)])
+        results = _ask_at_once(px, names)
         # The first connection answers one of six and goes (GOAWAY naming that stream,
-        # or a plain close); the five others go out again on a second connection.
+        # or a plain close); the five others go out again on a second connection. After
+        # a reset without an answer, all six do.
         assert all(r is not None and "192.0.2.7" in r.to_text() for r in results.values()), \
             px.stderr_text()[-2000:]
         assert fs.connections == 2 and fs.streams_seen[0] == 6
-        # 6 + 5. In about one run in four dproxy ends the first connection with all six
-        # counted unanswered ("ended (closed); 6 unanswered queries go out again"): the
-        # one answer sent just before the close is not taken, and its query is asked again
-        # on the second connection too (6 + 6). Nothing is lost either way; why that
-        # answer is missed is not known yet.
-        assert len(fs.requests) in (11, 12), fs.requests
+        first = {n for c, n in fs.asked if c == 1}
+        again = {n for c, n in fs.asked if c == 2}
+        assert first == set(names), fs.asked
+        # The answer that came before the GOAWAY or close is taken: its query is not
+        # asked again (6 + 5 requests). Counted by name, not by request: on a busy
+        # machine the retransmit timer can repeat a query on the same connection.
+        if mode == "reset":
+            assert fs.answered_first == [] and again == set(names), fs.asked
+        else:
+            assert len(fs.answered_first) == 1, fs.answered_first
+            assert again == set(names) - set(fs.answered_first), (
+                fs.asked, px.stderr_text()[-2000:])
         assert px.alive() and fs.plaintext == 0
     finally:
         fs.stop()
