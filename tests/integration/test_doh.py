@@ -20,6 +20,7 @@ import tempfile
 import threading
 import time
 
+import dns.edns
 import dns.message
 import dns.rcode
 import dns.rrset
@@ -382,10 +383,12 @@ class FaultServer:
         self.lsock.close()
 
 
-def _start(dproxy, certs, port, host=NAME, inline="#127.0.0.1", lists=None):
+def _start(dproxy, certs, port, host=NAME, inline="#127.0.0.1", lists=None, options=None):
     all_lists = {"server": ["https://%s:%d/dns-query%s" % (host, port, inline)]}
     all_lists.update(lists or {})
-    return dproxy(options={"ca_file": os.path.join(certs, "ca.pem")}, lists=all_lists)
+    all_options = {"ca_file": os.path.join(certs, "ca.pem")}
+    all_options.update(options or {})
+    return dproxy(options=all_options, lists=all_lists)
 
 
 def _servfail_with_ede(r):
@@ -667,6 +670,25 @@ def test_first_query_read_with_the_bootstrap_reply_waits_for_the_address(dproxy,
         if px is not None and px.alive():
             os.kill(px.proc.pid, signal.SIGCONT)
         client.close()
+        boot.stop()
+
+
+def test_hold_timeout_during_the_first_lookup_says_so_not_link_down(dproxy, certs):
+    """A miss waits for the DoH server's first address lookup at most hold_timeout: then
+    its SERVFAIL says the address is still being looked up (EDE 22), not "link down"
+    (EDE 23): the link is up. The bootstrap server never answers here."""
+    boot = Bootstrap(hold=True)
+    try:
+        px = _start(dproxy, certs, 443, inline="", options={"hold_timeout": "1"},
+                    lists={"bootstrap": ["127.0.0.1:%d" % boot.port]})
+        r = px.query("a.example.test", timeout=5, edns=0)
+        eds = [o for o in r.options if o.otype == dns.edns.OptionType.EDE]
+        assert r.rcode() == dns.rcode.SERVFAIL and [int(o.code) for o in eds] == [EDE_NO_REACHABLE], \
+            r.to_text()
+        # Not the end of the lookup (4 s: two rounds of A and AAAA), which would say
+        # "no upstream servers configured".
+        assert eds[0].text == "DoH server address still being looked up", r.to_text()
+    finally:
         boot.stop()
 
 
