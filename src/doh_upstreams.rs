@@ -13,6 +13,15 @@ use crate::tls::spec::{EncryptedServer, EncryptedUpstreams, DOH_PORT};
 use crate::tls::Pin;
 use crate::transport::https::Target;
 use crate::transport::https_boot::Named;
+use crate::wire::build::Ede;
+use crate::wire::ede;
+
+/// The answer to a question that waited for a DoH server's first address lookup longer
+/// than `hold_timeout`: the link is up, there is just no server to ask yet.
+pub(crate) const EDE_LOOKUP_PENDING: Ede = Ede {
+    code: ede::NO_REACHABLE_AUTHORITY,
+    text: "DoH server address still being looked up",
+};
 
 /// The DoH servers of the configuration: those with an address (address, URL parts,
 /// pins), and those given by host name, to be looked up.

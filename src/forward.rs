@@ -797,6 +797,11 @@ impl Server {
         };
         match p.timer_fired(gen, self.now) {
             OnTimer::Ignore => return,
+            // Online, a question is held only for a DoH server's first address lookup.
+            #[cfg(feature = "doh")]
+            OnTimer::HoldExpired if !self.offline() => {
+                return self.give_up(pi, crate::doh_upstreams::EDE_LOOKUP_PENDING)
+            }
             OnTimer::HoldExpired => return self.give_up(pi, EDE_NETWORK_DOWN),
             OnTimer::Retransmit => {}
         }

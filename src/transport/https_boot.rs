@@ -158,9 +158,13 @@ impl Boot {
         }
     }
 
-    /// Some named server's first lookup is still running: its queries may wait for it.
+    /// Some named server's first lookup is still running, or its end is not yet in the
+    /// daemon's upstream list: its queries may wait for it. The reply that ends a lookup
+    /// is read in the same turn of the loop as client queries, before the daemon takes
+    /// the news (see `settled_news`): a query read in between must wait for that too,
+    /// not find the list empty and fail.
     pub fn resolving(&self) -> bool {
-        self.jobs.iter().any(|j| !j.settled)
+        self.settled_news || self.jobs.iter().any(|j| !j.settled)
     }
 
     /// The earliest moment something is due: a lookup to start or a reply's deadline.
@@ -565,8 +569,12 @@ mod tests {
         assert_eq!(b.answer(more[0].owner, &forged, t1, &mut none), None);
         let good = reply(id, 0, rtype::AAAA, &[(rtype::AAAA, &six)]);
         assert_eq!(b.answer(more[0].owner, &good, t1, &mut none), Some(()));
-        assert!(none.is_empty() && !b.resolving());
+        assert!(none.is_empty());
         assert_eq!(b.changes.len(), 1);
+        // Queries still wait until the daemon has taken the new address.
+        assert!(b.resolving());
+        assert!(std::mem::take(&mut b.settled_news));
+        assert!(!b.resolving());
         // TTL 60 is kept: looked up again 60 s later, not before.
         assert_eq!(b.next_deadline(), Some(t1 + Duration::from_secs(60)));
         let (_, send) = b.tick(t1 + Duration::from_secs(59), false);
@@ -593,7 +601,10 @@ mod tests {
             now += TRY_TIMEOUT;
             send = b.tick(now, false).1;
         }
-        assert!(send.is_empty() && !b.resolving());
+        assert!(send.is_empty() && b.resolving());
+        // Once the daemon has taken the news, queries no longer wait: they fail.
+        assert!(std::mem::take(&mut b.settled_news));
+        assert!(!b.resolving());
         assert_eq!(b.next_deadline(), Some(now + RETRY_FIRST));
         assert_eq!(b.unresolved()[0].2, "no bootstrap server answered");
     }

@@ -10,14 +10,17 @@ that left in the clear. Certificates (a test CA and a server certificate for doh
 are made at test time with openssl."""
 
 import os
+import re
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import tempfile
 import threading
 import time
 
+import dns.edns
 import dns.message
 import dns.rcode
 import dns.rrset
@@ -138,14 +141,19 @@ def dnsdist(certs):
 
 class Bootstrap:
     """A plain DNS server of our own: answers A for doh.test with 127.0.0.1 and
-    REFUSED for anything else, and records every name asked."""
+    REFUSED for anything else, and records every name asked. With `hold`, the reply to
+    an A query for doh.test is not sent but kept in `held` (ID, reply, peer) until
+    `release()`, and `held_event` is set."""
 
-    def __init__(self):
+    def __init__(self, hold=False):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.settimeout(0.2)
         self.port = self.sock.getsockname()[1]
         self.names = []
+        self.hold = hold
+        self.held = None
+        self.held_event = threading.Event()
         self.running = True
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
@@ -164,9 +172,17 @@ class Bootstrap:
             r = dns.message.make_response(q)
             if qname == NAME and q.question[0].rdtype == 1:
                 r.answer.append(dns.rrset.from_text(NAME + ".", 60, "IN", "A", "127.0.0.1"))
+                if self.hold:
+                    self.held = (q.id, r.to_wire(), peer)
+                    self.held_event.set()
+                    continue
             elif qname != NAME:
                 r.set_rcode(dns.rcode.REFUSED)
             self.sock.sendto(r.to_wire(), peer)
+
+    def release(self):
+        _, wire, peer = self.held
+        self.sock.sendto(wire, peer)
 
     def stop(self):
         self.running = False
@@ -367,10 +383,12 @@ class FaultServer:
         self.lsock.close()
 
 
-def _start(dproxy, certs, port, host=NAME, inline="#127.0.0.1", lists=None):
+def _start(dproxy, certs, port, host=NAME, inline="#127.0.0.1", lists=None, options=None):
     all_lists = {"server": ["https://%s:%d/dns-query%s" % (host, port, inline)]}
     all_lists.update(lists or {})
-    return dproxy(options={"ca_file": os.path.join(certs, "ca.pem")}, lists=all_lists)
+    all_options = {"ca_file": os.path.join(certs, "ca.pem")}
+    all_options.update(options or {})
+    return dproxy(options=all_options, lists=all_lists)
 
 
 def _servfail_with_ede(r):
@@ -554,22 +572,12 @@ def test_certificate_not_valid_yet_is_accepted_until_the_clock_is_synced(dproxy,
         fs.stop()
 
 
-def _wait_first_lookup(px):
-    """Until the DoH server's address is known. The first query right after start-up got
-    a SERVFAIL in two of three clean-clone runs of `make test` (under the cross builds'
-    load; never when run alone), its cause not found yet: an open defect, and not what
-    the tests that call this are about. Whether this wait avoids it is not proven."""
-    assert wait_until(lambda: "%s is at " % NAME in px.stderr_text(), timeout=15), \
-        px.stderr_text()[-2000:]
-
-
 def test_host_name_resolved_through_bootstrap_only_for_doh(dproxy, certs, dnsdist):
     boot = Bootstrap()
     watch = PlainWatch(dnsdist.port)
     try:
         px = _start(dproxy, certs, dnsdist.port, inline="",
                     lists={"bootstrap": ["127.0.0.1:%d" % boot.port]})
-        _wait_first_lookup(px)
         r = px.query("a.example.test", timeout=5)
         assert r.rcode() == dns.rcode.NOERROR and "192.0.2.1" in r.to_text(), px.stderr_text()[-2000:]
         assert "192.0.2.2" in px.query("b.example.test", timeout=5).to_text()
@@ -578,6 +586,109 @@ def test_host_name_resolved_through_bootstrap_only_for_doh(dproxy, certs, dnsdis
         assert watch.packets() == 0
     finally:
         watch.close()
+        boot.stop()
+
+
+def _udp_socket(port, peer=None):
+    """(inode, bytes waiting) of the UDP socket at 127.0.0.1:port (and connected to
+    127.0.0.1:peer, if given), from /proc/net/udp; None if there is none."""
+    local = "0100007F:%04X" % port
+    remote = "0100007F:%04X" % peer if peer else None
+    with open("/proc/net/udp") as f:
+        for line in f.readlines()[1:]:
+            cols = line.split()
+            if cols[1] == local and remote in (None, cols[2]):
+                return int(cols[9]), int(cols[4].split(":")[1], 16)
+    return None
+
+
+def _in_epoll(pid, inode):
+    """True if socket `inode` is in an epoll set of process `pid` (its fdinfo)."""
+    links = {}
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            links[fd] = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            pass
+    mine = [fd for fd, link in links.items() if link == "socket:[%d]" % inode]
+    for fd, link in links.items():
+        if mine and link == "anon_inode:[eventpoll]":
+            with open("/proc/%d/fdinfo/%s" % (pid, fd)) as f:
+                if re.search(r"^tfd:\s+%s\s" % mine[0], f.read(), re.M):
+                    return True
+    return False
+
+
+def _stopped(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        return f.read().rsplit(")", 1)[1].split()[0] == "T"
+
+
+def test_first_query_read_with_the_bootstrap_reply_waits_for_the_address(dproxy, certs, dnsdist):
+    """At boot, the reply that gives the DoH server's address and a client's first query
+    are often read in the same turn of dproxy's loop, the reply first (likely on a busy
+    machine). Made certain here: dproxy is stopped (SIGSTOP) while it waits for the
+    reply, the reply and then the query are queued for it, and it continues. The query
+    must wait for the new upstream list and be answered over DoH, not get SERVFAIL."""
+    boot = Bootstrap(hold=True)
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    px = None
+    try:
+        px = _start(dproxy, certs, dnsdist.port, inline="",
+                    lists={"bootstrap": ["127.0.0.1:%d" % boot.port]})
+        pid = px.proc.pid
+        # Stopped while its socket for the A query is open and polled: that lookup step
+        # still waits (a step that timed out has closed its socket; then the next A).
+        def polled():
+            sock = _udp_socket(boot.held[2][1], boot.port)
+            return sock is not None and _in_epoll(pid, sock[0])
+
+        for _ in range(20):
+            assert boot.held_event.wait(10), px.stderr_text()[-2000:]
+            os.kill(pid, signal.SIGSTOP)
+            assert wait_until(lambda: _stopped(pid), timeout=5)
+            if polled():
+                break
+            if _udp_socket(boot.held[2][1], boot.port) is None:
+                boot.held_event.clear()
+            os.kill(pid, signal.SIGCONT)
+            wait_until(polled, timeout=1, interval=0.001)
+        else:
+            pytest.fail("dproxy was never stopped during its lookup")
+        peer_port = boot.held[2][1]
+        boot.release()
+        assert wait_until(lambda: (_udp_socket(peer_port, boot.port) or (0, 0))[1] > 0)
+        q = dns.message.make_query("a.example.test", "A", use_edns=0)
+        client.sendto(q.to_wire(), ("127.0.0.1", px.port))
+        assert wait_until(lambda: (_udp_socket(px.port) or (0, 0))[1] > 0)
+        os.kill(pid, signal.SIGCONT)
+        client.settimeout(8)
+        r = dns.message.from_wire(client.recv(4096))
+        assert r.rcode() == dns.rcode.NOERROR and "192.0.2.1" in r.to_text(), (
+            r.to_text(), px.stderr_text()[-2000:])
+    finally:
+        if px is not None and px.alive():
+            os.kill(px.proc.pid, signal.SIGCONT)
+        client.close()
+        boot.stop()
+
+
+def test_hold_timeout_during_the_first_lookup_says_so_not_link_down(dproxy, certs):
+    """A miss waits for the DoH server's first address lookup at most hold_timeout: then
+    its SERVFAIL says the address is still being looked up (EDE 22), not "link down"
+    (EDE 23): the link is up. The bootstrap server never answers here."""
+    boot = Bootstrap(hold=True)
+    try:
+        px = _start(dproxy, certs, 443, inline="", options={"hold_timeout": "1"},
+                    lists={"bootstrap": ["127.0.0.1:%d" % boot.port]})
+        r = px.query("a.example.test", timeout=5, edns=0)
+        eds = [o for o in r.options if o.otype == dns.edns.OptionType.EDE]
+        assert r.rcode() == dns.rcode.SERVFAIL and [int(o.code) for o in eds] == [EDE_NO_REACHABLE], \
+            r.to_text()
+        # Not the end of the lookup (4 s: two rounds of A and AAAA), which would say
+        # "no upstream servers configured".
+        assert eds[0].text == "DoH server address still being looked up", r.to_text()
+    finally:
         boot.stop()
 
 
@@ -663,7 +774,6 @@ def test_new_address_at_the_bootstrap_server_is_used_after_its_ttl(dproxy, certs
     try:
         px = _start(dproxy, certs, dnsdist.port, inline="",
                     lists={"bootstrap": ["127.0.0.1:%d" % boot.port]})
-        _wait_first_lookup(px)
         r = px.query("a.example.test", timeout=5)
         assert "192.0.2.1" in r.to_text(), px.stderr_text()[-2000:]
         assert "%s is at 127.0.0.1 (bootstrap" % NAME in px.stderr_text()
@@ -767,7 +877,7 @@ class H2FaultServer(FaultServer):
     answering A queries with 192.0.2.7. It holds the requests until `batch` of them are
     in, then: reverse (answers them last first), goaway (answers the first, sends
     GOAWAY naming it as the last stream, closes; later connections answer normally),
-    close (the same without GOAWAY), status500, html, badframe (a
+    close (the same without GOAWAY), reset (no answer, a TCP reset), status500, html, badframe (a
     PUSH_PROMISE, which the client disabled), oversize (a frame header of 20,000 bytes);
     normal answers each at once. `streams_seen` holds the size of each batch."""
 
@@ -777,6 +887,10 @@ class H2FaultServer(FaultServer):
         self.batch = batch
         self.streams_seen = []
         self.opened = 0
+        # (connection number from 1, name) of each request, and the names answered
+        # before a goaway or close.
+        self.asked = []
+        self.answered_first = []
 
     @staticmethod
     def _frames(s, buf):
@@ -815,7 +929,8 @@ class H2FaultServer(FaultServer):
             mode, batch = self.mode, self.batch
             with self.lock:
                 self.opened += 1
-                if mode in ("goaway", "close") and self.opened > 1:
+                number = self.opened
+                if mode in ("goaway", "close", "reset") and self.opened > 1:
                     mode, batch = "normal", 1
             s.sendall(_frame(4, 0, 0, (3).to_bytes(2, "big") + (100).to_bytes(4, "big")))
             bodies, done = {}, []
@@ -830,6 +945,7 @@ class H2FaultServer(FaultServer):
                         done.append(sid)
                         with self.lock:
                             self.requests.append(("POST", "/dns-query", {}, int.from_bytes(bodies[sid][:2], "big")))
+                            self.asked.append((number, _qname(bodies[sid])))
                 if len(done) < batch:
                     continue
                 with self.lock:
@@ -837,10 +953,24 @@ class H2FaultServer(FaultServer):
                 if mode == "reverse":
                     for sid in reversed(done):
                         self._answer_h2(s, sid, bodies[sid], mode)
+                elif mode == "reset":
+                    # No answer, and a reset (SO_LINGER 0) rather than a FIN.
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    s.close()
+                    return
                 elif mode in ("goaway", "close"):
+                    with self.lock:
+                        self.answered_first.append(_qname(bodies[done[0]]))
                     self._answer_h2(s, done[0], bodies[done[0]], mode)
                     if mode == "goaway":
                         s.sendall(_frame(7, 0, 0, done[0].to_bytes(4, "big") + bytes(4)))
+                    # Closed as real servers do: a FIN, then the client's last frames
+                    # read until it closes. Closing with them unread would be a reset
+                    # (RFC 2525 2.17), which throws away what is still in our send
+                    # queue: at times the answer, which then never reaches dproxy.
+                    s.shutdown(socket.SHUT_WR)
+                    while s.recv(4096):
+                        pass
                     return
                 elif mode == "badframe":
                     s.sendall(_frame(5, 0x4, done[0], (2).to_bytes(4, "big") + b"\x88"))
@@ -859,6 +989,10 @@ class H2FaultServer(FaultServer):
                 pass
             with self.lock:
                 self.active -= 1
+
+
+def _qname(wire):
+    return str(dns.message.from_wire(wire).question[0].name).rstrip(".")
 
 
 def _established(port):
@@ -900,23 +1034,31 @@ def test_http2_answers_out_of_order_all_arrive(dproxy, certs):
         fs.stop()
 
 
-@pytest.mark.parametrize("mode", ["goaway", "close"])
+@pytest.mark.parametrize("mode", ["goaway", "close", "reset"])
 def test_http2_goaway_or_close_mid_flight_loses_nothing(dproxy, certs, mode):
+    names = ["g%d.example.test" % i for i in range(6)]
     fs = H2FaultServer(certs, mode=mode, batch=6)
     try:
         px = _start(dproxy, certs, fs.port)
-        results = _ask_at_once(px, ["g%d.example.test" % i for i in range(6)])
+        results = _ask_at_once(px, names)
         # The first connection answers one of six and goes (GOAWAY naming that stream,
-        # or a plain close); the five others go out again on a second connection.
+        # or a plain close); the five others go out again on a second connection. After
+        # a reset without an answer, all six do.
         assert all(r is not None and "192.0.2.7" in r.to_text() for r in results.values()), \
             px.stderr_text()[-2000:]
         assert fs.connections == 2 and fs.streams_seen[0] == 6
-        # 6 + 5. In about one run in four dproxy ends the first connection with all six
-        # counted unanswered ("ended (closed); 6 unanswered queries go out again"): the
-        # one answer sent just before the close is not taken, and its query is asked again
-        # on the second connection too (6 + 6). Nothing is lost either way; why that
-        # answer is missed is not known yet.
-        assert len(fs.requests) in (11, 12), fs.requests
+        first = {n for c, n in fs.asked if c == 1}
+        again = {n for c, n in fs.asked if c == 2}
+        assert first == set(names), fs.asked
+        # The answer that came before the GOAWAY or close is taken: its query is not
+        # asked again (6 + 5 requests). Counted by name, not by request: on a busy
+        # machine the retransmit timer can repeat a query on the same connection.
+        if mode == "reset":
+            assert fs.answered_first == [] and again == set(names), fs.asked
+        else:
+            assert len(fs.answered_first) == 1, fs.answered_first
+            assert again == set(names) - set(fs.answered_first), (
+                fs.asked, px.stderr_text()[-2000:])
         assert px.alive() and fs.plaintext == 0
     finally:
         fs.stop()
