@@ -8,6 +8,7 @@ The default path is absolute, so each daemon runs in a mount namespace of its ow
 with a fresh tmpfs on /var/run (never the machine's), and `dproxy ctl` is run
 inside that namespace (nsenter), with no --socket: it must find the same default.
 """
+import json
 import os
 import pwd
 import shutil
@@ -166,3 +167,31 @@ def test_old_default_named_explicitly_serves_dns_and_names_the_socket(isolated, 
     assert "/var/run/dproxy.sock" in err and "ermission denied" in err, err
     r = ctl(d, dproxy_bin, "stats")
     assert r.returncode != 0
+
+
+RPCD_PLUGIN = os.path.join(os.path.dirname(__file__), "..", "..", "files", "dproxy.rpcd")
+
+
+def rpcd_status(d, dproxy_bin):
+    """The rpcd plugin's `call status` in the daemon's namespace, as rpcd runs it
+    but with no uci on PATH (this is not OpenWrt): the socket is the default."""
+    r = in_ns(d, ["env", "-i", "PATH=/usr/bin:/bin", "DPROXY=" + dproxy_bin,
+                  "busybox", "sh", os.path.abspath(RPCD_PLUGIN), "call", "status"])
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+@pytest.mark.skipif(not shutil.which("busybox"), reason="busybox runs the rpcd plugin")
+def test_rpcd_plugin_finds_the_default_socket(isolated, dproxy_bin):
+    d = isolated(run_as="nobody", sockdir_owner="nobody")
+    doc = rpcd_status(d, dproxy_bin)
+    assert "error" not in doc and "cache_entries" in doc, doc
+
+
+@pytest.mark.skipif(not shutil.which("busybox"), reason="busybox runs the rpcd plugin")
+def test_rpcd_plugin_falls_back_to_the_old_default_socket(isolated, dproxy_bin):
+    # A daemon of an older version, started before the upgrade, listens on the
+    # old default path (started as root, it could create it in /var/run).
+    d = isolated(run_as=None, options={"control_socket": "/var/run/dproxy.sock"})
+    doc = rpcd_status(d, dproxy_bin)
+    assert "error" not in doc and "cache_entries" in doc, doc
