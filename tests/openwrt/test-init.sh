@@ -633,9 +633,12 @@ case_old_default_socket_logs_what_to_do() {
 	cfg enabled=1 control_socket=/var/run/dproxy.sock
 	start
 	assert_count "error line" \
-		'^-t dproxy error: control_socket /var/run/dproxy.sock: user dproxy cannot create a socket in /var/run, .*delete the option \(default /var/run/dproxy/dproxy.sock\).* uci delete dproxy.main.control_socket; uci commit dproxy$' \
+		'^-t dproxy error: control_socket /var/run/dproxy.sock: user dproxy cannot create a socket in /var/run, .*delete the option \(default /var/run/dproxy/dproxy.sock\).* uci delete dproxy.main.control_socket; uci commit dproxy; /etc/init.d/dproxy reload$' \
 		"$CASE_DIR/logger.log" 1
 	assert_line "still started as" "procd_set_param user dproxy" "$PROCD_LOG"
+	# Once per start or reload, not once per look at the config.
+	reload
+	assert_count "error lines after a reload" 'error: control_socket' "$CASE_DIR/logger.log" 2
 }
 
 # Started as root, the daemon binds its socket before it drops root: the old
