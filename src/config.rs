@@ -13,7 +13,9 @@ use crate::answer::TtlPolicy;
 
 pub const DEFAULT_PORT: u16 = 1296;
 pub const DEFAULT_RESOLVFILE: &str = "/etc/resolv.conf";
-pub const DEFAULT_CONTROL_SOCKET: &str = "/var/run/dproxy.sock";
+/// In a directory of its own, which the init scripts create for the daemon's user: a
+/// daemon that procd starts as that user cannot create anything in root's /var/run.
+pub const DEFAULT_CONTROL_SOCKET: &str = "/var/run/dproxy/dproxy.sock";
 
 /// What to do with a query that cannot be forwarded while the link is down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -40,7 +40,8 @@ local_ttl       60                 TTL of local answers (s)
 blocklist (list) -                 domain blocklists: files, or directories of them
 block_allow (list) -               domains (and subdomains) never blocked
 block_answer    nxdomain           blocked names get nxdomain, null or refused
-control_socket  /var/run/dproxy.sock  socket of dproxy ctl; empty = none
+control_socket  /var/run/dproxy/dproxy.sock
+                                   socket of dproxy ctl; empty = none
 stale_max       86400              serve expired answers this long past expiry (s)
 stale_exclude (list) -             names never served stale
 offline_policy  servfail           a miss while the link is down: servfail or hold

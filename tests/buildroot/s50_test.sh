@@ -39,7 +39,9 @@ for applet in start-stop-daemon sleep cat rm kill; do
 done
 PATH="$tmp/bin:$PATH"
 export PATH
-export DPROXY_BIN="$bin" DPROXY_PIDFILE="$tmp/dproxy.pid" DPROXY_DEFAULTS="$tmp/default"
+# DPROXY_RUNDIR stands for /var/run/dproxy: the init script must create it.
+export DPROXY_BIN="$bin" DPROXY_PIDFILE="$tmp/dproxy.pid" DPROXY_DEFAULTS="$tmp/default" \
+	DPROXY_RUNDIR="$tmp/run"
 
 # The init script and the hooks as Buildroot's /bin/sh (busybox ash) runs them.
 s50() { busybox sh "$pkg/S50dproxy" "$@"; }
@@ -64,7 +66,7 @@ config dproxy 'main'
 	option port '$port'
 	list server '127.0.0.1:$up_port'
 	list hosts '$tmp/hosts'
-	option control_socket '$tmp/dproxy.sock'
+	option control_socket '$tmp/run/dproxy.sock'
 	option log_level 'warn'
 CONF
 echo "DPROXY_ARGS=\"-c $tmp/dproxy.conf\"" >"$tmp/default"
@@ -99,6 +101,10 @@ wait_answer router.lan || fail "no answer for the hosts name after start"
 
 out=$(s50 status); rc=$?
 [ $rc -eq 0 ] && ok "status: $out" || fail "status after start: rc $rc, $out"
+
+# The control socket in the directory the init script made for it.
+out=$("$bin" ctl -c "$tmp/dproxy.conf" stats 2>&1) && ok "ctl stats on $tmp/run/dproxy.sock" \
+	|| fail "ctl stats: $out"
 
 q www.example.com >/dev/null || fail "no answer for www.example.com"
 [ "$(q www.example.com)" = 198.51.100.7 ] || fail "www.example.com from cache"

@@ -611,6 +611,57 @@ case_copy_belongs_to_the_user_the_daemon_drops_to() {
 	assert_eq "owner" nobody "$(stat -c %U "$ROOT/var/etc/dproxy/dproxy.conf")"
 }
 
+# --- cases: the control socket ---------------------------------------------
+
+# Unset, the option means the daemon's default socket: its directory is made
+# for the daemon's user (procd starts it as that user, and /var/run is root's)
+# and is writable inside the jail.
+case_unset_control_socket_gets_its_own_directory() {
+	setup ujail
+	cfg enabled=1 control_socket=
+	start
+	assert_line "rw mounts" "procd_add_jail_mount_rw /tmp /var/run/dproxy" "$PROCD_LOG"
+	[ -d "$ROOT/var/run/dproxy" ] || fail "/var/run/dproxy not created"
+	assert_no_match "logged" 'control_socket' "$CASE_DIR/logger.log"
+}
+
+# A config of an older version that names /var/run/dproxy.sock: the daemon,
+# started as its own user, cannot create it there, and nothing may be
+# created in /var/run for it; the log says what to do.
+case_old_default_socket_logs_what_to_do() {
+	setup
+	cfg enabled=1 control_socket=/var/run/dproxy.sock
+	start
+	assert_count "error line" \
+		'^-t dproxy error: control_socket /var/run/dproxy.sock: user dproxy cannot create a socket in /var/run, .*delete the option \(default /var/run/dproxy/dproxy.sock\).* uci delete dproxy.main.control_socket; uci commit dproxy; /etc/init.d/dproxy reload$' \
+		"$CASE_DIR/logger.log" 1
+	assert_line "still started as" "procd_set_param user dproxy" "$PROCD_LOG"
+	# Once per start or reload, not once per look at the config.
+	reload
+	assert_count "error lines after a reload" 'error: control_socket' "$CASE_DIR/logger.log" 2
+}
+
+# Started as root, the daemon binds its socket before it drops root: the old
+# path works then, and nothing is logged.
+case_old_default_socket_started_as_root_logs_nothing() {
+	setup
+	cfg enabled=1 port=53 control_socket=/var/run/dproxy.sock
+	start
+	assert_no_match "procd user" '^procd_set_param user' "$PROCD_LOG"
+	assert_no_match "logged" 'control_socket' "$CASE_DIR/logger.log"
+}
+
+# Started as root, the daemon drops to 'option user' (or nobody) and then
+# writes the clock marker next to its socket: the directory is that user's.
+case_socket_dir_belongs_to_the_user_the_daemon_drops_to() {
+	[ "$(id -u)" = 0 ] || return 0
+	setup
+	cfg enabled=1 port=53 user= control_socket=
+	start
+	assert_no_match "procd user" '^procd_set_param user' "$PROCD_LOG"
+	assert_eq "owner" nobody "$(stat -c %U "$ROOT/var/run/dproxy")"
+}
+
 # --- cases: disable ---------------------------------------------------------
 
 # Disabling hands port 53 back to dnsmasq: dproxy is stopped before dnsmasq
@@ -682,6 +733,8 @@ for c in sourcing_has_no_side_effects header extra_commands_without_extra_comman
 	upgrade_ends_in_forward_mode dnsmasq_not_running_is_not_started \
 	forward_target_from_ipv6_only_listen daemon_reads_a_copy_of_the_config \
 	copy_belongs_to_the_user_the_daemon_drops_to failed_copy_keeps_the_daemon_and_logs_one_line \
+	unset_control_socket_gets_its_own_directory old_default_socket_logs_what_to_do \
+	old_default_socket_started_as_root_logs_nothing socket_dir_belongs_to_the_user_the_daemon_drops_to \
 	disable_in_replace_mode_leaves_one_owner_of_port_53 disable_in_forward_mode_stops_too \
 	disable_in_mode_off_keeps_running disabling_in_config_stops_before_handover; do
 	run_case "$c"

@@ -76,9 +76,9 @@ ntp_hotplug_start() {
 	mkfifo "$FIFO"
 	timeout 30 cat "$FIFO" >/dev/null &
 	READER=$!
-	# shellcheck disable=SC2086  # RUN_SH is a command and its arguments
+	# shellcheck disable=SC2086  # RUN_SH and IN_NS are commands and their arguments
 	ACTION="$1" stratum="$2" freq_drift_ppm=0 offset=0.001 poll_interval=64 \
-		timeout 20 $RUN_SH -c ". '$REPO/files/dproxy.ntp-hotplug'" </dev/null 9>"$FIFO"
+		timeout 20 ${IN_NS:-} $RUN_SH -c ". '$REPO/files/dproxy.ntp-hotplug'" </dev/null 9>"$FIFO"
 	[ $? = 124 ] && fail "ACTION=$1 stratum=$2: the hotplug script blocked (killed after 20 s)"
 	return 0
 }
@@ -120,19 +120,50 @@ case_matrix() {
 	done
 }
 
-# Without the option: dproxy's default socket, told only if it is a socket on
-# this machine (a dproxy may be running here; the stub is called, not it).
-default_socket_events() {
-	[ -S /var/run/dproxy.sock ] || return 0
-	SOCK=/var/run/dproxy.sock synced_events 3
+# private_run SOCKET...: later hotplug runs see a /var/run of their own (a
+# tmpfs in a mount namespace, never this machine's) holding just these socket
+# files, so that the built-in default paths can be tried. Needs root.
+private_run() {
+	local s
+	{
+		echo 'mount -t tmpfs dproxy-test-run /var/run || exit 97'
+		for s in "$@"; do
+			echo "mkdir -p '$(dirname "$s")' &&"
+			echo "python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' '$s' || exit 98"
+		done
+		echo 'exec "$@"'
+	} >"$CASE_DIR/private-run.sh"
+	IN_NS="unshare --mount --propagation private sh $CASE_DIR/private-run.sh"
 }
 
-case_default_socket_when_not_configured() {
+# Without the option the default socket is used, or the default of older
+# versions when only that one is there (a daemon started before an upgrade).
+unset_socket_case() {
 	setup
 	uci -q delete dproxy.main.control_socket
 	uci commit dproxy
+	private_run "$@"
 	ntp_hotplug stratum 3
-	assert_eq "events" "$(default_socket_events)" "$(events)"
+}
+
+case_default_socket_when_not_configured() {
+	unset_socket_case /var/run/dproxy/dproxy.sock
+	assert_eq "events" "$(SOCK=/var/run/dproxy/dproxy.sock synced_events 3)" "$(events)"
+}
+
+case_old_default_socket_when_only_it_exists() {
+	unset_socket_case /var/run/dproxy.sock
+	assert_eq "events" "$(SOCK=/var/run/dproxy.sock synced_events 3)" "$(events)"
+}
+
+case_default_socket_preferred_over_the_old_one() {
+	unset_socket_case /var/run/dproxy/dproxy.sock /var/run/dproxy.sock
+	assert_eq "events" "$(SOCK=/var/run/dproxy/dproxy.sock synced_events 3)" "$(events)"
+}
+
+case_no_default_socket_nothing_told() {
+	unset_socket_case
+	assert_eq "events" "" "$(events)"
 }
 
 case_control_socket_off() {
@@ -153,8 +184,9 @@ case_daemon_not_running() {
 case_no_config() {
 	setup
 	rm "$FAKE_UCI_DIR/dproxy"
+	private_run /var/run/dproxy/dproxy.sock
 	ntp_hotplug stratum 3
-	assert_eq "events" "$(default_socket_events)" "$(events)"
+	assert_eq "events" "$(SOCK=/var/run/dproxy/dproxy.sock synced_events 3)" "$(events)"
 }
 
 case_binary_missing() {
@@ -199,8 +231,21 @@ case_never_blocks() {
 	assert_eq "still told" "$(synced_events 2)" "$(events)"
 }
 
-for c in matrix default_socket_when_not_configured control_socket_off daemon_not_running \
-	no_config binary_missing ctl_error_is_not_logged_as_synced never_blocks \
-	periodic_tells_only_an_unsynced_daemon; do
+for c in matrix control_socket_off daemon_not_running binary_missing \
+	ctl_error_is_not_logged_as_synced never_blocks periodic_tells_only_an_unsynced_daemon; do
 	run_case "$c"
+done
+# The default paths: in a mount namespace of their own.
+if [ "$(id -u)" = 0 ] && unshare --mount --propagation private true 2>/dev/null; then
+	ns_skip=
+else
+	ns_skip="needs root for a mount namespace"
+fi
+for c in default_socket_when_not_configured old_default_socket_when_only_it_exists \
+	default_socket_preferred_over_the_old_one no_default_socket_nothing_told no_config; do
+	if [ -n "$ns_skip" ]; then
+		echo "SKIP $SUITE/$c ($ns_skip)" >>"$RESULTS"
+	else
+		run_case "$c"
+	fi
 done

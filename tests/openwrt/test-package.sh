@@ -88,6 +88,14 @@ as_uci() {
 	mv -f "$f.uci-new" "$f"
 }
 
+# uci_delete OPTION: delete an option the way `uci delete; uci commit` does.
+uci_delete() {
+	local f="$ROOT/etc/config/dproxy"
+	grep -v "^[ 	]*option $1 " "$f" >"$f.uci-new"
+	chmod 0600 "$f.uci-new"
+	mv -f "$f.uci-new" "$f"
+}
+
 # initd ACTION: the init script in the root, with the procd stand-ins.
 initd() {
 	chroot "$ROOT" /bin/sh -c '
@@ -189,6 +197,33 @@ case_root_start_with_drop_answers_and_reloads() {
 	stop_daemon
 }
 
+# With control_socket deleted, procd starts the daemon as the package's user:
+# it must create its default socket, and `dproxy ctl` (as root, reading
+# /etc/config/dproxy) must find it there.
+case_unset_control_socket_ctl_works() {
+	setup || return
+	as_uci enabled 1
+	uci_delete control_socket
+	start_change_reload 1296
+	assert_eq "procd user" dproxy "$(instance_param user)"
+	assert_eq "socket" "$PKG_UID 600 socket" \
+		"$(stat -c '%u %a %F' "$ROOT/var/run/dproxy/dproxy.sock" 2>&1)"
+	stop_daemon
+}
+
+# The same when procd starts it as root and it drops to 'option user'.
+case_unset_control_socket_root_start_ctl_works() {
+	setup || return
+	as_uci enabled 1
+	as_uci port 53
+	uci_delete control_socket
+	start_change_reload 53
+	assert_eq "procd user" "" "$(instance_param user)"
+	# The directory is the user's it dropped to (the clock marker is written there).
+	assert_eq "socket directory" "$PKG_UID" "$(stat -c '%u' "$ROOT/var/run/dproxy" 2>&1)"
+	stop_daemon
+}
+
 # Inside the network namespace: one case, then whatever daemon it left.
 if [ "${2:-}" = --case ]; then
 	ip link set lo up
@@ -202,7 +237,8 @@ if [ "${2:-}" = --case ]; then
 fi
 
 reason="$(skip_reason)"
-for c in stock_install_answers_and_reloads root_start_with_drop_answers_and_reloads; do
+for c in stock_install_answers_and_reloads root_start_with_drop_answers_and_reloads \
+	unset_control_socket_ctl_works unset_control_socket_root_start_ctl_works; do
 	if [ -n "$reason" ]; then
 		echo "SKIP $SUITE/$c ($reason)" >>"$RESULTS"
 	else

@@ -166,7 +166,7 @@ return view.extend({
 
 		o = s.taboption('general', form.Value, 'control_socket', _('Control socket'),
 			_('Unix socket for dproxy ctl and for this page\'s status (mode 0600); empty = none.'));
-		o.placeholder = '/var/run/dproxy.sock';
+		o.placeholder = '/var/run/dproxy/dproxy.sock';
 
 		// --- Upstream servers
 		o = s.taboption('upstream', form.DynamicList, 'server', _('Servers'),
