@@ -88,7 +88,7 @@ CROSS_TEST_STD := -Zbuild-std=std,panic_unwind,test -Zbuild-std-features=panic-u
 # run in seconds under qemu. Measured for mips on a fresh target dir, CPU seconds
 # (user+sys) of the build, then of the whole test binary under qemu-mips (2026-11-30,
 # a loaded 2-core machine, so only CPU counts; the runs with 3,000 fuzz rounds):
-#   all at opt-level 1, with backtrace (before; an earlier measurement)  170 build,  3 run
+#   all at opt-level 1, with backtrace (before; run with 500 rounds)    149 build,  2 run
 #   std and the other crates at 0, dproxy at 1                           114 build, 16 run
 #   all at 0                                                              81 build, 30 run
 #   all at 0, std without backtrace (taken)                               65 build, 29 run
