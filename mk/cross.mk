@@ -77,19 +77,38 @@ CROSS_BUILD_STD := -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for
 # gave 551,852 bytes, and 10 a longer hit path.
 # Joined to the rustflags of .cargo/config.toml.
 CROSS_SIZE_FLAGS = --config 'target.$(CROSS_TRIPLE).rustflags=["-Zunstable-options", "-Cpanic=immediate-abort", "-Zlocation-detail=none", "-Zfmt-debug=none", "-Cforce-unwind-tables=no", "-Cllvm-args=-inline-threshold=60", "-Clink-arg=-Wl,-T,$(CURDIR)/cross/discard-release.ld"]'
-# Unit tests need the test crate and unwinding: let cargo pick the std crates.
-CROSS_TEST_STD := -Zbuild-std
-# No debug info in the unit-test build (std included): it changes no test and was a
-# good part of that build's time. Panic messages keep their file and line.
-# Opt-level 1 throughout: on mips this build takes about 170 CPU-seconds and its run
-# under qemu about 3. Measured on mips and not taken: std and the other crates at
-# opt-level 0 (dproxy alone, or dproxy and the test harness, at 1) built in 75 to 105
-# CPU-seconds, but two randomised localnames tests then ran for minutes under qemu
-# instead of seconds, which costs more than the build saves; the same happened with
-# only the test harness (test, getopts, proc_macro) at 0, which saved no build time.
-# std without its "backtrace" feature built in as much CPU time as with it.
+# Unit tests need the test crate and unwinding. std without its "backtrace" feature
+# (-Zbuild-std-features without "backtrace"): object, gimli, addr2line and miniz_oxide
+# are not built, a fifth of this build at opt-level 0; a failing test still prints its
+# panic message and location, only no symbolised backtrace. cargo adds proc_macro
+# (3 % of the build, unused: proc macros run on the host) to any build of std, named
+# crates or not, so it cannot be left out here.
+CROSS_TEST_STD := -Zbuild-std=std,panic_unwind,test -Zbuild-std-features=panic-unwind
+# Everything at opt-level 0 and without debug info: the cheapest build whose tests still
+# run in seconds under qemu. Measured for mips on a fresh target dir, CPU seconds
+# (user+sys) of the build, then of the whole test binary under qemu-mips (2026-11-30,
+# a loaded 2-core machine, so only CPU counts; the runs with 3,000 fuzz rounds):
+#   all at opt-level 1, with backtrace (before; run with 500 rounds)    149 build,  2 run
+#   std and the other crates at 0, dproxy at 1                           114 build, 16 run
+#   all at 0                                                              81 build, 30 run
+#   all at 0, std without backtrace (taken)                               65 build, 29 run
+#   armv7, the same as taken                                              79 build, 60 run
+# At opt-level 0 the two randomised localnames parser tests were most of the run (armv7:
+# 17 and 8.5 CPU-seconds), so on these targets they run the first 500 of their 3,000
+# rounds, which the host's unit tests in `make test` run in full (src/localnames/tests.rs):
+# the whole run then takes 15 CPU-seconds under qemu-mips and 26 under qemu-arm.
+# An earlier try of std at 0 with dproxy at 1 had two localnames tests run for minutes
+# under qemu. The cause: every line reader zero-filled its 64 KiB buffer with
+# Vec<u8>::resize, and with std at opt-level 0 that is std's unoptimised copy (generic
+# code already instantiated in an upstream crate is shared, not compiled again at the
+# caller's level; with debug assertions it checks every byte written). The reader now
+# starts with a zeroed allocation (calloc) instead, and with 3,000 rounds those two
+# tests took about 6 CPU-seconds each under qemu-mips at opt-level 0 (perf on an x86
+# build of the same kind: 95 % of their time was in that resize, 6.5 CPU-seconds each,
+# now 0.4). The slow try with only the test harness at 0 was most likely the same
+# instance shared from the test crate (not checked).
 CROSS_TEST_PROFILE := --config profile.test.debug=false --config profile.dev.debug=false \
-	--config profile.test.opt-level=1 --config profile.dev.opt-level=1
+	--config profile.test.opt-level=0 --config profile.dev.opt-level=0
 # The binaries' own tests only when they have any: src/main.rs calls into the
 # library, and a --bins test build compiles the library once more (without cfg(test))
 # to link a test binary that runs nothing.

@@ -837,6 +837,13 @@ fn private_reverse_zones() {
 // ---------------------------------------------------------------------------
 // robustness
 
+/// Rounds of the two randomised parser tests below. The host runs all of them (in the
+/// optimised test build of `make test`); the router targets (musl, unit tests built at
+/// opt-level 0 and run under qemu in `make cross-test`) run the first sixth of the
+/// same deterministic sequence, which is where a 32-bit or big-endian difference would
+/// show as well, at a sixth of the emulated CPU time.
+const FUZZ_ROUNDS: usize = if cfg!(target_env = "musl") { 500 } else { 3000 };
+
 #[test]
 fn random_input_never_panics() {
     let alphabet: &[u8] =
@@ -849,7 +856,7 @@ fn random_input_never_panics() {
         x
     };
     let path = Path::new("fuzz");
-    for round in 0..3000 {
+    for round in 0..FUZZ_ROUNDS {
         let len = (next() % 400) as usize;
         let mut buf = Vec::with_capacity(len + 16);
         if round % 3 == 0 {
@@ -942,7 +949,7 @@ fn isc_read_line_by_line_as_whole() {
     };
     let path = Path::new("isc-fuzz");
     let mut named = 0;
-    for round in 0..3000 {
+    for round in 0..FUZZ_ROUNDS {
         // An ISC keyword first, so the format is detected as ISC.
         let mut buf = b"server-duid \"d\";\n".to_vec();
         for _ in 0..(next() % 120) {
@@ -966,7 +973,10 @@ fn isc_read_line_by_line_as_whole() {
         named += usize::from(!whole.is_empty());
     }
     // The soup does reach named leases, not only skipped blocks.
-    assert!(named > 100, "{named} rounds with a named lease");
+    assert!(
+        named > FUZZ_ROUNDS / 30,
+        "{named} rounds with a named lease"
+    );
 }
 
 #[test]
