@@ -46,13 +46,22 @@ lint: rust
 	@# library and binary with the release profile, which aborts on panic and so
 	@# compiles other code (src/uci_guard.rs), and the test targets (always unwinding).
 	$(CARGO) clippy --release --all-targets -- -D warnings
+	@# The same for the full build (mk/tls.mk), whose tests `make test-unit` runs; the
+	@# dependencies both builds share are checked once.
+	$(CARGO) clippy --release --all-targets --features full -- -D warnings
 	@# Layering: no I/O, clock or CSPRNG in src/core/, no import cycles (and the check's own test).
 	python3 scripts/check-layers.py
 	sh scripts/check-layers-selftest.sh
 
-# The test-release profile (Cargo.toml): release code without fat LTO.
+# The test-release profile (Cargo.toml): release code without fat LTO. With the
+# full features, so that one compile of the library, its tests and tests/*.rs serves
+# both builds: every test of the plain build runs in the full one too, except the
+# plain build's refusals of what needs dproxy-full, which the integration suite checks
+# on the plain daemon (tests/integration/test_plain_build.py). The full daemon built
+# next to the tests (target/test-release/dproxy) is the one the DoT and DoH suites run
+# (mk/tls.mk). `cargo test` alone still runs the plain build's tests.
 test-unit: rust
-	$(CARGO) test --profile test-release
+	$(CARGO) test --profile test-release --features full
 
 # The suite in IT_WORKERS parallel workers (pytest-xdist; every test has its own
 # daemons, ports and files, and the tests mostly wait on timers), then the CPU-heavy
