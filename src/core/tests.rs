@@ -710,3 +710,231 @@ fn formerr_to_edns_and_truncation_over_udp_ask_the_same_server_again() {
     assert_eq!(on_reply(NOERROR, false, true, true), OnReply::Use);
     assert_eq!(on_reply(SERVFAIL, false, true, true), OnReply::Use);
 }
+
+/// An upstream answer to `name` A/AAAA (by the length of `rdata`) with one record of TTL
+/// 300, made ready as the shell makes it (`answer::prepare`).
+fn prepared(name: &str, rdata: &[u8]) -> crate::answer::Prepared {
+    use crate::wire::{rtype, scan_message};
+    let qtype = if rdata.len() == 16 {
+        rtype::AAAA
+    } else {
+        rtype::A
+    };
+    let mut m = answer(7, name, qtype);
+    m[7] = 1; // ANCOUNT
+    m.extend_from_slice(&[0xc0, 0x0c]);
+    m.extend_from_slice(&qtype.to_be_bytes());
+    m.extend_from_slice(&[0, 1, 0, 0, 1, 44]);
+    m.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+    m.extend_from_slice(rdata);
+    let scan = scan_message(&m).unwrap();
+    crate::answer::prepare(&m, &scan, &Default::default(), false, false, None).unwrap()
+}
+
+/// An upstream answer to `name` A with no record and `rcode`, prepared.
+fn prepared_empty(name: &str, rcode: u8) -> crate::answer::Prepared {
+    let mut m = answer(7, name, 1);
+    m[3] |= rcode;
+    let scan = crate::wire::scan_message(&m).unwrap();
+    crate::answer::prepare(&m, &scan, &Default::default(), false, false, None).unwrap()
+}
+
+/// The delivery decision for `p` to the question `name`, online, without validation,
+/// with rebinding protection on (localhost not allowed) and `exempt` zones; `stale`
+/// says a stale entry is there, and the second value whether it was asked for.
+fn decide(
+    p: &crate::answer::Prepared,
+    name: &str,
+    exempt: &[&str],
+    stale: bool,
+) -> (super::delivery::Decision, bool) {
+    use super::delivery::{decide, Answer, Rebind};
+    use crate::wire::NameBuf;
+    let name = NameBuf::from_dotted(name).unwrap();
+    let exempt: Vec<NameBuf> = exempt
+        .iter()
+        .map(|z| NameBuf::from_dotted(z).unwrap())
+        .collect();
+    let a = Answer {
+        kind: p.kind,
+        lifetime: p.lifetime,
+        msg: &p.msg,
+        name: &name,
+        verdict: 0,
+        offline: false,
+    };
+    let rebind = Rebind {
+        protection: true,
+        localhost: false,
+        exempt: &exempt,
+    };
+    let asked = std::cell::Cell::new(false);
+    let d = decide(&a, rebind, || {
+        asked.set(true);
+        stale
+    });
+    (d, asked.get())
+}
+
+/// What an answer that ends a question becomes: positive and negative answers are
+/// cached for their lifetime, failures for FAILURE_TTL (2 s) unless stale data can be
+/// served; flags tell negative, failure, learned offline and the validation's verdict.
+#[test]
+fn delivery_caches_by_kind_and_stale_beats_a_failure() {
+    use super::delivery::{Decision, Store, FAILURE_TTL};
+    use crate::answer::Kind;
+    use crate::cache::flag;
+    use crate::wire::rcode::{NOERROR, NXDOMAIN, REFUSED, SERVFAIL};
+    assert_eq!(FAILURE_TTL, 2);
+    let deliver = |flags, lifetime| Decision::Deliver(Store { flags, lifetime });
+    // Positive: its lifetime, no flag; stale data is not even looked up.
+    let pos = prepared("www.example.test", &[192, 0, 2, 1]);
+    assert_eq!((pos.kind, pos.lifetime), (Kind::Positive, 300));
+    assert_eq!(
+        decide(&pos, "www.example.test", &[], true),
+        (deliver(0, 300), false)
+    );
+    // Negative without an SOA: not cached (RFC 2308 5), flagged negative.
+    let neg = prepared_empty("nx.example.test", NXDOMAIN);
+    assert_eq!((neg.kind, neg.lifetime), (Kind::Negative, 0));
+    assert_eq!(
+        decide(&neg, "nx.example.test", &[], true),
+        (deliver(flag::NEGATIVE, 0), false)
+    );
+    let nodata = prepared_empty("nodata.example.test", NOERROR);
+    assert_eq!(nodata.kind, Kind::Negative);
+    // Failures (SERVFAIL, REFUSED): remembered 2 s, unless a stale answer is there.
+    for rc in [SERVFAIL, REFUSED] {
+        let fail = prepared_empty("f.example.test", rc);
+        assert_eq!((fail.kind, fail.lifetime), (Kind::Failure, 0));
+        assert_eq!(
+            decide(&fail, "f.example.test", &[], false),
+            (deliver(flag::FAILURE, FAILURE_TTL), true)
+        );
+        assert_eq!(
+            decide(&fail, "f.example.test", &[], true),
+            (Decision::ServeStale, true)
+        );
+    }
+    // Offline and the validation's verdict add their flags to the kind's.
+    use super::delivery::{decide as decide_raw, Answer, Rebind};
+    let name = crate::wire::NameBuf::from_dotted("www.example.test").unwrap();
+    let off = Rebind {
+        protection: false,
+        localhost: false,
+        exempt: &[],
+    };
+    let a = |kind, offline, verdict| Answer {
+        kind,
+        lifetime: 60,
+        msg: &pos.msg,
+        name: &name,
+        verdict,
+        offline,
+    };
+    let secure = flag::SECURE | flag::VALIDATED;
+    assert_eq!(
+        decide_raw(&a(Kind::Positive, true, secure), off, || false),
+        deliver(secure | flag::OFFLINE, 60)
+    );
+    assert_eq!(
+        decide_raw(&a(Kind::Negative, true, flag::VALIDATED), off, || false),
+        deliver(flag::VALIDATED | flag::OFFLINE | flag::NEGATIVE, 60)
+    );
+    assert_eq!(
+        decide_raw(&a(Kind::Failure, true, 0), off, || false),
+        deliver(flag::FAILURE | flag::OFFLINE, FAILURE_TTL)
+    );
+    // Cached with a lifetime only, and never a blocked name (the block list is asked
+    // only when it matters).
+    let store = |lifetime| Store { flags: 0, lifetime };
+    assert!(store(1).cached(|| false));
+    assert!(!store(1).cached(|| true));
+    assert!(!store(0).cached(|| panic!("no lifetime: the block list is not asked")));
+}
+
+/// Rebinding protection: a positive answer with a private address for a public name is
+/// refused (NXDOMAIN, EDE 15), unless the name is in an exempt zone, localhost is
+/// allowed for 127/8 and ::1, or the protection is off.
+#[test]
+fn delivery_refuses_private_addresses_for_public_names() {
+    use super::delivery::{decide as decide_raw, Answer, Decision, Rebind, Store, EDE_REBIND};
+    use crate::wire::NameBuf;
+    use std::net::IpAddr;
+    assert_eq!(EDE_REBIND.code, 15);
+    let refused = |ip: &str| Decision::Refuse(Some(ip.parse::<IpAddr>().unwrap()));
+    let ok = Decision::Deliver(Store {
+        flags: 0,
+        lifetime: 300,
+    });
+    let name = "evil.example.test";
+    let v4 = |a: [u8; 4]| prepared(name, &a);
+    let v6 = |s: &str| prepared(name, &s.parse::<std::net::Ipv6Addr>().unwrap().octets());
+    assert_eq!(
+        decide(&v4([192, 168, 1, 1]), name, &[], false).0,
+        refused("192.168.1.1")
+    );
+    assert_eq!(
+        decide(&v4([10, 0, 0, 1]), name, &[], false).0,
+        refused("10.0.0.1")
+    );
+    assert_eq!(
+        decide(&v4([127, 0, 0, 1]), name, &[], false).0,
+        refused("127.0.0.1")
+    );
+    assert_eq!(
+        decide(&v6("fd00::1"), name, &[], false).0,
+        refused("fd00::1")
+    );
+    assert_eq!(decide(&v6("::1"), name, &[], false).0, refused("::1"));
+    assert_eq!(decide(&v4([192, 0, 2, 1]), name, &[], false).0, ok);
+    assert_eq!(decide(&v6("2001:db8::1"), name, &[], false).0, ok);
+    // Exempt: the zone itself and names under it, nothing beside it.
+    let private = v4([192, 168, 1, 1]);
+    assert_eq!(decide(&private, name, &["example.test"], false).0, ok);
+    assert_eq!(decide(&private, name, &["evil.example.test"], false).0, ok);
+    assert_eq!(
+        decide(&private, name, &["vil.example.test", "other.test"], false).0,
+        refused("192.168.1.1")
+    );
+    // rebind_localhost lets loopback by, nothing else; protection off lets all by.
+    let n = NameBuf::from_dotted(name).unwrap();
+    let with = |p: &crate::answer::Prepared, protection, localhost| {
+        let a = Answer {
+            kind: p.kind,
+            lifetime: p.lifetime,
+            msg: &p.msg,
+            name: &n,
+            verdict: 0,
+            offline: false,
+        };
+        let r = Rebind {
+            protection,
+            localhost,
+            exempt: &[],
+        };
+        decide_raw(&a, r, || false)
+    };
+    assert_eq!(with(&v4([127, 0, 0, 1]), true, true), ok);
+    assert_eq!(with(&v6("::1"), true, true), ok);
+    assert_eq!(with(&private, true, true), refused("192.168.1.1"));
+    assert_eq!(with(&private, false, false), ok);
+    // An answer that does not scan is refused, not let by (and names no address).
+    let broken = crate::answer::Prepared {
+        msg: vec![0; 5],
+        ..private.clone()
+    };
+    assert_eq!(with(&broken, true, false), Decision::Refuse(None));
+    assert_eq!(with(&broken, false, false), ok);
+}
+
+/// A question given up: the failure answer kept from an earlier server, unless stale
+/// data can be served; else stale data or SERVFAIL for each waiter.
+#[test]
+fn given_up_questions_prefer_stale_data_to_a_kept_failure() {
+    use super::delivery::{give_up, GiveUp};
+    assert_eq!(give_up(false, true), GiveUp::LastFailure);
+    assert_eq!(give_up(true, true), GiveUp::StaleOrServfail);
+    assert_eq!(give_up(true, false), GiveUp::StaleOrServfail);
+    assert_eq!(give_up(false, false), GiveUp::StaleOrServfail);
+}
