@@ -938,3 +938,282 @@ fn given_up_questions_prefer_stale_data_to_a_kept_failure() {
     assert_eq!(give_up(true, false), GiveUp::StaleOrServfail);
     assert_eq!(give_up(false, false), GiveUp::StaleOrServfail);
 }
+
+/// One upstream server and the core's link state, upstream health, retransmit timing
+/// and questions in flight on a virtual clock, driven as the event loop drives them
+/// (`forward`, `link`): a miss goes to the server unless the link is down (then a probe
+/// of "." SOA goes out on demand); a retransmit timer charges a timeout to the server
+/// and asks the down-detector before the next attempt; the detector's probe ("." NS)
+/// and the timed ones get one attempt each; the housekeeping tick runs once a second;
+/// the server answers `RTT` after each query unless it is silent or drops the name.
+struct Shell {
+    t0: Instant,
+    now: Instant,
+    ups: Upstreams,
+    link: super::link::Link,
+    /// Questions in flight, with when the server's answer arrives (None: never).
+    qs: Vec<(Pending<Via, Failure>, Option<Instant>)>,
+    next_tick: Instant,
+    gen: u32,
+    /// The server answers nothing at all.
+    silent: bool,
+    /// The one name the server never answers.
+    dropped: &'static str,
+    /// What the clients and the server saw: (seconds since t0, what).
+    log: Vec<(f64, String)>,
+}
+
+const RTT: Duration = Duration::from_millis(20);
+
+impl Shell {
+    /// The daemon started at `t0` and its server answered a first question then.
+    fn new(t0: Instant) -> Shell {
+        let mut ups = ups(1);
+        let id = ups.list[0].id;
+        ups.on_answer(id, RTT, t0);
+        let mut link = super::link::Link::default();
+        link.answered(t0);
+        Shell {
+            t0,
+            now: t0,
+            ups,
+            link,
+            qs: Vec::new(),
+            next_tick: secs(t0, 1.0),
+            gen: 0,
+            silent: false,
+            dropped: "",
+            log: Vec::new(),
+        }
+    }
+
+    fn at(&self) -> f64 {
+        (self.now - self.t0).as_secs_f64()
+    }
+
+    fn note(&mut self, what: String) {
+        let at = self.at();
+        self.log.push((at, what));
+    }
+
+    /// When (seconds since t0, to the ms) `what` was logged, from `from` seconds on.
+    fn seen(&self, from: f64, what: &str) -> Vec<f64> {
+        self.log
+            .iter()
+            .filter(|(t, w)| *t >= from - 1e-6 && w.contains(what))
+            .map(|(t, _)| (t * 1000.0).round() / 1000.0)
+            .collect()
+    }
+
+    /// A client asks `name` A (a miss).
+    fn ask(&mut self, name: &str) {
+        use super::timers::{on_miss, OnMiss};
+        // While down by itself, a client's question checks at once whether it is back.
+        if self.link.probing() {
+            self.question(".", crate::wire::rtype::SOA, 1);
+        }
+        match on_miss(self.link.offline(), false, true) {
+            OnMiss::LinkDown => self.note(format!("SERVFAIL {name} link down")),
+            _ => self.question(name, crate::wire::rtype::A, super::retry::MAX_ATTEMPTS),
+        }
+    }
+
+    /// A question goes upstream (a probe: one attempt), unless it is in flight already.
+    fn question(&mut self, name: &str, qtype: u16, max_attempts: usize) {
+        let name = crate::wire::NameBuf::from_dotted(name).unwrap();
+        let key = crate::cache::Key::new(name.as_bytes(), qtype, 1, 0);
+        if self
+            .qs
+            .iter()
+            .any(|(p, _)| p.key.as_bytes() == key.as_bytes())
+        {
+            return;
+        }
+        self.gen += 1;
+        let mut p = Pending::new(self.gen, &key, name, None, self.now);
+        p.max_attempts = max_attempts;
+        self.qs.push((p, None));
+        self.send(self.qs.len() - 1);
+    }
+
+    /// The next attempt of question `i`, or its end when it has none left.
+    fn send(&mut self, i: usize) {
+        let now = self.now;
+        let (p, arrives) = &mut self.qs[i];
+        if p.exhausted(now) {
+            let what = format!("SERVFAIL {} {}", p.name.to_dotted(), p.qtype);
+            self.qs.remove(i);
+            return self.note(what);
+        }
+        let ui = self.ups.pick(&p.tried(), &mut Script(vec![1], 0)).unwrap();
+        let u = self.ups.get(ui).unwrap();
+        let (a, _) = attempt("x.test", false);
+        p.attempts.push(Attempt {
+            upstream: ui,
+            sent_at: now,
+            ..a
+        });
+        p.next_timeout = super::retry::next_timeout(now, u.rto(), p.attempts.len(), p.deadline);
+        let name = p.name.to_dotted();
+        let answered = !self.silent && name != self.dropped;
+        *arrives = answered.then_some(now + RTT);
+        let what = format!("query {name} {}", p.qtype);
+        self.note(what);
+    }
+
+    /// Runs the loop until `until` seconds after t0.
+    fn run(&mut self, until: f64) {
+        use super::link::{Tick, Verdict as Link};
+        use super::timers::OnTimer;
+        let end = secs(self.t0, until);
+        loop {
+            let answer = self.qs.iter().filter_map(|(_, a)| *a).min();
+            let timeout = self.qs.iter().map(|(p, _)| p.next_timeout).min();
+            let next = [answer, timeout, Some(self.next_tick)]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap();
+            if next > end {
+                self.now = end;
+                return;
+            }
+            self.now = next;
+            let now = next;
+            if answer == Some(now) {
+                let i = self.qs.iter().position(|(_, a)| *a == Some(now)).unwrap();
+                let (p, _) = self.qs.remove(i);
+                let ui = p.attempts.last().unwrap().upstream;
+                self.ups.on_answer(ui, RTT, now);
+                self.note(format!("answer {} {}", p.name.to_dotted(), p.qtype));
+                if self.link.answered(now) {
+                    self.link.came_up(now);
+                    self.ups.reset_health();
+                    self.note("came up".into());
+                }
+            } else if timeout == Some(now) {
+                let i = self
+                    .qs
+                    .iter()
+                    .position(|(p, _)| p.next_timeout == now)
+                    .unwrap();
+                let (p, _) = &self.qs[i];
+                assert_eq!(p.timer_fired(p.gen, now), OnTimer::Retransmit);
+                let ui = p.attempts.last().unwrap().upstream;
+                self.ups.on_timeout(ui);
+                let any_up = self.ups.any_up();
+                match self.link.after_timeout(now, self.t0, true, any_up) {
+                    Link::Nothing => self.send(i),
+                    Link::Probe => {
+                        self.question(".", crate::wire::rtype::NS, 1);
+                        self.send(i);
+                    }
+                    Link::Down => self.went_down(),
+                }
+            } else {
+                self.next_tick += Duration::from_secs(1);
+                match self.link.tick(now, self.ups.any_up()) {
+                    Tick::Probe => self.question(".", crate::wire::rtype::NS, 1),
+                    Tick::Down => self.went_down(),
+                    Tick::Idle | Tick::Wait | Tick::Refresh => {}
+                }
+            }
+        }
+    }
+
+    /// Offline by itself: every question in flight is answered SERVFAIL (offline_policy
+    /// fail).
+    fn went_down(&mut self) {
+        self.link.went_auto_down(self.now);
+        self.note("went down".into());
+        for (p, _) in std::mem::take(&mut self.qs) {
+            let what = format!("SERVFAIL {} {} link down", p.name.to_dotted(), p.qtype);
+            self.note(what);
+        }
+    }
+}
+
+/// A quiet LAN and one name the server never answers: its attempts time out until the
+/// server counts as down, every server failing makes the link suspect, and the probe's
+/// answer shows the link is there. The name gets SERVFAIL at its deadline; the link
+/// stays up, and other names are forwarded and answered.
+#[test]
+fn one_dropped_name_on_a_quiet_lan_keeps_the_link_up() {
+    let t0 = Instant::now();
+    let mut s = Shell::new(t0);
+    s.dropped = "dropped.example.test";
+    s.run(60.0);
+    s.ask("dropped.example.test");
+    s.run(70.0);
+    // Attempts at 0, 0.28, 1.2 and 3.2 s (the server's RTO, doubled), to the deadline.
+    let q = s.seen(60.0, "query dropped.example.test");
+    assert_eq!(q, vec![60.0, 60.28, 61.2, 63.2], "{:?}", s.log);
+    // The third timeout makes the server count as down: a probe goes out, answered.
+    assert_eq!(s.seen(60.0, "query . 2"), vec![q[3]], "{:?}", s.log);
+    assert_eq!(s.seen(60.0, "answer . 2").len(), 1);
+    assert_eq!(s.seen(60.0, "SERVFAIL dropped.example.test 1"), vec![64.0]);
+    assert!(s.seen(0.0, "went down").is_empty(), "{:?}", s.log);
+    assert!(!s.link.offline());
+    s.ask("www.example.test");
+    s.run(71.0);
+    assert_eq!(s.seen(70.0, "answer www.example.test 1").len(), 1);
+    // The same without the probe's answer (a silent server) is a dead link.
+    let mut s = Shell::new(t0);
+    s.silent = true;
+    s.run(60.0);
+    s.ask("dropped.example.test");
+    s.run(70.0);
+    assert_eq!(s.seen(60.0, "went down").len(), 1, "{:?}", s.log);
+}
+
+/// A server that falls silent: questions time out until the server counts as down,
+/// 3 s after the last answer the link is suspect (a probe), and 2 s later, the probe
+/// unanswered, it is down by itself at the next housekeeping tick: the questions in
+/// flight get SERVFAIL, misses get SERVFAIL at once and are not sent; timed probes
+/// every 5 s. When the server answers again, a client's question probes at once and
+/// the first answer brings the link up, with the server's health reset.
+#[test]
+fn a_silent_server_takes_the_link_down_and_the_first_answer_brings_it_back() {
+    let t0 = Instant::now();
+    let mut s = Shell::new(t0);
+    s.silent = true;
+    for i in 0..3 {
+        s.ask(&format!("lost{i}.example.test"));
+    }
+    s.run(20.0);
+    // The first question's attempts (the server's RTO doubles with each timeout of
+    // any question), given up at the 4 s deadline before the link goes down.
+    let lost = s.seen(0.0, "query lost0");
+    assert_eq!(lost, vec![0.0, 0.28, 1.2, 3.2], "{:?}", s.log);
+    assert_eq!(s.seen(0.0, "SERVFAIL lost"), vec![4.0, 4.0, 4.0]);
+    // Suspect at the first timeout 3 s after the last answer (t0): the probe at 3.2 s.
+    assert_eq!(s.seen(0.0, "query . 2")[0], 3.2);
+    // Down at the first tick 2 s after that: 6 s; then a timed probe every 5 s.
+    assert_eq!(s.seen(0.0, "went down"), vec![6.0]);
+    assert_eq!(s.seen(4.0, "query . 2"), vec![11.0, 16.0]);
+    assert!(!s.ups.any_up());
+    // Offline: a miss is answered at once and not sent; it probes at once.
+    s.run(17.6);
+    s.ask("fresh.example.test");
+    assert_eq!(
+        s.seen(17.6, "SERVFAIL fresh.example.test link down"),
+        vec![17.6]
+    );
+    assert!(s.seen(0.0, "query fresh").is_empty());
+    assert_eq!(s.seen(17.6, "query . 6"), vec![17.6]);
+    // That probe goes unanswered; the server comes back, and the next question probes
+    // at once: up at its answer, not at the next timed probe (21 s).
+    s.run(19.5);
+    assert_eq!(s.seen(17.6, "SERVFAIL . 6"), vec![19.1]);
+    s.silent = false;
+    s.ask("short.example.test");
+    s.run(19.6);
+    assert_eq!(s.seen(19.5, "query . 6"), vec![19.5]);
+    assert_eq!(s.seen(19.5, "came up"), vec![19.52]);
+    assert!(!s.link.offline() && s.ups.any_up());
+    assert_eq!(s.seen(0.0, "went down").len(), 1, "down once");
+    // Up again: misses are sent.
+    s.ask("short.example.test");
+    s.run(20.0);
+    assert_eq!(s.seen(19.6, "answer short.example.test 1"), vec![19.62]);
+}
