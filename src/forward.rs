@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use crate::answer::{self, Kind, Prepared, ReplyOpts};
-use crate::cache::{flag, Key};
+use crate::cache::Key;
 use crate::config::OfflinePolicy;
+use crate::core::delivery::{self, Decision, GiveUp};
 use crate::core::inflight::{check, ReplyTo, Verdict, Waiter};
 use crate::core::retry::{self, OnReply, MAX_OPEN_ATTEMPTS};
 use crate::core::timers::{self, OnMiss, OnTimer};
@@ -23,8 +24,6 @@ pub(crate) mod validate;
 const MAX_WAITERS: usize = 256;
 /// Questions in flight at once.
 pub(crate) const MAX_PENDING: usize = 4096;
-/// How long an upstream SERVFAIL or REFUSED is remembered.
-const FAILURE_TTL: u32 = 2;
 
 const EDE_NO_UPSTREAM: Ede = Ede {
     code: ede::NO_REACHABLE_AUTHORITY,
@@ -33,10 +32,6 @@ const EDE_NO_UPSTREAM: Ede = Ede {
 const EDE_NONE_CONFIGURED: Ede = Ede {
     code: ede::NO_REACHABLE_AUTHORITY,
     text: "no upstream servers configured",
-};
-const EDE_REBIND: Ede = Ede {
-    code: ede::BLOCKED,
-    text: "private address for a public name",
 };
 pub(crate) const EDE_NETWORK_DOWN: Ede = Ede {
     code: ede::NETWORK_ERROR,
@@ -616,20 +611,35 @@ impl Server {
         self.deliver_flags(pi, prepared, 0);
     }
 
-    /// [`Self::deliver`] with cache flags of the validation (`flag::SECURE`, ...).
-    pub(crate) fn deliver_flags(&mut self, pi: usize, mut prepared: Prepared, verdict: u8) {
-        if prepared.kind == Kind::Failure {
-            let key = self.pending.get(pi).map(|p| p.key.clone());
-            if key.is_some_and(|k| self.stale_entry(&k).is_some()) {
-                // RFC 8767: a stale answer beats a failure.
-                self.give_up(pi, EDE_NO_UPSTREAM);
-                return;
-            }
-        }
-        if prepared.kind == Kind::Positive && self.rebinding(pi, &prepared) {
-            self.refuse_rebinding(pi);
+    /// [`Self::deliver`] with cache flags of the validation (`flag::SECURE`, ...). The
+    /// core decides what the answer becomes (`core::delivery`); this carries it out.
+    pub(crate) fn deliver_flags(&mut self, pi: usize, prepared: Prepared, verdict: u8) {
+        let Some(p) = self.pending.get(pi) else {
             return;
-        }
+        };
+        let answer = delivery::Answer {
+            kind: prepared.kind,
+            lifetime: prepared.lifetime,
+            msg: &prepared.msg,
+            name: &p.name,
+            verdict,
+            offline: self.offline(),
+        };
+        let rebind = delivery::Rebind {
+            protection: self.cfg.rebind_protection,
+            localhost: self.cfg.rebind_localhost,
+            exempt: &self.rebind_exempt,
+        };
+        let store = match delivery::decide(&answer, rebind, || self.stale_entry(&p.key).is_some()) {
+            Decision::ServeStale => return self.give_up(pi, EDE_NO_UPSTREAM),
+            Decision::Refuse(ip) => {
+                if let Some(ip) = ip {
+                    self.log_rebinding(pi, ip);
+                }
+                return self.refuse_rebinding(pi);
+            }
+            Decision::Deliver(store) => store,
+        };
         // prepare() guarantees a single uncompressed question, so this cannot fail; if it
         // did, the clients get SERVFAIL rather than a malformed answer.
         let Some((stored, stored_pos)) = answer::to_stored(&prepared.msg, &prepared.ttl_pos) else {
@@ -638,25 +648,14 @@ impl Server {
         };
         let Some(p) = self.finish(pi) else { return };
         let now = self.now_secs();
-        let mut flags = verdict;
-        if self.offline() {
-            flags |= flag::OFFLINE;
-        }
-        match prepared.kind {
-            Kind::Negative => flags |= flag::NEGATIVE,
-            Kind::Failure => {
-                flags |= flag::FAILURE;
-                prepared.lifetime = FAILURE_TTL;
-            }
-            Kind::Positive => {}
-        }
-        if prepared.lifetime > 0 && !self.key_blocked(&p.key) {
+        let flags = store.flags;
+        if store.cached(|| self.key_blocked(&p.key)) {
             self.cache.insert(
                 p.key.as_bytes(),
                 &stored,
                 &stored_pos,
                 now,
-                prepared.lifetime,
+                store.lifetime,
                 flags,
             );
         }
@@ -688,27 +687,13 @@ impl Server {
         self.feed_walks(pi, p.gen, Some(&prepared.msg));
     }
 
-    /// Does this answer put a private address on a public name?
-    fn rebinding(&mut self, pi: usize, prepared: &Prepared) -> bool {
-        if !self.cfg.rebind_protection {
-            return false;
-        }
-        let Some(p) = self.pending.get(pi) else {
-            return false;
-        };
-        if self.rebind_exempt.iter().any(|z| p.name.is_subdomain_of(z)) {
-            return false;
-        }
-        // prepare() output always scans; if it ever did not, refuse rather than let it by.
-        let Ok(scan) = scan_message(&prepared.msg) else {
-            return true;
-        };
-        let Some(ip) =
-            crate::sanitize::rebinding_address(&prepared.msg, &scan, self.cfg.rebind_localhost)
-        else {
-            return false;
-        };
+    /// Counts a refused rebinding answer and logs it: a warning the first time, and the
+    /// name (debug) once per name.
+    fn log_rebinding(&mut self, pi: usize, ip: std::net::IpAddr) {
         self.stats.drop_rebind += 1;
+        let Some(p) = self.pending.get(pi) else {
+            return;
+        };
         let name = p.name.to_dotted();
         // Once per name, and a bounded memory of names. Names are the LAN's history: they
         // go to debug only; the warning says that it happens, not for what.
@@ -721,7 +706,6 @@ impl Server {
             }
             log::debug!("rebinding protection: {name} answered with {ip}; refused");
         }
-        true
     }
 
     /// Answers NXDOMAIN (EDE 15, Blocked) to everyone waiting on a rebinding answer.
@@ -734,7 +718,7 @@ impl Server {
                 &mut self.out,
                 &q,
                 crate::wire::rcode::NXDOMAIN,
-                Some(EDE_REBIND),
+                Some(delivery::EDE_REBIND),
             );
             self.reply(w.to);
         }
@@ -747,7 +731,12 @@ impl Server {
         let Some(key) = self.pending.get(pi).map(|p| p.key.clone()) else {
             return;
         };
-        if self.stale_entry(&key).is_none() {
+        let stale = self.stale_entry(&key).is_some();
+        let kept = self
+            .pending
+            .get(pi)
+            .is_some_and(|p| p.last_failure.is_some());
+        if delivery::give_up(stale, kept) == GiveUp::LastFailure {
             if let Some(f) = self.pending.get_mut(pi).and_then(|p| p.last_failure.take()) {
                 self.deliver(pi, f);
                 return;

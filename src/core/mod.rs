@@ -4,10 +4,13 @@
 //!
 //! So far it holds link state with the down-detector, upstream selection and health,
 //! retransmit timing, the serve-stale and prefetch rules, the table of questions in
-//! flight with their timers (offline policy, hold, the stale client-response timer); the
-//! query pipeline and delivery that drive them are still in the event loop's files
+//! flight with their timers (offline policy, hold, the stale client-response timer), and
+//! the delivery policy (what an answer that ends a question becomes: cached with which
+//! lifetime and flags, refused as rebinding, or given up for stale data); the query
+//! pipeline and the execution of those decisions are still in the event loop's files
 //! (`query`, `forward`, `link`).
 
+pub mod delivery;
 pub mod inflight;
 pub mod link;
 pub mod retry;

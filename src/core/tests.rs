@@ -710,3 +710,510 @@ fn formerr_to_edns_and_truncation_over_udp_ask_the_same_server_again() {
     assert_eq!(on_reply(NOERROR, false, true, true), OnReply::Use);
     assert_eq!(on_reply(SERVFAIL, false, true, true), OnReply::Use);
 }
+
+/// An upstream answer to `name` A/AAAA (by the length of `rdata`) with one record of TTL
+/// 300, made ready as the shell makes it (`answer::prepare`).
+fn prepared(name: &str, rdata: &[u8]) -> crate::answer::Prepared {
+    use crate::wire::{rtype, scan_message};
+    let qtype = if rdata.len() == 16 {
+        rtype::AAAA
+    } else {
+        rtype::A
+    };
+    let mut m = answer(7, name, qtype);
+    m[7] = 1; // ANCOUNT
+    m.extend_from_slice(&[0xc0, 0x0c]);
+    m.extend_from_slice(&qtype.to_be_bytes());
+    m.extend_from_slice(&[0, 1, 0, 0, 1, 44]);
+    m.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+    m.extend_from_slice(rdata);
+    let scan = scan_message(&m).unwrap();
+    crate::answer::prepare(&m, &scan, &Default::default(), false, false, None).unwrap()
+}
+
+/// An upstream answer to `name` A with no record and `rcode`, prepared.
+fn prepared_empty(name: &str, rcode: u8) -> crate::answer::Prepared {
+    let mut m = answer(7, name, 1);
+    m[3] |= rcode;
+    let scan = crate::wire::scan_message(&m).unwrap();
+    crate::answer::prepare(&m, &scan, &Default::default(), false, false, None).unwrap()
+}
+
+/// The delivery decision for `p` to the question `name`, online, without validation,
+/// with rebinding protection on (localhost not allowed) and `exempt` zones; `stale`
+/// says a stale entry is there, and the second value whether it was asked for.
+fn decide(
+    p: &crate::answer::Prepared,
+    name: &str,
+    exempt: &[&str],
+    stale: bool,
+) -> (super::delivery::Decision, bool) {
+    use super::delivery::{decide, Answer, Rebind};
+    use crate::wire::NameBuf;
+    let name = NameBuf::from_dotted(name).unwrap();
+    let exempt: Vec<NameBuf> = exempt
+        .iter()
+        .map(|z| NameBuf::from_dotted(z).unwrap())
+        .collect();
+    let a = Answer {
+        kind: p.kind,
+        lifetime: p.lifetime,
+        msg: &p.msg,
+        name: &name,
+        verdict: 0,
+        offline: false,
+    };
+    let rebind = Rebind {
+        protection: true,
+        localhost: false,
+        exempt: &exempt,
+    };
+    let asked = std::cell::Cell::new(false);
+    let d = decide(&a, rebind, || {
+        asked.set(true);
+        stale
+    });
+    (d, asked.get())
+}
+
+/// What an answer that ends a question becomes: positive and negative answers are
+/// cached for their lifetime, failures for FAILURE_TTL (2 s) unless stale data can be
+/// served; flags tell negative, failure, learned offline and the validation's verdict.
+#[test]
+fn delivery_caches_by_kind_and_stale_beats_a_failure() {
+    use super::delivery::{Decision, Store, FAILURE_TTL};
+    use crate::answer::Kind;
+    use crate::cache::flag;
+    use crate::wire::rcode::{NOERROR, NXDOMAIN, REFUSED, SERVFAIL};
+    assert_eq!(FAILURE_TTL, 2);
+    let deliver = |flags, lifetime| Decision::Deliver(Store { flags, lifetime });
+    // Positive: its lifetime, no flag; stale data is not even looked up.
+    let pos = prepared("www.example.test", &[192, 0, 2, 1]);
+    assert_eq!((pos.kind, pos.lifetime), (Kind::Positive, 300));
+    assert_eq!(
+        decide(&pos, "www.example.test", &[], true),
+        (deliver(0, 300), false)
+    );
+    // Negative without an SOA: not cached (RFC 2308 5), flagged negative.
+    let neg = prepared_empty("nx.example.test", NXDOMAIN);
+    assert_eq!((neg.kind, neg.lifetime), (Kind::Negative, 0));
+    assert_eq!(
+        decide(&neg, "nx.example.test", &[], true),
+        (deliver(flag::NEGATIVE, 0), false)
+    );
+    let nodata = prepared_empty("nodata.example.test", NOERROR);
+    assert_eq!(nodata.kind, Kind::Negative);
+    // Failures (SERVFAIL, REFUSED): remembered 2 s, unless a stale answer is there.
+    for rc in [SERVFAIL, REFUSED] {
+        let fail = prepared_empty("f.example.test", rc);
+        assert_eq!((fail.kind, fail.lifetime), (Kind::Failure, 0));
+        assert_eq!(
+            decide(&fail, "f.example.test", &[], false),
+            (deliver(flag::FAILURE, FAILURE_TTL), true)
+        );
+        assert_eq!(
+            decide(&fail, "f.example.test", &[], true),
+            (Decision::ServeStale, true)
+        );
+    }
+    // Offline and the validation's verdict add their flags to the kind's.
+    use super::delivery::{decide as decide_raw, Answer, Rebind};
+    let name = crate::wire::NameBuf::from_dotted("www.example.test").unwrap();
+    let off = Rebind {
+        protection: false,
+        localhost: false,
+        exempt: &[],
+    };
+    let a = |kind, offline, verdict| Answer {
+        kind,
+        lifetime: 60,
+        msg: &pos.msg,
+        name: &name,
+        verdict,
+        offline,
+    };
+    let secure = flag::SECURE | flag::VALIDATED;
+    assert_eq!(
+        decide_raw(&a(Kind::Positive, true, secure), off, || false),
+        deliver(secure | flag::OFFLINE, 60)
+    );
+    assert_eq!(
+        decide_raw(&a(Kind::Negative, true, flag::VALIDATED), off, || false),
+        deliver(flag::VALIDATED | flag::OFFLINE | flag::NEGATIVE, 60)
+    );
+    assert_eq!(
+        decide_raw(&a(Kind::Failure, true, 0), off, || false),
+        deliver(flag::FAILURE | flag::OFFLINE, FAILURE_TTL)
+    );
+    // Cached with a lifetime only, and never a blocked name (the block list is asked
+    // only when it matters).
+    let store = |lifetime| Store { flags: 0, lifetime };
+    assert!(store(1).cached(|| false));
+    assert!(!store(1).cached(|| true));
+    assert!(!store(0).cached(|| panic!("no lifetime: the block list is not asked")));
+}
+
+/// Rebinding protection: a positive answer with a private address for a public name is
+/// refused (NXDOMAIN, EDE 15), unless the name is in an exempt zone, localhost is
+/// allowed for 127/8 and ::1, or the protection is off.
+#[test]
+fn delivery_refuses_private_addresses_for_public_names() {
+    use super::delivery::{decide as decide_raw, Answer, Decision, Rebind, Store, EDE_REBIND};
+    use crate::wire::NameBuf;
+    use std::net::IpAddr;
+    assert_eq!(EDE_REBIND.code, 15);
+    let refused = |ip: &str| Decision::Refuse(Some(ip.parse::<IpAddr>().unwrap()));
+    let ok = Decision::Deliver(Store {
+        flags: 0,
+        lifetime: 300,
+    });
+    let name = "evil.example.test";
+    let v4 = |a: [u8; 4]| prepared(name, &a);
+    let v6 = |s: &str| prepared(name, &s.parse::<std::net::Ipv6Addr>().unwrap().octets());
+    assert_eq!(
+        decide(&v4([192, 168, 1, 1]), name, &[], false).0,
+        refused("192.168.1.1")
+    );
+    assert_eq!(
+        decide(&v4([10, 0, 0, 1]), name, &[], false).0,
+        refused("10.0.0.1")
+    );
+    assert_eq!(
+        decide(&v4([127, 0, 0, 1]), name, &[], false).0,
+        refused("127.0.0.1")
+    );
+    assert_eq!(
+        decide(&v6("fd00::1"), name, &[], false).0,
+        refused("fd00::1")
+    );
+    assert_eq!(decide(&v6("::1"), name, &[], false).0, refused("::1"));
+    assert_eq!(decide(&v4([192, 0, 2, 1]), name, &[], false).0, ok);
+    assert_eq!(decide(&v6("2001:db8::1"), name, &[], false).0, ok);
+    // Exempt: the zone itself and names under it, nothing beside it.
+    let private = v4([192, 168, 1, 1]);
+    assert_eq!(decide(&private, name, &["example.test"], false).0, ok);
+    assert_eq!(decide(&private, name, &["evil.example.test"], false).0, ok);
+    assert_eq!(
+        decide(&private, name, &["vil.example.test", "other.test"], false).0,
+        refused("192.168.1.1")
+    );
+    // rebind_localhost lets loopback by, nothing else; protection off lets all by.
+    let n = NameBuf::from_dotted(name).unwrap();
+    let with = |p: &crate::answer::Prepared, protection, localhost| {
+        let a = Answer {
+            kind: p.kind,
+            lifetime: p.lifetime,
+            msg: &p.msg,
+            name: &n,
+            verdict: 0,
+            offline: false,
+        };
+        let r = Rebind {
+            protection,
+            localhost,
+            exempt: &[],
+        };
+        decide_raw(&a, r, || false)
+    };
+    assert_eq!(with(&v4([127, 0, 0, 1]), true, true), ok);
+    assert_eq!(with(&v6("::1"), true, true), ok);
+    assert_eq!(with(&private, true, true), refused("192.168.1.1"));
+    assert_eq!(with(&private, false, false), ok);
+    // An answer that does not scan is refused, not let by (and names no address).
+    let broken = crate::answer::Prepared {
+        msg: vec![0; 5],
+        ..private.clone()
+    };
+    assert_eq!(with(&broken, true, false), Decision::Refuse(None));
+    assert_eq!(with(&broken, false, false), ok);
+}
+
+/// A question given up: the failure answer kept from an earlier server, unless stale
+/// data can be served; else stale data or SERVFAIL for each waiter.
+#[test]
+fn given_up_questions_prefer_stale_data_to_a_kept_failure() {
+    use super::delivery::{give_up, GiveUp};
+    assert_eq!(give_up(false, true), GiveUp::LastFailure);
+    assert_eq!(give_up(true, true), GiveUp::StaleOrServfail);
+    assert_eq!(give_up(true, false), GiveUp::StaleOrServfail);
+    assert_eq!(give_up(false, false), GiveUp::StaleOrServfail);
+}
+
+/// One upstream server and the core's link state, upstream health, retransmit timing
+/// and questions in flight on a virtual clock, driven as the event loop drives them
+/// (`forward`, `link`): a miss goes to the server unless the link is down (then a probe
+/// of "." SOA goes out on demand); a retransmit timer charges a timeout to the server
+/// and asks the down-detector before the next attempt; the detector's probe ("." NS)
+/// and the timed ones get one attempt each; the housekeeping tick runs once a second;
+/// the server answers `RTT` after each query unless it is silent or drops the name.
+struct Shell {
+    t0: Instant,
+    now: Instant,
+    ups: Upstreams,
+    link: super::link::Link,
+    /// Questions in flight, with when the server's answer arrives (None: never).
+    qs: Vec<(Pending<Via, Failure>, Option<Instant>)>,
+    next_tick: Instant,
+    gen: u32,
+    /// The server answers nothing at all.
+    silent: bool,
+    /// The one name the server never answers.
+    dropped: &'static str,
+    /// What the clients and the server saw: (seconds since t0, what).
+    log: Vec<(f64, String)>,
+}
+
+const RTT: Duration = Duration::from_millis(20);
+
+impl Shell {
+    /// The daemon started at `t0` and its server answered a first question then.
+    fn new(t0: Instant) -> Shell {
+        let mut ups = ups(1);
+        let id = ups.list[0].id;
+        ups.on_answer(id, RTT, t0);
+        let mut link = super::link::Link::default();
+        link.answered(t0);
+        Shell {
+            t0,
+            now: t0,
+            ups,
+            link,
+            qs: Vec::new(),
+            next_tick: secs(t0, 1.0),
+            gen: 0,
+            silent: false,
+            dropped: "",
+            log: Vec::new(),
+        }
+    }
+
+    fn at(&self) -> f64 {
+        (self.now - self.t0).as_secs_f64()
+    }
+
+    fn note(&mut self, what: String) {
+        let at = self.at();
+        self.log.push((at, what));
+    }
+
+    /// When (seconds since t0, to the ms) `what` was logged, from `from` seconds on.
+    fn seen(&self, from: f64, what: &str) -> Vec<f64> {
+        self.log
+            .iter()
+            .filter(|(t, w)| *t >= from - 1e-6 && w.contains(what))
+            .map(|(t, _)| (t * 1000.0).round() / 1000.0)
+            .collect()
+    }
+
+    /// A client asks `name` A (a miss).
+    fn ask(&mut self, name: &str) {
+        use super::timers::{on_miss, OnMiss};
+        // While down by itself, a client's question checks at once whether it is back.
+        if self.link.probing() {
+            self.question(".", crate::wire::rtype::SOA, 1);
+        }
+        match on_miss(self.link.offline(), false, true) {
+            OnMiss::LinkDown => self.note(format!("SERVFAIL {name} link down")),
+            _ => self.question(name, crate::wire::rtype::A, super::retry::MAX_ATTEMPTS),
+        }
+    }
+
+    /// A question goes upstream (a probe: one attempt), unless it is in flight already.
+    fn question(&mut self, name: &str, qtype: u16, max_attempts: usize) {
+        let name = crate::wire::NameBuf::from_dotted(name).unwrap();
+        let key = crate::cache::Key::new(name.as_bytes(), qtype, 1, 0);
+        if self
+            .qs
+            .iter()
+            .any(|(p, _)| p.key.as_bytes() == key.as_bytes())
+        {
+            return;
+        }
+        self.gen += 1;
+        let mut p = Pending::new(self.gen, &key, name, None, self.now);
+        p.max_attempts = max_attempts;
+        self.qs.push((p, None));
+        self.send(self.qs.len() - 1);
+    }
+
+    /// The next attempt of question `i`, or its end when it has none left.
+    fn send(&mut self, i: usize) {
+        let now = self.now;
+        let (p, arrives) = &mut self.qs[i];
+        if p.exhausted(now) {
+            let what = format!("SERVFAIL {} {}", p.name.to_dotted(), p.qtype);
+            self.qs.remove(i);
+            return self.note(what);
+        }
+        let ui = self.ups.pick(&p.tried(), &mut Script(vec![1], 0)).unwrap();
+        let u = self.ups.get(ui).unwrap();
+        let (a, _) = attempt("x.test", false);
+        p.attempts.push(Attempt {
+            upstream: ui,
+            sent_at: now,
+            ..a
+        });
+        p.next_timeout = super::retry::next_timeout(now, u.rto(), p.attempts.len(), p.deadline);
+        let name = p.name.to_dotted();
+        let answered = !self.silent && name != self.dropped;
+        *arrives = answered.then_some(now + RTT);
+        let what = format!("query {name} {}", p.qtype);
+        self.note(what);
+    }
+
+    /// Runs the loop until `until` seconds after t0.
+    fn run(&mut self, until: f64) {
+        use super::link::{Tick, Verdict as Link};
+        use super::timers::OnTimer;
+        let end = secs(self.t0, until);
+        loop {
+            let answer = self.qs.iter().filter_map(|(_, a)| *a).min();
+            let timeout = self.qs.iter().map(|(p, _)| p.next_timeout).min();
+            let next = [answer, timeout, Some(self.next_tick)]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap();
+            if next > end {
+                self.now = end;
+                return;
+            }
+            self.now = next;
+            let now = next;
+            if answer == Some(now) {
+                let i = self.qs.iter().position(|(_, a)| *a == Some(now)).unwrap();
+                let (p, _) = self.qs.remove(i);
+                let ui = p.attempts.last().unwrap().upstream;
+                self.ups.on_answer(ui, RTT, now);
+                self.note(format!("answer {} {}", p.name.to_dotted(), p.qtype));
+                if self.link.answered(now) {
+                    self.link.came_up(now);
+                    self.ups.reset_health();
+                    self.note("came up".into());
+                }
+            } else if timeout == Some(now) {
+                let i = self
+                    .qs
+                    .iter()
+                    .position(|(p, _)| p.next_timeout == now)
+                    .unwrap();
+                let (p, _) = &self.qs[i];
+                assert_eq!(p.timer_fired(p.gen, now), OnTimer::Retransmit);
+                let ui = p.attempts.last().unwrap().upstream;
+                self.ups.on_timeout(ui);
+                let any_up = self.ups.any_up();
+                match self.link.after_timeout(now, self.t0, true, any_up) {
+                    Link::Nothing => self.send(i),
+                    Link::Probe => {
+                        self.question(".", crate::wire::rtype::NS, 1);
+                        self.send(i);
+                    }
+                    Link::Down => self.went_down(),
+                }
+            } else {
+                self.next_tick += Duration::from_secs(1);
+                match self.link.tick(now, self.ups.any_up()) {
+                    Tick::Probe => self.question(".", crate::wire::rtype::NS, 1),
+                    Tick::Down => self.went_down(),
+                    Tick::Idle | Tick::Wait | Tick::Refresh => {}
+                }
+            }
+        }
+    }
+
+    /// Offline by itself: every question in flight is answered SERVFAIL (offline_policy
+    /// fail).
+    fn went_down(&mut self) {
+        self.link.went_auto_down(self.now);
+        self.note("went down".into());
+        for (p, _) in std::mem::take(&mut self.qs) {
+            let what = format!("SERVFAIL {} {} link down", p.name.to_dotted(), p.qtype);
+            self.note(what);
+        }
+    }
+}
+
+/// A quiet LAN and one name the server never answers: its attempts time out until the
+/// server counts as down, every server failing makes the link suspect, and the probe's
+/// answer shows the link is there. The name gets SERVFAIL at its deadline; the link
+/// stays up, and other names are forwarded and answered.
+#[test]
+fn one_dropped_name_on_a_quiet_lan_keeps_the_link_up() {
+    let t0 = Instant::now();
+    let mut s = Shell::new(t0);
+    s.dropped = "dropped.example.test";
+    s.run(60.0);
+    s.ask("dropped.example.test");
+    s.run(70.0);
+    // Attempts at 0, 0.28, 1.2 and 3.2 s (the server's RTO, doubled), to the deadline.
+    let q = s.seen(60.0, "query dropped.example.test");
+    assert_eq!(q, vec![60.0, 60.28, 61.2, 63.2], "{:?}", s.log);
+    // The third timeout makes the server count as down: a probe goes out, answered.
+    assert_eq!(s.seen(60.0, "query . 2"), vec![q[3]], "{:?}", s.log);
+    assert_eq!(s.seen(60.0, "answer . 2").len(), 1);
+    assert_eq!(s.seen(60.0, "SERVFAIL dropped.example.test 1"), vec![64.0]);
+    assert!(s.seen(0.0, "went down").is_empty(), "{:?}", s.log);
+    assert!(!s.link.offline());
+    s.ask("www.example.test");
+    s.run(71.0);
+    assert_eq!(s.seen(70.0, "answer www.example.test 1").len(), 1);
+    // The same without the probe's answer (a silent server) is a dead link.
+    let mut s = Shell::new(t0);
+    s.silent = true;
+    s.run(60.0);
+    s.ask("dropped.example.test");
+    s.run(70.0);
+    assert_eq!(s.seen(60.0, "went down").len(), 1, "{:?}", s.log);
+}
+
+/// A server that falls silent: questions time out until the server counts as down,
+/// 3 s after the last answer the link is suspect (a probe), and 2 s later, the probe
+/// unanswered, it is down by itself at the next housekeeping tick: the questions in
+/// flight get SERVFAIL, misses get SERVFAIL at once and are not sent; timed probes
+/// every 5 s. When the server answers again, a client's question probes at once and
+/// the first answer brings the link up, with the server's health reset.
+#[test]
+fn a_silent_server_takes_the_link_down_and_the_first_answer_brings_it_back() {
+    let t0 = Instant::now();
+    let mut s = Shell::new(t0);
+    s.silent = true;
+    for i in 0..3 {
+        s.ask(&format!("lost{i}.example.test"));
+    }
+    s.run(20.0);
+    // The first question's attempts (the server's RTO doubles with each timeout of
+    // any question), given up at the 4 s deadline before the link goes down.
+    let lost = s.seen(0.0, "query lost0");
+    assert_eq!(lost, vec![0.0, 0.28, 1.2, 3.2], "{:?}", s.log);
+    assert_eq!(s.seen(0.0, "SERVFAIL lost"), vec![4.0, 4.0, 4.0]);
+    // Suspect at the first timeout 3 s after the last answer (t0): the probe at 3.2 s.
+    assert_eq!(s.seen(0.0, "query . 2")[0], 3.2);
+    // Down at the first tick 2 s after that: 6 s; then a timed probe every 5 s.
+    assert_eq!(s.seen(0.0, "went down"), vec![6.0]);
+    assert_eq!(s.seen(4.0, "query . 2"), vec![11.0, 16.0]);
+    assert!(!s.ups.any_up());
+    // Offline: a miss is answered at once and not sent; it probes at once.
+    s.run(17.6);
+    s.ask("fresh.example.test");
+    assert_eq!(
+        s.seen(17.6, "SERVFAIL fresh.example.test link down"),
+        vec![17.6]
+    );
+    assert!(s.seen(0.0, "query fresh").is_empty());
+    assert_eq!(s.seen(17.6, "query . 6"), vec![17.6]);
+    // That probe goes unanswered; the server comes back, and the next question probes
+    // at once: up at its answer, not at the next timed probe (21 s).
+    s.run(19.5);
+    assert_eq!(s.seen(17.6, "SERVFAIL . 6"), vec![19.1]);
+    s.silent = false;
+    s.ask("short.example.test");
+    s.run(19.6);
+    assert_eq!(s.seen(19.5, "query . 6"), vec![19.5]);
+    assert_eq!(s.seen(19.5, "came up"), vec![19.52]);
+    assert!(!s.link.offline() && s.ups.any_up());
+    assert_eq!(s.seen(0.0, "went down").len(), 1, "down once");
+    // Up again: misses are sent.
+    s.ask("short.example.test");
+    s.run(20.0);
+    assert_eq!(s.seen(19.6, "answer short.example.test 1"), vec![19.62]);
+}
