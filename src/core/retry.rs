@@ -62,29 +62,3 @@ pub fn on_reply(rcode: u8, tc: bool, sent_edns: bool, over_udp: bool) -> OnReply
         OnReply::Use
     }
 }
-
-#[cfg(all(test, feature = "tls"))]
-mod tests {
-    use super::*;
-
-    /// An attempt over TLS waits four retransmission timeouts, at least a second, where
-    /// a datagram waits one: a query on a live connection is held, not lost. Capped at
-    /// the longest wait and at the question's deadline like every other attempt.
-    #[test]
-    fn encrypted_attempts_wait_longer_than_datagrams() {
-        let t0 = Instant::now();
-        let deadline = t0 + QUERY_DEADLINE;
-        let ms = |d: Instant| d.duration_since(t0).as_millis();
-        // A server never heard from (RTO 300 ms) and a fast one (150 ms).
-        let (new, fast) = (Duration::from_millis(300), Duration::from_millis(150));
-        assert_eq!(ms(next_timeout(t0, new, 1, deadline)), 300);
-        assert_eq!(ms(next_encrypted_timeout(t0, new, deadline)), 1200);
-        assert_eq!(ms(next_timeout(t0, fast, 1, deadline)), 150);
-        assert_eq!(ms(next_encrypted_timeout(t0, fast, deadline)), 1000);
-        // A slow one: capped at 2 s; late in the question: at its deadline.
-        let slow = Duration::from_millis(1500);
-        assert_eq!(ms(next_encrypted_timeout(t0, slow, deadline)), 2000);
-        let late = t0 + Duration::from_millis(3500);
-        assert_eq!(next_encrypted_timeout(late, new, deadline), deadline);
-    }
-}

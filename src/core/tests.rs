@@ -1217,3 +1217,26 @@ fn a_silent_server_takes_the_link_down_and_the_first_answer_brings_it_back() {
     s.run(20.0);
     assert_eq!(s.seen(19.6, "answer short.example.test 1"), vec![19.62]);
 }
+
+/// An attempt over TLS waits four retransmission timeouts, at least a second, where
+/// a datagram waits one: a query on a live connection is held, not lost. Capped at
+/// the longest wait and at the question's deadline like every other attempt.
+#[cfg(feature = "tls")]
+#[test]
+fn encrypted_attempts_wait_longer_than_datagrams() {
+    use super::retry;
+    let t0 = Instant::now();
+    let deadline = t0 + retry::QUERY_DEADLINE;
+    let ms = |d: Instant| d.duration_since(t0).as_millis();
+    // A server never heard from (RTO 300 ms) and a fast one (150 ms).
+    let (new, fast) = (Duration::from_millis(300), Duration::from_millis(150));
+    assert_eq!(ms(retry::next_timeout(t0, new, 1, deadline)), 300);
+    assert_eq!(ms(retry::next_encrypted_timeout(t0, new, deadline)), 1200);
+    assert_eq!(ms(retry::next_timeout(t0, fast, 1, deadline)), 150);
+    assert_eq!(ms(retry::next_encrypted_timeout(t0, fast, deadline)), 1000);
+    // A slow one: capped at 2 s; late in the question: at its deadline.
+    let slow = Duration::from_millis(1500);
+    assert_eq!(ms(retry::next_encrypted_timeout(t0, slow, deadline)), 2000);
+    let late = t0 + Duration::from_millis(3500);
+    assert_eq!(retry::next_encrypted_timeout(late, new, deadline), deadline);
+}
