@@ -21,7 +21,7 @@ import tempfile
 
 import pytest
 
-from harness.dproxy import Dproxy
+from harness.dproxy import Dproxy, finish_all
 from harness.nsd import NsdServer
 from harness.upstream import FakeUpstream
 
@@ -112,15 +112,7 @@ def dproxy(dproxy_bin):
         return d.start()
 
     yield make
-    errors = []
-    for d in made:
-        try:
-            d.check_clean_exit()
-        except AssertionError as e:
-            errors.append(str(e))
-    shutil.rmtree(base, ignore_errors=True)
-    if errors:
-        pytest.fail("\n\n".join(errors), pytrace=False)
+    finish_all(made, base)
 
 
 @pytest.fixture(scope="session")

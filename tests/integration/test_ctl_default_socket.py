@@ -17,7 +17,7 @@ import tempfile
 
 import pytest
 
-from harness.dproxy import Dproxy
+from harness.dproxy import Dproxy, finish_all
 
 DEFAULT_SOCKET = "/var/run/dproxy/dproxy.sock"
 
@@ -75,15 +75,7 @@ def isolated(dproxy_bin, monkeypatch):
         return d
 
     yield make
-    errors = []
-    for d in made:
-        try:
-            d.check_clean_exit()
-        except AssertionError as e:
-            errors.append(str(e))
-    shutil.rmtree(base, ignore_errors=True)
-    if errors:
-        pytest.fail("\n\n".join(errors), pytrace=False)
+    finish_all(made, base)
 
 
 def in_ns(d, argv, user=None):

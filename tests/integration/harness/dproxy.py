@@ -1,5 +1,6 @@
 """Dproxy: start the daemon under test with a generated UCI config."""
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -36,6 +37,21 @@ def render_config(options, lists):
 def server_addr(s):
     """An upstream given as FakeUpstream/NsdServer (has .addr) or a string."""
     return getattr(s, "addr", s)
+
+
+def finish_all(made, base):
+    """Teardown of a fixture that started daemons: each must have exited cleanly (all are
+    checked, the failures reported together), and their directories under BASE go."""
+    import pytest
+    errors = []
+    for d in made:
+        try:
+            d.check_clean_exit()
+        except AssertionError as e:
+            errors.append(str(e))
+    shutil.rmtree(base, ignore_errors=True)
+    if errors:
+        pytest.fail("\n\n".join(errors), pytrace=False)
 
 
 class Dproxy:
