@@ -463,6 +463,18 @@ class Procs:
             return ""
 
 
+def round_cell(vals, metric, fmt, summed=False):
+    """One client's cell in a table of interleaved rounds, and the value its ratios use:
+    the sum over the rounds for counts (SUMMED: queries lost), else the median with the
+    lowest and highest round in brackets. FMT(x, metric) writes a number."""
+    if summed:
+        v = sum(vals)
+        return v, fmt(v, metric)
+    v = statistics.median(vals)
+    spread = f" ({fmt(min(vals), metric)}–{fmt(max(vals), metric)})" if len(vals) > 1 else ""
+    return v, fmt(v, metric) + spread
+
+
 def callgrind_total(path):
     """The instructions counted in a callgrind output file (its `totals:` line), or None."""
     total = None

@@ -37,7 +37,6 @@ import os
 import random
 import re
 import socket
-import statistics
 import struct
 import subprocess
 import sys
@@ -672,6 +671,7 @@ def _fmt(x, metric):
 
 
 def table(b):
+    from bench import round_cell
     runs = getattr(b, "dnssec_runs", None)
     cg = getattr(b, "dnssec_cg", None)
     if not runs and not cg:
@@ -701,13 +701,8 @@ def table(b):
                     ad, n = min(x[0] for x in vals), vals[0][1]
                     row.append(f"{ad:,}/{n:,}" + ("" if ad == n else " **FAIL: not validating**"))
                     continue
-                if "lost" in metric:
-                    med[c] = sum(vals)
-                    row.append(_fmt(med[c], metric))
-                    continue
-                med[c] = statistics.median(vals)
-                spread = f" ({_fmt(min(vals), metric)}–{_fmt(max(vals), metric)})" if len(vals) > 1 else ""
-                row.append(_fmt(med[c], metric) + spread + ("" if valid[c] else " (not validating)"))
+                med[c], cell = round_cell(vals, metric, _fmt, summed="lost" in metric)
+                row.append(cell + ("" if "lost" in metric or valid[c] else " (not validating)"))
             peers = [med[c] for c in CLIENTS[1:] if c in med and valid[c]]
             a = med.get("dproxy-full")
             if "lost" in metric or "%" in metric or a is None or not peers or not valid["dproxy-full"]:

@@ -17,7 +17,6 @@ command in place of the DoT ones (nothing of it is copied here).
 """
 import os
 import re
-import statistics
 import sys
 import time
 
@@ -121,6 +120,7 @@ def run_doh(b):
 
 def table(b):
     """The DoH rows next to DoT: median over the rounds (lost: the sum), min–max spread."""
+    from bench import round_cell
     runs = getattr(b, "doh_runs", None)
     if not runs or not any(runs.values()):
         return ""
@@ -140,13 +140,9 @@ def table(b):
             if not vals:
                 row.append("n/a")
                 continue
-            if metric in ("queries lost", "answers lost to SERVFAIL"):
-                med[c] = sum(vals)
-                row.append(_fmt(med[c], metric))
-                continue
-            med[c] = statistics.median(vals)
-            spread = f" ({_fmt(min(vals), metric)}–{_fmt(max(vals), metric)})" if len(vals) > 1 else ""
-            row.append(_fmt(med[c], metric) + spread)
+            summed = metric in ("queries lost", "answers lost to SERVFAIL")
+            med[c], cell = round_cell(vals, metric, _fmt, summed=summed)
+            row.append(cell)
         a, d = med.get(COLUMNS[0]), med.get(COLUMNS[1])
         ratio = f"{a / d:.2f}" if a is not None and d and metric not in ("queries lost", "answers lost to SERVFAIL") else "—"
         name = metric.replace("TLS handshakes", "connections opened (TLS handshakes)")

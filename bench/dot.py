@@ -31,7 +31,6 @@ dot-cg: callgrind instructions per cached answer of the full build against the p
 build, both against the plain UDP upstream of the other scenarios, in the same run.
 """
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -374,6 +373,7 @@ TARGETS = {
 
 def table(b):
     """The DoT rows: median over the rounds (lost: the sum), spread as min–max of the rounds."""
+    from bench import round_cell
     runs = getattr(b, "dot_runs", None)
     cg = getattr(b, "dot_cg", None)
     if not runs and not cg:
@@ -405,13 +405,8 @@ def table(b):
                 if not vals:
                     row.append("n/a")
                     continue
-                if metric == "queries lost":
-                    med[c] = sum(vals)
-                    row.append(_fmt(med[c], metric))
-                    continue
-                med[c] = statistics.median(vals)
-                spread = f" ({_fmt(min(vals), metric)}–{_fmt(max(vals), metric)})" if len(vals) > 1 else ""
-                row.append(_fmt(med[c], metric) + spread)
+                med[c], cell = round_cell(vals, metric, _fmt, summed=metric == "queries lost")
+                row.append(cell)
             peers = [med[c] for c in DOT_CLIENTS[1:] if c in med]
             a = med.get("dproxy-full")
             if metric in ("queries lost", "most connections open at once") or a is None or not peers:
