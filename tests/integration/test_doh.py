@@ -471,6 +471,28 @@ def test_chunked_answer_and_connection_close_header_are_followed(dproxy, certs):
             fs.stop()
 
 
+def _bad_answers_servfail_and_log_once(dproxy, certs, fs, mode, log, names, also=lambda px: None):
+    """Each of NAMES asked through dproxy against the fault server FS gets SERVFAIL with an
+    EDE, the reason LOG is logged once as a warning, nothing leaves in plaintext and dproxy
+    lives on; ALSO(dproxy) checks what else the caller needs while FS still runs."""
+    watch = PlainWatch(fs.port)
+    try:
+        px = _start(dproxy, certs, fs.port)
+        for name in names:
+            r = px.query(name, timeout=8, edns=0)
+            assert _servfail_with_ede(r), (mode, r.to_text())
+        err = px.stderr_text()
+        warnings = [l for l in err.splitlines() if "warn" in l and log in l]
+        assert len(warnings) == 1, err[-2000:]
+        also(px)
+        assert fs.requests, "the server was asked"
+        assert fs.plaintext == 0 and watch.packets() == 0, "something left in plaintext"
+        assert px.alive()
+    finally:
+        watch.close()
+        fs.stop()
+
+
 @pytest.mark.parametrize("mode,log", [
     ("status404", "HTTP status 404 Not Found"),
     ("status503", "HTTP status 503 Service Unavailable"),
@@ -481,23 +503,10 @@ def test_chunked_answer_and_connection_close_header_are_followed(dproxy, certs):
 ])
 def test_bad_http_answers_give_servfail_ede_and_one_log_line(dproxy, certs, mode, log):
     fs = FaultServer(certs, mode=mode)
-    watch = PlainWatch(fs.port)
-    try:
-        px = _start(dproxy, certs, fs.port)
-        r = px.query("a.example.test", timeout=8, edns=0)
-        assert _servfail_with_ede(r), (mode, r.to_text())
-        r = px.query("b.example.test", timeout=8, edns=0)
-        assert _servfail_with_ede(r), (mode, r.to_text())
-        err = px.stderr_text()
-        warnings = [l for l in err.splitlines() if "warn" in l and log in l]
-        assert len(warnings) == 1, err[-2000:]
+    def state_names_it(px):
         assert log in px.stats()["tls_upstream.0.state"]
-        assert fs.requests, "the server was asked"
-        assert fs.plaintext == 0 and watch.packets() == 0, "something left in plaintext"
-        assert px.alive()
-    finally:
-        watch.close()
-        fs.stop()
+    _bad_answers_servfail_and_log_once(dproxy, certs, fs, mode, log, ["a.example.test", "b.example.test"],
+                                       also=state_names_it)
 
 
 def test_server_closing_mid_request_costs_no_query(dproxy, certs):
@@ -1072,17 +1081,5 @@ def test_http2_goaway_or_close_mid_flight_loses_nothing(dproxy, certs, mode):
 ])
 def test_http2_bad_answers_give_servfail_ede_and_one_log_line(dproxy, certs, mode, log):
     fs = H2FaultServer(certs, mode=mode)
-    watch = PlainWatch(fs.port)
-    try:
-        px = _start(dproxy, certs, fs.port)
-        r = px.query("a.example.test", timeout=8, edns=0)
-        assert _servfail_with_ede(r), (mode, r.to_text())
-        err = px.stderr_text()
-        warnings = [l for l in err.splitlines() if "warn" in l and log in l]
-        assert len(warnings) == 1, err[-2000:]
-        assert fs.alpn == {"h2"} and fs.requests
-        assert fs.plaintext == 0 and watch.packets() == 0
-        assert px.alive()
-    finally:
-        watch.close()
-        fs.stop()
+    _bad_answers_servfail_and_log_once(dproxy, certs, fs, mode, log, ["a.example.test"])
+    assert fs.alpn == {"h2"}
