@@ -70,17 +70,17 @@ impl Server {
                 return;
             }
         }
+        // No server yet, but a DoH server's address may be being looked up.
+        #[cfg(feature = "doh")]
+        let servers_coming = self.upstreams.is_empty() && self.transports.https_resolving();
+        #[cfg(not(feature = "doh"))]
+        let servers_coming = false;
         let on_miss = timers::on_miss(
             self.offline(),
             self.cfg.offline_policy == OfflinePolicy::Hold,
             !self.upstreams.is_empty(),
+            servers_coming,
         );
-        // No server yet, but a DoH server's address is being looked up: wait for it.
-        #[cfg(feature = "doh")]
-        let on_miss = match on_miss {
-            OnMiss::NoServers if self.transports.https_resolving() => OnMiss::Hold,
-            m => m,
-        };
         self.probe_on_demand();
         match on_miss {
             OnMiss::LinkDown => return self.reply_servfail(q, to, EDE_NETWORK_DOWN),

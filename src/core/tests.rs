@@ -466,15 +466,22 @@ fn question(name: &str, t0: Instant) -> Pending<Via, Failure> {
 #[test]
 fn offline_misses_are_held_or_failed_at_once() {
     use super::timers::{on_miss, OnMiss};
-    // (offline, hold policy, servers) -> what the miss gets.
-    assert_eq!(on_miss(false, false, true), OnMiss::Forward);
-    assert_eq!(on_miss(false, true, true), OnMiss::Forward);
-    assert_eq!(on_miss(true, false, true), OnMiss::LinkDown);
-    assert_eq!(on_miss(true, true, true), OnMiss::Hold);
-    assert_eq!(on_miss(false, false, false), OnMiss::NoServers);
-    assert_eq!(on_miss(false, true, false), OnMiss::NoServers);
-    assert_eq!(on_miss(true, false, false), OnMiss::LinkDown);
-    assert_eq!(on_miss(true, true, false), OnMiss::Hold);
+    // (offline, hold policy, servers, none yet but one being looked up) -> what the miss gets.
+    assert_eq!(on_miss(false, false, true, false), OnMiss::Forward);
+    assert_eq!(on_miss(false, true, true, false), OnMiss::Forward);
+    assert_eq!(on_miss(true, false, true, false), OnMiss::LinkDown);
+    assert_eq!(on_miss(true, true, true, false), OnMiss::Hold);
+    assert_eq!(on_miss(false, false, false, false), OnMiss::NoServers);
+    assert_eq!(on_miss(false, true, false, false), OnMiss::NoServers);
+    assert_eq!(on_miss(true, false, false, false), OnMiss::LinkDown);
+    assert_eq!(on_miss(true, true, false, false), OnMiss::Hold);
+    // A DoH server's address being looked up: the miss waits for it, unless the link is
+    // down without the hold policy; with servers already there it is simply forwarded.
+    assert_eq!(on_miss(false, false, false, true), OnMiss::Hold);
+    assert_eq!(on_miss(false, true, false, true), OnMiss::Hold);
+    assert_eq!(on_miss(true, false, false, true), OnMiss::LinkDown);
+    assert_eq!(on_miss(true, true, false, true), OnMiss::Hold);
+    assert_eq!(on_miss(false, false, true, true), OnMiss::Forward);
 }
 
 /// A held question sends nothing and fails when `hold_timeout` passes, not at the
@@ -1012,7 +1019,7 @@ impl Shell {
         if self.link.probing() {
             self.question(".", crate::wire::rtype::SOA, 1);
         }
-        match on_miss(self.link.offline(), false, true) {
+        match on_miss(self.link.offline(), false, true, false) {
             OnMiss::LinkDown => self.note(format!("SERVFAIL {name} link down")),
             _ => self.question(name, crate::wire::rtype::A, super::retry::MAX_ATTEMPTS),
         }

@@ -24,16 +24,23 @@ pub enum OnMiss {
 }
 
 /// The offline policy: while the link is down a miss is held (`hold`) or failed at once;
-/// with no servers configured it fails at once, unless held for the link to bring some.
+/// with no servers configured it fails at once, unless held for the link to bring some,
+/// or `servers_coming`: a server's address is being looked up (a DoH server's first
+/// bootstrap lookup), so the miss waits for it as it would for the link.
 #[inline]
-pub fn on_miss(offline: bool, hold_policy: bool, have_servers: bool) -> OnMiss {
+pub fn on_miss(
+    offline: bool,
+    hold_policy: bool,
+    have_servers: bool,
+    servers_coming: bool,
+) -> OnMiss {
     let hold = offline && hold_policy;
     if offline && !hold {
         OnMiss::LinkDown
-    } else if !have_servers && !hold {
-        OnMiss::NoServers
-    } else if hold {
+    } else if hold || (!have_servers && servers_coming) {
         OnMiss::Hold
+    } else if !have_servers {
+        OnMiss::NoServers
     } else {
         OnMiss::Forward
     }
