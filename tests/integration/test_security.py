@@ -474,34 +474,84 @@ def run_flood(px, src, rate, seconds, name, unique=False):
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def udp_socket_drops(port, host="127.0.0.1"):
+    """Datagrams the kernel dropped at the UDP socket bound to host:port because its
+    receive queue was full (the last column of /proc/net/udp): lost before the daemon
+    could read them, whatever the daemon decides."""
+    a, b, c, d = (int(x) for x in host.split("."))
+    local = "%02X%02X%02X%02X:%04X" % (d, c, b, a, port)
+    with open("/proc/net/udp") as f:
+        for line in f.readlines()[1:]:
+            cols = line.split()
+            if cols[1] == local:
+                return int(cols[-1])
+    raise AssertionError("no UDP socket bound to %s:%d in /proc/net/udp" % (host, port))
+
+
 def test_rate_limited_flooder_other_client_still_answered(dproxy, up):
-    rate, burst, secs = 100, 50, 2.0
+    rate, burst, secs = 100, 50, 3.0
     px = dproxy(servers=[up], options={"rate_limit": rate, "rate_burst": burst})
     px.query("www.example.test")
+    drops0, queries0 = udp_socket_drops(px.port), px.stats()["queries"]
     p = run_flood(px, "127.0.0.5", 50000, secs, "www.example.test")
-    time.sleep(0.3)
-    answered, t_end = 0, time.monotonic() + 1.2
-    tries = 0
-    while time.monotonic() < t_end:
-        tries += 1
+    # The flood has begun once the daemon limits it (the flooder's own start-up takes
+    # longer on a busy machine); the flooder ends by itself within 5 s.
+    while p.poll() is None and px.stats()["drop_ratelimit"] == 0:
+        time.sleep(0.02)
+    flood_seen = time.monotonic()
+    # The second client asks while the flood runs. When the daemon is descheduled on a
+    # busy machine, the flood fills its socket's receive queue within milliseconds and
+    # the kernel drops whatever arrives, the second client's query too: that loss is
+    # the machine's, not the rate limiter's. So a question without an answer counts
+    # against the daemon only if the socket dropped nothing while it was out.
+    answered, lost_in_kernel, unanswered = 0, 0, []
+    t_end = time.monotonic() + 2.0
+    while time.monotonic() < t_end and p.poll() is None:
+        d0 = udp_socket_drops(px.port)
+        t0 = time.monotonic()
         r = px.query_from("127.0.0.6", "www.example.test", timeout=1.0)
+        d1 = udp_socket_drops(px.port)
         if r is not None and rrset_texts(r, rdtype="A") == ["192.0.2.1"]:
             answered += 1
+        elif d1 > d0:
+            lost_in_kernel += 1
+        else:
+            unanswered.append("%.2f s into the flood: %s" % (
+                t0 - flood_seen, describe(r) if r is not None else "no answer in 1 s"))
         time.sleep(0.05)
     out, err = p.communicate(timeout=10)
     res = json.loads(out)
-    assert answered == tries, "the second client must still be answered during the flood: " \
-        "%d of %d" % (answered, tries)
+    st = px.stats()
+    kernel_drops = udp_socket_drops(px.port) - drops0
+    print("second client: %d answered, %d lost in the kernel; flood %s; kernel drops %d; "
+          "drop_ratelimit %d" % (answered, lost_in_kernel, res, kernel_drops, st["drop_ratelimit"]))
+    assert not unanswered, "the second client must still be answered during the flood " \
+        "(%d answered; not answered with no datagram dropped by the kernel meanwhile: %s)" % (
+            answered, unanswered)
+    assert answered >= 3, "the second client got too few answers during the flood to show " \
+        "anything: %d answered, %d lost in the kernel's full socket queue" % (
+            answered, lost_in_kernel)
     # On a busy 2-core machine the flooder may manage far less than 50,000/s; 5,000 in
-    # 2 s is still 25 times the rate the limit allows.
+    # 3 s is still 16 times the rate the limit allows.
     assert res["sent"] >= 5000, "the flood was too weak to show anything: %s" % res
     limit = burst + rate * res["seconds"] * 1.2 + 20
     assert res["received"] <= limit, "flooder got %d answers, limit ~%d (rate %d/s, burst %d)" % (
         res["received"], limit, rate, burst)
     assert res["received"] >= rate * 0.5, "flooder should still get its rate: %s" % res
-    st = px.stats()
-    assert st["drop_ratelimit"] >= res["sent"] * 0.5, \
-        "rate-limited queries must be counted (sent %d): %s" % (res["sent"], st["drop_ratelimit"])
+    # What the daemon read of the flood: what the flooder sent, less what the kernel
+    # dropped (at most all of the drops; the second client's lost queries are among
+    # them). Of that, all but what was answered must be counted as rate-limited, and
+    # the flood must have reached the daemon well past what the limit lets through.
+    read_of_flood = res["sent"] - kernel_drops
+    assert read_of_flood >= 5 * (burst + rate * res["seconds"]), \
+        "too little of the flood reached the daemon to show anything (sent %d, dropped by " \
+        "the kernel %d): %s" % (res["sent"], kernel_drops, res)
+    assert st["drop_ratelimit"] >= read_of_flood - res["received"] - 20, \
+        "rate-limited queries must be counted (sent %d, dropped by the kernel %d, " \
+        "answered %d): drop_ratelimit %d" % (res["sent"], kernel_drops, res["received"],
+                                             st["drop_ratelimit"])
+    # Every datagram the daemon read was counted as a query: the accounting above adds up.
+    assert st["queries"] - queries0 >= read_of_flood + answered, (st["queries"], queries0)
     assert up.count() == 1, up.summary()
 
 
