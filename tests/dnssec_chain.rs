@@ -12,12 +12,15 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 mod dnssec_support;
-use dnssec_support::{run, spawn_nsd, spawn_with_conf, wire, TempDir, INCEPTION, NOW, RRSIG};
+use dnssec_support::{
+    run, spawn_nsd, spawn_with_conf, start_on_free_port, wire, TempDir, INCEPTION, NOW, RRSIG,
+};
 use dproxy::dnssec::walk::{Outcome, Settings, Step, Walk};
 use dproxy::dnssec::{anchors, Bogus, Budget, MAX_CRYPTO_PER_QUERY};
 
@@ -503,22 +506,18 @@ impl Drop for Proc {
     }
 }
 
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn start_nsd(dir: &Path, zones: &[(String, PathBuf)]) -> (Proc, u16) {
-    let port = free_port();
-    let child = spawn_nsd(dir, port, zones);
-    let p = Proc(child);
-    for (name, _) in zones {
-        wait_ready(port, &wire(name), 6, false, name);
-    }
-    (p, port)
+    let (child, port) = start_on_free_port(
+        "nsd",
+        &[dir.join("nsd.log"), dir.join("nsd.out")],
+        |port| spawn_nsd(dir, port, zones),
+        |port| {
+            zones
+                .iter()
+                .all(|(name, _)| answers(port, &wire(name), 6, false))
+        },
+    );
+    (Proc(child), port)
 }
 
 /// A unbound for the zones: validating with `anchor`, or (None) a plain iterator
@@ -529,7 +528,6 @@ fn start_unbound(
     zones: &[(String, PathBuf)],
     anchor: Option<&str>,
 ) -> (Proc, u16) {
-    let port = free_port();
     let dir = &dir.join(if anchor.is_some() {
         "unbound"
     } else {
@@ -541,8 +539,9 @@ fn start_unbound(
         Some(a) => format!(" trust-anchor: \"{a}\"\n"),
         None => " module-config: \"iterator\"\n".into(),
     };
+    // The lines after `server:`, `interface:` and `port:`.
     let mut conf = format!(
-        "server:\n interface: 127.0.0.1\n port: {port}\n do-ip6: no\n username: \"\"\n \
+        " do-ip6: no\n username: \"\"\n \
          chroot: \"\"\n directory: \"{d}\"\n pidfile: \"{d}/unbound.pid\"\n use-syslog: no\n \
          logfile: \"{d}/unbound.log\"\n num-threads: 1\n so-reuseport: no\n \
          do-not-query-localhost: no\n qname-minimisation: no\n aggressive-nsec: no\n \
@@ -554,20 +553,88 @@ fn start_unbound(
     for (name, _) in zones {
         conf += &format!("stub-zone:\n name: \"{name}\"\n stub-addr: 127.0.0.1@{nsd}\n");
     }
-    let p = Proc(spawn_with_conf(dir, "unbound", &conf));
-    wait_ready(port, &[0], 2, true, "unbound");
-    (p, port)
+    let (child, port) = start_on_free_port(
+        "unbound",
+        &[dir.join("unbound.log"), dir.join("unbound.out")],
+        |port| {
+            let head = format!("server:\n interface: 127.0.0.1\n port: {port}\n");
+            spawn_with_conf(dir, "unbound", &(head + &conf))
+        },
+        |port| answers(port, &[0], 2, true),
+    );
+    (Proc(child), port)
 }
 
-/// Waits (bounded: 100 tries of at most 0.2 s) for an answer of SOA (6) or NS (2).
-fn wait_ready(port: u16, name: &[u8], t: u16, rd: bool, what: &str) {
-    let ok = (0..100).any(|_| {
-        ask(port, name, t, rd, false).is_some_and(|m| m[3] & 0xf == 0) || {
-            std::thread::sleep(Duration::from_millis(100));
-            false
-        }
+/// True if the server on `port` answers (NOERROR) a question for `name`, type SOA (6)
+/// or NS (2).
+fn answers(port: u16, name: &[u8], t: u16, rd: bool) -> bool {
+    ask(port, name, t, rd, false).is_some_and(|m| m[3] & 0xf == 0)
+}
+
+/// Leaves 127.0.0.1:`port` in TIME_WAIT as a client's port: a client socket without
+/// SO_REUSEADDR bound to it connects to a local listener and closes first, as every
+/// short loopback client does with its ephemeral port.
+fn time_wait_on(port: u16) {
+    use nix::sys::socket::{bind, connect, socket, AddressFamily, SockFlag, SockType, SockaddrIn};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let to = SockaddrIn::from(match listener.local_addr().unwrap() {
+        std::net::SocketAddr::V4(a) => a,
+        _ => unreachable!("bound to 127.0.0.1"),
     });
-    assert!(ok, "{what} does not answer");
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::empty(),
+        None,
+    )
+    .unwrap();
+    bind(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, port)).unwrap();
+    connect(fd.as_raw_fd(), &to).unwrap();
+    let (accepted, _) = listener.accept().unwrap();
+    drop(fd);
+    // The client's FIN is in before the server side closes: the client ends in TIME_WAIT.
+    let mut rest = Vec::new();
+    (&accepted).read_to_end(&mut rest).unwrap();
+}
+
+/// A port can be taken between the check that it is free and the server's bind (any
+/// process's client may get it as its ephemeral port). unbound exits at start then, and
+/// the test used to wait for it in vain ("unbound does not answer"): it is started
+/// again on another port.
+#[test]
+fn a_server_whose_port_is_taken_at_start_is_started_on_another() {
+    let dir = TempDir::new("portrace");
+    let d = dir.dir().display();
+    let mut tries = Vec::new();
+    let (child, port) = start_on_free_port(
+        "unbound",
+        &[dir.dir().join("unbound.log"), dir.dir().join("unbound.out")],
+        |port| {
+            if tries.is_empty() {
+                time_wait_on(port);
+            }
+            tries.push(port);
+            let conf = format!(
+                "server:\n interface: 127.0.0.1\n port: {port}\n do-ip6: no\n username: \"\"\n \
+                 chroot: \"\"\n directory: \"{d}\"\n pidfile: \"{d}/unbound.pid\"\n \
+                 use-syslog: no\n logfile: \"{d}/unbound.log\"\n num-threads: 1\n \
+                 so-reuseport: no\n module-config: \"iterator\"\n \
+                 access-control: 127.0.0.0/8 allow\n local-zone: \"test.\" static\n \
+                 local-data: \"a.test. 300 IN A 192.0.2.1\"\n\
+                 remote-control:\n control-enable: no\n"
+            );
+            spawn_with_conf(dir.dir(), "unbound", &conf)
+        },
+        |port| answers(port, &wire("a.test."), 1, true),
+    );
+    let _unbound = Proc(child);
+    assert_eq!(
+        tries.len(),
+        2,
+        "started once on the taken port, then on another: {tries:?}"
+    );
+    assert_ne!(port, tries[0]);
+    assert_eq!(port, tries[1]);
 }
 
 // ---------------------------------------------------------------- queries
@@ -994,13 +1061,11 @@ impl Daemon {
         // Started as root, dproxy runs as nobody: it must be able to write its persist file.
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
-        let port = free_port();
         let d = dir.display();
         std::fs::write(dir.join("resolv.conf"), "").unwrap();
         std::fs::write(dir.join("hosts"), "").unwrap();
         let conf = dir.join("dproxy.conf");
-        std::fs::write(
-            &conf,
+        let text = |port: u16| {
             format!(
                 "config dproxy 'main'\n\tlist listen '127.0.0.1'\n\toption port '{port}'\n\
                  \tlist server '127.0.0.1#{upstream}'\n\toption resolvfile '{d}/resolv.conf'\n\
@@ -1009,40 +1074,65 @@ impl Daemon {
                  \toption prefetch '0'\n\toption log_level 'info'\n\toption dnssec '1'\n\
                  \toption trust_anchor_file '{}'\n{extra}",
                 anchor_file.display()
-            ),
-        )
-        .unwrap();
-        let mut d = Daemon {
-            proc: None,
+            )
+        };
+        let (child, port) = start_on_free_port(
+            "dproxy",
+            &[dir.join("stderr")],
+            |port| {
+                std::fs::write(&conf, text(port)).unwrap();
+                Daemon::spawn_child(&dir, &conf)
+            },
+            |port| Daemon::serves(&dir, port),
+        );
+        Daemon {
+            proc: Some(Proc(child)),
             port,
             dir,
             conf,
-        };
-        d.spawn();
-        d
+        }
     }
 
-    fn spawn(&mut self) {
+    /// True once the daemon takes both DNS (TCP) and `ctl` connections: it opens its
+    /// control socket after its DNS listeners, and the tests use both at once.
+    fn serves(dir: &Path, port: u16) -> bool {
+        TcpStream::connect(("127.0.0.1", port)).is_ok()
+            && std::os::unix::net::UnixStream::connect(dir.join("ctl.sock")).is_ok()
+    }
+
+    /// Starts dproxy on `conf`, its standard error appended to `dir`/stderr.
+    fn spawn_child(dir: &Path, conf: &Path) -> Child {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.dir.join("stderr"))
+            .open(dir.join("stderr"))
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_dproxy"))
+        Command::new(env!("CARGO_BIN_EXE_dproxy"))
             .arg("-c")
-            .arg(&self.conf)
+            .arg(conf)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .unwrap();
-        self.proc = Some(Proc(child));
-        let ok = (0..100).any(|_| {
-            TcpStream::connect(("127.0.0.1", self.port)).is_ok() || {
-                std::thread::sleep(Duration::from_millis(50));
-                false
+            .unwrap()
+    }
+
+    /// Starts it again on its port (after `stop`).
+    fn spawn(&mut self) {
+        // Stored first: killed on drop if the wait below panics.
+        self.proc = Some(Proc(Daemon::spawn_child(&self.dir, &self.conf)));
+        // Bounded: 60 s, as for the first start.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !Daemon::serves(&self.dir, self.port) {
+            if let Some(status) = self.proc.as_mut().unwrap().0.try_wait().unwrap() {
+                panic!("dproxy exited at restart ({status}):\n{}", self.log());
             }
-        });
-        assert!(ok, "dproxy does not listen:\n{}", self.log());
+            assert!(
+                std::time::Instant::now() < deadline,
+                "dproxy does not serve within 60 s of its restart:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Stops it with SIGTERM (so it writes its persist file) and waits.
