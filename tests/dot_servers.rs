@@ -8,7 +8,7 @@
 mod tls_support;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use dproxy::clock_trust::ClockTrust;
 use dproxy::tls::{client_config, load_roots, Answer, DotConn, DotError, DotLimits, Pin};
+use tls_support::server_start::start_on_free_port;
 use tls_support::{contains, first_a, query, wire_name, Certs, NAME};
 
 /// A server process, killed when the test ends however it ends.
@@ -31,27 +32,19 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// True once a server accepts TCP connections on 127.0.0.1:`port`.
+fn listening(port: u16) -> bool {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
 }
 
-/// Waits until the server accepts TCP connections (bounded: 15 s).
-fn wait_listening(server: &mut Server) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline {
-        if let Some(status) = server.child.try_wait().unwrap() {
-            panic!("server exited at start: {status}");
-        }
-        if TcpStream::connect_timeout(&server.addr, Duration::from_millis(200)).is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("server on {} never listened", server.addr);
+/// A file for a server's output, appended to.
+fn output_file(path: &Path) -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap()
 }
 
 /// unbound serving DNS over TLS with `stem`.pem/.key, answering a.example.test and
@@ -62,10 +55,10 @@ fn unbound(certs: &Certs, stem: &str) -> Server {
 
 /// unbound as in [`unbound`], with more `server:` lines.
 fn unbound_with(certs: &Certs, stem: &str, extra: &str) -> Server {
-    let port = free_port();
     let dir = certs.path(&format!("unbound-{stem}"));
     std::fs::create_dir_all(&dir).unwrap();
-    let conf = format!(
+    let conf = |port: u16| {
+        format!(
         "server:\n  interface: 127.0.0.1@{port}\n  tls-port: {port}\n  tls-service-key: {key}\n  \
          tls-service-pem: {pem}\n  username: \"\"\n  chroot: \"\"\n  directory: {dir}\n  \
          pidfile: {dir}/unbound.pid\n  use-syslog: no\n  do-daemonize: no\n  num-threads: 1\n  \
@@ -77,47 +70,60 @@ fn unbound_with(certs: &Certs, stem: &str, extra: &str) -> Server {
         key = certs.path(&format!("{stem}.key")).display(),
         pem = certs.path(&format!("{stem}.pem")).display(),
         dir = dir.display(),
-    );
+    )
+    };
     let conf_path = dir.join("unbound.conf");
-    std::fs::write(&conf_path, conf).unwrap();
-    let child = Command::new("unbound")
-        .arg("-d")
-        .arg("-c")
-        .arg(&conf_path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start unbound (apt-get install unbound)");
-    let mut s = Server {
+    // unbound logs to standard error here (no logfile), a failed bind too.
+    let out = dir.join("unbound.out");
+    let (child, port) = start_on_free_port(
+        "unbound",
+        std::slice::from_ref(&out),
+        |port| {
+            std::fs::write(&conf_path, conf(port)).unwrap();
+            Command::new("unbound")
+                .arg("-d")
+                .arg("-c")
+                .arg(&conf_path)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(output_file(&out))
+                .spawn()
+                .expect("start unbound (apt-get install unbound)")
+        },
+        listening,
+    );
+    Server {
         child,
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
-    };
-    wait_listening(&mut s);
-    s
+    }
 }
 
 /// `openssl s_server` accepting TLS 1.2 only.
 fn tls12_only_server(certs: &Certs) -> Server {
-    let port = free_port();
-    let child = Command::new("openssl")
-        .args(["s_server", "-tls1_2", "-quiet", "-accept"])
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("-cert")
-        .arg(certs.path("good.pem"))
-        .arg("-key")
-        .arg(certs.path("good.key"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut s = Server {
+    let out = certs.path("s_server.out");
+    let (child, port) = start_on_free_port(
+        "openssl s_server",
+        std::slice::from_ref(&out),
+        |port| {
+            Command::new("openssl")
+                .args(["s_server", "-tls1_2", "-quiet", "-accept"])
+                .arg(format!("127.0.0.1:{port}"))
+                .arg("-cert")
+                .arg(certs.path("good.pem"))
+                .arg("-key")
+                .arg(certs.path("good.key"))
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(output_file(&out))
+                .spawn()
+                .unwrap()
+        },
+        listening,
+    );
+    Server {
         child,
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
-    };
-    wait_listening(&mut s);
-    s
+    }
 }
 
 /// What one run of the driver saw.

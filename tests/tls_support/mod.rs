@@ -11,6 +11,10 @@ use std::process::Command;
 mod test_dir;
 use test_dir::TempDir;
 
+// Starting servers on a free port: shared with the DNSSEC tests.
+#[path = "../server_start/mod.rs"]
+pub mod server_start;
+
 pub const NAME: &str = "dot.test";
 
 pub struct Certs {
