@@ -656,7 +656,7 @@ fn ask(port: u16, name: &[u8], t: u16, rd: bool, cd: bool) -> Option<Vec<u8>> {
     s.set_read_timeout(Some(Duration::from_millis(2000))).ok()?;
     s.send_to(&q, ("127.0.0.1", port)).ok()?;
     let mut buf = vec![0u8; 65535];
-    let n = s.recv(&mut buf).ok()?;
+    let n = recv(&s, &mut buf).ok()?;
     buf.truncate(n);
     if n < 12 || buf[..2] != q[..2] {
         return None;
@@ -674,6 +674,20 @@ fn ask(port: u16, name: &[u8], t: u16, rd: bool, cd: bool) -> Option<Vec<u8>> {
     let mut out = vec![0u8; u16::from_be_bytes(len) as usize];
     t.read_exact(&mut out).ok()?;
     Some(out)
+}
+
+/// `s.recv`, again when it was interrupted: a read with a timeout fails with EINTR when
+/// the process is stopped and continued, signal handler or not (signal(7)), as happens
+/// on a loaded machine; that is no lost answer. Bounded: 100 interruptions.
+fn recv(s: &UdpSocket, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut r = s.recv(buf);
+    for _ in 0..100 {
+        match r {
+            Err(ref e) if e.kind() == std::io::ErrorKind::Interrupted => r = s.recv(buf),
+            _ => break,
+        }
+    }
+    r
 }
 
 /// The EDE info code in a response's OPT record, if any.
@@ -885,6 +899,45 @@ impl Hierarchy {
             dir,
         }
     }
+}
+
+/// A UDP read that a signal interrupts (EINTR, as a stop and continue of the process
+/// on a loaded machine does to every read with a timeout) is read again: the answer
+/// that comes after it is not lost.
+#[test]
+fn an_interrupted_udp_read_is_read_again() {
+    extern "C" fn ignore(_: libc::c_int) {}
+    // SIGUSR1 with a handler that does nothing, without SA_RESTART: it interrupts the
+    // read of the thread it is sent to, and nothing else.
+    // SAFETY: sigaction with a zeroed struct, an empty mask and a handler that does nothing.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = ignore as extern "C" fn(libc::c_int) as usize;
+        libc::sigemptyset(&mut sa.sa_mask);
+        assert_eq!(libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut()), 0);
+    }
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let to = s.local_addr().unwrap();
+    // SAFETY: pthread_self has no preconditions.
+    let me = unsafe { libc::pthread_self() };
+    // Three signals, 0.2 s apart, while the read waits; then the datagram. Joined
+    // before this thread can end.
+    let kicker = std::thread::spawn(move || {
+        for _ in 0..3 {
+            std::thread::sleep(Duration::from_millis(200));
+            // SAFETY: the test thread lives until this thread is joined.
+            unsafe { libc::pthread_kill(me, libc::SIGUSR1) };
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+        c.send_to(b"answer", to).unwrap();
+    });
+    let mut buf = [0u8; 16];
+    let r = recv(&s, &mut buf);
+    kicker.join().unwrap();
+    assert_eq!(r.ok(), Some(6));
+    assert_eq!(&buf[..6], b"answer");
 }
 
 // ---------------------------------------------------------------- the test
@@ -1207,7 +1260,7 @@ fn stripping_forwarder(to: u16, stop: std::sync::Arc<std::sync::atomic::AtomicBo
             if up.send_to(&q, ("127.0.0.1", to)).is_err() {
                 continue;
             }
-            if let Ok(m) = up.recv(&mut buf) {
+            if let Ok(m) = recv(&up, &mut buf) {
                 let _ = s.send_to(&buf[..m], from);
             }
         }

@@ -23,12 +23,18 @@ use tls_support::{contains, first_a, query, wire_name, Certs, NAME};
 struct Server {
     child: Child,
     addr: SocketAddr,
+    /// Its output: shown when the test failed.
+    out: std::path::PathBuf,
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            let text = std::fs::read_to_string(&self.out).unwrap_or_default();
+            eprintln!("{} output:\n{text}", self.out.display());
+        }
     }
 }
 
@@ -95,6 +101,7 @@ fn unbound_with(certs: &Certs, stem: &str, extra: &str) -> Server {
     Server {
         child,
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        out,
     }
 }
 
@@ -123,6 +130,7 @@ fn tls12_only_server(certs: &Certs) -> Server {
     Server {
         child,
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        out,
     }
 }
 
@@ -187,10 +195,15 @@ fn run(config: &Arc<rustls::ClientConfig>, addr: SocketAddr, queries: &[Vec<u8>]
                 }
                 out.answers.extend(conn.take_answers());
             }
+            // Interrupted: a read with a timeout fails with EINTR when the process is
+            // stopped and continued, signal handler or not (signal(7)), as happens on a
+            // loaded machine. The connection is fine: read again.
             Err(e)
                 if matches!(
                     e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
                 ) =>
             {
                 if let Err(e) = conn.tick(Instant::now()) {
@@ -450,4 +463,40 @@ fn unbound_keepalive_timeout_becomes_the_idle_close() {
     let out = run(&cfg, server.addr, &[query(0x2222, "b.example.test")]);
     assert_eq!(out.answers.len(), 1);
     assert_eq!(out.idle_timeout, DotLimits::default().idle_timeout);
+}
+
+/// A read that a signal interrupts (EINTR, as a stop and continue of the process on a
+/// loaded machine does to every read with a timeout) is no closed connection: the
+/// driver reads again, and against a server that never answers the handshake times out.
+#[test]
+fn an_interrupted_read_is_read_again() {
+    extern "C" fn ignore(_: libc::c_int) {}
+    // SIGUSR1 with a handler that does nothing, without SA_RESTART: it interrupts the
+    // read of the thread it is sent to, and nothing else.
+    // SAFETY: sigaction with a zeroed struct, an empty mask and a handler that does nothing.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = ignore as extern "C" fn(libc::c_int) as usize;
+        libc::sigemptyset(&mut sa.sa_mask);
+        assert_eq!(libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut()), 0);
+    }
+    let certs = Certs::ca_only("eintr");
+    let cfg = config(&certs, "ca.pem", Vec::new());
+    // Connections wait in its backlog, unanswered.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    // SAFETY: pthread_self has no preconditions.
+    let me = unsafe { libc::pthread_self() };
+    // Five signals, 0.3 s apart, while `run` reads: it reads for 5 s (the handshake
+    // timeout), and is joined before this thread can end.
+    let kicker = std::thread::spawn(move || {
+        for _ in 0..5 {
+            std::thread::sleep(Duration::from_millis(300));
+            // SAFETY: the test thread lives until this thread is joined.
+            unsafe { libc::pthread_kill(me, libc::SIGUSR1) };
+        }
+    });
+    let out = run(&cfg, silent.local_addr().unwrap(), &queries()[..1]);
+    kicker.join().unwrap();
+    assert_eq!(out.error, Some(DotError::HandshakeTimeout));
+    assert!(out.answers.is_empty());
 }
