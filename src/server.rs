@@ -491,7 +491,11 @@ impl Server {
                 Listener::Ctl(..) => self.ctl_accept(t.0),
             }
         } else if t.0 >= crate::transport::TOKEN_BASE {
-            self.upstream_ready(t.0 - crate::transport::TOKEN_BASE);
+            let slot = t.0 - crate::transport::TOKEN_BASE;
+            #[cfg(feature = "tls")]
+            self.transports
+                .readiness(slot, ev.is_readable(), ev.is_read_closed() || ev.is_error());
+            self.upstream_ready(slot);
         } else if t.0 >= CONN_BASE {
             let i = t.0 - CONN_BASE;
             match self.conns.get(i) {

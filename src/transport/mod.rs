@@ -240,6 +240,15 @@ impl Transports {
         }
     }
 
+    /// The poller reported the socket with token `TOKEN_BASE + slot` (readable, or its
+    /// read side closed or in error): a DoT connection reads again only after this.
+    #[cfg(feature = "tls")]
+    pub fn readiness(&mut self, slot: usize, readable: bool, read_closed: bool) {
+        if let Some(Channel::Tls(t)) = self.channels.get_mut(slot) {
+            t.readiness(readable, read_closed);
+        }
+    }
+
     /// The next thing the socket with token `TOKEN_BASE + slot` has to say, reading from
     /// the socket as needed; None when it has nothing more for now. A message is put into
     /// `buf`. Call until None: epoll reports a socket once per change (edge-triggered).

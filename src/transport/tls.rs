@@ -117,6 +117,13 @@ struct Query {
     resends: u8,
 }
 
+/// Whether a read that returns less than it asked for shows the receive queue empty, so
+/// that the read which would only say so (EAGAIN) can be skipped. On Linux a TCP read
+/// returns short only when it has taken everything queued, and epoll (edge-triggered,
+/// as mio registers) reports the socket again for every later arrival, data or FIN.
+/// Elsewhere mio's own rule holds: read until WouldBlock.
+const SHORT_READ_EMPTIES: bool = cfg!(any(target_os = "linux", target_os = "android"));
+
 /// One TLS connection to an upstream.
 pub struct Channel {
     pub stream: TcpStream,
@@ -134,6 +141,12 @@ pub struct Channel {
     pub socket_error: Option<String>,
     /// The handshake completed at some point.
     pub was_open: bool,
+    /// A read found the receive queue empty and no readiness event came since: nothing
+    /// new to read (see [`Channel::readiness`]).
+    drained: bool,
+    /// The last readiness event said the server's side is closed (or the socket has an
+    /// error): read until end of file, whatever the reads return.
+    read_to_end: bool,
 }
 
 impl Channel {
@@ -162,6 +175,8 @@ impl Channel {
             error: None,
             socket_error: None,
             was_open: false,
+            drained: false,
+            read_to_end: false,
         };
         c.collect_output();
         Ok(c)
@@ -272,12 +287,22 @@ impl Channel {
         }
     }
 
+    /// The poller reported the socket: READABLE, or READ_CLOSED (the server's side is
+    /// closed, or the socket has an error). Until such an event, a connection whose last
+    /// read found the queue empty does not read again.
+    pub fn readiness(&mut self, readable: bool, read_closed: bool) {
+        if readable || read_closed {
+            self.drained = false;
+        }
+        self.read_to_end = read_closed;
+    }
+
     /// Reads and writes what the socket allows now.
     pub fn drive(&mut self, now: Instant) {
         self.flush();
         let mut chunk = [0u8; 4096];
         let mut read_some = false;
-        while self.error.is_none() {
+        while self.error.is_none() && !self.drained {
             match self.stream.read(&mut chunk) {
                 Ok(0) => self.end(Some("connection closed by the server".into())),
                 Ok(n) => {
@@ -290,14 +315,22 @@ impl Channel {
                         self.error = Some(e);
                     }
                     self.take_answers();
+                    // A short read took all there was: what comes later raises a new
+                    // event. (A FIN already queued behind the data raised none, but the
+                    // event said so: read_to_end reads on to the end of file.)
+                    if n < chunk.len() && SHORT_READ_EMPTIES && !self.read_to_end {
+                        self.drained = true;
+                    }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.drained = true,
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => self.end(Some(format!("TCP connect failed: {e}"))),
             }
         }
-        if read_some {
+        // Only while more is due from the server: with nothing in flight it holds
+        // nothing back, and the next query carries the ACK.
+        if read_some && self.awaits_data() {
             ack_now(&self.stream);
         }
         if *self.conn.state() == DotState::Open {
@@ -306,6 +339,12 @@ impl Channel {
         // Handshake replies, alerts, close_notify.
         self.collect_output();
         self.flush();
+    }
+
+    /// The server has more to send: answers to queries in flight, or the rest of the
+    /// handshake.
+    fn awaits_data(&self) -> bool {
+        self.conn.in_flight() > 0 || *self.conn.state() == DotState::Handshaking
     }
 
     fn take_answers(&mut self) {
@@ -423,8 +462,10 @@ impl Channel {
 /// timer (40 ms on Linux). A connection that sends right after it receives, as a DoT
 /// connection does, is taken for an interactive one and has its ACKs delayed; a server
 /// whose socket has Nagle on (unbound's DoT service) then holds every answer after the
-/// first of a burst until that ACK: 40 ms more for most queries of a burst. Linux
-/// clears the setting as it sees fit, so it is set again after every read.
+/// first of a burst until that ACK: 40 ms more for most queries of a burst. Setting it
+/// also sends an ACK that is due at once; without it a read does so only for some
+/// segment sizes, and a sender short of ACKs (its congestion window) slows down even
+/// with Nagle off. So it is set after every read while answers are due.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 fn ack_now(stream: &TcpStream) {
     use std::os::fd::AsRawFd;
