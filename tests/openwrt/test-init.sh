@@ -146,6 +146,35 @@ case_extra_commands_without_extra_command() {
 	assert_eq "EXTRA_COMMANDS" "link_up link_down" "$EXTRA_COMMANDS"
 }
 
+# --- cases: the stand-ins read a config as OpenWrt does -------------------
+
+# What the real uci and functions.sh (built from OpenWrt's sources) gave for
+# the same files: unnamed sections named cfg<position><hash of the type>,
+# usable as names; config_load includes staged changes, and keeps the options
+# (not the lists) of the package loaded before it.
+case_stand_ins_read_config_as_openwrt_does() {
+	local v
+	setup
+	uci -P /var/state -S -n export dhcp | grep '^config ' >"$CASE_DIR/got"
+	printf '%s\n' "config dnsmasq 'cfg01411c'" "config dhcp 'lan'" "config dhcp 'wan'" \
+		"config odhcpd 'odhcpd'" >"$CASE_DIR/want"
+	assert_file_eq "export -n" "$CASE_DIR/want" "$CASE_DIR/got"
+	assert_eq "get by uci's name" lan "$(uci get dhcp.cfg01411c.domain)"
+	uci set dhcp.lan.ignore=1
+	config_load dproxy
+	config_load dhcp
+	assert_eq "sections" "cfg01411c lan wan odhcpd" "$CONFIG_SECTIONS"
+	config_get v lan ignore
+	assert_eq "staged change" 1 "$v"
+	config_get v cfg01411c domain
+	assert_eq "unnamed section" lan "$v"
+	config_get v main port
+	assert_eq "option of the package loaded before" 1296 "$v"
+	config_get v main listen
+	assert_eq "list of the package loaded before" "" "$v"
+	uci revert dhcp
+}
+
 # --- cases: procd instance --------------------------------------------------
 
 case_disabled_starts_nothing() {
@@ -721,6 +750,7 @@ case_disabling_in_config_stops_before_handover() {
 }
 
 for c in sourcing_has_no_side_effects header extra_commands_without_extra_command \
+	stand_ins_read_config_as_openwrt_does \
 	disabled_starts_nothing enabled_with_jail jail_mounts_follow_the_config \
 	no_ujail_runs_as_user_without_jail no_ujail_low_port_starts_as_root \
 	user_root_means_no_user link_signals_by_name reload_same_config_keeps_process \
