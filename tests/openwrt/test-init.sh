@@ -489,6 +489,102 @@ case_replace_keeps_owner_dns_option_and_port() {
 	assert_file_eq "dhcp after stop" "$CASE_DIR/dhcp.orig.show" "$CASE_DIR/dhcp.now.show"
 }
 
+# Sections as OpenWrt has them: unnamed ones (edited under the names uci
+# gives them), pools without an interface or ignored, a dnsmasq section named
+# like dproxy's own. The LAN addresses come in the order of the pools.
+case_replace_with_unnamed_sections_and_several_pools() {
+	DHCP_FIXTURE=dhcp-pools setup
+	cfg enabled=1 dnsmasq_integration=replace
+	start
+	assert_line "command" "procd_set_param command /usr/sbin/dproxy -c /var/etc/dproxy/dproxy.conf -l 127.0.0.1:53 -l [::1]:53 -l 10.9.0.1:53 -l 192.168.1.1:53 -l [fd00:1::1]:53" "$PROCD_LOG"
+	assert_eq "interface triggers" \
+		"procd_add_interface_trigger interface.* iot /etc/init.d/dproxy reload|procd_add_interface_trigger interface.* lan /etc/init.d/dproxy reload|" \
+		"$(grep '^procd_add_interface_trigger' "$PROCD_LOG" | tr '\n' '|')"
+	assert_eq "unnamed dnsmasq port" 0 "$(uci get 'dhcp.@dnsmasq[0].port')"
+	assert_eq "unnamed dnsmasq previous port" - "$(uci get 'dhcp.@dnsmasq[0].dproxy_port')"
+	assert_eq "main port" 0 "$(uci get dhcp.main.port)"
+	assert_eq "main previous port" 5353 "$(uci get dhcp.main.dproxy_port)"
+	assert_eq "unnamed pool DNS option (ours)" "6,0.0.0.0" "$(uci get 'dhcp.@dhcp[0].dhcp_option')"
+	assert_eq "lan DNS option (owner's)" "6,192.168.1.2" "$(uci get dhcp.lan.dhcp_option)"
+	assert_eq "pool without interface" "" "$(uci -q get dhcp.guest.dhcp_option)"
+	assert_eq "ignored pool" "" "$(uci -q get dhcp.wan.dhcp_option)"
+	assert_eq "dhcp commits" 1 "$(commits)"
+	start
+	assert_eq "dhcp commits after a second start" 1 "$(commits)"
+	stop
+	uci export dhcp >"$CASE_DIR/dhcp.now"
+	assert_file_eq "dhcp after stop" "$CASE_DIR/dhcp.orig" "$CASE_DIR/dhcp.now"
+}
+
+case_forward_with_unnamed_sections() {
+	DHCP_FIXTURE=dhcp-pools setup
+	cfg enabled=1 dnsmasq_integration=forward
+	start
+	for s in '@dnsmasq[0]' main; do
+		assert_eq "$s server" "127.0.0.1#1296" "$(uci get "dhcp.$s.server")"
+		assert_eq "$s noresolv" 1 "$(uci get "dhcp.$s.noresolv")"
+		assert_eq "$s previous noresolv" - "$(uci get "dhcp.$s.dproxy_noresolv")"
+	done
+	assert_eq "pool options" "" "$(uci show dhcp | grep 'dhcp_option=.*0\.0\.0\.0')"
+	mark reload
+	cfg port=1299
+	reload
+	assert_eq "server after a port change" "127.0.0.1#1299" "$(uci get 'dhcp.@dnsmasq[0].server')"
+	stop
+	uci export dhcp >"$CASE_DIR/dhcp.now"
+	assert_file_eq "dhcp after stop" "$CASE_DIR/dhcp.orig" "$CASE_DIR/dhcp.now"
+}
+
+# /etc/config/dhcp is read with its uncommitted changes, as uci get read it.
+case_uncommitted_dhcp_changes_count() {
+	DHCP_FIXTURE=dhcp-pools setup
+	uci set dhcp.lan.ignore=1
+	cfg enabled=1 dnsmasq_integration=replace
+	start
+	assert_line "command" "procd_set_param command /usr/sbin/dproxy -c /var/etc/dproxy/dproxy.conf -l 127.0.0.1:53 -l [::1]:53 -l 10.9.0.1:53" "$PROCD_LOG"
+}
+
+# After /etc/config/dhcp was read, dproxy's config is read without what dhcp's
+# section 'main' holds (functions.sh's config_load would keep its options):
+# a reload with nothing changed keeps the daemon, its user and its mounts.
+case_dhcp_section_named_main_is_not_read_as_dproxys() {
+	DHCP_FIXTURE=dhcp-pools setup ujail
+	echo "nameserver 192.0.2.2" >"$ROOT/etc/dnsmasq-main.resolv"
+	cfg enabled=1 dnsmasq_integration=replace resolvfile= user= port=
+	start
+	instance >"$CASE_DIR/instance.first"
+	assert_line "user" "procd_set_param user dproxy" "$CASE_DIR/instance.first"
+	assert_no_match "mounts" 'dnsmasq-main' "$CASE_DIR/instance.first"
+	mark reload
+	reload
+	sed -n '/^--- reload/,$p' "$PROCD_LOG" >"$CASE_DIR/after"
+	assert_no_match "restart" '^procd_kill' "$CASE_DIR/after"
+	sed -n '/^procd_open_instance/,/^procd_close_instance/p' "$CASE_DIR/after" >"$CASE_DIR/instance.again"
+	assert_file_eq "instance after reload" "$CASE_DIR/instance.first" "$CASE_DIR/instance.again"
+	mark restart
+	restart
+	sed -n '/^--- restart/,$p' "$PROCD_LOG" | sed -n '/^procd_open_instance/,/^procd_close_instance/p' >"$CASE_DIR/instance.again"
+	assert_file_eq "instance after restart" "$CASE_DIR/instance.first" "$CASE_DIR/instance.again"
+}
+
+# uci is started once per config read, not once per section and option: a
+# start with nothing to change reads dproxy's config, /etc/config/dhcp for
+# the plan and for the integration, and asks for uncommitted dhcp changes.
+case_start_runs_uci_once_per_config() {
+	DHCP_FIXTURE=dhcp-pools setup
+	cfg enabled=1 dnsmasq_integration=replace
+	start
+	: >"$FAKE_UCI_LOG"
+	start
+	printf '%s\n' "uci -P /var/state -S -n export dproxy" "uci -P /var/state -S -n export dhcp" \
+		"uci -P /var/state -S -n export dhcp" "uci -q changes dhcp" >"$CASE_DIR/uci.want"
+	assert_file_eq "uci calls of a start" "$CASE_DIR/uci.want" "$FAKE_UCI_LOG"
+	cfg dnsmasq_integration=off
+	: >"$FAKE_UCI_LOG"
+	start
+	assert_count "uci reads of single options" '^uci (-q )?get ' "$FAKE_UCI_LOG" 0
+}
+
 case_mode_switch_by_reload() {
 	setup ujail
 	cfg enabled=1 dnsmasq_integration=forward
@@ -759,6 +855,9 @@ for c in sourcing_has_no_side_effects header extra_commands_without_extra_comman
 	forward_edits_and_restores_dhcp forward_keeps_domain_servers_and_restores_custom_config \
 	forward_restore_keeps_servers_added_meanwhile replace_edits_and_restores_dhcp \
 	replace_keeps_owner_dns_option_and_port mode_switch_by_reload \
+	replace_with_unnamed_sections_and_several_pools forward_with_unnamed_sections \
+	uncommitted_dhcp_changes_count dhcp_section_named_main_is_not_read_as_dproxys \
+	start_runs_uci_once_per_config \
 	disabling_in_config_restores_dhcp disable_command_restores_dhcp shutdown_keeps_dhcp \
 	upgrade_ends_in_forward_mode dnsmasq_not_running_is_not_started \
 	forward_target_from_ipv6_only_listen daemon_reads_a_copy_of_the_config \
