@@ -20,76 +20,75 @@ record() {
 	echo "$line" >>"$PROCD_LOG"
 }
 
-# --- UCI shell API (config_load sources the committed file) ----------------
+# --- UCI shell API ----------------------------------------------------------
+# What OpenWrt's /lib/functions.sh and /lib/config/uci.sh do, written for these
+# tests: config_load evals `uci -P /var/state -S -n export PKG` (so staged
+# changes count, and unnamed sections come with uci's names, cfgNNHHHH); an
+# option lands in CONFIG_<section>_<option>, a list also in _ITEM<n> and
+# _LENGTH. A new config_load clears the lists and the section list of the
+# package loaded before, but not its options: they stay visible under a
+# section of the same name. config_get gives the default for an empty value
+# too (uci has no empty options).
 
-_cfg_vars=
-_cfg_section=
-_cfg_anon=0
-
-_cfg_name_ok() {
-	case "$1" in
-		''|*[!A-Za-z0-9_]*) return 1 ;;
-	esac
+config_set() {
+	eval "CONFIG_$1_$2=\$3"
 }
 
-_cfg_store() {
-	# _cfg_store VAR VALUE
-	eval "$1=\$2"
-	_cfg_vars="$_cfg_vars $1"
-}
+package() { return 0; }
 
 config() {
 	local name="$2"
-	if [ -z "$name" ]; then
-		_cfg_anon=$((_cfg_anon + 1))
-		name="cfg$_cfg_anon"
-	fi
-	_cfg_name_ok "$name" || { echo "stub: bad section name $name" >&2; return 1; }
-	_cfg_section="$name"
-	_cfg_store "CFG_${name}__TYPE" "$1"
-	CFG_SECTIONS="${CFG_SECTIONS:+$CFG_SECTIONS }$name"
+	CONFIG_NUM_SECTIONS=$((CONFIG_NUM_SECTIONS + 1))
+	name="${name:-cfg$CONFIG_NUM_SECTIONS}"
+	CONFIG_SECTIONS="${CONFIG_SECTIONS:+$CONFIG_SECTIONS }$name"
+	CONFIG_SECTION="$name"
+	config_set "$name" TYPE "$1"
 }
 
 option() {
-	_cfg_name_ok "$1" || return 1
-	_cfg_store "CFG_${_cfg_section}_$1" "$2"
+	local name="$1"
+	shift
+	config_set "$CONFIG_SECTION" "$name" "$*"
 }
 
 list() {
-	local n joined
-	_cfg_name_ok "$1" || return 1
-	eval "n=\${CFG_${_cfg_section}_$1__N:-0}"
-	n=$((n + 1))
-	_cfg_store "CFG_${_cfg_section}_$1__N" "$n"
-	_cfg_store "CFG_${_cfg_section}_$1__$n" "$2"
-	eval "joined=\${CFG_${_cfg_section}_$1}"
-	_cfg_store "CFG_${_cfg_section}_$1" "${joined:+$joined }$2"
+	local name="$1" len
+	shift
+	config_get len "$CONFIG_SECTION" "${name}_LENGTH" 0
+	[ "$len" = 0 ] && CONFIG_LIST_STATE="${CONFIG_LIST_STATE:+$CONFIG_LIST_STATE }${CONFIG_SECTION}_$name"
+	len=$((len + 1))
+	config_set "$CONFIG_SECTION" "${name}_ITEM$len" "$*"
+	config_set "$CONFIG_SECTION" "${name}_LENGTH" "$len"
+	eval "CONFIG_${CONFIG_SECTION}_$name=\"\${CONFIG_${CONFIG_SECTION}_$name:+\$CONFIG_${CONFIG_SECTION}_$name }\$*\""
 }
 
 config_load() {
-	local v
+	local var data
 	record "config_load $1"
-	for v in $_cfg_vars; do
-		unset "$v"
+	[ -n "$IPKG_INSTROOT" ] && return 0
+	for var in $CONFIG_LIST_STATE; do
+		eval "CONFIG_$var= CONFIG_${var}_LENGTH="
 	done
-	_cfg_vars=
-	_cfg_anon=0
-	CFG_SECTIONS=
-	# shellcheck disable=SC1090
-	[ -f "$FAKE_UCI_DIR/$1" ] && . "$FAKE_UCI_DIR/$1"
+	CONFIG_LIST_STATE='' CONFIG_SECTIONS='' CONFIG_NUM_SECTIONS=0 CONFIG_SECTION=''
+	if command -v uci >/dev/null 2>&1; then
+		data="$(uci -P /var/state -S -n export "$1" 2>/dev/null)" || return 1
+		eval "$data"
+	elif [ -f "$FAKE_UCI_DIR/$1" ]; then
+		# test-package.sh's root has no uci (nor python for the fake one):
+		# read the committed file as uci would export it.
+		# shellcheck disable=SC1090
+		. "$FAKE_UCI_DIR/$1"
+	fi
 	return 0
 }
 
 # config_get VAR SECTION OPTION [DEFAULT] | config_get SECTION OPTION
 config_get() {
-	local _v
-	if [ $# -eq 2 ]; then
-		eval "echo \"\${CFG_$1_$2}\""
-		return 0
-	fi
-	eval "_v=\${CFG_$2_$3-__unset__}"
-	[ "$_v" = __unset__ ] && _v="$4"
-	eval "$1=\$_v"
+	case "$3" in
+		# unquoted, as in functions.sh: the value is split and globbed
+		'') eval echo "\${CONFIG_${1}_${2}:-\${4}}" ;;
+		*) eval "$1=\${CONFIG_${2}_${3}:-\${4}}" ;;
+	esac
 }
 
 config_get_bool() {
@@ -104,11 +103,12 @@ config_get_bool() {
 }
 
 config_list_foreach() {
-	local sec="$1" opt="$2" fn="$3" n i=1 v
+	local sec="$1" opt="$2" fn="$3" len i=1 v
 	shift 3
-	eval "n=\${CFG_${sec}_${opt}__N:-0}"
-	while [ "$i" -le "$n" ]; do
-		eval "v=\${CFG_${sec}_${opt}__$i}"
+	config_get len "$sec" "${opt}_LENGTH"
+	[ -n "$len" ] || return 0
+	while [ "$i" -le "$len" ]; do
+		config_get v "$sec" "${opt}_ITEM$i"
 		"$fn" "$v" "$@"
 		i=$((i + 1))
 	done
@@ -116,9 +116,9 @@ config_list_foreach() {
 
 config_foreach() {
 	local fn="$1" type="$2" s t
-	shift 2
-	for s in $CFG_SECTIONS; do
-		eval "t=\${CFG_${s}__TYPE}"
+	if [ $# -ge 2 ]; then shift 2; else shift $#; fi
+	for s in $CONFIG_SECTIONS; do
+		config_get t "$s" TYPE
 		[ -z "$type" ] || [ "$t" = "$type" ] || continue
 		"$fn" "$s" "$@"
 	done

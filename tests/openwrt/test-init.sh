@@ -146,6 +146,35 @@ case_extra_commands_without_extra_command() {
 	assert_eq "EXTRA_COMMANDS" "link_up link_down" "$EXTRA_COMMANDS"
 }
 
+# --- cases: the stand-ins read a config as OpenWrt does -------------------
+
+# What the real uci and functions.sh (built from OpenWrt's sources) gave for
+# the same files: unnamed sections named cfg<position><hash of the type>,
+# usable as names; config_load includes staged changes, and keeps the options
+# (not the lists) of the package loaded before it.
+case_stand_ins_read_config_as_openwrt_does() {
+	local v
+	setup
+	uci -P /var/state -S -n export dhcp | grep '^config ' >"$CASE_DIR/got"
+	printf '%s\n' "config dnsmasq 'cfg01411c'" "config dhcp 'lan'" "config dhcp 'wan'" \
+		"config odhcpd 'odhcpd'" >"$CASE_DIR/want"
+	assert_file_eq "export -n" "$CASE_DIR/want" "$CASE_DIR/got"
+	assert_eq "get by uci's name" lan "$(uci get dhcp.cfg01411c.domain)"
+	uci set dhcp.lan.ignore=1
+	config_load dproxy
+	config_load dhcp
+	assert_eq "sections" "cfg01411c lan wan odhcpd" "$CONFIG_SECTIONS"
+	config_get v lan ignore
+	assert_eq "staged change" 1 "$v"
+	config_get v cfg01411c domain
+	assert_eq "unnamed section" lan "$v"
+	config_get v main port
+	assert_eq "option of the package loaded before" 1296 "$v"
+	config_get v main listen
+	assert_eq "list of the package loaded before" "" "$v"
+	uci revert dhcp
+}
+
 # --- cases: procd instance --------------------------------------------------
 
 case_disabled_starts_nothing() {
@@ -460,6 +489,102 @@ case_replace_keeps_owner_dns_option_and_port() {
 	assert_file_eq "dhcp after stop" "$CASE_DIR/dhcp.orig.show" "$CASE_DIR/dhcp.now.show"
 }
 
+# Sections as OpenWrt has them: unnamed ones (edited under the names uci
+# gives them), pools without an interface or ignored, a dnsmasq section named
+# like dproxy's own. The LAN addresses come in the order of the pools.
+case_replace_with_unnamed_sections_and_several_pools() {
+	DHCP_FIXTURE=dhcp-pools setup
+	cfg enabled=1 dnsmasq_integration=replace
+	start
+	assert_line "command" "procd_set_param command /usr/sbin/dproxy -c /var/etc/dproxy/dproxy.conf -l 127.0.0.1:53 -l [::1]:53 -l 10.9.0.1:53 -l 192.168.1.1:53 -l [fd00:1::1]:53" "$PROCD_LOG"
+	assert_eq "interface triggers" \
+		"procd_add_interface_trigger interface.* iot /etc/init.d/dproxy reload|procd_add_interface_trigger interface.* lan /etc/init.d/dproxy reload|" \
+		"$(grep '^procd_add_interface_trigger' "$PROCD_LOG" | tr '\n' '|')"
+	assert_eq "unnamed dnsmasq port" 0 "$(uci get 'dhcp.@dnsmasq[0].port')"
+	assert_eq "unnamed dnsmasq previous port" - "$(uci get 'dhcp.@dnsmasq[0].dproxy_port')"
+	assert_eq "main port" 0 "$(uci get dhcp.main.port)"
+	assert_eq "main previous port" 5353 "$(uci get dhcp.main.dproxy_port)"
+	assert_eq "unnamed pool DNS option (ours)" "6,0.0.0.0" "$(uci get 'dhcp.@dhcp[0].dhcp_option')"
+	assert_eq "lan DNS option (owner's)" "6,192.168.1.2" "$(uci get dhcp.lan.dhcp_option)"
+	assert_eq "pool without interface" "" "$(uci -q get dhcp.guest.dhcp_option)"
+	assert_eq "ignored pool" "" "$(uci -q get dhcp.wan.dhcp_option)"
+	assert_eq "dhcp commits" 1 "$(commits)"
+	start
+	assert_eq "dhcp commits after a second start" 1 "$(commits)"
+	stop
+	uci export dhcp >"$CASE_DIR/dhcp.now"
+	assert_file_eq "dhcp after stop" "$CASE_DIR/dhcp.orig" "$CASE_DIR/dhcp.now"
+}
+
+case_forward_with_unnamed_sections() {
+	DHCP_FIXTURE=dhcp-pools setup
+	cfg enabled=1 dnsmasq_integration=forward
+	start
+	for s in '@dnsmasq[0]' main; do
+		assert_eq "$s server" "127.0.0.1#1296" "$(uci get "dhcp.$s.server")"
+		assert_eq "$s noresolv" 1 "$(uci get "dhcp.$s.noresolv")"
+		assert_eq "$s previous noresolv" - "$(uci get "dhcp.$s.dproxy_noresolv")"
+	done
+	assert_eq "pool options" "" "$(uci show dhcp | grep 'dhcp_option=.*0\.0\.0\.0')"
+	mark reload
+	cfg port=1299
+	reload
+	assert_eq "server after a port change" "127.0.0.1#1299" "$(uci get 'dhcp.@dnsmasq[0].server')"
+	stop
+	uci export dhcp >"$CASE_DIR/dhcp.now"
+	assert_file_eq "dhcp after stop" "$CASE_DIR/dhcp.orig" "$CASE_DIR/dhcp.now"
+}
+
+# /etc/config/dhcp is read with its uncommitted changes, as uci get read it.
+case_uncommitted_dhcp_changes_count() {
+	DHCP_FIXTURE=dhcp-pools setup
+	uci set dhcp.lan.ignore=1
+	cfg enabled=1 dnsmasq_integration=replace
+	start
+	assert_line "command" "procd_set_param command /usr/sbin/dproxy -c /var/etc/dproxy/dproxy.conf -l 127.0.0.1:53 -l [::1]:53 -l 10.9.0.1:53" "$PROCD_LOG"
+}
+
+# After /etc/config/dhcp was read, dproxy's config is read without what dhcp's
+# section 'main' holds (functions.sh's config_load would keep its options):
+# a reload with nothing changed keeps the daemon, its user and its mounts.
+case_dhcp_section_named_main_is_not_read_as_dproxys() {
+	DHCP_FIXTURE=dhcp-pools setup ujail
+	echo "nameserver 192.0.2.2" >"$ROOT/etc/dnsmasq-main.resolv"
+	cfg enabled=1 dnsmasq_integration=replace resolvfile= user= port=
+	start
+	instance >"$CASE_DIR/instance.first"
+	assert_line "user" "procd_set_param user dproxy" "$CASE_DIR/instance.first"
+	assert_no_match "mounts" 'dnsmasq-main' "$CASE_DIR/instance.first"
+	mark reload
+	reload
+	sed -n '/^--- reload/,$p' "$PROCD_LOG" >"$CASE_DIR/after"
+	assert_no_match "restart" '^procd_kill' "$CASE_DIR/after"
+	sed -n '/^procd_open_instance/,/^procd_close_instance/p' "$CASE_DIR/after" >"$CASE_DIR/instance.again"
+	assert_file_eq "instance after reload" "$CASE_DIR/instance.first" "$CASE_DIR/instance.again"
+	mark restart
+	restart
+	sed -n '/^--- restart/,$p' "$PROCD_LOG" | sed -n '/^procd_open_instance/,/^procd_close_instance/p' >"$CASE_DIR/instance.again"
+	assert_file_eq "instance after restart" "$CASE_DIR/instance.first" "$CASE_DIR/instance.again"
+}
+
+# uci is started once per config read, not once per section and option: a
+# start with nothing to change reads dproxy's config, /etc/config/dhcp for
+# the plan and for the integration, and asks for uncommitted dhcp changes.
+case_start_runs_uci_once_per_config() {
+	DHCP_FIXTURE=dhcp-pools setup
+	cfg enabled=1 dnsmasq_integration=replace
+	start
+	: >"$FAKE_UCI_LOG"
+	start
+	printf '%s\n' "uci -P /var/state -S -n export dproxy" "uci -P /var/state -S -n export dhcp" \
+		"uci -P /var/state -S -n export dhcp" "uci -q changes dhcp" >"$CASE_DIR/uci.want"
+	assert_file_eq "uci calls of a start" "$CASE_DIR/uci.want" "$FAKE_UCI_LOG"
+	cfg dnsmasq_integration=off
+	: >"$FAKE_UCI_LOG"
+	start
+	assert_count "uci reads of single options" '^uci (-q )?get ' "$FAKE_UCI_LOG" 0
+}
+
 case_mode_switch_by_reload() {
 	setup ujail
 	cfg enabled=1 dnsmasq_integration=forward
@@ -721,6 +846,7 @@ case_disabling_in_config_stops_before_handover() {
 }
 
 for c in sourcing_has_no_side_effects header extra_commands_without_extra_command \
+	stand_ins_read_config_as_openwrt_does \
 	disabled_starts_nothing enabled_with_jail jail_mounts_follow_the_config \
 	no_ujail_runs_as_user_without_jail no_ujail_low_port_starts_as_root \
 	user_root_means_no_user link_signals_by_name reload_same_config_keeps_process \
@@ -729,6 +855,9 @@ for c in sourcing_has_no_side_effects header extra_commands_without_extra_comman
 	forward_edits_and_restores_dhcp forward_keeps_domain_servers_and_restores_custom_config \
 	forward_restore_keeps_servers_added_meanwhile replace_edits_and_restores_dhcp \
 	replace_keeps_owner_dns_option_and_port mode_switch_by_reload \
+	replace_with_unnamed_sections_and_several_pools forward_with_unnamed_sections \
+	uncommitted_dhcp_changes_count dhcp_section_named_main_is_not_read_as_dproxys \
+	start_runs_uci_once_per_config \
 	disabling_in_config_restores_dhcp disable_command_restores_dhcp shutdown_keeps_dhcp \
 	upgrade_ends_in_forward_mode dnsmasq_not_running_is_not_started \
 	forward_target_from_ipv6_only_listen daemon_reads_a_copy_of_the_config \
