@@ -15,7 +15,7 @@
 # Uses CROSS_* from mk/cross.mk.
 
 VM_TARGETS := mips mipsel armv7 aarch64
-VM_INIT = $(CROSS_DIR)/$(CROSS_TRIPLE)/release/dproxy-vm-init
+VM_INIT = $(CROSS_DIR)/$(CROSS_TRIPLE)/debug/dproxy-vm-init
 VM_WORK = $(CURDIR)/target/vm/$(TARGET)
 # Seconds from qemu's start to the last result line, at most (a loaded 2-core
 # machine boots the slowest target in well under a minute).
@@ -31,11 +31,16 @@ vm-check-target:
 	@case " $(VM_TARGETS) " in *" $(TARGET) "*) ;; \
 	    *) echo "usage: make vm-test TARGET=<$(VM_TARGETS)>" >&2; exit 2 ;; esac
 
-# Same toolchain, std and flags as the daemon's cross build (and its target dir, so
-# the std built for the daemon is reused).
+# The test program's speed and size do not matter: it is built like the unit tests of
+# `make cross-test` (mk/cross.mk: CROSS_TEST_STD, CROSS_TEST_PROFILE, std with
+# unwinding at opt-level 0, no LTO), in the same target dir, so the std that
+# test-cross-<target> built is reused (cargo builds it here only when no cross-test
+# ran before). Still a static musl executable (the rustflags of .cargo/config.toml,
+# the same zig link); a panic unwinds and prints its message on the console before
+# PID 1 exits (the kernel then panics, and qemu stops: -no-reboot, panic=-1).
 vm-init: vm-check-target cross-setup
-	cd tests/vm/init && $(CROSS_CARGO) build --release --locked --target $(CROSS_TRIPLE) \
-	    $(CROSS_BUILD_STD) $(CROSS_SIZE_FLAGS)
+	cd tests/vm/init && $(CROSS_CARGO) build --locked --target $(CROSS_TRIPLE) \
+	    $(CROSS_TEST_STD) $(CROSS_TEST_PROFILE)
 
 vm-test: vm-check-target vm-setup cross vm-init
 	@set -e; out=$$(./scripts/vm-kernel.sh $(TARGET)); \
