@@ -38,9 +38,18 @@ vm-check-target:
 # ran before). Still a static musl executable (the rustflags of .cargo/config.toml,
 # the same zig link); a panic unwinds and prints its message on the console before
 # PID 1 exits (the kernel then panics, and qemu stops: -no-reboot, panic=-1).
+# Should a setting of the daemon's Cargo.toml that the test program lacks (a [profile.dev]
+# or [profile.test] key) make the two std builds differ, cargo builds a second std here
+# (about 40 CPU-seconds): the log says so.
+VM_STD_LIBS = ls $(CROSS_DIR)/$(CROSS_TRIPLE)/debug/deps/libstd-*.rlib 2>/dev/null | wc -l
 vm-init: vm-check-target cross-setup
-	cd tests/vm/init && $(CROSS_CARGO) build --locked --target $(CROSS_TRIPLE) \
-	    $(CROSS_TEST_STD) $(CROSS_TEST_PROFILE)
+	@set -e; before=$$($(VM_STD_LIBS)); \
+	echo "cd tests/vm/init && cargo build --locked --target $(CROSS_TRIPLE) $(CROSS_TEST_STD) $(CROSS_TEST_PROFILE)"; \
+	(cd tests/vm/init && $(CROSS_CARGO) build --locked --target $(CROSS_TRIPLE) \
+	    $(CROSS_TEST_STD) $(CROSS_TEST_PROFILE)); \
+	if [ "$$before" -gt 0 ] && [ "$$($(VM_STD_LIBS))" -gt "$$before" ]; then \
+	    echo "vm-init: warning: built a std of its own beside the cross unit tests' (see mk/vm.mk)"; \
+	fi
 
 vm-test: vm-check-target vm-setup cross vm-init
 	@set -e; out=$$(./scripts/vm-kernel.sh $(TARGET)); \
