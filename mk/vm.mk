@@ -31,13 +31,20 @@ vm-check-target:
 	@case " $(VM_TARGETS) " in *" $(TARGET) "*) ;; \
 	    *) echo "usage: make vm-test TARGET=<$(VM_TARGETS)>" >&2; exit 2 ;; esac
 
-# The test program's speed and size do not matter: it is built like the unit tests of
+# The test program's size does not matter: it is built like the unit tests of
 # `make cross-test` (mk/cross.mk: CROSS_TEST_STD, CROSS_TEST_PROFILE, std with
-# unwinding at opt-level 0, no LTO), in the same target dir, so the std that
-# test-cross-<target> built is reused (cargo builds it here only when no cross-test
-# ran before). Still a static musl executable (the rustflags of .cargo/config.toml,
-# the same zig link); a panic unwinds and prints its message on the console before
-# PID 1 exits (the kernel then panics, and qemu stops: -no-reboot, panic=-1).
+# unwinding at opt-level 0, no LTO; the program itself at opt-level 1, see its
+# Cargo.toml), in the same target dir, so the std and libc that test-cross-<target>
+# built are reused (cargo builds them here only when no cross-test ran before: about
+# 50 CPU-seconds for mips). Still a static musl executable (the rustflags of
+# .cargo/config.toml, the same zig link); a panic unwinds and prints its message on
+# the console before PID 1 exits (the kernel then panics, and qemu stops: -no-reboot,
+# panic=-1). It was built like the daemon (fat LTO over the release std, opt-level
+# "s"): in a clean clone after test-cross-mips and cross-full-mips the test-vm-mips
+# step took 47 CPU-seconds, 7 now (2026-11-30, a loaded 2-core machine). Most of the
+# 47 was zig building musl's libc.a and libunwind.a once more during that link (a
+# variant the daemon's own links had not needed), then the LTO (about 5) and libc
+# (about 1); qemu takes about 3 (mips) and 5-6 (armv7) of what is left.
 # Should a setting of the daemon's Cargo.toml that the test program lacks (a [profile.dev]
 # or [profile.test] key) make the two std builds differ, cargo builds a second std here
 # (about 40 CPU-seconds): the log says so.
