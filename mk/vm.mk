@@ -45,9 +45,9 @@ vm-check-target:
 # 47 was zig building musl's libc.a and libunwind.a once more during that link (a
 # variant the daemon's own links had not needed), then the LTO (about 5) and libc
 # (about 1); qemu takes about 3 (mips) and 5-6 (armv7) of what is left.
-# Should a setting of the daemon's Cargo.toml that the test program lacks (a [profile.dev]
-# or [profile.test] key) make the two std builds differ, cargo builds a second std here
-# (about 40 CPU-seconds): the log says so.
+# Should a setting of the daemon's Cargo.toml that the test program lacks (a
+# [profile.dev] or [profile.test] key) make the two std builds differ, cargo builds a
+# second std here (about 40 CPU-seconds): the log says so.
 VM_STD_LIBS = ls $(CROSS_DIR)/$(CROSS_TRIPLE)/debug/deps/libstd-*.rlib 2>/dev/null | wc -l
 vm-init: vm-check-target cross-setup
 	@set -e; before=$$($(VM_STD_LIBS)); \
