@@ -3,16 +3,22 @@
 #   - Debian's Rust 1.96 (rustc-web, cargo-web) and its std sources (rust-web-src),
 #     used with -Zbuild-std because the mips targets have no prebuilt std;
 #   - qemu-user-static to run the results, file to check them;
-#   - zig from PyPI (in .tools/zig-venv, ignored by git) as C toolchain and linker.
+#   - zig from PyPI as C toolchain and linker, in ~/.cache/dproxy/zig-<version>
+#     (override: DPROXY_ZIG_CACHE), linked from .tools/bin/zig.
 # The Debian toolchain lives in /usr/bin and is always called by full path, so
 # rustup's toolchain (first on PATH) stays in charge of the host build.
 # Idempotent: with everything present it only checks, in well under a second.
 set -eu
 
 here=$(cd "$(dirname "$0")/.." && pwd)
-venv="$here/.tools/zig-venv"
-zig_link="$here/.tools/bin/zig"
+# zig outside the clone, like the VM kernels (scripts/vm-kernel.sh): zig keys its own
+# cache (~/.cache/zig: musl's libc.a and libunwind.a, built for each target at the first
+# link, 35-40 CPU-seconds a target) on the path of its install, so a zig inside each
+# clone made every clone build them again; one install per machine builds them once.
+zig_cache=${DPROXY_ZIG_CACHE:-$HOME/.cache/dproxy}
 zig_version=0.17.1
+venv="$zig_cache/zig-$zig_version"
+zig_link="$here/.tools/bin/zig"
 
 # Debian packages, by a file each one provides.
 need=""
@@ -61,9 +67,20 @@ find_zig() {
 zig_bin=$(find_zig || true)
 if [ -z "$zig_bin" ] || [ "$("$zig_bin" version 2>/dev/null)" != "$zig_version" ]; then
     echo "cross-setup: zig $zig_version in $venv"
-    mkdir -p "$here/.tools"
-    /usr/bin/python3 -m venv "$venv"
-    "$venv/bin/pip" install -q --disable-pip-version-check "ziglang==$zig_version"
+    mkdir -p "$zig_cache"
+    # Installed beside, then renamed into place: two clones setting up at once never
+    # see half an install (only zig itself is used from it, which finds its lib dir
+    # next to itself, so the venv may move).
+    tmp="$venv.tmp$$"
+    rm -rf "$tmp"
+    /usr/bin/python3 -m venv "$tmp"
+    "$tmp/bin/pip" install -q --disable-pip-version-check "ziglang==$zig_version"
+    # A broken or other install in the way goes; one that another clone has just
+    # put there stays, and this one is dropped.
+    if [ -e "$venv" ] && [ "$(find_zig | xargs -r -I{} {} version 2>/dev/null)" != "$zig_version" ]; then
+        rm -rf "$venv"
+    fi
+    mv -T "$tmp" "$venv" 2>/dev/null || rm -rf "$tmp"
     zig_bin=$(find_zig)
 fi
 # A stable path for the linker wrappers in cross/.
