@@ -124,20 +124,19 @@ impl Transports {
     }
 
     /// Per DoH server: address, URL, and its state ("ok" or the reason). A server whose
-    /// name has no address yet shows the unspecified address.
-    pub fn https_status(&self) -> Vec<(SocketAddr, String, String)> {
+    /// name has no address yet has None.
+    pub fn https_status(&self) -> Vec<(Option<SocketAddr>, String, String)> {
         let mut v: Vec<_> = self
             .https
             .servers
             .iter()
             .map(|(a, s)| {
                 let url = format!("https://{}{}", s.target.authority, s.target.path);
-                (*a, url, s.tls.status.clone())
+                (Some(*a), url, s.tls.status.clone())
             })
             .collect();
-        for (port, url, why) in self.https.boot.unresolved() {
-            let none = std::net::Ipv4Addr::UNSPECIFIED;
-            v.push((SocketAddr::new(none.into(), port), url, why));
+        for (url, why) in self.https.boot.unresolved() {
+            v.push((None, url, why));
         }
         v
     }

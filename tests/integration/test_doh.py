@@ -745,6 +745,9 @@ def test_startup_and_cache_hits_do_not_wait_for_a_silent_bootstrap_server(dproxy
         s = px.stats()
         assert "left out" not in px.stderr_text(), px.stderr_text()[-2000:]
         assert s["tls_upstream.0.state"] == "looking up its address", s
+        # No address yet: said so, not shown as an address (0.0.0.0) it is not at.
+        assert s["tls_upstream.0.addr"] == "unresolved", s
+        assert s["tls_upstream.0.name"] == "https://%s:%d/dns-query" % (NAME, dnsdist.port), s
         # A miss with no server to go to waits for the lookup (bounded), then SERVFAIL.
         r = px.query("a.example.test", timeout=8, edns=0)
         assert _servfail_with_ede(r), r.to_text()
