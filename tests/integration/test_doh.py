@@ -891,7 +891,8 @@ class H2FaultServer(FaultServer):
     GOAWAY naming it as the last stream, closes; later connections answer normally),
     close (the same without GOAWAY), reset (no answer, a TCP reset), status500, html, badframe (a
     PUSH_PROMISE, which the client disabled), oversize (a frame header of 20,000 bytes);
-    normal answers each at once. `streams_seen` holds the size of each batch."""
+    normal answers each at once; stall_first too, but for the first request of the first
+    connection, which it never answers. `streams_seen` holds the size of each batch."""
 
     def __init__(self, certs, mode="normal", batch=1):
         super().__init__(certs, mode=mode)
@@ -990,6 +991,8 @@ class H2FaultServer(FaultServer):
                     s.sendall((20000).to_bytes(3, "big") + bytes([0, 0]) + done[0].to_bytes(4, "big"))
                 else:
                     for sid in done:
+                        if mode == "stall_first" and number == 1 and sid == 1:
+                            continue  # never answered
                         self._answer_h2(s, sid, bodies[sid], mode)
                 done = []
         except (OSError, ssl.SSLError, ValueError, AssertionError, KeyError):
@@ -1064,7 +1067,7 @@ def test_http2_goaway_or_close_mid_flight_loses_nothing(dproxy, certs, mode):
         assert first == set(names), fs.asked
         # The answer that came before the GOAWAY or close is taken: its query is not
         # asked again (6 + 5 requests). Counted by name, not by request: on a busy
-        # machine the retransmit timer can repeat a query on the same connection.
+        # machine the retransmit timer can repeat a query on the second connection.
         if mode == "reset":
             assert fs.answered_first == [] and again == set(names), fs.asked
         else:
@@ -1072,6 +1075,22 @@ def test_http2_goaway_or_close_mid_flight_loses_nothing(dproxy, certs, mode):
             assert again == set(names) - set(fs.answered_first), (
                 fs.asked, px.stderr_text()[-2000:])
         assert px.alive() and fs.plaintext == 0
+    finally:
+        fs.stop()
+
+
+def test_http2_resend_goes_on_another_connection(dproxy, certs):
+    """A query the server leaves unanswered is asked again after its retransmission
+    timeout on a second connection, never as a duplicate behind the first on the
+    connection that still carries it (as over DoT); the second connection answers."""
+    fs = H2FaultServer(certs, mode="stall_first")
+    try:
+        px = _start(dproxy, certs, fs.port)
+        r = px.query("s.example.test", timeout=8)
+        assert r is not None and "192.0.2.7" in r.to_text(), px.stderr_text()[-2000:]
+        on = [c for c, n in fs.asked if n == "s.example.test"]
+        assert on[:2] == [1, 2] and on.count(1) == 1, fs.asked
+        assert fs.alpn == {"h2"} and fs.plaintext == 0 and px.alive()
     finally:
         fs.stop()
 
