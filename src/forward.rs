@@ -406,8 +406,13 @@ impl Server {
             match ev {
                 Event::Message(owner, n) => {
                     let Some((pi, ai)) = self.current(owner) else {
+                        // For an attempt closed after its answer was read (its question
+                        // was answered through another attempt): dropped, and the
+                        // answers read with it on the same connection are delivered
+                        // now. Epoll reports the socket once: the next wake-up may be
+                        // far. (A UDP attempt's socket goes with it: nothing follows.)
                         self.transports.close(self.poll.registry(), owner);
-                        break;
+                        continue;
                     };
                     let verdict = match self.pending.get(pi) {
                         Some(p) => check(&buf[..n], &p.attempts[ai], p),

@@ -1010,6 +1010,81 @@ def _qname(wire):
     return str(dns.message.from_wire(wire).question[0].name).rstrip(".")
 
 
+class H2ResendServer(H2FaultServer):
+    """Over HTTP/2: its first connection never answers, and closes (a FIN) once the
+    second one holds the question again (its second attempt), so that dproxy sends the
+    first attempt again there too, next to the second. The second connection answers
+    when it holds three requests, all in one write: the two of the first question, then
+    the other question's. dproxy takes the first, which closes the other attempt; that
+    one's answer comes next and must not hold back the answer written after it. After
+    that batch, and on later connections, every request is answered at once."""
+
+    def __init__(self, certs):
+        super().__init__(certs)
+        self.first = None
+        self.second_has_it = threading.Event()
+
+    def _serve(self, c):
+        c.settimeout(10)
+        try:
+            s = self.ctx.wrap_socket(c, server_side=True)
+            pre = b""
+            while len(pre) < 24:
+                b = s.recv(24 - len(pre))
+                if not b:
+                    return
+                pre += b
+            with self.lock:
+                self.opened += 1
+                number = self.opened
+            s.sendall(_frame(4, 0, 0, (3).to_bytes(2, "big") + (100).to_bytes(4, "big")))
+            bodies, done, batched = {}, [], False
+            for kind, flags, sid, p in self._frames(s, b""):
+                if kind == 4 and not flags & 1:
+                    s.sendall(_frame(4, 1, 0))
+                if kind == 1:
+                    bodies[sid] = b""
+                if kind == 0:
+                    bodies[sid] += p
+                    if flags & 1:
+                        done.append(sid)
+                        name = _qname(bodies[sid])
+                        with self.lock:
+                            self.asked.append((number, name))
+                            if number == 1 and self.first is None:
+                                self.first = name
+                            if number == 2 and name == self.first:
+                                self.second_has_it.set()
+                if not done:
+                    continue
+                if number == 1:
+                    self.second_has_it.wait(8)
+                    s.shutdown(socket.SHUT_WR)
+                    while s.recv(4096):
+                        pass
+                    return
+                if number == 2 and not batched:
+                    if len(done) < 3:
+                        continue
+                    # dproxy takes the answers of one read in the order written.
+                    done.sort(key=lambda sid: _qname(bodies[sid]) != self.first)
+                    batched = True
+                out = b""
+                for sid in done:
+                    out += _frame(1, 0x4, sid, _h2_headers()) + _frame(0, 0x1, sid, _answer(bodies[sid]))
+                s.sendall(out)
+                done = []
+        except (OSError, ssl.SSLError, ValueError, KeyError):
+            return
+        finally:
+            try:
+                c.close()
+            except OSError:
+                pass
+            with self.lock:
+                self.active -= 1
+
+
 def _established(port):
     """TCP connections established to 127.0.0.1:port (from ss)."""
     out = subprocess.run(["ss", "-Htn", "state", "established", "( dport = :%d )" % port],
@@ -1091,6 +1166,32 @@ def test_http2_resend_goes_on_another_connection(dproxy, certs):
         on = [c for c, n in fs.asked if n == "s.example.test"]
         assert on[:2] == [1, 2] and on.count(1) == 1, fs.asked
         assert fs.alpn == {"h2"} and fs.plaintext == 0 and px.alive()
+    finally:
+        fs.stop()
+
+
+def test_answer_for_a_closed_attempt_does_not_hold_back_the_next(dproxy, certs):
+    """Answers read together on one connection: one for an attempt closed meanwhile (its
+    question was just answered through its other attempt) is dropped, and the answer
+    read after it is delivered at once, not after its question's retransmission timeout
+    (which would ask it again on another connection)."""
+    fs = H2ResendServer(certs)
+    try:
+        px = _start(dproxy, certs, fs.port)
+        first = {}
+        t = threading.Thread(target=lambda: first.update(r=px.query("q1.example.test", timeout=8)))
+        t.start()
+        # Its second attempt (after 1 to 2 s) on connection 2; connection 1 then closes
+        # and its first attempt goes out again on connection 2 as well.
+        assert wait_until(lambda: fs.asked.count((2, "q1.example.test")) == 2, timeout=8), (
+            fs.asked, px.stderr_text()[-2000:])
+        r = px.query("q2.example.test", timeout=5)
+        t.join()
+        assert r is not None and "192.0.2.7" in r.to_text(), px.stderr_text()[-2000:]
+        assert first.get("r") is not None and "192.0.2.7" in first["r"].to_text()
+        # Answered by the one request it had: not asked again.
+        assert [c for c, n in fs.asked if n == "q2.example.test"] == [2], fs.asked
+        assert fs.plaintext == 0 and px.alive()
     finally:
         fs.stop()
 
