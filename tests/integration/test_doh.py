@@ -808,6 +808,43 @@ def test_new_address_at_the_bootstrap_server_is_used_after_its_ttl(dproxy, certs
         boot.stop()
 
 
+def test_queries_waiting_on_the_old_address_go_to_the_new_one_at_once(dproxy, certs):
+    """dnsmasq moves the DoH server's name to 127.0.0.2 while a query waits on the old
+    address (a server of our own that takes requests and never answers). When the next
+    lookup (10 s after the first: TTL 1, kept for the minimum) finds the new address,
+    the connections to the old one close and the query goes out at once to the new
+    server on the attempt it had: the new upstream is never sent a new attempt, as it
+    would be once the query's retransmission timeout had passed."""
+    boot = Dnsmasq()
+    old = H2FaultServer(certs, batch=1000)
+    new = H2FaultServer(certs, host="127.0.0.2", port=old.port)
+    try:
+        px = _start(dproxy, certs, old.port, inline="",
+                    lists={"bootstrap": ["127.0.0.1:%d" % boot.port]})
+        assert wait_until(lambda: "%s is at 127.0.0.1 (bootstrap, for 10 s)" % NAME
+                          in px.stderr_text(), timeout=5), px.stderr_text()[-2000:]
+        found = time.monotonic()
+        boot.set_address("127.0.0.2")
+        boot.reload()
+        # Asked about 2 s before the next lookup: well within the query's 4 s.
+        time.sleep(max(0.0, found + 7.5 - time.monotonic()))
+        r = px.query("m.example.test", timeout=8)
+        assert r is not None and "192.0.2.7" in r.to_text(), px.stderr_text()[-2000:]
+        assert "%s is at 127.0.0.2" % NAME in px.stderr_text()
+        assert "m.example.test" in [n for _, n in old.asked], old.asked
+        assert "m.example.test" in [n for _, n in new.asked], new.asked
+        s = px.stats()
+        rows = [k[:-len(".addr")] for k, v in s.items()
+                if re.fullmatch(r"upstream\.\d+\.addr", k) and v == "127.0.0.2:%d" % old.port]
+        assert len(rows) == 1, s
+        assert str(s[rows[0] + ".queries"]) == "0", s
+        assert old.plaintext == 0 and new.plaintext == 0 and px.alive()
+    finally:
+        new.stop()
+        old.stop()
+        boot.stop()
+
+
 def test_failed_connections_to_the_old_address_look_the_name_up_again(dproxy, certs, dnsdist):
     """The address is kept for an hour (dnsmasq's TTL), but when the server there stops
     (real dnsdist killed) and the name has moved, three failed connections in a row
@@ -894,8 +931,8 @@ class H2FaultServer(FaultServer):
     normal answers each at once; stall_first too, but for the first request of the first
     connection, which it never answers. `streams_seen` holds the size of each batch."""
 
-    def __init__(self, certs, mode="normal", batch=1):
-        super().__init__(certs, mode=mode)
+    def __init__(self, certs, mode="normal", batch=1, host="127.0.0.1", port=None):
+        super().__init__(certs, mode=mode, host=host, port=port)
         self.ctx.set_alpn_protocols(["h2"])
         self.batch = batch
         self.streams_seen = []
