@@ -410,9 +410,15 @@ impl Server {
                         // was answered through another attempt): dropped, and the
                         // answers read with it on the same connection are delivered
                         // now. Epoll reports the socket once: the next wake-up may be
-                        // far. (A UDP attempt's socket goes with it: nothing follows.)
+                        // far. Only DoT and DoH connections hold answers read ahead;
+                        // without them (a UDP attempt's socket goes with the attempt, a
+                        // TCP stream forgets a closed attempt's ID) nothing follows, and
+                        // the plain build keeps the smaller `break`.
                         self.transports.close(self.poll.registry(), owner);
+                        #[cfg(feature = "tls")]
                         continue;
+                        #[cfg(not(feature = "tls"))]
+                        break;
                     };
                     let verdict = match self.pending.get(pi) {
                         Some(p) => check(&buf[..n], &p.attempts[ai], p),
