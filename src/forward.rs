@@ -406,7 +406,18 @@ impl Server {
             match ev {
                 Event::Message(owner, n) => {
                     let Some((pi, ai)) = self.current(owner) else {
+                        // For an attempt closed after its answer was read (its question
+                        // was answered through another attempt): dropped, and the
+                        // answers read with it on the same connection are delivered
+                        // now. Epoll reports the socket once: the next wake-up may be
+                        // far. Only DoT and DoH connections hold answers read ahead;
+                        // without them (a UDP attempt's socket goes with the attempt, a
+                        // TCP stream forgets a closed attempt's ID) nothing follows, and
+                        // the plain build keeps the smaller `break`.
                         self.transports.close(self.poll.registry(), owner);
+                        #[cfg(feature = "tls")]
+                        continue;
+                        #[cfg(not(feature = "tls"))]
                         break;
                     };
                     let verdict = match self.pending.get(pi) {

@@ -102,9 +102,10 @@ pub struct Snapshot {
     pub config_file: Option<String>,
     pub config: ConfigStatus,
     pub upstreams: Vec<UpstreamRow>,
-    /// DNS over TLS servers: address, authentication name, state ("ok" or why not).
+    /// DNS over TLS and HTTPS servers: address (None while a DoH server's host name
+    /// has no address yet), authentication name or URL, state ("ok" or why not).
     #[cfg(feature = "tls")]
-    pub tls_upstreams: Vec<(std::net::SocketAddr, String, String)>,
+    pub tls_upstreams: Vec<(Option<std::net::SocketAddr>, String, String)>,
     /// "synced" once the clock is known good, "unsynced" before (see `clock_trust`).
     #[cfg(any(feature = "tls", feature = "dnssec"))]
     pub clock: &'static str,

@@ -60,7 +60,12 @@ pub fn stats(snap: &Snapshot) -> String {
     let _ = writeln!(o, "clock={}", snap.clock);
     #[cfg(feature = "tls")]
     for (i, (addr, name, state)) in snap.tls_upstreams.iter().enumerate() {
-        let _ = writeln!(o, "tls_upstream.{i}.addr={addr}");
+        // A DoH server whose host name is not looked up yet is connected to nowhere:
+        // said in a word, not as an address (0.0.0.0 would read as a real one).
+        let _ = match addr {
+            Some(a) => writeln!(o, "tls_upstream.{i}.addr={a}"),
+            None => writeln!(o, "tls_upstream.{i}.addr=unresolved"),
+        };
         let _ = writeln!(o, "tls_upstream.{i}.name={name}");
         let _ = writeln!(o, "tls_upstream.{i}.state={state}");
     }
@@ -155,5 +160,34 @@ upstream.0.queries=35\nupstream.0.answers=36\nupstream.0.timeouts=37\n";
         #[cfg(any(feature = "tls", feature = "dnssec"))]
         let want = format!("{want}clock=unsynced\n");
         assert_eq!(stats(&sample()), want);
+    }
+
+    /// An encrypted server shows its address; a DoH server whose host name has no
+    /// address yet shows `unresolved`, not an address it is not at (0.0.0.0).
+    #[cfg(feature = "tls")]
+    #[test]
+    fn encrypted_upstreams_show_their_address_or_unresolved() {
+        let mut snap = sample();
+        snap.tls_upstreams = vec![
+            (
+                Some(([192, 0, 2, 2], 853).into()),
+                "dot.test".into(),
+                "ok".into(),
+            ),
+            (
+                None,
+                "https://doh.test/dns-query".into(),
+                "looking up its address".into(),
+            ),
+        ];
+        let text = stats(&snap);
+        let tail = "clock=unsynced\n\
+tls_upstream.0.addr=192.0.2.2:853\ntls_upstream.0.name=dot.test\ntls_upstream.0.state=ok\n\
+tls_upstream.1.addr=unresolved\ntls_upstream.1.name=https://doh.test/dns-query\n\
+tls_upstream.1.state=looking up its address\n";
+        assert!(text.ends_with(tail), "{text}");
+        // Everything before the encrypted servers is as without them.
+        let plain = stats(&sample());
+        assert_eq!(&text[..text.len() - tail.len()], &plain[..plain.len() - 15]);
     }
 }

@@ -213,6 +213,14 @@ impl Channel {
         });
     }
 
+    /// True if an attempt of `owner`'s question waits for its answer here (also one
+    /// given up whose request is still on the wire: the answers behind it wait for it).
+    pub fn carries_question(&self, owner: Owner) -> bool {
+        self.queue
+            .iter()
+            .any(|q| q.owner.pending == owner.pending && q.owner.gen == owner.gen)
+    }
+
     pub fn owners(&self) -> Vec<Owner> {
         let mut v: Vec<Owner> = self
             .queue
@@ -618,6 +626,21 @@ impl Channel {
         }
         self.queue = keep;
         out
+    }
+
+    /// Every query not answered yet, as its attempt wrote it, to go out on another
+    /// connection now: the server moved to a new address and this one is dropped. Not
+    /// counted as a resend (the server did nothing wrong).
+    pub fn take_unanswered(&mut self) -> Vec<(Owner, Vec<u8>, u8)> {
+        self.queue
+            .drain(..)
+            .filter(|q| !q.abandoned)
+            .map(|q| {
+                let mut msg = q.wire;
+                msg[..2].copy_from_slice(&q.client_id.to_be_bytes());
+                (q.owner, msg, q.resends)
+            })
+            .collect()
     }
 
     /// Makes `owner` fail through this connection (its resend found no connection).

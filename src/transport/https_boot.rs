@@ -176,7 +176,7 @@ impl Boot {
     }
 
     /// Per named server without an address: URL and why.
-    pub fn unresolved(&self) -> Vec<(u16, String, String)> {
+    pub fn unresolved(&self) -> Vec<(String, String)> {
         self.jobs
             .iter()
             .filter(|j| j.addr.is_none())
@@ -187,11 +187,7 @@ impl Boot {
                 } else {
                     j.status.clone()
                 };
-                (
-                    j.named.port,
-                    format!("https://{}{}", t.authority, t.path),
-                    why,
-                )
+                (format!("https://{}{}", t.authority, t.path), why)
             })
             .collect()
     }
@@ -606,7 +602,7 @@ mod tests {
         assert!(std::mem::take(&mut b.settled_news));
         assert!(!b.resolving());
         assert_eq!(b.next_deadline(), Some(now + RETRY_FIRST));
-        assert_eq!(b.unresolved()[0].2, "no bootstrap server answered");
+        assert_eq!(b.unresolved()[0].1, "no bootstrap server answered");
     }
 
     #[test]

@@ -124,20 +124,19 @@ impl Transports {
     }
 
     /// Per DoH server: address, URL, and its state ("ok" or the reason). A server whose
-    /// name has no address yet shows the unspecified address.
-    pub fn https_status(&self) -> Vec<(SocketAddr, String, String)> {
+    /// name has no address yet has None.
+    pub fn https_status(&self) -> Vec<(Option<SocketAddr>, String, String)> {
         let mut v: Vec<_> = self
             .https
             .servers
             .iter()
             .map(|(a, s)| {
                 let url = format!("https://{}{}", s.target.authority, s.target.path);
-                (*a, url, s.tls.status.clone())
+                (Some(*a), url, s.tls.status.clone())
             })
             .collect();
-        for (port, url, why) in self.https.boot.unresolved() {
-            let none = std::net::Ipv4Addr::UNSPECIFIED;
-            v.push((SocketAddr::new(none.into(), port), url, why));
+        for (url, why) in self.https.boot.unresolved() {
+            v.push((None, url, why));
         }
         v
     }
@@ -168,9 +167,11 @@ impl Transports {
         let mut news = std::mem::take(&mut self.https.boot.settled_news);
         for Change::Moved { old, new, named } in std::mem::take(&mut self.https.boot.changes) {
             news = true;
+            let mut moved = Vec::new();
             if let Some(old) = old {
                 for slot in self.https_slots_to(old) {
                     if let Some(Channel::Https(t)) = self.channels.get_mut(slot) {
+                        moved.extend(t.take_unanswered());
                         t.close();
                     }
                     self.drop_channel(reg, slot);
@@ -184,6 +185,15 @@ impl Transports {
                     config: None,
                 };
                 self.https.servers.push((new, s));
+            }
+            // The queries the old connections carried go to the new address now, as
+            // when a server closes first, instead of waiting out their retransmission
+            // timers (1 to 2 s). One that cannot go still has its timer.
+            for (owner, msg, resends) in moved {
+                self.open.remove(&owner);
+                if let Err(e) = self.send_https(reg, new, owner, &msg, resends) {
+                    log::debug!("query moved to DoH server {new}: {e}");
+                }
             }
         }
         news
@@ -263,18 +273,17 @@ impl Transports {
         if self.https.link_down {
             return Err(refused("link down: no connections to DoH upstreams"));
         }
+        // A later attempt of a question (its earlier one timed out) never goes on a
+        // connection that still carries the question, as over DoT: that connection
+        // counts as stalled, and a duplicate there would only wait behind the original
+        // (over HTTP/1.1 in the same queue, over HTTP/2 on the same stalled connection).
+        let usable = |t: &HttpsChannel| owner.attempt == 0 || !t.carries_question(owner);
         // The least loaded connection that takes queries; an idle one at once.
-        let slots: Vec<usize> = self
-            .https
-            .conns
-            .iter()
-            .filter(|(a, _)| *a == addr)
-            .map(|&(_, s)| s)
-            .collect();
+        let slots: Vec<usize> = self.https_slots_to(addr);
         let best = slots
             .iter()
             .filter_map(|&slot| match self.channels.get(slot) {
-                Some(Channel::Https(t)) if t.accepts() => Some((t.load(), slot)),
+                Some(Channel::Https(t)) if t.accepts() && usable(t) => Some((t.load(), slot)),
                 _ => None,
             })
             .min();
@@ -282,7 +291,15 @@ impl Transports {
         let shared = best.is_some_and(|(_, slot)| {
             matches!(self.channels.get(slot), Some(Channel::Https(t)) if t.multiplexed())
         });
-        let open_new = slots.len() < POOL && !shared && best.map_or(true, |(load, _)| load > 0);
+        // A later attempt that every open connection carries opens one more, past the
+        // pool if need be. Bounded: each of those connections carries one of the
+        // question's few attempts.
+        let all_carry = owner.attempt > 0
+            && slots.iter().all(
+                |&slot| !matches!(self.channels.get(slot), Some(Channel::Https(t)) if usable(t)),
+            );
+        let room = slots.len() < POOL || all_carry;
+        let open_new = room && !shared && best.map_or(true, |(load, _)| load > 0);
         if !open_new {
             if let Some((_, slot)) = best {
                 if let Some(Channel::Https(t)) = self.channels.get_mut(slot) {
@@ -470,3 +487,7 @@ impl Transports {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "https_tests.rs"]
+mod tests;

@@ -199,7 +199,7 @@ fn tcp_closed_by_the_server_fails_its_attempts_and_a_new_attempt_gets_a_new_stre
 /// A client configuration trusting a throwaway CA (nothing is verified by the tests
 /// that use it: they never finish a handshake).
 #[cfg(feature = "tls")]
-fn throwaway_roots(tag: &str) -> std::sync::Arc<rustls::RootCertStore> {
+pub(super) fn throwaway_roots(tag: &str) -> std::sync::Arc<rustls::RootCertStore> {
     let dir = std::env::temp_dir().join(format!("dproxy-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let ca = dir.join("ca.pem");

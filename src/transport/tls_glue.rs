@@ -87,13 +87,14 @@ impl Transports {
         }
     }
 
-    /// Per server: address, authentication name, and its state ("ok" or the reason).
-    pub fn tls_status(&self) -> Vec<(SocketAddr, String, String)> {
+    /// Per server: address (None for a DoH server whose name has no address yet),
+    /// authentication name or URL, and its state ("ok" or the reason).
+    pub fn tls_status(&self) -> Vec<(Option<SocketAddr>, String, String)> {
         let mut v: Vec<_> = self
             .tls
             .servers
             .iter()
-            .map(|(a, s)| (*a, s.auth_name.clone(), s.status.clone()))
+            .map(|(a, s)| (Some(*a), s.auth_name.clone(), s.status.clone()))
             .collect();
         #[cfg(feature = "doh")]
         v.extend(self.https_status());

@@ -745,6 +745,9 @@ def test_startup_and_cache_hits_do_not_wait_for_a_silent_bootstrap_server(dproxy
         s = px.stats()
         assert "left out" not in px.stderr_text(), px.stderr_text()[-2000:]
         assert s["tls_upstream.0.state"] == "looking up its address", s
+        # No address yet: said so, not shown as an address (0.0.0.0) it is not at.
+        assert s["tls_upstream.0.addr"] == "unresolved", s
+        assert s["tls_upstream.0.name"] == "https://%s:%d/dns-query" % (NAME, dnsdist.port), s
         # A miss with no server to go to waits for the lookup (bounded), then SERVFAIL.
         r = px.query("a.example.test", timeout=8, edns=0)
         assert _servfail_with_ede(r), r.to_text()
@@ -802,6 +805,43 @@ def test_new_address_at_the_bootstrap_server_is_used_after_its_ttl(dproxy, certs
         assert asked and all(NAME in l for l in asked), asked
     finally:
         moved.stop()
+        boot.stop()
+
+
+def test_queries_waiting_on_the_old_address_go_to_the_new_one_at_once(dproxy, certs):
+    """dnsmasq moves the DoH server's name to 127.0.0.2 while a query waits on the old
+    address (a server of our own that takes requests and never answers). When the next
+    lookup (10 s after the first: TTL 1, kept for the minimum) finds the new address,
+    the connections to the old one close and the query goes out at once to the new
+    server on the attempt it had: the new upstream is never sent a new attempt, as it
+    would be once the query's retransmission timeout had passed."""
+    boot = Dnsmasq()
+    old = H2FaultServer(certs, batch=1000)
+    new = H2FaultServer(certs, host="127.0.0.2", port=old.port)
+    try:
+        px = _start(dproxy, certs, old.port, inline="",
+                    lists={"bootstrap": ["127.0.0.1:%d" % boot.port]})
+        assert wait_until(lambda: "%s is at 127.0.0.1 (bootstrap, for 10 s)" % NAME
+                          in px.stderr_text(), timeout=5), px.stderr_text()[-2000:]
+        found = time.monotonic()
+        boot.set_address("127.0.0.2")
+        boot.reload()
+        # Asked about 2 s before the next lookup: well within the query's 4 s.
+        time.sleep(max(0.0, found + 7.5 - time.monotonic()))
+        r = px.query("m.example.test", timeout=8)
+        assert r is not None and "192.0.2.7" in r.to_text(), px.stderr_text()[-2000:]
+        assert "%s is at 127.0.0.2" % NAME in px.stderr_text()
+        assert "m.example.test" in [n for _, n in old.asked], old.asked
+        assert "m.example.test" in [n for _, n in new.asked], new.asked
+        s = px.stats()
+        rows = [k[:-len(".addr")] for k, v in s.items()
+                if re.fullmatch(r"upstream\.\d+\.addr", k) and v == "127.0.0.2:%d" % old.port]
+        assert len(rows) == 1, s
+        assert str(s[rows[0] + ".queries"]) == "0", s
+        assert old.plaintext == 0 and new.plaintext == 0 and px.alive()
+    finally:
+        new.stop()
+        old.stop()
         boot.stop()
 
 
@@ -888,10 +928,11 @@ class H2FaultServer(FaultServer):
     GOAWAY naming it as the last stream, closes; later connections answer normally),
     close (the same without GOAWAY), reset (no answer, a TCP reset), status500, html, badframe (a
     PUSH_PROMISE, which the client disabled), oversize (a frame header of 20,000 bytes);
-    normal answers each at once. `streams_seen` holds the size of each batch."""
+    normal answers each at once; stall_first too, but for the first request of the first
+    connection, which it never answers. `streams_seen` holds the size of each batch."""
 
-    def __init__(self, certs, mode="normal", batch=1):
-        super().__init__(certs, mode=mode)
+    def __init__(self, certs, mode="normal", batch=1, host="127.0.0.1", port=None):
+        super().__init__(certs, mode=mode, host=host, port=port)
         self.ctx.set_alpn_protocols(["h2"])
         self.batch = batch
         self.streams_seen = []
@@ -987,6 +1028,8 @@ class H2FaultServer(FaultServer):
                     s.sendall((20000).to_bytes(3, "big") + bytes([0, 0]) + done[0].to_bytes(4, "big"))
                 else:
                     for sid in done:
+                        if mode == "stall_first" and number == 1 and sid == 1:
+                            continue  # never answered
                         self._answer_h2(s, sid, bodies[sid], mode)
                 done = []
         except (OSError, ssl.SSLError, ValueError, AssertionError, KeyError):
@@ -1002,6 +1045,81 @@ class H2FaultServer(FaultServer):
 
 def _qname(wire):
     return str(dns.message.from_wire(wire).question[0].name).rstrip(".")
+
+
+class H2ResendServer(H2FaultServer):
+    """Over HTTP/2: its first connection never answers, and closes (a FIN) once the
+    second one holds the question again (its second attempt), so that dproxy sends the
+    first attempt again there too, next to the second. The second connection answers
+    when it holds three requests, all in one write: the two of the first question, then
+    the other question's. dproxy takes the first, which closes the other attempt; that
+    one's answer comes next and must not hold back the answer written after it. After
+    that batch, and on later connections, every request is answered at once."""
+
+    def __init__(self, certs):
+        super().__init__(certs)
+        self.first = None
+        self.second_has_it = threading.Event()
+
+    def _serve(self, c):
+        c.settimeout(10)
+        try:
+            s = self.ctx.wrap_socket(c, server_side=True)
+            pre = b""
+            while len(pre) < 24:
+                b = s.recv(24 - len(pre))
+                if not b:
+                    return
+                pre += b
+            with self.lock:
+                self.opened += 1
+                number = self.opened
+            s.sendall(_frame(4, 0, 0, (3).to_bytes(2, "big") + (100).to_bytes(4, "big")))
+            bodies, done, batched = {}, [], False
+            for kind, flags, sid, p in self._frames(s, b""):
+                if kind == 4 and not flags & 1:
+                    s.sendall(_frame(4, 1, 0))
+                if kind == 1:
+                    bodies[sid] = b""
+                if kind == 0:
+                    bodies[sid] += p
+                    if flags & 1:
+                        done.append(sid)
+                        name = _qname(bodies[sid])
+                        with self.lock:
+                            self.asked.append((number, name))
+                            if number == 1 and self.first is None:
+                                self.first = name
+                            if number == 2 and name == self.first:
+                                self.second_has_it.set()
+                if not done:
+                    continue
+                if number == 1:
+                    self.second_has_it.wait(8)
+                    s.shutdown(socket.SHUT_WR)
+                    while s.recv(4096):
+                        pass
+                    return
+                if number == 2 and not batched:
+                    if len(done) < 3:
+                        continue
+                    # dproxy takes the answers of one read in the order written.
+                    done.sort(key=lambda sid: _qname(bodies[sid]) != self.first)
+                    batched = True
+                out = b""
+                for sid in done:
+                    out += _frame(1, 0x4, sid, _h2_headers()) + _frame(0, 0x1, sid, _answer(bodies[sid]))
+                s.sendall(out)
+                done = []
+        except (OSError, ssl.SSLError, ValueError, KeyError):
+            return
+        finally:
+            try:
+                c.close()
+            except OSError:
+                pass
+            with self.lock:
+                self.active -= 1
 
 
 def _established(port):
@@ -1061,7 +1179,7 @@ def test_http2_goaway_or_close_mid_flight_loses_nothing(dproxy, certs, mode):
         assert first == set(names), fs.asked
         # The answer that came before the GOAWAY or close is taken: its query is not
         # asked again (6 + 5 requests). Counted by name, not by request: on a busy
-        # machine the retransmit timer can repeat a query on the same connection.
+        # machine the retransmit timer can repeat a query on the second connection.
         if mode == "reset":
             assert fs.answered_first == [] and again == set(names), fs.asked
         else:
@@ -1069,6 +1187,48 @@ def test_http2_goaway_or_close_mid_flight_loses_nothing(dproxy, certs, mode):
             assert again == set(names) - set(fs.answered_first), (
                 fs.asked, px.stderr_text()[-2000:])
         assert px.alive() and fs.plaintext == 0
+    finally:
+        fs.stop()
+
+
+def test_http2_resend_goes_on_another_connection(dproxy, certs):
+    """A query the server leaves unanswered is asked again after its retransmission
+    timeout on a second connection, never as a duplicate behind the first on the
+    connection that still carries it (as over DoT); the second connection answers."""
+    fs = H2FaultServer(certs, mode="stall_first")
+    try:
+        px = _start(dproxy, certs, fs.port)
+        r = px.query("s.example.test", timeout=8)
+        assert r is not None and "192.0.2.7" in r.to_text(), px.stderr_text()[-2000:]
+        on = [c for c, n in fs.asked if n == "s.example.test"]
+        assert on[:2] == [1, 2] and on.count(1) == 1, fs.asked
+        assert fs.alpn == {"h2"} and fs.plaintext == 0 and px.alive()
+    finally:
+        fs.stop()
+
+
+def test_answer_for_a_closed_attempt_does_not_hold_back_the_next(dproxy, certs):
+    """Answers read together on one connection: one for an attempt closed meanwhile (its
+    question was just answered through its other attempt) is dropped, and the answer
+    read after it is delivered at once, not after its question's retransmission timeout
+    (which would ask it again on another connection)."""
+    fs = H2ResendServer(certs)
+    try:
+        px = _start(dproxy, certs, fs.port)
+        first = {}
+        t = threading.Thread(target=lambda: first.update(r=px.query("q1.example.test", timeout=8)))
+        t.start()
+        # Its second attempt (after 1 to 2 s) on connection 2; connection 1 then closes
+        # and its first attempt goes out again on connection 2 as well.
+        assert wait_until(lambda: fs.asked.count((2, "q1.example.test")) == 2, timeout=8), (
+            fs.asked, px.stderr_text()[-2000:])
+        r = px.query("q2.example.test", timeout=5)
+        t.join()
+        assert r is not None and "192.0.2.7" in r.to_text(), px.stderr_text()[-2000:]
+        assert first.get("r") is not None and "192.0.2.7" in first["r"].to_text()
+        # Answered by the one request it had: not asked again.
+        assert [c for c, n in fs.asked if n == "q2.example.test"] == [2], fs.asked
+        assert fs.plaintext == 0 and px.alive()
     finally:
         fs.stop()
 
