@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::config::{Cidr, Config};
 
@@ -93,12 +93,19 @@ impl Acl {
     }
 }
 
-/// Per-client token buckets; bounded in size.
+/// Per-client token buckets; bounded in size. Each bucket is kept as the time at which
+/// it will be full again (the generic cell rate algorithm): exact at any spacing of a
+/// client's queries, where counting whole tokens since the last refill dropped the part
+/// of the interval that made no whole token (a client over the limit got about three
+/// quarters of `rate_limit`).
 pub struct RateLimiter {
     /// Tokens per second (0 = off).
     rate: u32,
-    burst: u32,
-    buckets: HashMap<IpAddr, (u32, Instant)>,
+    /// The time one token stands for.
+    interval: Duration,
+    /// How far ahead of now a bucket may be: `burst` - 1 tokens.
+    tolerance: Duration,
+    buckets: HashMap<IpAddr, Instant>,
 }
 
 /// Clients tracked at once; past this, idle ones are forgotten.
@@ -106,9 +113,12 @@ const MAX_TRACKED: usize = 8192;
 
 impl RateLimiter {
     pub fn new(rate: u32, burst: u32) -> RateLimiter {
+        let burst = if burst == 0 { rate.max(1) } else { burst };
+        let interval = Duration::from_secs(1) / rate.max(1);
         RateLimiter {
             rate,
-            burst: if burst == 0 { rate.max(1) } else { burst },
+            interval,
+            tolerance: interval * (burst - 1),
             buckets: HashMap::new(),
         }
     }
@@ -119,28 +129,18 @@ impl RateLimiter {
             return true;
         }
         if self.buckets.len() >= MAX_TRACKED && !self.buckets.contains_key(&ip) {
-            let rate = self.rate as u64;
-            let burst = self.burst as u64;
             // Forget clients whose bucket has refilled: they are indistinguishable from new.
-            self.buckets.retain(|_, (tokens, t)| {
-                let refill = now.saturating_duration_since(*t).as_millis() as u64 * rate / 1000;
-                (*tokens as u64 + refill) < burst
-            });
+            self.buckets.retain(|_, full_at| *full_at > now);
             if self.buckets.len() >= MAX_TRACKED {
                 self.buckets.clear();
             }
         }
-        let (tokens, last) = self.buckets.entry(ip).or_insert((self.burst, now));
-        let elapsed_ms = now.saturating_duration_since(*last).as_millis() as u64;
-        let refill = elapsed_ms * self.rate as u64 / 1000;
-        if refill > 0 {
-            *tokens = (*tokens as u64 + refill).min(self.burst as u64) as u32;
-            *last = now;
-        }
-        if *tokens == 0 {
+        let full_at = self.buckets.entry(ip).or_insert(now);
+        let from = (*full_at).max(now);
+        if from.saturating_duration_since(now) > self.tolerance {
             return false;
         }
-        *tokens -= 1;
+        *full_at = from + self.interval;
         true
     }
 }
@@ -209,6 +209,19 @@ mod tests {
         assert!(r.allow(ip, t0 + Duration::from_millis(100)));
         assert!(!r.allow(ip, t0 + Duration::from_millis(100)));
         assert!(RateLimiter::new(0, 0).allow(ip, t0));
+    }
+
+    #[test]
+    fn a_client_over_the_limit_gets_the_configured_rate() {
+        // 100 per second asked every 7 ms (143/s): over 10 s the client gets its burst
+        // and then 100 a second, whatever the spacing of its queries against the refill.
+        let mut r = RateLimiter::new(100, 100);
+        let t0 = Instant::now();
+        let ip: IpAddr = "127.0.0.2".parse().unwrap();
+        let granted = (0..=10_000 / 7)
+            .filter(|i| r.allow(ip, t0 + Duration::from_millis(i * 7)))
+            .count();
+        assert!((1_099..=1_101).contains(&granted), "{granted}");
     }
 
     #[test]
