@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-mod dnssec_support;
+use crate::dnssec_support;
 use dnssec_support::{run, spawn_nsd, spawn_with_conf, wire, TempDir, INCEPTION, NOW, RRSIG};
 use dproxy::dnssec::walk::{Outcome, Settings, Step, Walk};
 use dproxy::dnssec::{anchors, Bogus, Budget, MAX_CRYPTO_PER_QUERY};

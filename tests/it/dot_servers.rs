@@ -5,7 +5,7 @@
 //! so each test can check that no query left in plaintext.
 #![cfg(feature = "tls")]
 
-mod tls_support;
+use crate::tls_support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
