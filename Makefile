@@ -46,7 +46,7 @@ lint: rust
 	@# library and binary with the release profile, which aborts on panic and so
 	@# compiles other code (src/uci_guard.rs), and the test targets (always unwinding).
 	@# After the full pass, `--lib --bins` alone would save about 13 of the two passes'
-	@# 100 CPU-seconds, but leave the plain build's tests (its refusals of what needs
+	@# 90 to 100 CPU-seconds, but leave the plain build's tests (its refusals of what needs
 	@# dproxy-full, the unit tests without the TLS ones) unchecked.
 	$(CARGO) clippy --release --all-targets -- -D warnings
 	@# The same for the full build (mk/tls.mk), whose tests `make test-unit` runs; the
