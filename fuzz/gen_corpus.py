@@ -6,7 +6,7 @@ Run with the repo's test venv (it has dnspython):
 Deterministic: the same files every run. Real DNS messages are built with dnspython
 (queries as stub resolvers send them, answers as recursive servers return them), so the
 seeds start the fuzzer on well-formed packets; fuzz/corpus/<target>/ gets the seeds and
-tests/data/packets/ the raw messages for tests/differential.rs.
+tests/data/packets/ the raw messages for tests/it/differential.rs.
 """
 import os
 import random

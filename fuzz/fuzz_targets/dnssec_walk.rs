@@ -3,7 +3,7 @@
 //! the response to validate, then the replies to the walk's sub-queries in the order
 //! it asks them (a missing chunk is a failed sub-query). Checks: the walk ends within
 //! its sub-query cap, never spends more than its crypto budget, and a verdict is
-//! final. Seeds with real signed data come from tests/dnssec_chain.rs
+//! final. Seeds with real signed data come from tests/it/dnssec_chain.rs
 //! (DPROXY_WALK_SEEDS=dir).
 #![no_main]
 

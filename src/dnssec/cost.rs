@@ -1,6 +1,6 @@
 //! What each crypto operation costs, in units of about one microsecond of this
 //! project's x86-64 test machine (ring, release build), measured by the ignored test
-//! `measure_worst_case_query_cost` in tests/dnssec_core.rs. The per-query cap in the
+//! `measure_worst_case_query_cost` in tests/it/dnssec_core.rs. The per-query cap in the
 //! same units bounds the CPU one client query can make dproxy spend, whichever
 //! algorithm an attacker picks (KeyTrap, CVE-2023-50387; NSEC3 floods, CVE-2023-50868).
 //! On a mips router every operation is some 20-50 times slower, and so is the cap.

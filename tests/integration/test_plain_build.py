@@ -5,7 +5,7 @@ upstreams and their options, DNSSEC validation.
 `make test` runs the Rust tests of the crate with the full features only (one compile
 for both), so the plain build's refusals are checked here, on the plain daemon the
 integration suite runs (`make build`), through `--check-config`. The same cases as the
-plain-only tests in tests/config_encrypted.rs and tests/dnssec_options.rs."""
+plain-only tests in tests/it/config_encrypted.rs and tests/it/dnssec_options.rs."""
 import os
 
 import pytest

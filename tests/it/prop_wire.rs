@@ -17,7 +17,7 @@ use dproxy::wire::{
 };
 use proptest::prelude::*;
 
-mod common;
+use crate::common;
 use common::config;
 
 // ------------------------------------------------------------------ generators
@@ -727,7 +727,7 @@ fn answer_path(input: &[u8]) {
 #[test]
 fn regression_header_pointer_in_question() {
     answer_path(include_bytes!(
-        "../fuzz/regressions/wire_answer/header-pointer-question-id-rewrite.bin"
+        "../../fuzz/regressions/wire_answer/header-pointer-question-id-rewrite.bin"
     ));
 }
 
@@ -736,7 +736,7 @@ fn regression_header_pointer_in_question() {
 #[test]
 fn regression_label_across_ttl_and_opt() {
     answer_path(include_bytes!(
-        "../fuzz/regressions/wire_answer/label-across-ttl-and-opt.bin"
+        "../../fuzz/regressions/wire_answer/label-across-ttl-and-opt.bin"
     ));
 }
 
@@ -744,6 +744,6 @@ fn regression_label_across_ttl_and_opt() {
 #[test]
 fn regression_cname_target_past_rdlength() {
     answer_path(include_bytes!(
-        "../fuzz/regressions/wire_answer/cname-target-past-rdlength.bin"
+        "../../fuzz/regressions/wire_answer/cname-target-past-rdlength.bin"
     ));
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use dproxy::config::load;
 use proptest::prelude::*;
 
-mod common;
+use crate::common;
 use common::config;
 
 /// A fresh config file per case.

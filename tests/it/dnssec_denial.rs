@@ -9,8 +9,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 
-mod dnssec_support;
-use dnssec_support::server_start::start_on_free_port;
+use crate::dnssec_support;
+use crate::server_start::start_on_free_port;
 use dnssec_support::{hex, run, spawn_nsd, wire, TempDir, EXPIRATION, INCEPTION, NOW, RRSIG};
 use dproxy::dnssec::{
     prove_denial, verify_rrset, Bogus, Budget, Denied, Insecure, Proof, Question, Rrset, Verdict,

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use dproxy::config::{load, ConfigError};
 
 #[cfg(feature = "tls")]
-mod tls_support;
+use crate::tls_support;
 
 fn write_conf(tag: &str, body: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("dproxy-cfgenc-{tag}-{}", std::process::id()));

@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-mod dnssec_support;
-use dnssec_support::server_start::start_on_free_port;
+use crate::dnssec_support;
+use crate::server_start::start_on_free_port;
 use dnssec_support::{run, spawn_nsd, spawn_with_conf, wire, TempDir, INCEPTION, NOW, RRSIG};
 use dproxy::dnssec::walk::{Outcome, Settings, Step, Walk};
 use dproxy::dnssec::{anchors, Bogus, Budget, MAX_CRYPTO_PER_QUERY};

@@ -5,7 +5,7 @@
 //! so each test can check that no query left in plaintext.
 #![cfg(feature = "tls")]
 
-mod tls_support;
+use crate::tls_support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use dproxy::clock_trust::ClockTrust;
 use dproxy::tls::{client_config, load_roots, Answer, DotConn, DotError, DotLimits, Pin};
-use tls_support::server_start::start_on_free_port;
+use crate::server_start::start_on_free_port;
 use tls_support::{contains, first_a, query, wire_name, Certs, NAME};
 
 /// A server process, killed when the test ends however it ends.

@@ -1,6 +1,4 @@
 //! Helpers shared by the DNSSEC tests that sign zones with the ldns tools.
-// Each test crate uses a part of these helpers.
-#![allow(dead_code)]
 
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
@@ -8,15 +6,7 @@ use std::process::{Child, Command};
 
 use dproxy::dnssec::Clock;
 
-// The unit tests' scratch directory guard (removed on drop, so also when a test
-// panics): the same file, so both kinds of test clean up the same way.
-#[path = "../../src/test_dir.rs"]
-mod test_dir;
-pub(crate) use test_dir::TempDir;
-
-// Starting servers on a free port: shared with the DoT tests.
-#[path = "../server_start/mod.rs"]
-pub mod server_start;
+pub(crate) use crate::test_dir::TempDir;
 
 pub const RRSIG: u16 = 46;
 /// Signature inception and expiration given to ldns-signzone.

@@ -4,7 +4,7 @@
 //! close. No sockets: bytes are handed across by the test.
 #![cfg(feature = "tls")]
 
-mod tls_support;
+use crate::tls_support;
 
 use std::io::{Read, Write};
 use std::sync::Arc;

@@ -7,7 +7,7 @@
 use dproxy::cache::{Cache, Key, ENTRY_OVERHEAD, MAX_KEY_LEN};
 use proptest::prelude::*;
 
-mod common;
+use crate::common;
 use common::config;
 
 const NAMES: [&[u8]; 5] = [

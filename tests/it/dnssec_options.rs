@@ -4,11 +4,7 @@
 
 use dproxy::config::{load, ConfigError, Loaded};
 
-// The unit tests' scratch directory guard (removed on drop, also when a test panics).
-#[allow(dead_code)]
-#[path = "../src/test_dir.rs"]
-mod test_dir;
-use test_dir::TempDir;
+use crate::test_dir::TempDir;
 
 fn load_conf(tag: &str, body: &str) -> Loaded {
     let dir = TempDir::new(&format!("dnssecopt-{tag}"));

@@ -10,7 +10,7 @@ use dproxy::blocklist::{parse_line, Line};
 use dproxy::localnames::{parse_ptr_name, reverse_name, LocalConfig, LocalNames};
 use proptest::prelude::*;
 
-mod common;
+use crate::common;
 use common::config;
 
 fn write_temp(data: &[u8]) -> PathBuf {

@@ -37,7 +37,7 @@ use hickory_proto::op::Message;
 use hickory_proto::rr::{Name, Record};
 use proptest::prelude::*;
 
-mod common;
+use crate::common;
 use common::config;
 
 /// The real packets, read once.

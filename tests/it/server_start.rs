@@ -1,8 +1,6 @@
 //! Starting a test's servers (nsd, unbound, openssl s_server, dproxy) on a port of
 //! 127.0.0.1 that is free, again on another if the port was taken before the server
 //! bound it, and waiting until they answer: bounded, with the server's log on failure.
-// Each test crate uses a part of these helpers.
-#![allow(dead_code)]
 
 use std::net::{TcpListener, UdpSocket};
 use std::path::PathBuf;

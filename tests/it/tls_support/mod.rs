@@ -1,19 +1,11 @@
 //! Test certificates made with the openssl command at test time (a CA, a server
 //! certificate for `dot.test`, one for another name, one from an unknown CA, an
 //! expired one, one not valid yet), and DNS message helpers shared by the DoT tests.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-// The unit tests' scratch directory guard (removed on drop): the same file.
-#[path = "../../src/test_dir.rs"]
-mod test_dir;
-use test_dir::TempDir;
-
-// Starting servers on a free port: shared with the DNSSEC tests.
-#[path = "../server_start/mod.rs"]
-pub mod server_start;
+use crate::test_dir::TempDir;
 
 pub const NAME: &str = "dot.test";
 

@@ -7,7 +7,7 @@ use dproxy::cache::{flag, Cache, Key};
 use dproxy::persist::{crc32, decode, encode};
 use proptest::prelude::*;
 
-mod common;
+use crate::common;
 use common::config;
 
 const WALL: u64 = 1_800_000_000;

@@ -7,7 +7,7 @@ use std::io::Cursor;
 use dproxy::blocklist::{parse_line, Blocklist, FileSet, Line};
 use proptest::prelude::*;
 
-mod common;
+use crate::common;
 use common::config;
 
 /// A valid lowercase domain of 2 to 4 labels with a TLD that is not a number (hosts

@@ -1,5 +1,4 @@
-//! Helpers shared by the property and differential tests (each `tests/*.rs` file is its
-//! own crate, so every one that uses these declares `mod common;`).
+//! Helpers shared by the property and differential tests.
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-mod dnssec_support;
+use crate::dnssec_support;
 use dnssec_support::{hex, run, wire, TempDir, EXPIRATION, INCEPTION, NOW, RRSIG};
 use dproxy::dnssec::{
     anchors, cost, key_tag, verify_dnskey_rrset, verify_rrset, Bogus, Budget, Clock, Rrset,
@@ -748,8 +748,8 @@ fn cpu_now() -> std::time::Duration {
 
 /// Not a check: prints the CPU time one verification of each algorithm takes, and the
 /// worst a query can cost under the caps (failing verifications, then NSEC3 hashes at
-/// 150 iterations, until the budget refuses). Run with
-/// `cargo test --release --features dnssec --test dnssec_core -- --ignored --nocapture`.
+/// 150 iterations, until the budget refuses). Run with `cargo test --release --features
+/// dnssec --test it measure_worst_case_query_cost -- --ignored --nocapture`.
 #[test]
 #[ignore]
 fn measure_worst_case_query_cost() {
