@@ -480,11 +480,15 @@ def udp_socket_drops(port, host="127.0.0.1"):
     could read them, whatever the daemon decides."""
     a, b, c, d = (int(x) for x in host.split("."))
     local = "%02X%02X%02X%02X:%04X" % (d, c, b, a, port)
-    with open("/proc/net/udp") as f:
-        for line in f.readlines()[1:]:
-            cols = line.split()
-            if cols[1] == local:
-                return int(cols[-1])
+    # The kernel writes the table a page at a time: a socket opened or closed elsewhere
+    # between two reads (other tests run beside this one) can shift the rest of the table
+    # and hide a line for one reading of it, so a missing line is looked for again.
+    for _ in range(20):
+        with open("/proc/net/udp") as f:
+            for line in f.readlines()[1:]:
+                cols = line.split()
+                if cols[1] == local:
+                    return int(cols[-1])
     raise AssertionError("no UDP socket bound to %s:%d in /proc/net/udp" % (host, port))
 
 

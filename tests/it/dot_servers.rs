@@ -14,9 +14,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::server_start::start_on_free_port;
 use dproxy::clock_trust::ClockTrust;
 use dproxy::tls::{client_config, load_roots, Answer, DotConn, DotError, DotLimits, Pin};
-use crate::server_start::start_on_free_port;
 use tls_support::{contains, first_a, query, wire_name, Certs, NAME};
 
 /// A server process, killed when the test ends however it ends.
