@@ -906,16 +906,7 @@ impl Hierarchy {
 /// that comes after it is not lost.
 #[test]
 fn an_interrupted_udp_read_is_read_again() {
-    extern "C" fn ignore(_: libc::c_int) {}
-    // SIGUSR1 with a handler that does nothing, without SA_RESTART: it interrupts the
-    // read of the thread it is sent to, and nothing else.
-    // SAFETY: sigaction with a zeroed struct, an empty mask and a handler that does nothing.
-    unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = ignore as extern "C" fn(libc::c_int) as usize;
-        libc::sigemptyset(&mut sa.sa_mask);
-        assert_eq!(libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut()), 0);
-    }
+    crate::server_start::sigusr1_interrupts_reads();
     let s = UdpSocket::bind("127.0.0.1:0").unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let to = s.local_addr().unwrap();

@@ -470,16 +470,7 @@ fn unbound_keepalive_timeout_becomes_the_idle_close() {
 /// driver reads again, and against a server that never answers the handshake times out.
 #[test]
 fn an_interrupted_read_is_read_again() {
-    extern "C" fn ignore(_: libc::c_int) {}
-    // SIGUSR1 with a handler that does nothing, without SA_RESTART: it interrupts the
-    // read of the thread it is sent to, and nothing else.
-    // SAFETY: sigaction with a zeroed struct, an empty mask and a handler that does nothing.
-    unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = ignore as extern "C" fn(libc::c_int) as usize;
-        libc::sigemptyset(&mut sa.sa_mask);
-        assert_eq!(libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut()), 0);
-    }
+    crate::server_start::sigusr1_interrupts_reads();
     let certs = Certs::ca_only("eintr");
     let cfg = config(&certs, "ca.pem", Vec::new());
     // Connections wait in its backlog, unanswered.

@@ -69,3 +69,17 @@ pub fn start_on_free_port(
     }
     panic!("{what}: 5 free ports were taken before it could bind them");
 }
+
+/// SIGUSR1 gets a handler that does nothing, without SA_RESTART: sent to a thread
+/// (`pthread_kill`), it interrupts that thread's blocking read with EINTR, as a stop and
+/// continue of the process does on a loaded machine, and nothing else.
+pub fn sigusr1_interrupts_reads() {
+    extern "C" fn ignore(_: libc::c_int) {}
+    // SAFETY: sigaction with a zeroed struct, an empty mask and a handler that does nothing.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = ignore as extern "C" fn(libc::c_int) as usize;
+        libc::sigemptyset(&mut sa.sa_mask);
+        assert_eq!(libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut()), 0);
+    }
+}
