@@ -956,6 +956,42 @@ class H2FaultServer(FaultServer):
                 return
             buf += b
 
+    def _accept_h2(self, c):
+        """TLS (ALPN h2) on accepted socket c and the client's connection preface ->
+        (TLS socket, number of this connection from 1)."""
+        s = self.ctx.wrap_socket(c, server_side=True)
+        with self.lock:
+            self.alpn.add(s.selected_alpn_protocol())
+        pre = b""
+        while len(pre) < 24:
+            b = s.recv(24 - len(pre))
+            if not b:
+                raise ValueError("connection closed before the HTTP/2 preface")
+            pre += b
+        if pre != b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n":
+            raise ValueError("not an HTTP/2 connection preface")
+        with self.lock:
+            self.opened += 1
+            return s, self.opened
+
+    def _requests(self, s, number):
+        """Sends our SETTINGS (at most 100 streams), acknowledges the client's, and yields
+        each request as (stream id, body) once its last DATA frame is in, noting it in
+        `asked` as (number, name)."""
+        s.sendall(_frame(4, 0, 0, (3).to_bytes(2, "big") + (100).to_bytes(4, "big")))
+        bodies = {}
+        for kind, flags, sid, p in self._frames(s, b""):
+            if kind == 4 and not flags & 1:
+                s.sendall(_frame(4, 1, 0))
+            if kind == 1:
+                bodies[sid] = b""
+            if kind == 0:
+                bodies[sid] += p
+                if flags & 1:
+                    with self.lock:
+                        self.asked.append((number, _qname(bodies[sid])))
+                    yield sid, bodies[sid]
+
     def _answer_h2(self, s, sid, body, m):
         if m == "status500":
             s.sendall(_frame(1, 0x5, sid, _h2_headers(status=b"500")))
@@ -966,36 +1002,16 @@ class H2FaultServer(FaultServer):
     def _serve(self, c):
         c.settimeout(10)
         try:
-            s = self.ctx.wrap_socket(c, server_side=True)
-            with self.lock:
-                self.alpn.add(s.selected_alpn_protocol())
-            pre = b""
-            while len(pre) < 24:
-                b = s.recv(24 - len(pre))
-                if not b:
-                    return
-                pre += b
-            assert pre == b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+            s, number = self._accept_h2(c)
             mode, batch = self.mode, self.batch
-            with self.lock:
-                self.opened += 1
-                number = self.opened
-                if mode in ("goaway", "close", "reset") and self.opened > 1:
-                    mode, batch = "normal", 1
-            s.sendall(_frame(4, 0, 0, (3).to_bytes(2, "big") + (100).to_bytes(4, "big")))
+            if mode in ("goaway", "close", "reset") and number > 1:
+                mode, batch = "normal", 1
             bodies, done = {}, []
-            for kind, flags, sid, p in self._frames(s, b""):
-                if kind == 4 and not flags & 1:
-                    s.sendall(_frame(4, 1, 0))
-                if kind == 1:
-                    bodies[sid] = b""
-                if kind == 0:
-                    bodies[sid] += p
-                    if flags & 1:
-                        done.append(sid)
-                        with self.lock:
-                            self.requests.append(("POST", "/dns-query", {}, int.from_bytes(bodies[sid][:2], "big")))
-                            self.asked.append((number, _qname(bodies[sid])))
+            for sid, body in self._requests(s, number):
+                bodies[sid] = body
+                done.append(sid)
+                with self.lock:
+                    self.requests.append(("POST", "/dns-query", {}, int.from_bytes(body[:2], "big")))
                 if len(done) < batch:
                     continue
                 with self.lock:
@@ -1032,7 +1048,7 @@ class H2FaultServer(FaultServer):
                             continue  # never answered
                         self._answer_h2(s, sid, bodies[sid], mode)
                 done = []
-        except (OSError, ssl.SSLError, ValueError, AssertionError, KeyError):
+        except (OSError, ssl.SSLError, ValueError, KeyError):
             return
         finally:
             try:
@@ -1064,36 +1080,17 @@ class H2ResendServer(H2FaultServer):
     def _serve(self, c):
         c.settimeout(10)
         try:
-            s = self.ctx.wrap_socket(c, server_side=True)
-            pre = b""
-            while len(pre) < 24:
-                b = s.recv(24 - len(pre))
-                if not b:
-                    return
-                pre += b
-            with self.lock:
-                self.opened += 1
-                number = self.opened
-            s.sendall(_frame(4, 0, 0, (3).to_bytes(2, "big") + (100).to_bytes(4, "big")))
+            s, number = self._accept_h2(c)
             bodies, done, batched = {}, [], False
-            for kind, flags, sid, p in self._frames(s, b""):
-                if kind == 4 and not flags & 1:
-                    s.sendall(_frame(4, 1, 0))
-                if kind == 1:
-                    bodies[sid] = b""
-                if kind == 0:
-                    bodies[sid] += p
-                    if flags & 1:
-                        done.append(sid)
-                        name = _qname(bodies[sid])
-                        with self.lock:
-                            self.asked.append((number, name))
-                            if number == 1 and self.first is None:
-                                self.first = name
-                            if number == 2 and name == self.first:
-                                self.second_has_it.set()
-                if not done:
-                    continue
+            for sid, body in self._requests(s, number):
+                bodies[sid] = body
+                done.append(sid)
+                name = _qname(body)
+                with self.lock:
+                    if number == 1 and self.first is None:
+                        self.first = name
+                    if number == 2 and name == self.first:
+                        self.second_has_it.set()
                 if number == 1:
                     self.second_has_it.wait(8)
                     s.shutdown(socket.SHUT_WR)
