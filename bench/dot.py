@@ -262,6 +262,21 @@ def versions(b):
     return v
 
 
+def run_metrics(b, r, cpu, label):
+    """The metrics every DoT run gives, from dnsperf's result R and the client's CPU
+    seconds over it; answers other than NOERROR go into the notes under LABEL."""
+    bad = {k: v for k, v in r["rcodes"].items() if k != "NOERROR"}
+    if bad:
+        b.notes.append(f"{label}: non-NOERROR answers {bad}")
+    return {
+        "QPS": r["qps"],
+        "queries lost": r["lost"],
+        "p50 latency (ms)": r.get("p50", 0) * 1000,
+        "p99 latency (ms)": r.get("p99", 0) * 1000,
+        "cold-miss CPU µs/query": cpu / max(r["completed"], 1) * 1e6,
+    }
+
+
 def dot_client(b, client, rnd, server=DotServer, command=client_cmd, count_resends=False, paced=None):
     """One client against a fresh DoT server: start, memory per connection, the cold run;
     with COUNT_RESENDS also the queries the server got beyond one per answered miss;
@@ -307,18 +322,14 @@ def dot_client(b, client, rnd, server=DotServer, command=client_cmd, count_resen
             b.procs.stop(proc)
     finally:
         srv.stop()
-    m = {
-        "QPS": r["qps"],
-        "queries lost": r["lost"],
-        "p50 latency (ms)": r.get("p50", 0) * 1000,
-        "p99 latency (ms)": r.get("p99", 0) * 1000,
-        "cold-miss CPU µs/query": (c1 - c0) / max(r["completed"], 1) * 1e6,
+    m = run_metrics(b, r, c1 - c0, f"DoT {client} round {rnd}")
+    m.update({
         "TLS handshakes per 10,000 misses": (st["accepted"] / max(r["completed"], 1) * 10000
                                              if "accepted" in st else None),
         "most connections open at once": st.get("peak"),
         "memory per open connection (KiB)": (rss1 - rss0) / max(open1, 1),
         "peak RSS (MiB)": hwm / 1024,
-    }
+    })
     if count_resends:
         # Queries the DoT server got beyond one per answered miss: resends (duplicates on
         # a connection, or again after a close), and the few of the start-up check.
@@ -326,9 +337,6 @@ def dot_client(b, client, rnd, server=DotServer, command=client_cmd, count_resen
             None if served is None else max(served - r["completed"], 0) / max(r["completed"], 1) * 10000)
     if pm is not None:
         m["paced"] = pm
-    bad = {k: v for k, v in r["rcodes"].items() if k != "NOERROR"}
-    if bad:
-        b.notes.append(f"DoT {client} round {rnd}: non-NOERROR answers {bad}")
     if r["sent"] < b.p["cold_names"]:
         b.notes.append(f"DoT {client} round {rnd}: stopped by the {b.p['cold_secs']} s time bound "
                        f"after {r['sent']:,} queries")
@@ -391,16 +399,7 @@ def paced_run(b, client, rnd, port, proc, qfile):
         strace_stop(st, r["completed"])
     if proc.poll() is not None:
         raise RuntimeError(f"{client} exited during the paced DoT run")
-    bad = {k: v for k, v in r["rcodes"].items() if k != "NOERROR"}
-    if bad:
-        b.notes.append(f"DoT paced {client} round {rnd}: non-NOERROR answers {bad}")
-    m = {
-        "QPS": r["qps"],
-        "queries lost": r["lost"],
-        "p50 latency (ms)": r.get("p50", 0) * 1000,
-        "p99 latency (ms)": r.get("p99", 0) * 1000,
-        "cold-miss CPU µs/query": (c1 - c0) / max(r["completed"], 1) * 1e6,
-    }
+    m = run_metrics(b, r, c1 - c0, f"DoT paced {client} round {rnd}")
     log(f"  {client:11} dot r{rnd} paced {paced_qps()} qps: qps {r['qps']:7.0f} lost {r['lost']:4d} "
         f"p50 {m['p50 latency (ms)']:6.2f} ms p99 {m['p99 latency (ms)']:6.2f} ms "
         f"cpu {m['cold-miss CPU µs/query']:6.2f} µs/q")
