@@ -17,8 +17,9 @@
 #                      ends test-openwrt-ipk)
 #
 # Debian's Rust 1.96 (rustc-web, cargo-web, rust-web-src) builds std from
-# source with -Zbuild-std; it is called by full path and with its own target
-# dir so it never touches the rustup toolchain or the host build in target/.
+# source with -Zbuild-std, once per machine (scripts/cross-std.sh, CROSS_STD below);
+# it is called by full path and with its own target dir so it never touches the
+# rustup toolchain or the host build in target/.
 # scripts/cross-setup.sh installs it, qemu and zig (the linker, see cross/).
 
 CROSS_TARGETS := mips mipsel armv7 aarch64 x86_64
@@ -48,7 +49,7 @@ CROSS_TRIPLE = $(CROSS_TRIPLE_$(TARGET))
 CROSS_QEMU = $(CROSS_QEMU_$(TARGET))
 # One target dir per target: builds of different targets share no lock, so two of
 # them can run side by side (the lanes of `make test`). The plain and the full build
-# of a target share it: their std (same flags) is built once, not once per variant.
+# of a target share it (and one std: the flags of CROSS_BUILD_STD, not of a variant).
 CROSS_DIR = $(CURDIR)/target/cross/$(TARGET)
 CROSS_DIST = dist/dproxy$(CROSS_VARIANT)-$(CROSS_VERSION)-$(CROSS_TRIPLE)
 CROSS_FEATURE_ARGS = $(if $(strip $(FEATURES)),--features $(strip $(FEATURES)))
@@ -56,9 +57,15 @@ CROSS_FEATURE_ARGS = $(if $(strip $(FEATURES)),--features $(strip $(FEATURES)))
 # RUSTFLAGS from the environment would replace the musl rustflags in
 # .cargo/config.toml; CARGO* and RUSTUP* variables left by a rustup proxy
 # would point back at the rustup toolchain.
-CROSS_CARGO = env -u RUSTFLAGS -u CARGO -u RUSTUP_TOOLCHAIN -u CARGO_BUILD_TARGET \
-	RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1 \
-	CARGO_TARGET_DIR=$(CROSS_DIR) $(CROSS_CC_ENV) /usr/bin/cargo
+CROSS_CARGO_ENV = env -u RUSTFLAGS -u CARGO -u RUSTUP_TOOLCHAIN -u CARGO_BUILD_TARGET \
+	RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1 $(CROSS_CC_ENV)
+CROSS_CARGO = $(CROSS_CARGO_ENV) CARGO_TARGET_DIR=$(CROSS_DIR) /usr/bin/cargo
+# std for a target, built once per machine and kept outside the clone
+# (scripts/cross-std.sh; ~/.cache/dproxy/std): `$(CROSS_STD) release|test <how std is
+# built>` prints a sysroot, which CROSS_SYSROOT (a shell variable of the recipe)
+# hands to rustc. The builds themselves then compile no std.
+CROSS_STD = CROSS_STD_CARGO='$(CROSS_CARGO_ENV) /usr/bin/cargo' ./scripts/cross-std.sh $(CROSS_TRIPLE)
+CROSS_SYSROOT = --config "target.$(CROSS_TRIPLE).rustflags=[\"--sysroot=$$sysroot\"]"
 # C code (ring, full build only) is compiled by the same zig wrappers that link.
 CROSS_CC_ENV = CC_$(subst -,_,$(CROSS_TRIPLE))=$(CURDIR)/cross/$(CROSS_TRIPLE)-cc \
 	AR_$(subst -,_,$(CROSS_TRIPLE))=$(CURDIR)/cross/zig-ar
@@ -143,8 +150,9 @@ cross: cross-check-target cross-setup
 	if [ -f $$bin ] && [ -n "$$(find cross .cargo/config.toml -newer $$bin -print 2>/dev/null | head -n 1)" ]; then \
 	    rm -f $$bin; \
 	fi
+	sysroot=$$($(CROSS_STD) release $(CROSS_BUILD_STD) $(CROSS_SIZE_FLAGS)) && \
 	$(CROSS_CARGO) build --release --locked --target $(CROSS_TRIPLE) $(CROSS_FEATURE_ARGS) \
-	    $(CROSS_BUILD_STD) $(CROSS_SIZE_FLAGS)
+	    $(CROSS_SIZE_FLAGS) $(CROSS_SYSROOT)
 	@mkdir -p dist
 	@# Copied, then renamed into place: a lane that reads the binary never sees half a copy.
 	cp $(CROSS_DIR)/$(CROSS_TRIPLE)/release/dproxy $(CROSS_DIST).tmp$$$$ && mv -f $(CROSS_DIST).tmp$$$$ $(CROSS_DIST)
@@ -168,8 +176,9 @@ cross-all:
 cross-test: cross
 	python3 tests/cross/daemon_check.py --bin $(CROSS_DIST) --version $(CROSS_VERSION) \
 	    $(if $(CROSS_QEMU),--runner $(CROSS_QEMU))
-	$(CROSS_CARGO) test --locked --target $(CROSS_TRIPLE) $(CROSS_FEATURE_ARGS) $(CROSS_TEST_STD) $(CROSS_TEST_PROFILE) $(CROSS_TEST_KINDS) \
-	    $(CROSS_TEST_ARGS)
+	sysroot=$$($(CROSS_STD) test $(CROSS_TEST_STD) $(CROSS_TEST_PROFILE)) && \
+	$(CROSS_CARGO) test --locked --target $(CROSS_TRIPLE) $(CROSS_FEATURE_ARGS) $(CROSS_TEST_PROFILE) \
+	    $(CROSS_SYSROOT) $(CROSS_TEST_KINDS) $(CROSS_TEST_ARGS)
 
 # Sizes of the binaries in dist/ (those built).
 size-table:

@@ -32,11 +32,10 @@ vm-check-target:
 	    *) echo "usage: make vm-test TARGET=<$(VM_TARGETS)>" >&2; exit 2 ;; esac
 
 # The test program's size does not matter: it is built like the unit tests of
-# `make cross-test` (mk/cross.mk: CROSS_TEST_STD, CROSS_TEST_PROFILE, std with
-# unwinding at opt-level 0, no LTO; the program itself at opt-level 1, see its
-# Cargo.toml), in the same target dir, so the std and libc that test-cross-<target>
-# built are reused (cargo builds them here only when no cross-test ran before: about
-# 50 CPU-seconds for mips). Still a static musl executable (the rustflags of
+# `make cross-test` (mk/cross.mk: CROSS_TEST_PROFILE, and their std: unwinding, opt-level
+# 0, no LTO, built once per machine by scripts/cross-std.sh), in the same target dir, so
+# the libc that test-cross-<target> built is reused. The program itself is at opt-level 1
+# (see its Cargo.toml). Still a static musl executable (the rustflags of
 # .cargo/config.toml, the same zig link); a panic unwinds and prints its message on
 # the console before PID 1 exits (the kernel then panics, and qemu stops: -no-reboot,
 # panic=-1). It was built like the daemon (fat LTO over the release std, opt-level
@@ -45,18 +44,11 @@ vm-check-target:
 # 47 was zig building musl's libc.a and libunwind.a once more during that link (a
 # variant the daemon's own links had not needed), then the LTO (about 5) and libc
 # (about 1); qemu takes about 3 (mips) and 5-6 (armv7) of what is left.
-# Should a setting of the daemon's Cargo.toml that the test program lacks (a
-# [profile.dev] or [profile.test] key) make the two std builds differ, cargo builds a
-# second std here (about 40 CPU-seconds): the log says so.
-VM_STD_LIBS = ls $(CROSS_DIR)/$(CROSS_TRIPLE)/debug/deps/libstd-*.rlib 2>/dev/null | wc -l
 vm-init: vm-check-target cross-setup
-	@set -e; before=$$($(VM_STD_LIBS)); \
-	echo "cd tests/vm/init && cargo build --locked --target $(CROSS_TRIPLE) $(CROSS_TEST_STD) $(CROSS_TEST_PROFILE)"; \
-	(cd tests/vm/init && $(CROSS_CARGO) build --locked --target $(CROSS_TRIPLE) \
-	    $(CROSS_TEST_STD) $(CROSS_TEST_PROFILE)); \
-	if [ "$$before" -gt 0 ] && [ "$$($(VM_STD_LIBS))" -gt "$$before" ]; then \
-	    echo "vm-init: warning: built a std of its own beside the cross unit tests' (see mk/vm.mk)"; \
-	fi
+	@set -e; sysroot=$$($(CROSS_STD) test $(CROSS_TEST_STD) $(CROSS_TEST_PROFILE)); \
+	echo "cd tests/vm/init && cargo build --locked --target $(CROSS_TRIPLE) $(CROSS_TEST_PROFILE) --sysroot $$sysroot"; \
+	cd tests/vm/init && $(CROSS_CARGO) build --locked --target $(CROSS_TRIPLE) \
+	    $(CROSS_TEST_PROFILE) $(CROSS_SYSROOT)
 
 vm-test: vm-check-target vm-setup cross vm-init
 	@set -e; out=$$(./scripts/vm-kernel.sh $(TARGET)); \
