@@ -15,9 +15,10 @@
 #                     by side
 #
 # `make test` compiles the full build once: its clippy runs in `make lint`, its Rust
-# tests are `make test-unit` (built with --features full), then test-tls-integration.
+# tests are `make test-unit` (built with --features full), then the suites of
+# test-tls-integration, side by side with test-integration's (test-suites, Makefile).
 
-.PHONY: build-full test-tls test-tls-integration
+.PHONY: build-full test-tls test-tls-integration test-tls-integration-shared
 
 build-full: rust
 	$(CARGO) build --release --features full
@@ -42,9 +43,14 @@ test-tls: deps rust
 TLS_IT_FILES := tests/integration/test_dot.py tests/integration/test_dot_conns.py \
 	tests/integration/test_doh.py
 TLS_IT_RUN = DPROXY_FULL=1 DPROXY_BIN=$(CURDIR)/target/test-release/dproxy $(PYTEST) -q
+TLS_IT_SHARED = $(TLS_IT_RUN) -n 2 --dist loadfile -m "not alone" $(TLS_IT_FILES)
+TLS_IT_ALONE = $(TLS_IT_RUN) -m alone $(TLS_IT_FILES)
 test-tls-integration: deps rust
 	$(CARGO) test --profile test-release --features full --no-run
-	$(TLS_IT_RUN) -n 2 --dist loadfile -m "not alone" $(TLS_IT_FILES)
-	$(TLS_IT_RUN) -m alone $(TLS_IT_FILES)
+	$(TLS_IT_SHARED)
+	$(TLS_IT_ALONE)
 
-TEST_PARTS += test-tls-integration
+# In `make test` these run side by side with the plain daemon's suite (the
+# Makefile's test-suites, after test-unit has built the full daemon).
+test-tls-integration-shared:
+	$(TLS_IT_SHARED)
