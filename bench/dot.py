@@ -601,15 +601,20 @@ def check_resumption(b):
             sess = f"{b.work}/dot-resume-check{v}.pem"
             if os.path.exists(sess):
                 os.unlink(sess)
-            st0 = srv.stats()
-            got = (s_client(b, srv.addr, v, "-sess_out", sess), s_client(b, srv.addr, v, "-sess_in", sess))
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline and srv.stats().get("open", 0):
-                time.sleep(0.02)
-            st1 = srv.stats()
-            relay = (st1.get("full", 0) - st0.get("full", 0), st1.get("resumed", 0) - st0.get("resumed", 0))
+            st = [srv.stats()]
+            got = []
+            for opt in ("-sess_out", "-sess_in"):
+                got.append(s_client(b, srv.addr, v, opt, sess))
+                deadline = time.monotonic() + 5
+                while time.monotonic() < deadline and srv.stats().get("open", 0):
+                    time.sleep(0.02)
+                st.append(srv.stats())
+            relay = (st[2].get("full", 0) - st[0].get("full", 0), st[2].get("resumed", 0) - st[0].get("resumed", 0))
+            # the server's bytes of each connection: its handshake, its tickets, its close
+            sent = [st[i + 1].get("bytes_out", 0) - st[i].get("bytes_out", 0) for i in (0, 1)]
             seen.append(f"TLS {v[4:].replace('_', '.')}: openssl {got[0]} then {got[1]}, "
-                        f"the relay {relay[0]} full {relay[1]} resumed")
+                        f"the relay {relay[0]} full {relay[1]} resumed, the server sent {sent[0]:,} then "
+                        f"{sent[1]:,} bytes")
     finally:
         srv.stop()
     line = ("DoT server (unbound, no tls-session-ticket-keys: OpenSSL's own ticket keys for the life "
