@@ -8,7 +8,7 @@
 #                      local names, persist file, DoT against unbound and stubby,
 #                      callgrind of the full build, DNSSEC validation against
 #                      unbound and dnsmasq over a signed hierarchy made at bench
-#                      time, bench/dnssec.py), about 14 minutes
+#                      time, bench/dnssec.py), about 15 minutes
 #   BENCH_ONLY=dnssec,dnssec-cg make bench   only the DNSSEC phases (5-8 minutes)
 #   make bench-quick   smaller counts, about 4 minutes (2.5 of them DNSSEC), for development
 #   make profile       where dproxy's CPU goes on a hit and on a miss (perf
