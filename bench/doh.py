@@ -145,6 +145,5 @@ def table(b):
             row.append(cell)
         a, d = med.get(COLUMNS[0]), med.get(COLUMNS[1])
         ratio = f"{a / d:.2f}" if a is not None and d and metric not in ("queries lost", "answers lost to SERVFAIL") else "—"
-        name = metric.replace("TLS handshakes", "connections opened (TLS handshakes)")
-        out.append(f"| DoH vs DoT | {name} | {' | '.join(row)} | {ratio} |")
+        out.append(f"| DoH vs DoT | {metric} | {' | '.join(row)} | {ratio} |")
     return "\n".join(out) + "\n"

@@ -8,11 +8,14 @@
 #                      local names, persist file, DoT against unbound and stubby,
 #                      callgrind of the full build, DNSSEC validation against
 #                      unbound and dnsmasq over a signed hierarchy made at bench
-#                      time, bench/dnssec.py), about 14 minutes
+#                      time, bench/dnssec.py), about 15 minutes
 #   BENCH_ONLY=dnssec,dnssec-cg make bench   only the DNSSEC phases (5-8 minutes)
 #   make bench-quick   smaller counts, about 4 minutes (2.5 of them DNSSEC), for development
 #   make profile       where dproxy's CPU goes on a hit and on a miss (perf
 #                      samples by system call, bench/profile.py), under a minute
+#   make test-bench    the tests of the bench's own tools (tests/bench: the DoT relay's
+#                      TLS handshake classifier on openssl's handshakes, its drops), in
+#                      `make test`, a few seconds
 #
 # BENCH_BUILD= skips the cargo builds (bench an existing binary, or set
 # DPROXY_BIN=/path/to/dproxy, and DPROXY_FULL_BIN for the full build's rows); BENCH_NET=relay|host
@@ -25,7 +28,7 @@ BENCH_PY ?= python3
 
 BENCH_FULL_BIN := target/bench-full/release/dproxy
 
-.PHONY: bench-quick bench-deps bench-build-full profile
+.PHONY: bench-quick bench-deps bench-build-full profile test-bench
 
 bench-deps: deps
 	./scripts/install-bench-deps.sh
@@ -41,3 +44,8 @@ bench-quick: bench-deps $(BENCH_BUILD) $(if $(BENCH_BUILD),bench-build-full)
 
 profile: bench-deps $(BENCH_BUILD)
 	DPROXY_BIN=$${DPROXY_BIN:-$(CURDIR)/$(BIN)} $(BENCH_PY) bench/profile.py
+
+test-bench: deps
+	$(PYTEST) -q tests/bench
+
+TEST_PARTS += test-bench
