@@ -6,6 +6,7 @@
 
 pub mod client_config;
 pub mod conn;
+pub mod id_map;
 pub mod keepalive;
 pub mod pin;
 pub mod spec;
