@@ -417,6 +417,8 @@ impl Server {
     pub fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(256);
         while self.running {
+            #[cfg(feature = "tls")]
+            self.drop_dead_timers();
             let next = self
                 .timers
                 .peek()
@@ -504,6 +506,19 @@ impl Server {
                 None => {}
             }
         }
+    }
+
+    /// Pops the timers at the head of the heap whose question is gone, so that the
+    /// loop does not wake for them (see `core::timers::drop_dead_heads`).
+    #[cfg(feature = "tls")]
+    fn drop_dead_timers(&mut self) {
+        let pending = &self.pending;
+        crate::core::timers::drop_dead_heads(&mut self.timers, |t| match *t {
+            Timer::Pending(i, gen) | Timer::Stale(i, gen) => {
+                !pending.get(i).is_some_and(|p| p.gen == gen)
+            }
+            Timer::Client(..) => false,
+        });
     }
 
     fn run_timers(&mut self) {

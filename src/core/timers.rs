@@ -132,3 +132,49 @@ impl<P, F> Pending<P, F> {
         }
     }
 }
+
+/// Pops the timers at the head of `heap` that `dead` says can only be ignored (their
+/// question was answered), so that the next wait lasts until a timer with work to do.
+/// A DoT or DoH attempt's timer is a second or more away when it is armed and its
+/// answer comes in tens of milliseconds: at a few thousand queries a second the head of
+/// the heap would otherwise be a dead timer expiring every fraction of a millisecond,
+/// and each would cost a wake-up that finds nothing to do. A live timer at the head
+/// stops the scan; dead ones behind it go when they reach the head.
+#[cfg(feature = "tls")]
+pub fn drop_dead_heads<T: Ord>(
+    heap: &mut std::collections::BinaryHeap<std::cmp::Reverse<(Instant, T)>>,
+    dead: impl Fn(&T) -> bool,
+) {
+    while heap.peek().is_some_and(|std::cmp::Reverse((_, t))| dead(t)) {
+        heap.pop();
+    }
+}
+
+#[cfg(all(test, feature = "tls"))]
+mod tests {
+    use super::*;
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+
+    #[test]
+    fn the_wait_ends_at_the_first_live_timer() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        // (timer id, live?): the dead ones at 1 and 2 ms would end the wait early.
+        let mut heap = BinaryHeap::new();
+        for (at, id) in [(1, 10u32), (2, 11), (1000, 12), (5, 13), (1500, 14)] {
+            heap.push(Reverse((ms(at), id)));
+        }
+        let dead = |id: &u32| matches!(id, 10 | 11 | 14);
+        drop_dead_heads(&mut heap, dead);
+        assert_eq!(heap.peek(), Some(&Reverse((ms(5), 13))));
+        // A live head stops the scan: nothing is dropped.
+        drop_dead_heads(&mut heap, dead);
+        assert_eq!(heap.len(), 3);
+        heap.pop();
+        heap.pop();
+        // The dead timer behind them goes once it is at the head.
+        drop_dead_heads(&mut heap, dead);
+        assert!(heap.is_empty());
+    }
+}

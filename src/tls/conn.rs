@@ -10,9 +10,8 @@
 //! the client's ID back. Nothing is ever written in the clear: rustls holds queries
 //! written before the handshake ends and encrypts them after it.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,6 +19,7 @@ use rustls::pki_types::ServerName;
 use rustls::{AlertDescription, CertificateError, ClientConfig, ClientConnection};
 
 use super::client_config::PinMismatch;
+use super::id_map::{id_map, IdMap};
 
 /// The limits of one connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,7 +164,7 @@ pub struct DotConn {
     state: DotState,
     started: Instant,
     last_activity: Instant,
-    in_flight: HashMap<u16, InFlight>,
+    in_flight: IdMap<u16, InFlight>,
     /// Decrypted bytes not yet a whole frame.
     rx: Vec<u8>,
     /// Query frames not yet handed to TLS: [`DotConn::take_output`] seals all the
@@ -202,7 +202,7 @@ impl DotConn {
             state: DotState::Handshaking,
             started: now,
             last_activity: now,
-            in_flight: HashMap::new(),
+            in_flight: id_map(),
             rx: Vec::new(),
             queued: Vec::new(),
             answers: Vec::new(),
@@ -308,15 +308,20 @@ impl DotConn {
     }
 
     fn drain_plaintext(&mut self) -> Result<(), DotError> {
-        let mut buf = [0u8; 4096];
         loop {
-            match self.tls.reader().read(&mut buf) {
+            // Straight from rustls's buffer into the frame buffer, with no copy between.
+            let mut reader = self.tls.reader();
+            match reader.fill_buf() {
                 // close_notify: the server is done; what it sent before still counts.
-                Ok(0) => {
+                Ok([]) => {
                     self.parse_frames()?;
                     return Err(self.fail(DotError::PeerClosed));
                 }
-                Ok(n) => self.rx.extend_from_slice(&buf[..n]),
+                Ok(chunk) => {
+                    let n = chunk.len();
+                    self.rx.extend_from_slice(chunk);
+                    reader.consume(n);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 // An unclean end (TCP closed without close_notify).
                 Err(_) => return Err(self.fail(DotError::PeerClosed)),
@@ -368,6 +373,12 @@ impl DotConn {
         std::mem::take(&mut self.answers)
     }
 
+    /// [`DotConn::take_answers`] into the end of `out`: both vectors keep their
+    /// allocations (one read after another, per query otherwise).
+    pub fn move_answers(&mut self, out: &mut Vec<Answer>) {
+        out.append(&mut self.answers);
+    }
+
     /// True if queries wait to be sealed by [`DotConn::take_output`].
     pub fn has_queued(&self) -> bool {
         !self.queued.is_empty()
@@ -394,15 +405,20 @@ impl DotConn {
     /// Bytes for the socket (TLS records: handshake, queries, alerts, close_notify).
     /// The queries sent since the last call go out together, in as few records as fit.
     pub fn take_output(&mut self) -> Vec<u8> {
-        self.seal_queued();
         let mut out = Vec::new();
+        self.write_output(&mut out);
+        out
+    }
+
+    /// [`DotConn::take_output`] onto the end of `out`, with no vector of its own.
+    pub fn write_output(&mut self, out: &mut Vec<u8>) {
+        self.seal_queued();
         while self.tls.wants_write() {
-            match self.tls.write_tls(&mut out) {
+            match self.tls.write_tls(out) {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {}
             }
         }
-        out
     }
 
     /// When [`DotConn::tick`] next has something to do.

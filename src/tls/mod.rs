@@ -2,10 +2,12 @@
 //!
 //! `conn` is one connection as a state machine (bytes in, bytes out, time as an input),
 //! `client_config` builds the rustls configuration (CA file, TLS versions, SPKI pins),
-//! `pin` reads and computes pins, `keepalive` reads a server's edns-tcp-keepalive. The event loop that owns sockets drives these.
+//! `pin` reads and computes pins, `keepalive` reads a server's edns-tcp-keepalive, `id_map`
+//! is the hash map for keys dproxy chose itself. The event loop that owns sockets drives these.
 
 pub mod client_config;
 pub mod conn;
+pub mod id_map;
 pub mod keepalive;
 pub mod pin;
 pub mod spec;

@@ -6,7 +6,6 @@
 //! that when the server closes first (even mid-pipeline) the unanswered ones can go out
 //! again on a new connection instead of costing the client an answer.
 
-use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,8 +17,9 @@ use rustls::{ClientConfig, RootCertStore};
 use super::{Event, Owner};
 use crate::clock_trust::ClockTrust;
 // edns-tcp-keepalive, sent on every query (RFC 7828).
+use crate::tls::id_map::{id_map, IdMap};
 use crate::tls::keepalive::OPTION_CODE as OPT_KEEPALIVE;
-use crate::tls::{DotConn, DotError, DotLimits, DotState, Pin, SendError};
+use crate::tls::{Answer, DotConn, DotError, DotLimits, DotState, Pin, SendError};
 
 /// EDNS padding option (RFC 7830) and the block size queries are padded to (RFC 8467).
 const OPT_PADDING: u16 = 12;
@@ -124,6 +124,9 @@ struct Query {
 /// Elsewhere mio's own rule holds: read until WouldBlock.
 const SHORT_READ_EMPTIES: bool = cfg!(any(target_os = "linux", target_os = "android"));
 
+/// Bytes one read asks for.
+const READ_CHUNK: usize = 4096;
+
 /// One TLS connection to an upstream.
 pub struct Channel {
     pub stream: TcpStream,
@@ -132,9 +135,14 @@ pub struct Channel {
     out: Vec<u8>,
     written: usize,
     /// Token (as given to the connection) → the attempt and its query.
-    queries: HashMap<u64, Query>,
+    queries: IdMap<u64, Query>,
     next_token: u64,
     answers: Vec<(Owner, Vec<u8>)>,
+    /// What the connection matched in one read, on its way to `answers` (kept to keep
+    /// its allocation).
+    matched: Vec<Answer>,
+    /// What one read takes from the socket: allocated once, not cleared per read.
+    chunk: Box<[u8]>,
     /// Why the connection ended, once it has.
     pub error: Option<DotError>,
     /// A socket error (refused, reset) rather than something TLS said.
@@ -169,9 +177,11 @@ impl Channel {
             conn,
             out: Vec::new(),
             written: 0,
-            queries: HashMap::new(),
+            queries: id_map(),
             next_token: 0,
             answers: Vec::new(),
+            matched: Vec::new(),
+            chunk: vec![0u8; READ_CHUNK].into_boxed_slice(),
             error: None,
             socket_error: None,
             was_open: false,
@@ -257,7 +267,7 @@ impl Channel {
             self.out.clear();
             self.written = 0;
         }
-        self.out.extend_from_slice(&self.conn.take_output());
+        self.conn.write_output(&mut self.out);
         if let (None, DotState::Failed(e)) = (&self.error, self.conn.state()) {
             self.error = Some(e.clone());
         }
@@ -300,14 +310,13 @@ impl Channel {
     /// Reads and writes what the socket allows now.
     pub fn drive(&mut self, now: Instant) {
         self.flush();
-        let mut chunk = [0u8; 4096];
         let mut read_some = false;
         while self.error.is_none() && !self.drained {
-            match self.stream.read(&mut chunk) {
+            match self.stream.read(&mut self.chunk) {
                 Ok(0) => self.end(Some("connection closed by the server".into())),
                 Ok(n) => {
                     read_some = true;
-                    let r = self.conn.receive(&chunk[..n], now);
+                    let r = self.conn.receive(&self.chunk[..n], now);
                     if *self.conn.state() == DotState::Open {
                         self.was_open = true;
                     }
@@ -318,7 +327,7 @@ impl Channel {
                     // A short read took all there was: what comes later raises a new
                     // event. (A FIN already queued behind the data raised none, but the
                     // event said so: read_to_end reads on to the end of file.)
-                    if n < chunk.len() && SHORT_READ_EMPTIES && !self.read_to_end {
+                    if n < self.chunk.len() && SHORT_READ_EMPTIES && !self.read_to_end {
                         self.drained = true;
                     }
                 }
@@ -348,7 +357,8 @@ impl Channel {
     }
 
     fn take_answers(&mut self) {
-        for a in self.conn.take_answers() {
+        self.conn.move_answers(&mut self.matched);
+        for a in self.matched.drain(..) {
             // An answer means the handshake completed, even if the server closed in
             // the same read.
             self.was_open = true;
@@ -490,7 +500,6 @@ fn ack_now(_stream: &TcpStream) {}
 /// empty OPT and pads it to a multiple of 128 bytes (RFC 8467 4.1); other queries go as
 /// they are.
 pub fn pad(msg: &[u8]) -> Vec<u8> {
-    let mut out = msg.to_vec();
     let n = msg.len();
     // An OPT with no options: root name, type 41, class, TTL, rdlength 0.
     let tail_is_empty_opt = n >= 12 + 11
@@ -499,17 +508,20 @@ pub fn pad(msg: &[u8]) -> Vec<u8> {
         && msg[n - 2..] == [0, 0]
         && u16::from_be_bytes([msg[10], msg[11]]) >= 1;
     if !tail_is_empty_opt {
-        return out;
+        return msg.to_vec();
     }
     // Keepalive (4 bytes) and the padding option's header (4) count in the length.
     let with_headers = n + 8;
     let pad_len = (PAD_BLOCK - with_headers % PAD_BLOCK) % PAD_BLOCK;
-    out[n - 2..].copy_from_slice(&((8 + pad_len) as u16).to_be_bytes());
+    // One allocation of the final size, filled in order.
+    let mut out = Vec::with_capacity(with_headers + pad_len);
+    out.extend_from_slice(&msg[..n - 2]);
+    out.extend_from_slice(&((8 + pad_len) as u16).to_be_bytes());
     out.extend_from_slice(&OPT_KEEPALIVE.to_be_bytes());
     out.extend_from_slice(&0u16.to_be_bytes());
     out.extend_from_slice(&OPT_PADDING.to_be_bytes());
     out.extend_from_slice(&(pad_len as u16).to_be_bytes());
-    out.resize(out.len() + pad_len, 0);
+    out.resize(with_headers + pad_len, 0);
     out
 }
 

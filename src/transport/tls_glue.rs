@@ -12,7 +12,6 @@
 //! address travels over TLS whatever protocol the caller asked for, and while it cannot
 //! be reached (backoff, link down) sends to it fail at once so the caller moves on.
 
-use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,15 +23,16 @@ use rustls::RootCertStore;
 use super::tls::{Channel as TlsChannel, Server};
 use super::{Channel, Event, Owner, Proto, Transports, TOKEN_BASE};
 use crate::clock_trust::ClockTrust;
+use crate::tls::id_map::IdMap;
 use crate::tls::Pin;
 
 #[derive(Default)]
 pub struct TlsUpstreams {
-    servers: HashMap<SocketAddr, Server>,
+    servers: IdMap<SocketAddr, Server>,
     roots: Option<Arc<RootCertStore>>,
     rng: Option<crate::rand::Rng>,
     /// The current connection to each server, while one is open.
-    pub conns: HashMap<SocketAddr, usize>,
+    pub conns: IdMap<SocketAddr, usize>,
     /// Connections that were current before (full when a query came) and are still open.
     pub older: Vec<usize>,
     link_down: bool,
