@@ -1247,3 +1247,27 @@ fn encrypted_attempts_wait_longer_than_datagrams() {
     let late = t0 + Duration::from_millis(3500);
     assert_eq!(retry::next_encrypted_timeout(late, new, deadline), deadline);
 }
+
+/// Timers of answered questions at the head of the heap go before the loop sleeps.
+#[cfg(feature = "tls")]
+#[test]
+fn the_wait_ends_at_the_first_live_timer() {
+    let t0 = Instant::now();
+    let ms = |n| t0 + Duration::from_millis(n);
+    // (timer id, live?): the dead ones at 1 and 2 ms would end the wait early.
+    let mut heap = std::collections::BinaryHeap::new();
+    for (at, id) in [(1, 10u32), (2, 11), (1000, 12), (5, 13), (1500, 14)] {
+        heap.push(std::cmp::Reverse((ms(at), id)));
+    }
+    let dead = |id: &u32| matches!(id, 10 | 11 | 14);
+    super::timers::drop_dead_heads(&mut heap, dead);
+    assert_eq!(heap.peek(), Some(&std::cmp::Reverse((ms(5), 13))));
+    // A live head stops the scan: nothing is dropped.
+    super::timers::drop_dead_heads(&mut heap, dead);
+    assert_eq!(heap.len(), 3);
+    heap.pop();
+    heap.pop();
+    // The dead timer behind them goes once it is at the head.
+    super::timers::drop_dead_heads(&mut heap, dead);
+    assert!(heap.is_empty());
+}

@@ -149,32 +149,3 @@ pub fn drop_dead_heads<T: Ord>(
         heap.pop();
     }
 }
-
-#[cfg(all(test, feature = "tls"))]
-mod tests {
-    use super::*;
-    use std::cmp::Reverse;
-    use std::collections::BinaryHeap;
-
-    #[test]
-    fn the_wait_ends_at_the_first_live_timer() {
-        let t0 = Instant::now();
-        let ms = |n| t0 + Duration::from_millis(n);
-        // (timer id, live?): the dead ones at 1 and 2 ms would end the wait early.
-        let mut heap = BinaryHeap::new();
-        for (at, id) in [(1, 10u32), (2, 11), (1000, 12), (5, 13), (1500, 14)] {
-            heap.push(Reverse((ms(at), id)));
-        }
-        let dead = |id: &u32| matches!(id, 10 | 11 | 14);
-        drop_dead_heads(&mut heap, dead);
-        assert_eq!(heap.peek(), Some(&Reverse((ms(5), 13))));
-        // A live head stops the scan: nothing is dropped.
-        drop_dead_heads(&mut heap, dead);
-        assert_eq!(heap.len(), 3);
-        heap.pop();
-        heap.pop();
-        // The dead timer behind them goes once it is at the head.
-        drop_dead_heads(&mut heap, dead);
-        assert!(heap.is_empty());
-    }
-}
