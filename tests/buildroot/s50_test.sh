@@ -57,7 +57,7 @@ while [ ! -s "$tmp/up/port" ]; do
 	sleep 0.1
 done
 up_port=$(cat "$tmp/up/port")
-port=$(python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); import dnstool; print(dnstool.free_udp_port())' "$here/tests/cross")
+port=$(python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); import dnstool; print(dnstool.free_port())' "$here/tests/cross")
 
 printf '192.0.2.1\trouter.lan router\n' >"$tmp/hosts"
 cat >"$tmp/dproxy.conf" <<CONF

@@ -126,7 +126,7 @@ class DaemonCheck(Check):
             return sum(1 for line in f if line.strip() == name.lower())
 
     def write_config(self, up_port):
-        self.port = dnstool.free_udp_port()
+        self.port = dnstool.free_port()
         hosts = os.path.join(self.tmp, "hosts")
         with open(hosts, "w") as f:
             f.write("# test hosts file\n%s\t%s router\n" % (HOSTS_ADDR, HOSTS_NAME))
@@ -176,17 +176,30 @@ class DaemonCheck(Check):
         if self.daemon.poll() is not None:
             raise Failed("daemon exited with status %d %s" % (self.daemon.returncode, what))
 
-    def start_daemon(self, conf):
-        log = open(self.log_path, "w")
-        self.daemon = subprocess.Popen(self.cmd + ["-c", conf], stdout=log, stderr=log,
-                                       stdin=subprocess.DEVNULL)
-        log.close()
+    def start_daemon(self, up_port, conf):
+        """Starts the daemon on conf's port; on another port (a new config) when another
+        process took that one first. Returns the config in use."""
+        for attempt in range(1, dnstool.PORT_TRIES + 1):
+            log = open(self.log_path, "w")
+            self.daemon = subprocess.Popen(self.cmd + ["-c", conf], stdout=log, stderr=log,
+                                           stdin=subprocess.DEVNULL)
+            log.close()
 
-        def ready():
-            self.expect_alive("while starting")
-            return self.ask(HOSTS_NAME, timeout=0.5) is not None
-        wait_for(ready, START_TIMEOUT, "the daemon to answer on 127.0.0.1:%d" % self.port)
+            def ready():
+                if self.daemon.poll() is not None:
+                    return "exited"
+                return self.ask(HOSTS_NAME, timeout=0.5) is not None
+            wait_for(ready, START_TIMEOUT, "the daemon to answer on 127.0.0.1:%d" % self.port)
+            if self.daemon.poll() is None:
+                break
+            with open(self.log_path, errors="replace") as f:
+                said = f.read()
+            if not dnstool.port_in_use(said) or attempt == dnstool.PORT_TRIES:
+                self.expect_alive("while starting")
+            self.step("port %d taken by another process: again on another" % self.port)
+            conf = self.write_config(up_port)
         self.step("daemon answers on 127.0.0.1:%d" % self.port)
+        return conf
 
     # --- the test ---------------------------------------------------------
     def run(self):
@@ -194,7 +207,7 @@ class DaemonCheck(Check):
         up_port = self.start_upstream()
         conf = self.write_config(up_port)
         self.check_config_errors(conf)
-        self.start_daemon(conf)
+        conf = self.start_daemon(up_port, conf)
 
         self.expect_a(HOSTS_NAME, HOSTS_ADDR)
         self.step("hosts name %s -> %s" % (HOSTS_NAME, HOSTS_ADDR))

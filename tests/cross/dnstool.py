@@ -101,10 +101,34 @@ def query(port, name, server="127.0.0.1", timeout=2.0, qtype=TYPE_A):
                 return rcode, answers
 
 
-def free_udp_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_port():
+    """A port of 127.0.0.1 free for UDP and for TCP at this moment: the daemon and
+    unbound bind both. A port only free for UDP may be a TCP connection's local port
+    (the two draw from the same ephemeral range), and any free port may still be
+    taken before the server binds it, by the other tests that run beside these:
+    callers start again on another port when the bind fails (port_in_use)."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.bind(("127.0.0.1", 0))
+            port = u.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+                try:
+                    t.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+    raise OSError("no port of 127.0.0.1 free for both UDP and TCP in 100 tries")
+
+
+# How many times a server that lost its port to another process is started again.
+PORT_TRIES = 5
+
+
+def port_in_use(text):
+    """Whether a server's output says its bind failed on a port in use: "Address
+    already in use" (glibc: unbound, the host build), "Address in use" (musl: the
+    router builds under qemu)."""
+    return "ddress already in use" in text or "ddress in use" in text
 
 
 def serve_upstream(state, answer, ttl):

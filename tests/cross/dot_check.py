@@ -56,32 +56,53 @@ class DotCheck(Check):
         super().__init__(args, "dproxy-dot-")
         self.unbound = None
         self.unbound_log = os.path.join(self.tmp, "unbound.log")
+        self.port_tries = 1
 
     def start_unbound(self):
-        self.tls_port = dnstool.free_udp_port()
-        self.unbound_ctl_port = dnstool.free_udp_port()
-        conf = os.path.join(self.tmp, "unbound.conf")
-        with open(conf, "w") as f:
-            f.write("server:\n  interface: 127.0.0.1@%d\n  tls-port: %d\n"
-                    "  tls-service-key: %s/server.key\n  tls-service-pem: %s/server.pem\n"
-                    "  username: \"\"\n  chroot: \"\"\n  directory: %s\n  pidfile: \"\"\n"
-                    "  use-syslog: no\n  logfile: %s\n  verbosity: 1\n  log-queries: yes\n"
-                    "  do-daemonize: no\n  num-threads: 1\n  do-ip6: no\n  so-reuseport: no\n"
-                    "  access-control: 127.0.0.0/8 allow\n  module-config: \"iterator\"\n"
-                    "  local-zone: \"example.test.\" static\n"
-                    "  local-data: \"%s. 300 IN A %s\"\n"
-                    % (self.tls_port, self.tls_port, self.tmp, self.tmp, self.tmp,
-                       self.unbound_log, NAME, ADDR))
-        self.unbound = subprocess.Popen(["unbound", "-d", "-c", conf], stdin=subprocess.DEVNULL,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        """unbound serving DoT on a free port; on another one when another process took
+        it first (its bind error is on stderr, kept in unbound.err)."""
+        err_path = os.path.join(self.tmp, "unbound.err")
+        for attempt in range(1, dnstool.PORT_TRIES + 1):
+            self.tls_port = dnstool.free_port()
+            conf = os.path.join(self.tmp, "unbound.conf")
+            with open(conf, "w") as f:
+                f.write("server:\n  interface: 127.0.0.1@%d\n  tls-port: %d\n"
+                        "  tls-service-key: %s/server.key\n  tls-service-pem: %s/server.pem\n"
+                        "  username: \"\"\n  chroot: \"\"\n  directory: %s\n  pidfile: \"\"\n"
+                        "  use-syslog: no\n  logfile: %s\n  verbosity: 1\n  log-queries: yes\n"
+                        "  do-daemonize: no\n  num-threads: 1\n  do-ip6: no\n  so-reuseport: no\n"
+                        "  access-control: 127.0.0.0/8 allow\n  module-config: \"iterator\"\n"
+                        "  local-zone: \"example.test.\" static\n"
+                        "  local-data: \"%s. 300 IN A %s\"\n"
+                        % (self.tls_port, self.tls_port, self.tmp, self.tmp, self.tmp,
+                           self.unbound_log, NAME, ADDR))
+            with open(err_path, "w") as err:
+                self.unbound = subprocess.Popen(["unbound", "-d", "-c", conf],
+                                                stdin=subprocess.DEVNULL,
+                                                stdout=subprocess.DEVNULL, stderr=err)
 
-        def listening():
-            if self.unbound.poll() is not None:
-                raise Failed("unbound exited with status %d" % self.unbound.returncode)
-            import socket
-            with socket.socket() as s:
-                return s.connect_ex(("127.0.0.1", self.tls_port)) == 0
-        wait_for(listening, 10, "unbound's TLS port")
+            def listening():
+                # Its own word, not a connect: a process that holds the port would
+                # accept one too. unbound logs this once its ports are bound.
+                if self.unbound.poll() is not None:
+                    return "exited"
+                if not os.path.exists(self.unbound_log):
+                    return False
+                with open(self.unbound_log, errors="replace") as f:
+                    return "start of service" in f.read()
+            wait_for(listening, 10, "unbound's TLS port")
+            if self.unbound.poll() is None:
+                break
+            with open(err_path, errors="replace") as f:
+                said = f.read().strip()
+            if os.path.exists(self.unbound_log):
+                with open(self.unbound_log, errors="replace") as f:
+                    said += "\n" + f.read().strip()
+            if not dnstool.port_in_use(said) or attempt == dnstool.PORT_TRIES:
+                raise Failed("unbound exited with status %d: %s"
+                             % (self.unbound.returncode, said[-800:]))
+            self.step("port %d taken by another process: unbound again on another"
+                      % self.tls_port)
         self.step("unbound serves DNS over TLS on 127.0.0.1:%d" % self.tls_port)
 
     def unbound_queries(self):
@@ -90,7 +111,7 @@ class DotCheck(Check):
             return sum(1 for line in f if (NAME + ". A IN") in line)
 
     def start_daemon(self):
-        self.port = dnstool.free_udp_port()
+        self.port = dnstool.free_port()
         conf = os.path.join(self.tmp, "dproxy.conf")
         local_service = ("\toption local_service '0'\n"
                          if os.path.basename(self.args.runner) == "qemu-mips-static" else "")
@@ -109,6 +130,14 @@ class DotCheck(Check):
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.daemon.poll() is not None:
+                with open(self.log_path, errors="replace") as f:
+                    said = f.read()
+                if dnstool.port_in_use(said) and self.port_tries < dnstool.PORT_TRIES:
+                    # Another process took the port first: again on another one.
+                    self.port_tries += 1
+                    self.step("port %d taken by another process: again on another" % self.port)
+                    self.start_daemon()
+                    continue
                 raise Failed("daemon exited with status %d" % self.daemon.returncode)
             try:
                 rcode, answers = dnstool.query(self.port, NAME, timeout=1.0)
