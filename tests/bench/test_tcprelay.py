@@ -103,17 +103,17 @@ def s_client(certs, port, *extra):
     return seen
 
 
-class Capture:
-    """A plain TCP forwarder on a free port to TARGET that keeps each connection's bytes
-    per direction, in the pieces it read them."""
+class LoopbackServer:
+    """A TCP listener on a free loopback port whose accept loop hands each connection
+    to self.serve in a thread of its own, until close()."""
 
-    def __init__(self, target):
+    def __init__(self):
         self.lsock = socket.socket()
         self.lsock.bind(("127.0.0.1", 0))
         self.lsock.listen(8)
         self.port = self.lsock.getsockname()[1]
-        self.target = target
-        self.conns = []
+
+    def start(self):
         threading.Thread(target=self.run, daemon=True).start()
 
     def run(self):
@@ -122,10 +122,27 @@ class Capture:
                 c, _ = self.lsock.accept()
             except OSError:
                 return
-            u = socket.create_connection(("127.0.0.1", self.target))
-            rec = {"client": [], "server": [], "done": threading.Event()}
-            self.conns.append(rec)
-            threading.Thread(target=self.pump, args=(c, u, rec), daemon=True).start()
+            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
+
+    def close(self):
+        self.lsock.close()
+
+
+class Capture(LoopbackServer):
+    """A plain TCP forwarder on a free port to TARGET that keeps each connection's bytes
+    per direction, in the pieces it read them."""
+
+    def __init__(self, target):
+        super().__init__()
+        self.target = target
+        self.conns = []
+        self.start()
+
+    def serve(self, c):
+        u = socket.create_connection(("127.0.0.1", self.target))
+        rec = {"client": [], "server": [], "done": threading.Event()}
+        self.conns.append(rec)
+        self.pump(c, u, rec)
 
     @staticmethod
     def pump(c, u, rec):
@@ -152,9 +169,6 @@ class Capture:
         c.close()
         u.close()
         rec["done"].set()
-
-    def close(self):
-        self.lsock.close()
 
 
 # (s_client options, s_server options) per kind of session
@@ -355,26 +369,15 @@ def test_relay_counts_full_and_resumed(certs, tmp_path, case):
         srv.stop()
 
 
-class Echo:
+class Echo(LoopbackServer):
     """A TCP server that echoes, and counts the connections it saw closed."""
 
     def __init__(self):
-        self.lsock = socket.socket()
-        self.lsock.bind(("127.0.0.1", 0))
-        self.lsock.listen(8)
-        self.port = self.lsock.getsockname()[1]
+        super().__init__()
         self.closed = 0
-        threading.Thread(target=self.run, daemon=True).start()
+        self.start()
 
-    def run(self):
-        while True:
-            try:
-                c, _ = self.lsock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.echo, args=(c,), daemon=True).start()
-
-    def echo(self, c):
+    def serve(self, c):
         with c:
             while True:
                 try:
