@@ -104,7 +104,10 @@ test-integration-shared:
 # are the lane "setup".
 test:
 	@./scripts/test-lane.sh setup "$(MAKE)" $(TEST_SETUP)
-	@$(MAKE) --no-print-directory -j3 test-lane-host test-lane-cross test-lane-cross2
+	@ready=$$($(MAKE) --no-print-directory -s cross-std-ready); \
+	echo "== cross lanes' std already on this machine: $$ready"; \
+	$(MAKE) --no-print-directory -j3 CROSS_STD_READY=$$ready test-lane-host test-lane-cross \
+	    test-lane-cross2
 
 test-lane-host:
 	@./scripts/test-lane.sh host "$(MAKE)" deps lint build test-unit test-suites $(TEST_PARTS)

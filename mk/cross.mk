@@ -66,6 +66,7 @@ CROSS_CARGO = $(CROSS_CARGO_ENV) CARGO_TARGET_DIR=$(CROSS_DIR) /usr/bin/cargo
 # hands to rustc. The builds themselves then compile no std.
 CROSS_STD = CROSS_STD_CARGO='$(CROSS_CARGO_ENV) /usr/bin/cargo' ./scripts/cross-std.sh $(CROSS_TRIPLE)
 CROSS_SYSROOT = --config "target.$(CROSS_TRIPLE).rustflags=[\"--sysroot=$$sysroot\"]"
+CROSS_STD_HAVE = ./scripts/cross-std.sh --have $(CROSS_TRIPLE)
 # C code (ring, full build only) is compiled by the same zig wrappers that link.
 CROSS_CC_ENV = CC_$(subst -,_,$(CROSS_TRIPLE))=$(CURDIR)/cross/$(CROSS_TRIPLE)-cc \
 	AR_$(subst -,_,$(CROSS_TRIPLE))=$(CURDIR)/cross/zig-ar
@@ -131,6 +132,18 @@ CROSS_TEST_SKIP_mips := acl::tests::attached_subnets_include_loopback \
 	acl::tests::deny_beats_allow_beats_local \
 	acl::tests::local_service_admits_loopback_and_on_link_only
 CROSS_TEST_ARGS = $(if $(CROSS_TEST_SKIP_$(TARGET)),-- $(foreach t,$(CROSS_TEST_SKIP_$(TARGET)),--skip $(t)))
+
+.PHONY: cross-std-ready cross-std-have
+# Prints "yes" when this machine has std for both kinds and both targets of `make
+# test`'s cross lanes, else "no" (`make test` places a step by it, see the Makefile).
+cross-std-ready:
+	@ok=yes; for t in mips armv7; do \
+	    $(MAKE) --no-print-directory -s cross-std-have TARGET=$$t 2>/dev/null || ok=no; \
+	done; echo $$ok
+
+cross-std-have: cross-check-target
+	@$(CROSS_STD_HAVE) release $(CROSS_BUILD_STD) $(CROSS_SIZE_FLAGS) && \
+	$(CROSS_STD_HAVE) test $(CROSS_TEST_STD) $(CROSS_TEST_PROFILE)
 
 .PHONY: cross cross-all cross-test cross-setup cross-check-target size size-table test-cross \
 	test-cross-mips test-cross-armv7 cross-full-mips cross-full-armv7 cross-test-dot

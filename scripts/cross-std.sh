@@ -3,6 +3,7 @@
 # first if this machine has none for these exact settings yet.
 #
 #   CROSS_STD_CARGO='<cargo command>' scripts/cross-std.sh <triple> <release|test> <args...>
+#   scripts/cross-std.sh --have <triple> <release|test> <args...>   (is it there? 0/1)
 #
 # CROSS_STD_CARGO is the cross cargo command (mk/cross.mk; the target dir is set
 # here), <args...> what builds std with it: -Zbuild-std..., the profile and the
@@ -29,9 +30,16 @@ set -eu
 
 usage() {
     echo "usage: CROSS_STD_CARGO='<cargo command>' $0 <triple> <release|test> <std build args...>" >&2
+    echo "       $0 --have <triple> <release|test> <std build args...>" >&2
     exit 2
 }
-if [ $# -lt 2 ] || [ -z "${CROSS_STD_CARGO:-}" ]; then usage; fi
+# --have: only say (exit status 0 or 1) whether the sysroot is there; nothing is built.
+have=no
+if [ "${1:-}" = --have ]; then
+    have=yes
+    shift
+fi
+if [ $# -lt 2 ] || { [ $have = no ] && [ -z "${CROSS_STD_CARGO:-}" ]; }; then usage; fi
 triple=$1
 kind=$2
 shift 2
@@ -55,9 +63,10 @@ sysroot=$cache/$triple-$kind-$key
 libdir=lib/rustlib/$triple/lib
 
 if [ -f "$sysroot/complete" ]; then
-    echo "$sysroot"
+    [ $have = yes ] || echo "$sysroot"
     exit 0
 fi
+[ $have = no ] || exit 1
 
 work=$here/target/cross/std-$triple-$kind
 rm -rf "$work"
