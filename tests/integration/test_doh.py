@@ -287,7 +287,27 @@ class FaultServer:
             with self.lock:
                 self.connections += 1
                 self.active += 1
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+            threading.Thread(target=self._connection, args=(c,), daemon=True).start()
+
+    # What ends a connection thread quietly: the client going away, or bytes the
+    # server cannot read.
+    ERRORS = (OSError, ssl.SSLError, ValueError)
+
+    def _connection(self, c):
+        """One client connection in its own thread: served (`_serve`, per server kind),
+        then closed and no longer counted as active."""
+        c.settimeout(10)
+        try:
+            self._serve(c)
+        except self.ERRORS:
+            pass
+        finally:
+            try:
+                c.close()
+            except OSError:
+                pass
+            with self.lock:
+                self.active -= 1
 
     @staticmethod
     def _read_request(s, buf):
@@ -335,48 +355,37 @@ class FaultServer:
                   + b"Content-Length: %d\r\n\r\n" % len(out) + out)
 
     def _serve(self, c):
-        c.settimeout(10)
-        try:
-            first = c.recv(1, socket.MSG_PEEK)
-            if first and first[0] != 0x16:  # not a TLS handshake record
-                with self.lock:
-                    self.plaintext += 1
-                return
-            if self.mode == "stall":
-                time.sleep(8)
-                return
-            s = self.ctx.wrap_socket(c, server_side=True)
+        first = c.recv(1, socket.MSG_PEEK)
+        if first and first[0] != 0x16:  # not a TLS handshake record
             with self.lock:
-                self.alpn.add(s.selected_alpn_protocol())
-            buf = b""
-            served = 0
-            while True:
-                req, buf = self._read_request(s, buf)
-                if req is None:
-                    return
-                method, path, headers, body = req
-                with self.lock:
-                    self.requests.append((method, path, headers, int.from_bytes(body[:2], "big")))
-                if self.mode == "close_mid" and served == 1:
-                    # A FIN with the request unanswered, then read until the client
-                    # closes (closing with unread data would be a reset).
-                    s.shutdown(socket.SHUT_WR)
-                    while s.recv(4096):
-                        pass
-                    return
-                self._respond(s, body)
-                served += 1
-                if self.mode == "close_header":
-                    return
-        except (OSError, ssl.SSLError, ValueError):
+                self.plaintext += 1
             return
-        finally:
-            try:
-                c.close()
-            except OSError:
-                pass
+        if self.mode == "stall":
+            time.sleep(8)
+            return
+        s = self.ctx.wrap_socket(c, server_side=True)
+        with self.lock:
+            self.alpn.add(s.selected_alpn_protocol())
+        buf = b""
+        served = 0
+        while True:
+            req, buf = self._read_request(s, buf)
+            if req is None:
+                return
+            method, path, headers, body = req
             with self.lock:
-                self.active -= 1
+                self.requests.append((method, path, headers, int.from_bytes(body[:2], "big")))
+            if self.mode == "close_mid" and served == 1:
+                # A FIN with the request unanswered, then read until the client
+                # closes (closing with unread data would be a reset).
+                s.shutdown(socket.SHUT_WR)
+                while s.recv(4096):
+                    pass
+                return
+            self._respond(s, body)
+            served += 1
+            if self.mode == "close_header":
+                return
 
     def stop(self):
         self.running = False
@@ -931,6 +940,9 @@ class H2FaultServer(FaultServer):
     normal answers each at once; stall_first too, but for the first request of the first
     connection, which it never answers. `streams_seen` holds the size of each batch."""
 
+    # A frame or header block it cannot read also ends a connection quietly.
+    ERRORS = FaultServer.ERRORS + (KeyError,)
+
     def __init__(self, certs, mode="normal", batch=1, host="127.0.0.1", port=None):
         super().__init__(certs, mode=mode, host=host, port=port)
         self.ctx.set_alpn_protocols(["h2"])
@@ -1000,63 +1012,52 @@ class H2FaultServer(FaultServer):
         s.sendall(_frame(1, 0x4, sid, _h2_headers(ctype=ctype)) + _frame(0, 0x1, sid, _answer(body)))
 
     def _serve(self, c):
-        c.settimeout(10)
-        try:
-            s, number = self._accept_h2(c)
-            mode, batch = self.mode, self.batch
-            if mode in ("goaway", "close", "reset") and number > 1:
-                mode, batch = "normal", 1
-            bodies, done = {}, []
-            for sid, body in self._requests(s, number):
-                bodies[sid] = body
-                done.append(sid)
-                with self.lock:
-                    self.requests.append(("POST", "/dns-query", {}, int.from_bytes(body[:2], "big")))
-                if len(done) < batch:
-                    continue
-                with self.lock:
-                    self.streams_seen.append(len(done))
-                if mode == "reverse":
-                    for sid in reversed(done):
-                        self._answer_h2(s, sid, bodies[sid], mode)
-                elif mode == "reset":
-                    # No answer, and a reset (SO_LINGER 0) rather than a FIN.
-                    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                    s.close()
-                    return
-                elif mode in ("goaway", "close"):
-                    with self.lock:
-                        self.answered_first.append(_qname(bodies[done[0]]))
-                    self._answer_h2(s, done[0], bodies[done[0]], mode)
-                    if mode == "goaway":
-                        s.sendall(_frame(7, 0, 0, done[0].to_bytes(4, "big") + bytes(4)))
-                    # Closed as real servers do: a FIN, then the client's last frames
-                    # read until it closes. Closing with them unread would be a reset
-                    # (RFC 2525 2.17), which throws away what is still in our send
-                    # queue: at times the answer, which then never reaches dproxy.
-                    s.shutdown(socket.SHUT_WR)
-                    while s.recv(4096):
-                        pass
-                    return
-                elif mode == "badframe":
-                    s.sendall(_frame(5, 0x4, done[0], (2).to_bytes(4, "big") + b"\x88"))
-                elif mode == "oversize":
-                    s.sendall((20000).to_bytes(3, "big") + bytes([0, 0]) + done[0].to_bytes(4, "big"))
-                else:
-                    for sid in done:
-                        if mode == "stall_first" and number == 1 and sid == 1:
-                            continue  # never answered
-                        self._answer_h2(s, sid, bodies[sid], mode)
-                done = []
-        except (OSError, ssl.SSLError, ValueError, KeyError):
-            return
-        finally:
-            try:
-                c.close()
-            except OSError:
-                pass
+        s, number = self._accept_h2(c)
+        mode, batch = self.mode, self.batch
+        if mode in ("goaway", "close", "reset") and number > 1:
+            mode, batch = "normal", 1
+        bodies, done = {}, []
+        for sid, body in self._requests(s, number):
+            bodies[sid] = body
+            done.append(sid)
             with self.lock:
-                self.active -= 1
+                self.requests.append(("POST", "/dns-query", {}, int.from_bytes(body[:2], "big")))
+            if len(done) < batch:
+                continue
+            with self.lock:
+                self.streams_seen.append(len(done))
+            if mode == "reverse":
+                for sid in reversed(done):
+                    self._answer_h2(s, sid, bodies[sid], mode)
+            elif mode == "reset":
+                # No answer, and a reset (SO_LINGER 0) rather than a FIN.
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                s.close()
+                return
+            elif mode in ("goaway", "close"):
+                with self.lock:
+                    self.answered_first.append(_qname(bodies[done[0]]))
+                self._answer_h2(s, done[0], bodies[done[0]], mode)
+                if mode == "goaway":
+                    s.sendall(_frame(7, 0, 0, done[0].to_bytes(4, "big") + bytes(4)))
+                # Closed as real servers do: a FIN, then the client's last frames
+                # read until it closes. Closing with them unread would be a reset
+                # (RFC 2525 2.17), which throws away what is still in our send
+                # queue: at times the answer, which then never reaches dproxy.
+                s.shutdown(socket.SHUT_WR)
+                while s.recv(4096):
+                    pass
+                return
+            elif mode == "badframe":
+                s.sendall(_frame(5, 0x4, done[0], (2).to_bytes(4, "big") + b"\x88"))
+            elif mode == "oversize":
+                s.sendall((20000).to_bytes(3, "big") + bytes([0, 0]) + done[0].to_bytes(4, "big"))
+            else:
+                for sid in done:
+                    if mode == "stall_first" and number == 1 and sid == 1:
+                        continue  # never answered
+                    self._answer_h2(s, sid, bodies[sid], mode)
+            done = []
 
 
 def _qname(wire):
@@ -1078,45 +1079,34 @@ class H2ResendServer(H2FaultServer):
         self.second_has_it = threading.Event()
 
     def _serve(self, c):
-        c.settimeout(10)
-        try:
-            s, number = self._accept_h2(c)
-            bodies, done, batched = {}, [], False
-            for sid, body in self._requests(s, number):
-                bodies[sid] = body
-                done.append(sid)
-                name = _qname(body)
-                with self.lock:
-                    if number == 1 and self.first is None:
-                        self.first = name
-                    if number == 2 and name == self.first:
-                        self.second_has_it.set()
-                if number == 1:
-                    self.second_has_it.wait(8)
-                    s.shutdown(socket.SHUT_WR)
-                    while s.recv(4096):
-                        pass
-                    return
-                if number == 2 and not batched:
-                    if len(done) < 3:
-                        continue
-                    # dproxy takes the answers of one read in the order written.
-                    done.sort(key=lambda sid: _qname(bodies[sid]) != self.first)
-                    batched = True
-                out = b""
-                for sid in done:
-                    out += _frame(1, 0x4, sid, _h2_headers()) + _frame(0, 0x1, sid, _answer(bodies[sid]))
-                s.sendall(out)
-                done = []
-        except (OSError, ssl.SSLError, ValueError, KeyError):
-            return
-        finally:
-            try:
-                c.close()
-            except OSError:
-                pass
+        s, number = self._accept_h2(c)
+        bodies, done, batched = {}, [], False
+        for sid, body in self._requests(s, number):
+            bodies[sid] = body
+            done.append(sid)
+            name = _qname(body)
             with self.lock:
-                self.active -= 1
+                if number == 1 and self.first is None:
+                    self.first = name
+                if number == 2 and name == self.first:
+                    self.second_has_it.set()
+            if number == 1:
+                self.second_has_it.wait(8)
+                s.shutdown(socket.SHUT_WR)
+                while s.recv(4096):
+                    pass
+                return
+            if number == 2 and not batched:
+                if len(done) < 3:
+                    continue
+                # dproxy takes the answers of one read in the order written.
+                done.sort(key=lambda sid: _qname(bodies[sid]) != self.first)
+                batched = True
+            out = b""
+            for sid in done:
+                out += _frame(1, 0x4, sid, _h2_headers()) + _frame(0, 0x1, sid, _answer(bodies[sid]))
+            s.sendall(out)
+            done = []
 
 
 def _established(port):
