@@ -64,6 +64,30 @@ class Check:
     def step(self, text):
         print("  %s" % text, flush=True)
 
+    def start_on_free_port(self, what, start, ready, said, timeout):
+        """Starts a server with start(port) on a port of 127.0.0.1 free for UDP and TCP,
+        and waits until ready(port) or it exits. One that exits saying its port is in
+        use (said(): its output) lost the port to another process after free_port()
+        looked, such as a test beside this one: it starts again on another port, up to
+        PORT_TRIES times. Returns the process and its port."""
+        for attempt in range(1, dnstool.PORT_TRIES + 1):
+            port = dnstool.free_port()
+            proc = start(port)
+            wait_for(lambda: proc.poll() is not None or ready(port), timeout,
+                     "%s on 127.0.0.1:%d" % (what, port))
+            if proc.poll() is None:
+                return proc, port
+            text = said()
+            if not dnstool.port_in_use(text) or attempt == dnstool.PORT_TRIES:
+                raise Failed("%s exited with status %d: %s"
+                             % (what, proc.returncode, text.strip()[-800:]))
+            self.step("port %d taken by another process: %s again on another" % (port, what))
+
+    def daemon_said(self):
+        """The daemon's log so far."""
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
 
 class DaemonCheck(Check):
     def __init__(self, args):
@@ -125,8 +149,8 @@ class DaemonCheck(Check):
         with open(os.path.join(self.upstream_state, "queries")) as f:
             return sum(1 for line in f if line.strip() == name.lower())
 
-    def write_config(self, up_port):
-        self.port = dnstool.free_port()
+    def write_config(self, up_port, port):
+        self.port = port
         hosts = os.path.join(self.tmp, "hosts")
         with open(hosts, "w") as f:
             f.write("# test hosts file\n%s\t%s router\n" % (HOSTS_ADDR, HOSTS_NAME))
@@ -176,38 +200,26 @@ class DaemonCheck(Check):
         if self.daemon.poll() is not None:
             raise Failed("daemon exited with status %d %s" % (self.daemon.returncode, what))
 
-    def start_daemon(self, up_port, conf):
-        """Starts the daemon on conf's port; on another port (a new config) when another
-        process took that one first. Returns the config in use."""
-        for attempt in range(1, dnstool.PORT_TRIES + 1):
+    def start_daemon(self, up_port):
+        def start(port):
+            conf = self.write_config(up_port, port)
             log = open(self.log_path, "w")
             self.daemon = subprocess.Popen(self.cmd + ["-c", conf], stdout=log, stderr=log,
                                            stdin=subprocess.DEVNULL)
             log.close()
+            return self.daemon
 
-            def ready():
-                if self.daemon.poll() is not None:
-                    return "exited"
-                return self.ask(HOSTS_NAME, timeout=0.5) is not None
-            wait_for(ready, START_TIMEOUT, "the daemon to answer on 127.0.0.1:%d" % self.port)
-            if self.daemon.poll() is None:
-                break
-            with open(self.log_path, errors="replace") as f:
-                said = f.read()
-            if not dnstool.port_in_use(said) or attempt == dnstool.PORT_TRIES:
-                self.expect_alive("while starting")
-            self.step("port %d taken by another process: again on another" % self.port)
-            conf = self.write_config(up_port)
+        self.start_on_free_port("the daemon", start,
+                                lambda port: self.ask(HOSTS_NAME, timeout=0.5) is not None,
+                                self.daemon_said, START_TIMEOUT)
         self.step("daemon answers on 127.0.0.1:%d" % self.port)
-        return conf
 
     # --- the test ---------------------------------------------------------
     def run(self):
         self.check_version()
         up_port = self.start_upstream()
-        conf = self.write_config(up_port)
-        self.check_config_errors(conf)
-        conf = self.start_daemon(up_port, conf)
+        self.check_config_errors(self.write_config(up_port, dnstool.free_port()))
+        self.start_daemon(up_port)
 
         self.expect_a(HOSTS_NAME, HOSTS_ADDR)
         self.step("hosts name %s -> %s" % (HOSTS_NAME, HOSTS_ADDR))

@@ -51,19 +51,27 @@ def make_certs(d):
          "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", ext], d)
 
 
+def read(path):
+    """A file's text, or "" while it does not exist yet."""
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
 class DotCheck(Check):
     def __init__(self, args):
         super().__init__(args, "dproxy-dot-")
         self.unbound = None
         self.unbound_log = os.path.join(self.tmp, "unbound.log")
-        self.port_tries = 1
 
     def start_unbound(self):
-        """unbound serving DoT on a free port; on another one when another process took
-        it first (its bind error is on stderr, kept in unbound.err)."""
+        """unbound serving DoT; its bind error, if any, is on stderr (unbound.err)."""
         err_path = os.path.join(self.tmp, "unbound.err")
-        for attempt in range(1, dnstool.PORT_TRIES + 1):
-            self.tls_port = dnstool.free_port()
+
+        def start(port):
+            self.tls_port = port
             conf = os.path.join(self.tmp, "unbound.conf")
             with open(conf, "w") as f:
                 f.write("server:\n  interface: 127.0.0.1@%d\n  tls-port: %d\n"
@@ -74,35 +82,20 @@ class DotCheck(Check):
                         "  access-control: 127.0.0.0/8 allow\n  module-config: \"iterator\"\n"
                         "  local-zone: \"example.test.\" static\n"
                         "  local-data: \"%s. 300 IN A %s\"\n"
-                        % (self.tls_port, self.tls_port, self.tmp, self.tmp, self.tmp,
-                           self.unbound_log, NAME, ADDR))
+                        % (port, port, self.tmp, self.tmp, self.tmp, self.unbound_log, NAME, ADDR))
             with open(err_path, "w") as err:
                 self.unbound = subprocess.Popen(["unbound", "-d", "-c", conf],
                                                 stdin=subprocess.DEVNULL,
                                                 stdout=subprocess.DEVNULL, stderr=err)
+            return self.unbound
 
-            def listening():
-                # Its own word, not a connect: a process that holds the port would
-                # accept one too. unbound logs this once its ports are bound.
-                if self.unbound.poll() is not None:
-                    return "exited"
-                if not os.path.exists(self.unbound_log):
-                    return False
-                with open(self.unbound_log, errors="replace") as f:
-                    return "start of service" in f.read()
-            wait_for(listening, 10, "unbound's TLS port")
-            if self.unbound.poll() is None:
-                break
-            with open(err_path, errors="replace") as f:
-                said = f.read().strip()
-            if os.path.exists(self.unbound_log):
-                with open(self.unbound_log, errors="replace") as f:
-                    said += "\n" + f.read().strip()
-            if not dnstool.port_in_use(said) or attempt == dnstool.PORT_TRIES:
-                raise Failed("unbound exited with status %d: %s"
-                             % (self.unbound.returncode, said[-800:]))
-            self.step("port %d taken by another process: unbound again on another"
-                      % self.tls_port)
+        def ready(_port):
+            # Its own word, not a connect: a process that holds the port would accept
+            # one too. unbound logs this once its ports are bound.
+            return "start of service" in read(self.unbound_log)
+
+        self.start_on_free_port("unbound", start, ready,
+                                lambda: read(err_path) + "\n" + read(self.unbound_log), 10)
         self.step("unbound serves DNS over TLS on 127.0.0.1:%d" % self.tls_port)
 
     def unbound_queries(self):
@@ -111,33 +104,34 @@ class DotCheck(Check):
             return sum(1 for line in f if (NAME + ". A IN") in line)
 
     def start_daemon(self):
-        self.port = dnstool.free_port()
-        conf = os.path.join(self.tmp, "dproxy.conf")
         local_service = ("\toption local_service '0'\n"
                          if os.path.basename(self.args.runner) == "qemu-mips-static" else "")
-        with open(conf, "w") as f:
-            f.write("config dproxy 'main'\n\tlist listen '127.0.0.1'\n\toption port '%d'\n"
-                    "\tlist server 'tls://127.0.0.1:%d#%s'\n\toption ca_file '%s/ca.pem'\n"
-                    "\toption log_level 'debug'\n%s"
-                    % (self.port, self.tls_port, AUTH_NAME, self.tmp, local_service))
-        log = open(self.log_path, "w")
-        self.daemon = subprocess.Popen(self.cmd + ["-c", conf], stdout=log, stderr=log,
-                                       stdin=subprocess.DEVNULL)
-        log.close()
+
+        def start(port):
+            self.port = port
+            conf = os.path.join(self.tmp, "dproxy.conf")
+            with open(conf, "w") as f:
+                f.write("config dproxy 'main'\n\tlist listen '127.0.0.1'\n\toption port '%d'\n"
+                        "\tlist server 'tls://127.0.0.1:%d#%s'\n\toption ca_file '%s/ca.pem'\n"
+                        "\toption log_level 'debug'\n%s"
+                        % (port, self.tls_port, AUTH_NAME, self.tmp, local_service))
+            log = open(self.log_path, "w")
+            self.daemon = subprocess.Popen(self.cmd + ["-c", conf], stdout=log, stderr=log,
+                                           stdin=subprocess.DEVNULL)
+            log.close()
+            return self.daemon
+
+        # Its listening sockets are bound once it says so.
+        self.start_on_free_port(
+            "the daemon", start,
+            lambda port: "listening on 127.0.0.1:%d " % port in self.daemon_said(),
+            self.daemon_said, START_TIMEOUT)
 
     def expect_answer(self):
         """The first query also waits out the start and the first TLS handshake."""
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.daemon.poll() is not None:
-                with open(self.log_path, errors="replace") as f:
-                    said = f.read()
-                if dnstool.port_in_use(said) and self.port_tries < dnstool.PORT_TRIES:
-                    # Another process took the port first: again on another one.
-                    self.port_tries += 1
-                    self.step("port %d taken by another process: again on another" % self.port)
-                    self.start_daemon()
-                    continue
                 raise Failed("daemon exited with status %d" % self.daemon.returncode)
             try:
                 rcode, answers = dnstool.query(self.port, NAME, timeout=1.0)
