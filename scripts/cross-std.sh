@@ -48,6 +48,10 @@ case $kind in release | test) ;; *) usage ;; esac
 here=$(cd "$(dirname "$0")/.." && pwd)
 cache=${DPROXY_STD_CACHE:-$HOME/.cache/dproxy}/std
 
+# The daemon's profiles, which decide how std is compiled: into the key, and the probe
+# is built with them.
+profiles=$(sed -n '/^\[profile\./,/^\[[^p]/p' "$here/Cargo.toml" | sed '$ {/^\[[^p]/d}')
+
 # The key: the clone's own path is left out (a flag may name a file in it), so every
 # clone of the same tree shares one std.
 key=$( (
@@ -57,7 +61,7 @@ key=$( (
     echo "$triple $kind"
     printf '%s\n' "$@" | sed "s#$here#@ROOT@#g"
     cat "$here/.cargo/config.toml"
-    sed -n '/^\[profile\./,/^\[[^p]/p' "$here/Cargo.toml"
+    printf '%s\n' "$profiles"
 ) | sha256sum | cut -c1-16)
 sysroot=$cache/$triple-$kind-$key
 libdir=lib/rustlib/$triple/lib
@@ -74,8 +78,7 @@ mkdir -p "$work/probe/src"
 {
     printf '[package]\nname = "dproxy-std-probe"\nversion = "0.0.0"\nedition = "2021"\npublish = false\n\n'
     printf '# Its own workspace: never part of the daemon'"'"'s build.\n[workspace]\n\n'
-    # The daemon's profiles: they decide how std is compiled.
-    sed -n '/^\[profile\./,/^\[[^p]/p' "$here/Cargo.toml" | sed '$ {/^\[[^p]/d}'
+    printf '%s\n' "$profiles"
 } >"$work/probe/Cargo.toml"
 if [ "$kind" = release ]; then
     echo 'fn main() {}' >"$work/probe/src/main.rs"
