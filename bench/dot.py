@@ -16,8 +16,12 @@ each starts with the same cold upstream cache and fresh counters): dproxy-full
 `forward-tls-upstream: yes`, and stubby. Per client: the cold names once (100 in
 flight): CPU per answered query, p50/p99, lost; handshakes per 10,000 misses (the
 relay's accepts from the client's start to the end of the run, over answered
-queries); memory per open connection (VmRSS after the first forwarded answer minus
-VmRSS before the first query, over the connections then open).
+queries); private memory per open connection (RssAnon after the first forwarded
+answer minus RssAnon before the first query, over the connections then open: the heap
+and stacks the connection took. VmRSS would also count the pages of code and libraries
+the first TLS handshake reads in, which are the binary's file pages, shared and not
+per connection: 256 and 448 KiB of the 320 and 512 KiB VmRSS steps of two dproxy-full
+builds of one source, with and without debug information).
 
 Then, on the same client and DoT server, a paced run: other names of the zone (the
 mixed set's, unseen by both), offered at a fixed rate (dnsperf -Q, PACED_QPS or
@@ -36,6 +40,15 @@ p50/p99. "Fewer TLS handshakes than either peer" is judged on its full handshake
 BENCH_DOT_BEFORE=<path of another dproxy-full binary> adds it as a fourth client,
 "dproxy-full-before", interleaved with the others in every round and shown in a column
 of its own (not a peer): a before/after comparison in one run.
+
+BENCH_DOT_FLOOR=1 adds the floor (bench/floor.c, compiled with cc at bench time) as a
+client in a column of its own (not a peer): a forwarder that makes the system calls
+dproxy-full makes per query (recvmmsg, one write per loop turn to one pipelined TCP
+connection, reads, TCP_QUICKACK while answers are due, sendmmsg) and nothing else: no
+TLS, cache or parsing, over the DoT server's plain TCP port through the same relay. Its
+CPU per query is what the kernel charges any such client at that load; what a client
+spends above it is its own work. It takes part in the closed loop and the paced run,
+not in the drop run (it does not reconnect).
 
 BENCH_DOT_DIRECT=1 leaves the relay out: the clients connect straight to the DoT server,
 without link delay and without connection counts. The relay acknowledges the server's
@@ -56,6 +69,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 DOT_NAME = "dns.bench.test"
 DOT_CLIENTS = ("dproxy-full", "unbound", "stubby")
 BEFORE = "dproxy-full-before"
+FLOOR = "floor"
 SECTION = "DoT"
 # The paced run's offered load: well under the closed-loop QPS of the slowest client
 # (unbound 3,000–3,500, stubby and dproxy 3,700–4,400 on this bench, 100 in flight),
@@ -125,7 +139,9 @@ def relay_stats(path):
 class DotServer:
     """unbound serving DoT, and the counting (and, without netem, delaying) relay before it."""
 
-    def __init__(self, b, tag):
+    def __init__(self, b, tag, plain=False):
+        """PLAIN: the relay (or a direct client) reaches the server's plain DNS-over-TCP
+        port instead of its TLS port (the floor's upstream)."""
         from bench import DELAY_MS, free_port, unbound_conf
         w = b.work
         self.b = b
@@ -133,13 +149,21 @@ class DotServer:
         netem = b.net["mode"] in ("netem", "veth")
         wrap = ["ip", "netns", "exec", b.net["auth_ns"]] if netem else []
         nsd = b.net["auth_direct"]
-        tport = free_port()          # in the auth namespace in netem mode: free there too
+        tls_port = free_port()       # in the auth namespace in netem mode: free there too
+        tport = free_port() if plain else tls_port      # the port the relay or clients reach
+        includes = ()
+        if plain:
+            includes = (f"{w}/dot-server-{tag}-plain.conf",)
+            with open(includes[0], "w") as f:
+                f.write(f"server:\n    interface: 127.0.0.1@{tport}\n")
         conf = f"{w}/dot-server-{tag}.conf"
         with open(conf, "w") as f:
-            f.write(unbound_conf(w, tport, tls_service=(f"{w}/dot-server.key", f"{w}/dot-server.pem"),
+            f.write(unbound_conf(w, tls_port,
+                                 tls_service=(f"{w}/dot-server.key", f"{w}/dot-server.pem"),
                                  tuning={"num-queries-per-thread": 4096, "outgoing-range": 4096,
                                          "prefetch": None, "incoming-num-tcp": 1024},
-                                 access="0.0.0.0/0", forward=nsd, control=f"{w}/dot-server-{tag}.ctl"))
+                                 access="0.0.0.0/0", forward=nsd, control=f"{w}/dot-server-{tag}.ctl",
+                                 includes=includes))
         self.conf = conf
         self.server = b.procs.start(f"dot-server-{tag}", wrap + ["unbound", "-d", "-p", "-c", conf])
         self.stats_file = f"{w}/dot-relay-{tag}.stats"
@@ -156,6 +180,9 @@ class DotServer:
         if netem:
             laddr, lport, delay = b.net["upstream"][0], 853, 0
         else:
+            if plain:
+                # The floor connects once, at its start, and does not retry.
+                wait_tls_port(tport, self.server, b.procs.tail(f"dot-server-{tag}"))
             laddr, lport, delay = "127.0.0.1", free_port(), DELAY_MS
         self.relay = b.procs.start(f"dot-relay-{tag}", wrap + [
             sys.executable, os.path.join(HERE, "tcprelay.py"), laddr, str(lport), "127.0.0.1", str(tport),
@@ -248,6 +275,8 @@ upstream_recursive_servers:
     tls_auth_name: "{DOT_NAME}"
 """)
         return ["stubby", "-C", conf]
+    if client == FLOOR:
+        return [f"{w}/floor", str(port), ua, str(upp)]
     raise ValueError(client)
 
 
@@ -382,13 +411,15 @@ def dot_client(b, client, rnd, server=DotServer, command=client_cmd, count_resen
                                        f"{b.procs.tail(f'{client}-dot-{tag}')}")
                 time.sleep(0.005)
             time.sleep(0.2)                    # let it finish its start-up allocations
-            rss0 = vm_kib(proc.pid, "VmRSS")
+            rss0 = vm_kib(proc.pid, "RssAnon")
+            file0 = vm_kib(proc.pid, "RssFile")
             t = wait_answer(port, f"ready{rnd % 64}.{ZONE}", 10, proc=proc, interval=0.5)
             if t is None:
                 raise RuntimeError(f"{client} gave no answer over DoT within 10 s: "
                                    f"{b.procs.tail(f'{client}-dot-{tag}')}")
             time.sleep(0.3)
-            rss1 = vm_kib(proc.pid, "VmRSS")
+            rss1 = vm_kib(proc.pid, "RssAnon")
+            file1 = vm_kib(proc.pid, "RssFile")
             open1 = srv.stats().get("open", 0)
             c0 = cpu_seconds(proc.pid)
             relay_pid = srv.relay.pid if srv.relay else None
@@ -403,7 +434,8 @@ def dot_client(b, client, rnd, server=DotServer, command=client_cmd, count_resen
             served = srv.queries() if count_resends else None
             hwm = vm_kib(proc.pid, "VmHWM")
             pm = paced_run(b, client, rnd, port, proc, paced, srv) if paced else None
-            dm = drop_run(b, client, rnd, port, proc, drop, srv) if drop and srv.relay else None
+            dm = (drop_run(b, client, rnd, port, proc, drop, srv)
+                  if drop and srv.relay and client != FLOOR else None)
         finally:
             b.procs.stop(proc)
     finally:
@@ -412,7 +444,7 @@ def dot_client(b, client, rnd, server=DotServer, command=client_cmd, count_resen
     m.update({
         **tls_metrics({}, st, r["completed"]),
         "most connections open at once": st.get("peak"),
-        "memory per open connection (KiB)": (rss1 - rss0) / max(open1, 1),
+        "private memory per open connection (KiB)": (rss1 - rss0) / max(open1, 1),
         "peak RSS (MiB)": hwm / 1024,
     })
     if count_resends:
@@ -431,7 +463,7 @@ def dot_client(b, client, rnd, server=DotServer, command=client_cmd, count_resen
     log(f"  {client:11} dot r{rnd} qps {r['qps']:7.0f} lost {r['lost']:4d} p50 {m['p50 latency (ms)']:6.2f} ms "
         f"p99 {m['p99 latency (ms)']:6.2f} ms cpu {m['cold-miss CPU µs/query']:6.2f} µs/q "
         f"handshakes {st.get('accepted', 0)} ({tls_log({}, st)}) server queries {served} (peak open {st.get('peak', 0)}, {open1} after the first answer, "
-        f"RSS +{rss1 - rss0} KiB); CPU load: DoT server {(s1[0] - s0[0]) / r['runtime'] * 100:.0f} %, "
+        f"RssAnon +{rss1 - rss0} KiB, RssFile +{file1 - file0} KiB); CPU load: DoT server {(s1[0] - s0[0]) / r['runtime'] * 100:.0f} %, "
         f"relay {(s1[1] - s0[1]) / r['runtime'] * 100:.0f} %, client {(c1 - c0) / r['runtime'] * 100:.0f} %")
     return m
 
@@ -633,7 +665,7 @@ def run_dot(b):
     make_certs(b.work)
     b.versions.update(versions(b))
     clients = [c for c in os.environ.get("BENCH_DOT_CLIENTS", ",".join(DOT_CLIENTS)).split(",") if c]
-    runs = {c: [] for c in DOT_CLIENTS + (BEFORE,)}
+    runs = {c: [] for c in DOT_CLIENTS + (BEFORE, FLOOR)}
     before = os.environ.get("BENCH_DOT_BEFORE")
     if before:
         if not os.access(before, os.X_OK):
@@ -641,6 +673,11 @@ def run_dot(b):
         b.versions[BEFORE] = f"(BENCH_DOT_BEFORE, {os.path.basename(before)})"
         if BEFORE not in clients:
             clients.insert(clients.index("dproxy-full") + 1 if "dproxy-full" in clients else 0, BEFORE)
+    if os.environ.get("BENCH_DOT_FLOOR") == "1":
+        subprocess.run(["cc", "-O2", "-o", f"{b.work}/floor", os.path.join(HERE, "floor.c")], check=True)
+        b.versions[FLOOR] = "(bench/floor.c)"
+        if FLOOR not in clients:
+            clients.insert(clients.index("dproxy-full") + 1 if "dproxy-full" in clients else 0, FLOOR)
     paced = paced_file(b) if paced_qps() > 0 else None
     drop = drop_file(b) if paced_qps() > 0 and drop_secs() > 0 and not direct() else None
     if drop:
@@ -648,7 +685,8 @@ def run_dot(b):
     for rnd in range(1, b.p["rounds"] + 1):
         for c in clients:
             try:
-                runs[c].append(dot_client(b, c, rnd, count_resends=True, paced=paced, drop=drop))
+                server = (lambda b, tag: DotServer(b, tag, plain=True)) if c == FLOOR else DotServer
+                runs[c].append(dot_client(b, c, rnd, server=server, count_resends=True, paced=paced, drop=drop))
             except RuntimeError as e:
                 log(f"DoT {c} round {rnd}: {e}")
                 b.notes.append(f"DoT {c} round {rnd}: n/a: {e}")
@@ -754,6 +792,9 @@ def table(b):
         if runs.get(BEFORE):
             shown.insert(1, BEFORE)
             cols.insert(1, f"dproxy-full before {v.get(BEFORE, '')}")
+        if runs.get(FLOOR):
+            shown.insert(1, FLOOR)
+            cols.insert(1, "floor: system calls only (bench/floor.c, no TLS)")
         where = ("DoT upstream reached directly (BENCH_DOT_DIRECT=1: no relay, so no link delay and no "
                  "connection counts; the clients' own ACKs face the server's Nagle)" if direct()
                  else "DoT upstream behind the 20 ms link")
@@ -771,7 +812,7 @@ def table(b):
         out.append("")
         out.append(f"| scenario | metric | {' | '.join(cols)} |")
         out.append("|" + "---|" * (2 + len(cols)))
-        first = runs[next(c for c in DOT_CLIENTS + (BEFORE,) if runs.get(c))][0]
+        first = runs[next(c for c in DOT_CLIENTS + (BEFORE, FLOOR) if runs.get(c))][0]
         _rows(out, "DoT", runs, shown, [k for k in first if k not in ("paced", "drop")], TARGETS)
         paced = {c: [r["paced"] for r in runs.get(c, []) if "paced" in r] for c in shown}
         paced_first = next((p[0] for p in paced.values() if p), None)

@@ -14,8 +14,8 @@
 #   make profile       where dproxy's CPU goes on a hit and on a miss (perf
 #                      samples by system call, bench/profile.py), under a minute
 #   make test-bench    the tests of the bench's own tools (tests/bench: the DoT relay's
-#                      TLS handshake classifier on openssl's handshakes, its drops), in
-#                      `make test`, a few seconds
+#                      TLS handshake classifier on openssl's handshakes, its drops; the
+#                      DoT floor's forwarding), in `make test`, a few seconds
 #
 # BENCH_BUILD= skips the cargo builds (bench an existing binary, or set
 # DPROXY_BIN=/path/to/dproxy, and DPROXY_FULL_BIN for the full build's rows); BENCH_NET=relay|host

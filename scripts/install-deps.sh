@@ -18,6 +18,10 @@ for pair in dig:dnsutils kdig:knot-dnsutils nsd:nsd unbound:unbound \
     command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || need="$need $pkg"
 done
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need="$need python3-venv"
+# A C compiler and libc headers: cargo links with cc, ring builds C, and the DoT
+# bench's floor (bench/floor.c) is compiled by its tests.
+command -v cc >/dev/null 2>&1 || need="$need gcc"
+[ -e /usr/include/stdio.h ] || need="$need libc6-dev"
 # GNU time: scripts/test-lane.sh reports the CPU seconds of each step of `make test`.
 [ -x /usr/bin/time ] || need="$need time"
 
