@@ -83,9 +83,10 @@ pub fn prepare(
     // RDATA must end where RDLENGTH says. A name that leaned on bytes dproxy rewrites (TTLs,
     // the ID, the OPT record) cannot survive into the cache that way.
     let keep = crate::sanitize::chain_filter(raw, scan, dnssec_ok);
-    let mut msg = crate::sanitize::rebuild(raw, scan, &keep, respell)?;
-    let rescan = wire::scan_message(&msg).ok()?;
-    let scan = &rescan;
+    // The rewrite keeps the header (rcode, TC) and the question's type; its records
+    // come from the rewrite itself, not from walking the new message again.
+    let mut records = Vec::new();
+    let mut msg = crate::sanitize::rebuild(raw, scan, &keep, respell, &mut records)?;
     let qtype = scan.question.as_ref().map(|q| q.qtype).unwrap_or(0);
     if let Ok(mut h) = Header::new_checked(&mut msg[..]) {
         h.set_aa(false);
@@ -95,8 +96,7 @@ pub fn prepare(
         }
     }
 
-    let has_data = scan
-        .records
+    let has_data = records
         .iter()
         .any(|r| r.section == Section::Answer && (r.rtype == qtype || qtype == rtype::ANY));
     let kind = match scan.rcode {
@@ -105,10 +105,10 @@ pub fn prepare(
         _ => Kind::Failure,
     };
 
-    let mut ttl_pos = Vec::with_capacity(scan.records.len());
+    let mut ttl_pos = Vec::with_capacity(records.len());
     let mut lifetime: Option<u32> = None;
     let mut soa_seen = false;
-    for r in &scan.records {
+    for r in &records {
         let mut ttl = sane_ttl(r.ttl).clamp(policy.min_ttl, policy.max_ttl.max(policy.min_ttl));
         if kind == Kind::Negative && r.section == Section::Authority && r.rtype == rtype::SOA {
             // RFC 2308 5: the negative TTL is the smaller of the SOA's TTL and MINIMUM.

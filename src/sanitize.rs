@@ -264,8 +264,17 @@ fn copy_rdata(msg: &[u8], r: &Record, out: &mut Vec<u8>, w: Names) -> Option<()>
 }
 
 /// Rewrites the message with only the kept records and no OPT; every name is written out
-/// in full, except repeats of the question name, which point to it.
-pub fn rebuild(msg: &[u8], scan: &Scan, keep: &[bool], fix: Option<Respell>) -> Option<Vec<u8>> {
+/// in full, except repeats of the question name, which point to it. `records` is
+/// replaced by the records of the result, as [`crate::wire::scan_message`] would find
+/// them: the caller need not walk the message it was just given.
+pub fn rebuild(
+    msg: &[u8],
+    scan: &Scan,
+    keep: &[bool],
+    fix: Option<Respell>,
+    records: &mut Vec<Record>,
+) -> Option<Vec<u8>> {
+    records.clear();
     let mut out = Vec::with_capacity(msg.len() + 64);
     out.extend_from_slice(msg.get(..HEADER_LEN)?);
     let q = read_question(msg, HEADER_LEN).ok()?;
@@ -285,10 +294,21 @@ pub fn rebuild(msg: &[u8], scan: &Scan, keep: &[bool], fix: Option<Respell>) -> 
     out.extend_from_slice(&q.qclass.to_be_bytes());
     let mut counts = [0u16; 3];
     for (r, _) in scan.records.iter().zip(keep).filter(|(_, k)| **k) {
+        let start = out.len();
         let p = copy_name(msg, r.start, &mut out, w)?;
         // type, class, TTL: 8 bytes, then RDATA with its new length.
+        let ttl_pos = out.len() + 4;
         out.extend_from_slice(msg.get(p..p + 8)?);
         copy_rdata(msg, r, &mut out, w)?;
+        let rdata = ttl_pos + 6;
+        records.push(Record {
+            start,
+            ttl_pos,
+            rdata,
+            rdlen: u16::try_from(out.len() - rdata).ok()?,
+            end: out.len(),
+            ..*r
+        });
         let i = match r.section {
             Section::Answer => 0,
             Section::Authority => 1,
@@ -364,6 +384,16 @@ mod tests {
     use super::*;
     use crate::wire::{build, read_u16, scan_message};
 
+    /// [`rebuild`], checking that the records it reports are those a walk of its
+    /// result finds (the caller relies on them instead of walking the message again).
+    fn rebuilt(m: &[u8], s: &Scan, keep: &[bool], fix: Option<Respell>) -> Vec<u8> {
+        let mut records = vec![s.records[0]];
+        let out = rebuild(m, s, keep, fix, &mut records).unwrap();
+        let walked = scan_message(&out).unwrap().records;
+        assert_eq!(format!("{records:?}"), format!("{walked:?}"));
+        out
+    }
+
     fn mx_preference(msg: &[u8], r: &Record) -> Option<u16> {
         read_u16(msg, r.rdata).ok()
     }
@@ -423,7 +453,7 @@ mod tests {
             vec![true, true, false, false, false]
         );
         let keep = chain_filter(&m, &s, true);
-        let out = rebuild(&m, &s, &keep, None).unwrap();
+        let out = rebuilt(&m, &s, &keep, None);
         let s2 = scan_message(&out).unwrap();
         assert_eq!(s2.records.len(), 2);
         let mut n = NameBuf::root();
@@ -497,7 +527,7 @@ mod tests {
         let s = scan_message(&m).unwrap();
         let keep = chain_filter(&m, &s, dnssec_ok);
         // Whatever is kept must survive the rewrite.
-        let out = rebuild(&m, &s, &keep, None).unwrap();
+        let out = rebuilt(&m, &s, &keep, None);
         let n = keep.iter().filter(|k| **k).count();
         assert_eq!(scan_message(&out).unwrap().records.len(), n);
         keep
@@ -637,7 +667,7 @@ mod tests {
         let s = scan_message(&m).unwrap();
         let keep = chain_filter(&m, &s, false);
         assert_eq!(keep, [true]);
-        let out = rebuild(&m, &s, &keep, None).unwrap();
+        let out = rebuilt(&m, &s, &keep, None);
         let s2 = scan_message(&out).unwrap();
         let r = s2.records[0];
         assert_eq!(&out[r.rdata..r.end], b"\x06target\x04test\x00");
@@ -648,7 +678,7 @@ mod tests {
         let m = chained();
         let s = scan_message(&m).unwrap();
         let keep = vec![true, true, true, true, true];
-        let out = rebuild(&m, &s, &keep, None).unwrap();
+        let out = rebuilt(&m, &s, &keep, None);
         let s2 = scan_message(&out).unwrap();
         assert_eq!(s2.records.len(), 5);
         let mx = s2.records[3];
@@ -674,7 +704,7 @@ mod tests {
         let mut m2 = m.clone();
         // The upstream echoed "TeSt" in the question.
         m2[17..21].copy_from_slice(b"TeSt");
-        let out = rebuild(&m2, &s, &keep, Some(fix)).unwrap();
+        let out = rebuilt(&m2, &s, &keep, Some(fix));
         assert!(!out.windows(4).any(|w| w == b"TeSt"));
         assert_eq!(
             common_suffix(b"\x03web\x04TEST\x00", b"\x03wWw\x04test\x00"),
