@@ -584,7 +584,8 @@ impl Server {
             true => (true, false),
             false => (do_bit, trust_ad),
         };
-        let prepared = answer::prepare(msg, &scan, &self.cfg.ttl, trust_ad, do_bit, fix);
+        let scratch = &mut self.answer_scratch;
+        let prepared = answer::prepare(msg, &scan, &self.cfg.ttl, trust_ad, do_bit, fix, scratch);
         let Some(prepared) = prepared else {
             log::debug!("unusable answer from upstream {addr}");
             self.stats.drop_upstream_malformed += 1;
@@ -653,10 +654,16 @@ impl Server {
         };
         // prepare() guarantees a single uncompressed question, so this cannot fail; if it
         // did, the clients get SERVFAIL rather than a malformed answer.
-        let Some((stored, stored_pos)) = answer::to_stored(&prepared.msg, &prepared.ttl_pos) else {
+        // Taken out for the replies below (which need `self`), put back at the end.
+        let (mut stored, mut stored_pos) = (
+            std::mem::take(&mut self.stored),
+            std::mem::take(&mut self.stored_pos),
+        );
+        let msg = &prepared.msg;
+        if answer::to_stored_into(msg, &prepared.ttl_pos, &mut stored, &mut stored_pos).is_none() {
             self.give_up(pi, EDE_NO_UPSTREAM);
             return;
-        };
+        }
         let Some(p) = self.finish(pi) else { return };
         let now = self.now_secs();
         let flags = store.flags;
@@ -694,6 +701,7 @@ impl Server {
             self.client_outstanding(w.to, -1);
             self.reply(w.to);
         }
+        (self.stored, self.stored_pos) = (stored, stored_pos);
         #[cfg(feature = "dnssec")]
         self.feed_walks(pi, p.gen, Some(&prepared.msg));
     }

@@ -138,6 +138,11 @@ pub struct Server {
     pub(crate) out: Vec<u8>,
     pub(crate) qbuf: Vec<u8>,
     pub(crate) rbuf: Vec<u8>,
+    /// Working buffers of a miss's answer: its filtering and rewrite, and its stored
+    /// form (bytes and TTL offsets) on the way into the cache and the replies.
+    pub(crate) answer_scratch: crate::sanitize::Scratch,
+    pub(crate) stored: Vec<u8>,
+    pub(crate) stored_pos: Vec<u16>,
     pub(crate) resolv_stamp: Option<FileStamp>,
     next_housekeeping: Instant,
     pub(crate) serial: u32,
@@ -240,6 +245,9 @@ impl Server {
             out: Vec::with_capacity(4096),
             qbuf: Vec::with_capacity(512),
             rbuf: vec![0u8; 4096],
+            answer_scratch: Default::default(),
+            stored: Vec::new(),
+            stored_pos: Vec::new(),
             resolv_stamp: None,
             next_housekeeping: now,
             serial: 0,
