@@ -24,6 +24,11 @@ pub(crate) mod validate;
 const MAX_WAITERS: usize = 256;
 /// Questions in flight at once.
 pub(crate) const MAX_PENDING: usize = 4096;
+/// Emptied waiter and attempt lists kept for new questions (a miss then allocates
+/// neither), and the largest lists worth keeping.
+const SPARE_LISTS: usize = 32;
+const SPARE_WAITERS: usize = 4;
+const SPARE_ATTEMPTS: usize = 8;
 
 const EDE_NO_UPSTREAM: Ede = Ede {
     code: ede::NO_REACHABLE_AUTHORITY,
@@ -141,7 +146,11 @@ impl Server {
         let mut name = NameBuf::from_wire(key.name_wire()).ok()?;
         name.make_lowercase();
         self.pending_gen = self.pending_gen.wrapping_add(1);
-        let p = Pending::new(self.pending_gen, key, name, waiter, self.now);
+        let mut p = Pending::new(self.pending_gen, key, name, None, self.now);
+        if let Some((waiters, attempts)) = self.spare_lists.pop() {
+            (p.waiters, p.attempts) = (waiters, attempts);
+        }
+        p.waiters.extend(waiter);
         let pi = self.pending.insert(p);
         self.inflight.insert(key.as_bytes().into(), pi);
         Some(pi)
@@ -664,7 +673,7 @@ impl Server {
             self.give_up(pi, EDE_NO_UPSTREAM);
             return;
         }
-        let Some(p) = self.finish(pi) else { return };
+        let Some(mut p) = self.finish(pi) else { return };
         let now = self.now_secs();
         let flags = store.flags;
         if store.cached(|| self.key_blocked(&p.key)) {
@@ -704,6 +713,7 @@ impl Server {
         (self.stored, self.stored_pos) = (stored, stored_pos);
         #[cfg(feature = "dnssec")]
         self.feed_walks(pi, p.gen, Some(&prepared.msg));
+        self.recycle(&mut p);
     }
 
     /// Counts a refused rebinding answer and logs it: a warning the first time, and the
@@ -729,7 +739,7 @@ impl Server {
 
     /// Answers NXDOMAIN (EDE 15, Blocked) to everyone waiting on a rebinding answer.
     fn refuse_rebinding(&mut self, pi: usize) {
-        let Some(p) = self.finish(pi) else { return };
+        let Some(mut p) = self.finish(pi) else { return };
         for w in &p.waiters {
             let q = w.query_view(p.qtype, p.qclass);
             self.client_outstanding(w.to, -1);
@@ -743,6 +753,7 @@ impl Server {
         }
         #[cfg(feature = "dnssec")]
         self.feed_walks(pi, p.gen, None);
+        self.recycle(&mut p);
     }
 
     /// Nothing useful came back in time: a stale answer, the last failure answer, or SERVFAIL.
@@ -761,7 +772,7 @@ impl Server {
                 return;
             }
         }
-        let Some(p) = self.finish(pi) else { return };
+        let Some(mut p) = self.finish(pi) else { return };
         for w in &p.waiters {
             let q = w.query_view(p.qtype, p.qclass);
             self.client_outstanding(w.to, -1);
@@ -771,6 +782,7 @@ impl Server {
         }
         #[cfg(feature = "dnssec")]
         self.feed_walks(pi, p.gen, None);
+        self.recycle(&mut p);
     }
 
     /// The client-response timer (RFC 8767): waiters get the stale answer, resolution goes on.
@@ -788,6 +800,22 @@ impl Server {
             if !self.reply_stale(&q, &key, w.to) {
                 self.reply_servfail(&q, w.to, EDE_NO_UPSTREAM);
             }
+        }
+    }
+
+    /// Keeps a finished question's lists, emptied, for [`Self::new_pending`].
+    fn recycle(&mut self, p: &mut Pending) {
+        let (mut w, mut a) = (
+            std::mem::take(&mut p.waiters),
+            std::mem::take(&mut p.attempts),
+        );
+        if self.spare_lists.len() < SPARE_LISTS
+            && w.capacity() <= SPARE_WAITERS
+            && a.capacity() <= SPARE_ATTEMPTS
+        {
+            w.clear();
+            a.clear();
+            self.spare_lists.push((w, a));
         }
     }
 

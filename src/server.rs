@@ -143,6 +143,8 @@ pub struct Server {
     pub(crate) answer_scratch: crate::sanitize::Scratch,
     pub(crate) stored: Vec<u8>,
     pub(crate) stored_pos: Vec<u16>,
+    /// Waiter and attempt lists of finished questions, emptied, for new ones.
+    pub(crate) spare_lists: Vec<(Vec<crate::core::inflight::Waiter>, Vec<Attempt>)>,
     pub(crate) resolv_stamp: Option<FileStamp>,
     next_housekeeping: Instant,
     pub(crate) serial: u32,
@@ -248,6 +250,7 @@ impl Server {
             answer_scratch: Default::default(),
             stored: Vec::new(),
             stored_pos: Vec::new(),
+            spare_lists: Vec::new(),
             resolv_stamp: None,
             next_housekeeping: now,
             serial: 0,
