@@ -25,9 +25,13 @@ const MAX_WAITERS: usize = 256;
 /// Questions in flight at once.
 pub(crate) const MAX_PENDING: usize = 4096;
 /// Emptied waiter and attempt lists kept for new questions (a miss then allocates
-/// neither), and the largest lists worth keeping.
+/// neither), and the largest lists worth keeping. Only in builds with encrypted
+/// upstreams: the plain router binary has no room left for it in its size budget.
+#[cfg(feature = "tls")]
 const SPARE_LISTS: usize = 32;
+#[cfg(feature = "tls")]
 const SPARE_WAITERS: usize = 4;
+#[cfg(feature = "tls")]
 const SPARE_ATTEMPTS: usize = 8;
 
 const EDE_NO_UPSTREAM: Ede = Ede {
@@ -46,6 +50,20 @@ const EDE_OVERLOAD: Ede = Ede {
     code: ede::OTHER,
     text: "too many queries in flight",
 };
+
+/// Buffers a miss takes over from the one before: each would otherwise be allocated
+/// (and fresh memory touched) per miss.
+#[derive(Default)]
+pub(crate) struct MissBuffers {
+    /// Filtering and rewriting an answer.
+    scratch: crate::sanitize::Scratch,
+    /// An answer's stored form (bytes, TTL offsets) on its way to the cache and replies.
+    stored: Vec<u8>,
+    stored_pos: Vec<u16>,
+    /// Waiter and attempt lists of finished questions, emptied, for new ones.
+    #[cfg(feature = "tls")]
+    spare_lists: Vec<(Vec<Waiter>, Vec<Attempt>)>,
+}
 
 impl Server {
     /// Sends a miss upstream, or joins an identical question already in flight.
@@ -147,10 +165,13 @@ impl Server {
         name.make_lowercase();
         self.pending_gen = self.pending_gen.wrapping_add(1);
         let mut p = Pending::new(self.pending_gen, key, name, None, self.now);
-        if let Some((waiters, attempts)) = self.spare_lists.pop() {
+        #[cfg(feature = "tls")]
+        if let Some((waiters, attempts)) = self.miss.spare_lists.pop() {
             (p.waiters, p.attempts) = (waiters, attempts);
         }
-        p.waiters.extend(waiter);
+        if let Some(w) = waiter {
+            p.waiters.push(w);
+        }
         let pi = self.pending.insert(p);
         self.inflight.insert(key.as_bytes().into(), pi);
         Some(pi)
@@ -593,7 +614,7 @@ impl Server {
             true => (true, false),
             false => (do_bit, trust_ad),
         };
-        let scratch = &mut self.answer_scratch;
+        let scratch = &mut self.miss.scratch;
         let prepared = answer::prepare(msg, &scan, &self.cfg.ttl, trust_ad, do_bit, fix, scratch);
         let Some(prepared) = prepared else {
             log::debug!("unusable answer from upstream {addr}");
@@ -665,8 +686,8 @@ impl Server {
         // did, the clients get SERVFAIL rather than a malformed answer.
         // Taken out for the replies below (which need `self`), put back at the end.
         let (mut stored, mut stored_pos) = (
-            std::mem::take(&mut self.stored),
-            std::mem::take(&mut self.stored_pos),
+            std::mem::take(&mut self.miss.stored),
+            std::mem::take(&mut self.miss.stored_pos),
         );
         let msg = &prepared.msg;
         if answer::to_stored_into(msg, &prepared.ttl_pos, &mut stored, &mut stored_pos).is_none() {
@@ -710,7 +731,7 @@ impl Server {
             self.client_outstanding(w.to, -1);
             self.reply(w.to);
         }
-        (self.stored, self.stored_pos) = (stored, stored_pos);
+        (self.miss.stored, self.miss.stored_pos) = (stored, stored_pos);
         #[cfg(feature = "dnssec")]
         self.feed_walks(pi, p.gen, Some(&prepared.msg));
         self.recycle(&mut p);
@@ -803,21 +824,26 @@ impl Server {
         }
     }
 
-    /// Keeps a finished question's lists, emptied, for [`Self::new_pending`].
+    /// Keeps a finished question's lists, emptied, for [`Self::new_pending`] (large
+    /// ones go with the question).
+    #[cfg(feature = "tls")]
     fn recycle(&mut self, p: &mut Pending) {
-        let (mut w, mut a) = (
-            std::mem::take(&mut p.waiters),
-            std::mem::take(&mut p.attempts),
-        );
-        if self.spare_lists.len() < SPARE_LISTS
-            && w.capacity() <= SPARE_WAITERS
-            && a.capacity() <= SPARE_ATTEMPTS
+        let spare = &mut self.miss.spare_lists;
+        if spare.len() < SPARE_LISTS
+            && p.waiters.capacity() <= SPARE_WAITERS
+            && p.attempts.capacity() <= SPARE_ATTEMPTS
         {
-            w.clear();
-            a.clear();
-            self.spare_lists.push((w, a));
+            p.waiters.clear();
+            p.attempts.clear();
+            spare.push((
+                std::mem::take(&mut p.waiters),
+                std::mem::take(&mut p.attempts),
+            ));
         }
     }
+
+    #[cfg(not(feature = "tls"))]
+    fn recycle(&mut self, _: &mut Pending) {}
 
     /// Removes a pending question and closes its sockets.
     fn finish(&mut self, pi: usize) -> Option<Pending> {

@@ -91,9 +91,9 @@ fn chain_names(
             }
         }
         let mut grew = false;
-        for t in found.drain(..) {
-            if !chain.iter().any(|c| c.eq_ignore_case(&t)) && chain.len() < MAX_CHAIN {
-                chain.push(t);
+        for t in found.iter() {
+            if !chain.iter().any(|c| c.eq_ignore_case(t)) && chain.len() < MAX_CHAIN {
+                chain.push(t.clone());
                 grew = true;
             }
         }

@@ -138,13 +138,7 @@ pub struct Server {
     pub(crate) out: Vec<u8>,
     pub(crate) qbuf: Vec<u8>,
     pub(crate) rbuf: Vec<u8>,
-    /// Working buffers of a miss's answer: its filtering and rewrite, and its stored
-    /// form (bytes and TTL offsets) on the way into the cache and the replies.
-    pub(crate) answer_scratch: crate::sanitize::Scratch,
-    pub(crate) stored: Vec<u8>,
-    pub(crate) stored_pos: Vec<u16>,
-    /// Waiter and attempt lists of finished questions, emptied, for new ones.
-    pub(crate) spare_lists: Vec<(Vec<crate::core::inflight::Waiter>, Vec<Attempt>)>,
+    pub(crate) miss: crate::forward::MissBuffers,
     pub(crate) resolv_stamp: Option<FileStamp>,
     next_housekeeping: Instant,
     pub(crate) serial: u32,
@@ -247,10 +241,7 @@ impl Server {
             out: Vec::with_capacity(4096),
             qbuf: Vec::with_capacity(512),
             rbuf: vec![0u8; 4096],
-            answer_scratch: Default::default(),
-            stored: Vec::new(),
-            stored_pos: Vec::new(),
-            spare_lists: Vec::new(),
+            miss: Default::default(),
             resolv_stamp: None,
             next_housekeeping: now,
             serial: 0,
