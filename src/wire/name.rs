@@ -195,13 +195,16 @@ impl NameBuf {
 }
 
 /// ASCII case-insensitive equality of two wire names. Most names come back in the case
-/// they were asked in (always over TLS, and from most servers): a byte equal as it is
-/// is not folded, so the usual call folds nothing (one loop, small on the router).
+/// they were asked in (always over TLS, and from most servers): one exact comparison
+/// (`memcmp`) settles the usual call, and only bytes that differ are folded. Not
+/// inlined: one copy serves every caller (the router binary is size-bound).
+#[inline(never)]
 fn eq_ignore_case(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len()
-        && a.iter()
-            .zip(b)
-            .all(|(x, y)| x == y || x.eq_ignore_ascii_case(y))
+    a == b
+        || (a.len() == b.len()
+            && a.iter()
+                .zip(b)
+                .all(|(x, y)| x == y || x.eq_ignore_ascii_case(y)))
 }
 
 /// Iterator over the labels of a [`NameBuf`].
