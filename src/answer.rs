@@ -88,7 +88,8 @@ pub fn prepare(
     // The rewrite keeps the header (rcode, TC) and the question's type; its records
     // come from the rewrite itself, not from walking the new message again.
     let (keep, records) = (&scratch.keep, &mut scratch.records);
-    let mut msg = crate::sanitize::rebuild(raw, scan, keep, respell, records)?;
+    let out = std::mem::take(&mut scratch.msg);
+    let mut msg = crate::sanitize::rebuild(raw, scan, keep, respell, records, out)?;
     let records = &scratch.records;
     let qtype = scan.question.as_ref().map(|q| q.qtype).unwrap_or(0);
     if let Ok(mut h) = Header::new_checked(&mut msg[..]) {
@@ -108,7 +109,8 @@ pub fn prepare(
         _ => Kind::Failure,
     };
 
-    let mut ttl_pos = Vec::with_capacity(records.len());
+    let mut ttl_pos = std::mem::take(&mut scratch.ttl_pos);
+    ttl_pos.clear();
     let mut lifetime: Option<u32> = None;
     let mut soa_seen = false;
     for r in records {

@@ -735,6 +735,8 @@ impl Server {
         #[cfg(feature = "dnssec")]
         self.feed_walks(pi, p.gen, Some(&prepared.msg));
         self.recycle(&mut p);
+        let scratch = &mut self.miss.scratch;
+        scratch.keep_buffers(prepared.msg, prepared.ttl_pos);
     }
 
     /// Counts a refused rebinding answer and logs it: a warning the first time, and the

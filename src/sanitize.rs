@@ -26,6 +26,22 @@ pub struct Scratch {
     pub keep: Vec<bool>,
     /// The records of the message [`rebuild`] wrote.
     pub records: Vec<Record>,
+    /// Buffers of an answer that went to the cache and its clients, for the next one's
+    /// message and TTL offsets ([`Scratch::keep_buffers`]).
+    pub msg: Vec<u8>,
+    pub ttl_pos: Vec<u16>,
+}
+
+/// The largest message buffer kept for the next answer (a rare large one is freed).
+const KEPT_MSG: usize = 4096;
+
+impl Scratch {
+    /// Keeps the buffers of an answer done with, emptied when taken.
+    pub fn keep_buffers(&mut self, msg: Vec<u8>, ttl_pos: Vec<u16>) {
+        if msg.capacity() <= KEPT_MSG {
+            (self.msg, self.ttl_pos) = (msg, ttl_pos);
+        }
+    }
 }
 
 /// Reads the owner of every record of `scan` into `owners`, in place (a reused slot is
@@ -305,15 +321,18 @@ fn copy_rdata(msg: &[u8], r: &Record, out: &mut Vec<u8>, w: Names) -> Option<()>
 /// in full, except repeats of the question name, which point to it. `records` is
 /// replaced by the records of the result, as [`crate::wire::scan_message`] would find
 /// them: the caller need not walk the message it was just given.
+/// `out` is the buffer to write into (emptied first).
 pub fn rebuild(
     msg: &[u8],
     scan: &Scan,
     keep: &[bool],
     fix: Option<Respell>,
     records: &mut Vec<Record>,
+    mut out: Vec<u8>,
 ) -> Option<Vec<u8>> {
     records.clear();
-    let mut out = Vec::with_capacity(msg.len() + 64);
+    out.clear();
+    out.reserve(msg.len() + 64);
     out.extend_from_slice(msg.get(..HEADER_LEN)?);
     let q = read_question(msg, HEADER_LEN).ok()?;
     let plain = Names {
@@ -433,7 +452,7 @@ mod tests {
     /// result finds (the caller relies on them instead of walking the message again).
     fn rebuilt(m: &[u8], s: &Scan, keep: &[bool], fix: Option<Respell>) -> Vec<u8> {
         let mut records = vec![s.records[0]];
-        let out = rebuild(m, s, keep, fix, &mut records).unwrap();
+        let out = rebuild(m, s, keep, fix, &mut records, vec![0xee; 9]).unwrap();
         let walked = scan_message(&out).unwrap().records;
         assert_eq!(format!("{records:?}"), format!("{walked:?}"));
         out

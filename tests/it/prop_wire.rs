@@ -56,6 +56,14 @@ fn prepare(
         parts(&fresh),
         "kept buffers changed the result"
     );
+    // The daemon hands a delivered answer's buffers to the next one: so does this,
+    // with their contents left in.
+    if let Some(p) = &reused {
+        KEPT.with(|k| {
+            k.borrow_mut()
+                .keep_buffers(p.msg.clone(), p.ttl_pos.clone())
+        });
+    }
     reused
 }
 
