@@ -51,20 +51,6 @@ const EDE_OVERLOAD: Ede = Ede {
     text: "too many queries in flight",
 };
 
-/// Buffers a miss takes over from the one before: each would otherwise be allocated
-/// (and fresh memory touched) per miss.
-#[derive(Default)]
-pub(crate) struct MissBuffers {
-    /// Filtering and rewriting an answer.
-    scratch: crate::sanitize::Scratch,
-    /// An answer's stored form (bytes, TTL offsets) on its way to the cache and replies.
-    stored: Vec<u8>,
-    stored_pos: Vec<u16>,
-    /// Waiter and attempt lists of finished questions, emptied, for new ones.
-    #[cfg(feature = "tls")]
-    spare_lists: Vec<(Vec<Waiter>, Vec<Attempt>)>,
-}
-
 impl Server {
     /// Sends a miss upstream, or joins an identical question already in flight.
     pub(crate) fn forward(&mut self, q: &QueryView, key: &Key, to: ReplyTo) {
