@@ -5,7 +5,7 @@
 //! client's ID, flags and spelling of the name, TTLs counted down, a fresh OPT record
 //! when the client sent one, and truncation to the client's UDP size.
 
-use crate::sanitize::Respell;
+use crate::sanitize::{Respell, Scratch};
 use crate::wire::build::{push_opt, EdnsReply};
 use crate::wire::message::Section;
 use crate::wire::{self, rcode, rtype, Header, QueryView, Scan, HEADER_LEN};
@@ -69,7 +69,8 @@ fn sane_ttl(t: u32) -> u32 {
 /// None if that rewrite fails (RDATA that does not hold what its type says).
 ///
 /// With `respell` (a 0x20 question), names are rewritten so that the random case the
-/// upstream echoed becomes the canonical spelling again.
+/// upstream echoed becomes the canonical spelling again. `scratch` holds the working
+/// buffers from one answer to the next.
 pub fn prepare(
     raw: &[u8],
     scan: &Scan,
@@ -77,15 +78,19 @@ pub fn prepare(
     trust_ad: bool,
     dnssec_ok: bool,
     respell: Option<Respell>,
+    scratch: &mut Scratch,
 ) -> Option<Prepared> {
     // Always rewritten: names are copied out of the upstream's compression into plain
     // form (only repeats of the question name become a pointer to it), and the names in
     // RDATA must end where RDLENGTH says. A name that leaned on bytes dproxy rewrites (TTLs,
     // the ID, the OPT record) cannot survive into the cache that way.
-    let keep = crate::sanitize::chain_filter(raw, scan, dnssec_ok);
-    let mut msg = crate::sanitize::rebuild(raw, scan, &keep, respell)?;
-    let rescan = wire::scan_message(&msg).ok()?;
-    let scan = &rescan;
+    crate::sanitize::chain_filter(raw, scan, dnssec_ok, scratch);
+    // The rewrite keeps the header (rcode, TC) and the question's type; its records
+    // come from the rewrite itself, not from walking the new message again.
+    let (keep, records) = (&scratch.keep, &mut scratch.records);
+    let out = std::mem::take(&mut scratch.msg);
+    let mut msg = crate::sanitize::rebuild(raw, scan, keep, respell, records, out)?;
+    let records = &scratch.records;
     let qtype = scan.question.as_ref().map(|q| q.qtype).unwrap_or(0);
     if let Ok(mut h) = Header::new_checked(&mut msg[..]) {
         h.set_aa(false);
@@ -95,8 +100,7 @@ pub fn prepare(
         }
     }
 
-    let has_data = scan
-        .records
+    let has_data = records
         .iter()
         .any(|r| r.section == Section::Answer && (r.rtype == qtype || qtype == rtype::ANY));
     let kind = match scan.rcode {
@@ -105,10 +109,11 @@ pub fn prepare(
         _ => Kind::Failure,
     };
 
-    let mut ttl_pos = Vec::with_capacity(scan.records.len());
+    let mut ttl_pos = std::mem::take(&mut scratch.ttl_pos);
+    ttl_pos.clear();
     let mut lifetime: Option<u32> = None;
     let mut soa_seen = false;
-    for r in &scan.records {
+    for r in records {
         let mut ttl = sane_ttl(r.ttl).clamp(policy.min_ttl, policy.max_ttl.max(policy.min_ttl));
         if kind == Kind::Negative && r.section == Section::Authority && r.rtype == rtype::SOA {
             // RFC 2308 5: the negative TTL is the smaller of the SOA's TTL and MINIMUM.
@@ -162,19 +167,32 @@ pub struct ReplyOpts {
 /// Returns the stored bytes and the TTL offsets moved to match; None if the message's
 /// question is not a single uncompressed question.
 pub fn to_stored(msg: &[u8], ttl_pos: &[u16]) -> Option<(Vec<u8>, Vec<u16>)> {
+    let (mut stored, mut pos) = (Vec::new(), Vec::new());
+    to_stored_into(msg, ttl_pos, &mut stored, &mut pos)?;
+    Some((stored, pos))
+}
+
+/// [`to_stored`] into buffers the caller keeps (their old contents are replaced): a
+/// miss then allocates nothing for this step.
+pub fn to_stored_into(
+    msg: &[u8],
+    ttl_pos: &[u16],
+    stored: &mut Vec<u8>,
+    pos: &mut Vec<u16>,
+) -> Option<()> {
     let q = crate::wire::message::read_question(msg, HEADER_LEN).ok()?;
     let qsec = q.end - HEADER_LEN;
     if qsec != q.name.len() + 4 {
         return None;
     }
-    let mut stored = Vec::with_capacity(msg.len() - qsec);
+    stored.clear();
     stored.extend_from_slice(&msg[..HEADER_LEN]);
     stored.extend_from_slice(&msg[q.end..]);
-    let pos = ttl_pos
-        .iter()
-        .map(|&p| (p as usize).checked_sub(qsec).map(|p| p as u16))
-        .collect::<Option<Vec<u16>>>()?;
-    Some((stored, pos))
+    pos.clear();
+    for &p in ttl_pos {
+        pos.push((p as usize).checked_sub(qsec)? as u16);
+    }
+    Some(())
 }
 
 /// Writes a reply for `q` from a whole answer message (question included).
@@ -320,6 +338,19 @@ pub fn write_error(out: &mut Vec<u8>, q: &QueryView, rc: u8, ede: Option<wire::b
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`super::prepare`] with buffers of its own.
+    fn prepare(
+        raw: &[u8],
+        scan: &Scan,
+        policy: &TtlPolicy,
+        trust_ad: bool,
+        dnssec_ok: bool,
+        respell: Option<Respell>,
+    ) -> Option<Prepared> {
+        let s = &mut Scratch::default();
+        super::prepare(raw, scan, policy, trust_ad, dnssec_ok, respell, s)
+    }
     use crate::wire::build;
     use crate::wire::{parse_query, scan_message, NameBuf};
 

@@ -24,6 +24,15 @@ pub(crate) mod validate;
 const MAX_WAITERS: usize = 256;
 /// Questions in flight at once.
 pub(crate) const MAX_PENDING: usize = 4096;
+/// Emptied waiter and attempt lists kept for new questions (a miss then allocates
+/// neither), and the largest lists worth keeping. Only in builds with encrypted
+/// upstreams: the plain router binary has no room left for it in its size budget.
+#[cfg(feature = "tls")]
+const SPARE_LISTS: usize = 32;
+#[cfg(feature = "tls")]
+const SPARE_WAITERS: usize = 4;
+#[cfg(feature = "tls")]
+const SPARE_ATTEMPTS: usize = 8;
 
 const EDE_NO_UPSTREAM: Ede = Ede {
     code: ede::NO_REACHABLE_AUTHORITY,
@@ -141,7 +150,14 @@ impl Server {
         let mut name = NameBuf::from_wire(key.name_wire()).ok()?;
         name.make_lowercase();
         self.pending_gen = self.pending_gen.wrapping_add(1);
-        let p = Pending::new(self.pending_gen, key, name, waiter, self.now);
+        let mut p = Pending::new(self.pending_gen, key, name, None, self.now);
+        #[cfg(feature = "tls")]
+        if let Some((waiters, attempts)) = self.miss.spare_lists.pop() {
+            (p.waiters, p.attempts) = (waiters, attempts);
+        }
+        if let Some(w) = waiter {
+            p.waiters.push(w);
+        }
         let pi = self.pending.insert(p);
         self.inflight.insert(key.as_bytes().into(), pi);
         Some(pi)
@@ -584,7 +600,8 @@ impl Server {
             true => (true, false),
             false => (do_bit, trust_ad),
         };
-        let prepared = answer::prepare(msg, &scan, &self.cfg.ttl, trust_ad, do_bit, fix);
+        let scratch = &mut self.miss.scratch;
+        let prepared = answer::prepare(msg, &scan, &self.cfg.ttl, trust_ad, do_bit, fix, scratch);
         let Some(prepared) = prepared else {
             log::debug!("unusable answer from upstream {addr}");
             self.stats.drop_upstream_malformed += 1;
@@ -653,11 +670,17 @@ impl Server {
         };
         // prepare() guarantees a single uncompressed question, so this cannot fail; if it
         // did, the clients get SERVFAIL rather than a malformed answer.
-        let Some((stored, stored_pos)) = answer::to_stored(&prepared.msg, &prepared.ttl_pos) else {
+        // Taken out for the replies below (which need `self`), put back at the end.
+        let (mut stored, mut stored_pos) = (
+            std::mem::take(&mut self.miss.stored),
+            std::mem::take(&mut self.miss.stored_pos),
+        );
+        let msg = &prepared.msg;
+        if answer::to_stored_into(msg, &prepared.ttl_pos, &mut stored, &mut stored_pos).is_none() {
             self.give_up(pi, EDE_NO_UPSTREAM);
             return;
-        };
-        let Some(p) = self.finish(pi) else { return };
+        }
+        let Some(mut p) = self.finish(pi) else { return };
         let now = self.now_secs();
         let flags = store.flags;
         if store.cached(|| self.key_blocked(&p.key)) {
@@ -694,8 +717,12 @@ impl Server {
             self.client_outstanding(w.to, -1);
             self.reply(w.to);
         }
+        (self.miss.stored, self.miss.stored_pos) = (stored, stored_pos);
         #[cfg(feature = "dnssec")]
         self.feed_walks(pi, p.gen, Some(&prepared.msg));
+        self.recycle(&mut p);
+        let scratch = &mut self.miss.scratch;
+        scratch.keep_buffers(prepared.msg, prepared.ttl_pos);
     }
 
     /// Counts a refused rebinding answer and logs it: a warning the first time, and the
@@ -721,7 +748,7 @@ impl Server {
 
     /// Answers NXDOMAIN (EDE 15, Blocked) to everyone waiting on a rebinding answer.
     fn refuse_rebinding(&mut self, pi: usize) {
-        let Some(p) = self.finish(pi) else { return };
+        let Some(mut p) = self.finish(pi) else { return };
         for w in &p.waiters {
             let q = w.query_view(p.qtype, p.qclass);
             self.client_outstanding(w.to, -1);
@@ -735,6 +762,7 @@ impl Server {
         }
         #[cfg(feature = "dnssec")]
         self.feed_walks(pi, p.gen, None);
+        self.recycle(&mut p);
     }
 
     /// Nothing useful came back in time: a stale answer, the last failure answer, or SERVFAIL.
@@ -753,7 +781,7 @@ impl Server {
                 return;
             }
         }
-        let Some(p) = self.finish(pi) else { return };
+        let Some(mut p) = self.finish(pi) else { return };
         for w in &p.waiters {
             let q = w.query_view(p.qtype, p.qclass);
             self.client_outstanding(w.to, -1);
@@ -763,6 +791,7 @@ impl Server {
         }
         #[cfg(feature = "dnssec")]
         self.feed_walks(pi, p.gen, None);
+        self.recycle(&mut p);
     }
 
     /// The client-response timer (RFC 8767): waiters get the stale answer, resolution goes on.
@@ -782,6 +811,27 @@ impl Server {
             }
         }
     }
+
+    /// Keeps a finished question's lists, emptied, for [`Self::new_pending`] (large
+    /// ones go with the question).
+    #[cfg(feature = "tls")]
+    fn recycle(&mut self, p: &mut Pending) {
+        let spare = &mut self.miss.spare_lists;
+        if spare.len() < SPARE_LISTS
+            && p.waiters.capacity() <= SPARE_WAITERS
+            && p.attempts.capacity() <= SPARE_ATTEMPTS
+        {
+            p.waiters.clear();
+            p.attempts.clear();
+            spare.push((
+                std::mem::take(&mut p.waiters),
+                std::mem::take(&mut p.attempts),
+            ));
+        }
+    }
+
+    #[cfg(not(feature = "tls"))]
+    fn recycle(&mut self, _: &mut Pending) {}
 
     /// Removes a pending question and closes its sockets.
     fn finish(&mut self, pi: usize) -> Option<Pending> {

@@ -12,10 +12,48 @@ use crate::wire::{read_u16, rtype, Header, NameBuf, Scan, HEADER_LEN, MAX_NAME_L
 /// Longest CNAME chain followed.
 const MAX_CHAIN: usize = 16;
 
-fn owner(msg: &[u8], r: &Record) -> Option<NameBuf> {
-    let mut n = NameBuf::root();
-    read_name(msg, r.start, Some(&mut n)).ok()?;
-    Some(n)
+/// Buffers for filtering and rewriting one answer, kept by the caller from one answer
+/// to the next: every miss would otherwise allocate (and touch fresh memory for) each of
+/// them. Their contents are only meaningful during one call.
+#[derive(Default)]
+pub struct Scratch {
+    /// The owner name of each record (None: unreadable).
+    owners: Vec<Option<NameBuf>>,
+    /// The question's chain ([`chain_names`]) and the names one round adds to it.
+    chain: Vec<NameBuf>,
+    found: Vec<NameBuf>,
+    /// Which records [`chain_filter`] keeps.
+    pub keep: Vec<bool>,
+    /// The records of the message [`rebuild`] wrote.
+    pub records: Vec<Record>,
+    /// Buffers of an answer that went to the cache and its clients, for the next one's
+    /// message and TTL offsets ([`Scratch::keep_buffers`]).
+    pub msg: Vec<u8>,
+    pub ttl_pos: Vec<u16>,
+}
+
+/// The largest message buffer kept for the next answer (a rare large one is freed).
+const KEPT_MSG: usize = 4096;
+
+impl Scratch {
+    /// Keeps the buffers of an answer done with, emptied when taken.
+    pub fn keep_buffers(&mut self, msg: Vec<u8>, ttl_pos: Vec<u16>) {
+        if msg.capacity() <= KEPT_MSG {
+            (self.msg, self.ttl_pos) = (msg, ttl_pos);
+        }
+    }
+}
+
+/// Reads the owner of every record of `scan` into `owners`, in place (a reused slot is
+/// overwritten, not built anew and moved).
+fn read_owners(msg: &[u8], scan: &Scan, owners: &mut Vec<Option<NameBuf>>) {
+    owners.resize(scan.records.len(), None);
+    for (r, o) in scan.records.iter().zip(owners.iter_mut()) {
+        let n = o.get_or_insert_with(NameBuf::root);
+        if read_name(msg, r.start, Some(n)).is_err() {
+            *o = None;
+        }
+    }
 }
 
 /// `name` rewritten by a DNAME owned by `from` (a proper ancestor of `name`) pointing to
@@ -34,10 +72,18 @@ fn substitute(name: &NameBuf, from: &NameBuf, to: &NameBuf) -> Option<NameBuf> {
 /// The names of the question's chain: the question, then every CNAME target and every
 /// name a DNAME above a chain name rewrites it to (in case the upstream left out the
 /// synthesized CNAME). Records may come in any order: grows until it stops growing.
-fn chain_names(msg: &[u8], scan: &Scan, owners: &[Option<NameBuf>], q: &NameBuf) -> Vec<NameBuf> {
-    let mut chain = vec![q.clone()];
+fn chain_names(
+    msg: &[u8],
+    scan: &Scan,
+    owners: &[Option<NameBuf>],
+    q: &NameBuf,
+    chain: &mut Vec<NameBuf>,
+    found: &mut Vec<NameBuf>,
+) {
+    chain.clear();
+    chain.push(q.clone());
     for _ in 0..MAX_CHAIN {
-        let mut found = Vec::new();
+        found.clear();
         for (r, o) in scan.records.iter().zip(owners) {
             if r.section != Section::Answer || !matches!(r.rtype, rtype::CNAME | rtype::DNAME) {
                 continue;
@@ -61,9 +107,9 @@ fn chain_names(msg: &[u8], scan: &Scan, owners: &[Option<NameBuf>], q: &NameBuf)
             }
         }
         let mut grew = false;
-        for t in found {
-            if !chain.iter().any(|c| c.eq_ignore_case(&t)) && chain.len() < MAX_CHAIN {
-                chain.push(t);
+        for t in found.iter() {
+            if !chain.iter().any(|c| c.eq_ignore_case(t)) && chain.len() < MAX_CHAIN {
+                chain.push(t.clone());
                 grew = true;
             }
         }
@@ -71,7 +117,6 @@ fn chain_names(msg: &[u8], scan: &Scan, owners: &[Option<NameBuf>], q: &NameBuf)
             break;
         }
     }
-    chain
 }
 
 /// Types that carry DNSSEC proofs rather than data.
@@ -92,41 +137,43 @@ fn is_proof(t: u16) -> bool {
 /// every kept RRset, the authority NSEC/NSEC3 records (denial of existence, wildcard
 /// expansion) and their RRSIGs, and the DS of a referral. Without DO, RRSIG, NSEC and
 /// NSEC3 records appear only when the question asks for that type (RFC 4035 3.2.1).
-pub fn chain_filter(msg: &[u8], scan: &Scan, dnssec_ok: bool) -> Vec<bool> {
+///
+/// The result is in `s.keep`, one flag per record of `scan`.
+pub fn chain_filter(msg: &[u8], scan: &Scan, dnssec_ok: bool, s: &mut Scratch) {
+    let keep = &mut s.keep;
+    keep.clear();
     let Some(q) = &scan.question else {
-        return vec![false; scan.records.len()];
+        keep.resize(scan.records.len(), false);
+        return;
     };
-    let owners: Vec<Option<NameBuf>> = scan.records.iter().map(|r| owner(msg, r)).collect();
-    let chain = chain_names(msg, scan, &owners, &q.name);
+    read_owners(msg, scan, &mut s.owners);
+    let owners = &s.owners[..];
+    chain_names(msg, scan, owners, &q.name, &mut s.chain, &mut s.found);
+    let chain = &s.chain[..];
     let on_chain = |o: &NameBuf| chain.iter().any(|c| c.eq_ignore_case(o));
     // A zone cut or DNAME at or above some chain name.
     let above_chain = |o: &NameBuf| chain.iter().any(|c| c.is_subdomain_of(o));
     let asked = |t: u16| t == q.qtype || q.qtype == rtype::ANY;
-    let positive = scan.records.iter().zip(&owners).any(|(r, o)| {
+    let positive = scan.records.iter().zip(owners).any(|(r, o)| {
         r.section == Section::Answer && asked(r.rtype) && o.as_ref().is_some_and(on_chain)
     });
-    let mut keep: Vec<bool> = scan
-        .records
-        .iter()
-        .zip(&owners)
-        .map(|(r, o)| {
-            let Some(o) = o else { return false };
-            match r.section {
-                // RRSIGs of kept RRsets are added below.
-                Section::Answer if is_proof(r.rtype) => on_chain(o) && asked(r.rtype),
-                Section::Answer => {
-                    on_chain(o) || (r.rtype == rtype::DNAME && above_chain(o) && !on_chain(o))
-                }
-                Section::Authority => match r.rtype {
-                    rtype::SOA | rtype::NS => !positive && above_chain(o),
-                    rtype::DS => dnssec_ok && !positive && above_chain(o),
-                    rtype::NSEC | rtype::NSEC3 => dnssec_ok,
-                    _ => false,
-                },
-                Section::Additional => false,
+    keep.extend(scan.records.iter().zip(owners).map(|(r, o)| {
+        let Some(o) = o else { return false };
+        match r.section {
+            // RRSIGs of kept RRsets are added below.
+            Section::Answer if is_proof(r.rtype) => on_chain(o) && asked(r.rtype),
+            Section::Answer => {
+                on_chain(o) || (r.rtype == rtype::DNAME && above_chain(o) && !on_chain(o))
             }
-        })
-        .collect();
+            Section::Authority => match r.rtype {
+                rtype::SOA | rtype::NS => !positive && above_chain(o),
+                rtype::DS => dnssec_ok && !positive && above_chain(o),
+                rtype::NSEC | rtype::NSEC3 => dnssec_ok,
+                _ => false,
+            },
+            Section::Additional => false,
+        }
+    }));
     if dnssec_ok {
         // An RRSIG goes with the RRset it covers: same section, owner and type.
         let sigs: Vec<usize> = (0..scan.records.len())
@@ -139,20 +186,19 @@ pub fn chain_filter(msg: &[u8], scan: &Scan, dnssec_ok: bool) -> Vec<bool> {
             let Ok(covered) = read_u16(msg, r.rdata) else {
                 continue;
             };
-            let signs_kept = scan
-                .records
-                .iter()
-                .zip(&owners)
-                .zip(&keep)
-                .any(|((k, ko), &kept)| {
-                    kept && k.section == r.section
-                        && k.rtype == covered
-                        && ko.as_ref().is_some_and(|ko| ko.eq_ignore_case(o))
-                });
+            let signs_kept =
+                scan.records
+                    .iter()
+                    .zip(owners)
+                    .zip(keep.iter())
+                    .any(|((k, ko), &kept)| {
+                        kept && k.section == r.section
+                            && k.rtype == covered
+                            && ko.as_ref().is_some_and(|ko| ko.eq_ignore_case(o))
+                    });
             keep[i] = signs_kept;
         }
     }
-    keep
 }
 
 /// A spelling to put back: the labels a name shares (at its end, in any case) with
@@ -164,25 +210,33 @@ pub struct Respell<'a> {
     pub to: &'a NameBuf,
 }
 
-/// Offsets of the length bytes of each label (the root label included).
-fn label_starts(wire: &[u8]) -> Vec<usize> {
-    let mut v = Vec::with_capacity(8);
+/// Labels a name can have, the root label included (one byte each at most, 255 in all).
+const MAX_LABELS: usize = MAX_NAME_LEN / 2 + 1;
+
+/// Offsets of the length bytes of each label (the root label included), in `out`;
+/// returns how many. A fixed array: this runs for every name of a 0x20 answer.
+/// (Offsets fit a byte: names are at most 255 bytes long.)
+fn label_starts(wire: &[u8], out: &mut [u8; MAX_LABELS]) -> usize {
+    let mut n = 0;
     let mut p = 0;
-    while let Some(&l) = wire.get(p) {
-        v.push(p);
+    while let (Some(&l), Some(slot)) = (wire.get(p), out.get_mut(n)) {
+        *slot = p as u8;
+        n += 1;
         if l == 0 {
             break;
         }
         p += 1 + l as usize;
     }
-    v
+    n
 }
 
 /// Bytes at the end of `name` that match the end of `from`, on label boundaries.
 fn common_suffix(name: &[u8], from: &[u8]) -> usize {
-    let (a, b) = (label_starts(name), label_starts(from));
+    let (mut a, mut b) = ([0; MAX_LABELS], [0; MAX_LABELS]);
+    let (na, nb) = (label_starts(name, &mut a), label_starts(from, &mut b));
     let mut best = 0;
-    for (&pa, &pb) in a.iter().rev().zip(b.iter().rev()) {
+    for (&pa, &pb) in a[..na].iter().rev().zip(b[..nb].iter().rev()) {
+        let (pa, pb) = (pa as usize, pb as usize);
         if name.len() - pa != from.len() - pb || !name[pa..].eq_ignore_ascii_case(&from[pb..]) {
             break;
         }
@@ -264,9 +318,21 @@ fn copy_rdata(msg: &[u8], r: &Record, out: &mut Vec<u8>, w: Names) -> Option<()>
 }
 
 /// Rewrites the message with only the kept records and no OPT; every name is written out
-/// in full, except repeats of the question name, which point to it.
-pub fn rebuild(msg: &[u8], scan: &Scan, keep: &[bool], fix: Option<Respell>) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(msg.len() + 64);
+/// in full, except repeats of the question name, which point to it. `records` is
+/// replaced by the records of the result, as [`crate::wire::scan_message`] would find
+/// them: the caller need not walk the message it was just given.
+/// `out` is the buffer to write into (emptied first).
+pub fn rebuild(
+    msg: &[u8],
+    scan: &Scan,
+    keep: &[bool],
+    fix: Option<Respell>,
+    records: &mut Vec<Record>,
+    mut out: Vec<u8>,
+) -> Option<Vec<u8>> {
+    records.clear();
+    out.clear();
+    out.reserve(msg.len() + 64);
     out.extend_from_slice(msg.get(..HEADER_LEN)?);
     let q = read_question(msg, HEADER_LEN).ok()?;
     let plain = Names {
@@ -285,10 +351,21 @@ pub fn rebuild(msg: &[u8], scan: &Scan, keep: &[bool], fix: Option<Respell>) -> 
     out.extend_from_slice(&q.qclass.to_be_bytes());
     let mut counts = [0u16; 3];
     for (r, _) in scan.records.iter().zip(keep).filter(|(_, k)| **k) {
+        let start = out.len();
         let p = copy_name(msg, r.start, &mut out, w)?;
         // type, class, TTL: 8 bytes, then RDATA with its new length.
+        let ttl_pos = out.len() + 4;
         out.extend_from_slice(msg.get(p..p + 8)?);
         copy_rdata(msg, r, &mut out, w)?;
+        let rdata = ttl_pos + 6;
+        records.push(Record {
+            start,
+            ttl_pos,
+            rdata,
+            rdlen: u16::try_from(out.len() - rdata).ok()?,
+            end: out.len(),
+            ..*r
+        });
         let i = match r.section {
             Section::Answer => 0,
             Section::Authority => 1,
@@ -364,6 +441,23 @@ mod tests {
     use super::*;
     use crate::wire::{build, read_u16, scan_message};
 
+    /// [`super::chain_filter`] with buffers of its own.
+    fn chain_filter(msg: &[u8], scan: &Scan, dnssec_ok: bool) -> Vec<bool> {
+        let mut s = Scratch::default();
+        super::chain_filter(msg, scan, dnssec_ok, &mut s);
+        s.keep
+    }
+
+    /// [`rebuild`], checking that the records it reports are those a walk of its
+    /// result finds (the caller relies on them instead of walking the message again).
+    fn rebuilt(m: &[u8], s: &Scan, keep: &[bool], fix: Option<Respell>) -> Vec<u8> {
+        let mut records = vec![s.records[0]];
+        let out = rebuild(m, s, keep, fix, &mut records, vec![0xee; 9]).unwrap();
+        let walked = scan_message(&out).unwrap().records;
+        assert_eq!(format!("{records:?}"), format!("{walked:?}"));
+        out
+    }
+
     fn mx_preference(msg: &[u8], r: &Record) -> Option<u16> {
         read_u16(msg, r.rdata).ok()
     }
@@ -423,7 +517,7 @@ mod tests {
             vec![true, true, false, false, false]
         );
         let keep = chain_filter(&m, &s, true);
-        let out = rebuild(&m, &s, &keep, None).unwrap();
+        let out = rebuilt(&m, &s, &keep, None);
         let s2 = scan_message(&out).unwrap();
         assert_eq!(s2.records.len(), 2);
         let mut n = NameBuf::root();
@@ -497,7 +591,7 @@ mod tests {
         let s = scan_message(&m).unwrap();
         let keep = chain_filter(&m, &s, dnssec_ok);
         // Whatever is kept must survive the rewrite.
-        let out = rebuild(&m, &s, &keep, None).unwrap();
+        let out = rebuilt(&m, &s, &keep, None);
         let n = keep.iter().filter(|k| **k).count();
         assert_eq!(scan_message(&out).unwrap().records.len(), n);
         keep
@@ -637,7 +731,7 @@ mod tests {
         let s = scan_message(&m).unwrap();
         let keep = chain_filter(&m, &s, false);
         assert_eq!(keep, [true]);
-        let out = rebuild(&m, &s, &keep, None).unwrap();
+        let out = rebuilt(&m, &s, &keep, None);
         let s2 = scan_message(&out).unwrap();
         let r = s2.records[0];
         assert_eq!(&out[r.rdata..r.end], b"\x06target\x04test\x00");
@@ -648,7 +742,7 @@ mod tests {
         let m = chained();
         let s = scan_message(&m).unwrap();
         let keep = vec![true, true, true, true, true];
-        let out = rebuild(&m, &s, &keep, None).unwrap();
+        let out = rebuilt(&m, &s, &keep, None);
         let s2 = scan_message(&out).unwrap();
         assert_eq!(s2.records.len(), 5);
         let mx = s2.records[3];
@@ -674,7 +768,7 @@ mod tests {
         let mut m2 = m.clone();
         // The upstream echoed "TeSt" in the question.
         m2[17..21].copy_from_slice(b"TeSt");
-        let out = rebuild(&m2, &s, &keep, Some(fix)).unwrap();
+        let out = rebuilt(&m2, &s, &keep, Some(fix));
         assert!(!out.windows(4).any(|w| w == b"TeSt"));
         assert_eq!(
             common_suffix(b"\x03web\x04TEST\x00", b"\x03wWw\x04test\x00"),

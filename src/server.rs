@@ -55,6 +55,20 @@ pub type Pending = inflight::Pending<crate::transport::Proto, crate::answer::Pre
 /// One attempt of a [`Pending`] question.
 pub type Attempt = inflight::Attempt<crate::transport::Proto>;
 
+/// Buffers a miss takes over from the one before: each would otherwise be allocated
+/// (and fresh memory touched) per miss.
+#[derive(Default)]
+pub(crate) struct MissBuffers {
+    /// Filtering and rewriting an answer.
+    pub(crate) scratch: crate::sanitize::Scratch,
+    /// An answer's stored form (bytes, TTL offsets) on its way to the cache and replies.
+    pub(crate) stored: Vec<u8>,
+    pub(crate) stored_pos: Vec<u16>,
+    /// Waiter and attempt lists of finished questions, emptied, for new ones.
+    #[cfg(feature = "tls")]
+    pub(crate) spare_lists: Vec<(Vec<crate::core::inflight::Waiter>, Vec<Attempt>)>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Timer {
     Pending(usize, u32),
@@ -138,6 +152,7 @@ pub struct Server {
     pub(crate) out: Vec<u8>,
     pub(crate) qbuf: Vec<u8>,
     pub(crate) rbuf: Vec<u8>,
+    pub(crate) miss: MissBuffers,
     pub(crate) resolv_stamp: Option<FileStamp>,
     next_housekeeping: Instant,
     pub(crate) serial: u32,
@@ -240,6 +255,7 @@ impl Server {
             out: Vec::with_capacity(4096),
             qbuf: Vec::with_capacity(512),
             rbuf: vec![0u8; 4096],
+            miss: Default::default(),
             resolv_stamp: None,
             next_housekeeping: now,
             serial: 0,

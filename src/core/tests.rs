@@ -735,7 +735,16 @@ fn prepared(name: &str, rdata: &[u8]) -> crate::answer::Prepared {
     m.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
     m.extend_from_slice(rdata);
     let scan = scan_message(&m).unwrap();
-    crate::answer::prepare(&m, &scan, &Default::default(), false, false, None).unwrap()
+    crate::answer::prepare(
+        &m,
+        &scan,
+        &Default::default(),
+        false,
+        false,
+        None,
+        &mut Default::default(),
+    )
+    .unwrap()
 }
 
 /// An upstream answer to `name` A with no record and `rcode`, prepared.
@@ -743,7 +752,16 @@ fn prepared_empty(name: &str, rcode: u8) -> crate::answer::Prepared {
     let mut m = answer(7, name, 1);
     m[3] |= rcode;
     let scan = crate::wire::scan_message(&m).unwrap();
-    crate::answer::prepare(&m, &scan, &Default::default(), false, false, None).unwrap()
+    crate::answer::prepare(
+        &m,
+        &scan,
+        &Default::default(),
+        false,
+        false,
+        None,
+        &mut Default::default(),
+    )
+    .unwrap()
 }
 
 /// The delivery decision for `p` to the question `name`, online, without validation,

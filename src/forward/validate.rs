@@ -425,7 +425,16 @@ impl Server {
         let Ok(scan) = scan_message(&prepared.msg) else {
             return prepared;
         };
-        match answer::prepare(&prepared.msg, &scan, &self.cfg.ttl, false, false, None) {
+        let scratch = &mut Default::default();
+        match answer::prepare(
+            &prepared.msg,
+            &scan,
+            &self.cfg.ttl,
+            false,
+            false,
+            None,
+            scratch,
+        ) {
             Some(mut p) => {
                 p.lifetime = p.lifetime.min(prepared.lifetime);
                 p

@@ -177,7 +177,15 @@ pub struct DotConn {
     /// The idle timeout the connection started with: a server's edns-tcp-keepalive
     /// may shorten it, never lengthen it.
     idle_cap: Duration,
+    /// Emptied message buffers given back by the owner ([`DotConn::recycle`]): an
+    /// answer taken from the stream is copied into one instead of a new allocation.
+    spare: Vec<Vec<u8>>,
 }
+
+/// Buffers kept for reuse, and the largest kept (a typical answer or padded query
+/// fits; a rare large one is freed).
+const SPARE_BUFFERS: usize = 16;
+const SPARE_CAPACITY: usize = 1232;
 
 impl DotConn {
     /// Starts a connection to the server authenticated as `auth_name` (a DNS name, or an
@@ -208,6 +216,7 @@ impl DotConn {
             answers: Vec::new(),
             stray_answers: 0,
             idle_cap: limits.idle_timeout,
+            spare: Vec::new(),
         })
     }
 
@@ -353,7 +362,8 @@ impl DotConn {
                     if let Some(t) = super::keepalive::announced(msg) {
                         self.limits.idle_timeout = super::keepalive::bounded(t, self.idle_cap);
                     }
-                    let mut message = msg.to_vec();
+                    let mut message = self.spare.pop().unwrap_or_default();
+                    message.extend_from_slice(msg);
                     message[..2].copy_from_slice(&q.client_id.to_be_bytes());
                     self.answers.push(Answer {
                         token: q.token,
@@ -366,6 +376,20 @@ impl DotConn {
         }
         self.rx.drain(..pos);
         Ok(())
+    }
+
+    /// Gives back a message buffer the owner is done with (an answer it took, a query
+    /// it sent): the next answer is copied into it.
+    pub fn recycle(&mut self, mut buf: Vec<u8>) {
+        if self.spare.len() < SPARE_BUFFERS && buf.capacity() <= SPARE_CAPACITY {
+            buf.clear();
+            self.spare.push(buf);
+        }
+    }
+
+    /// An emptied buffer for a message the owner builds (one given back, or a new one).
+    pub fn spare_buffer(&mut self) -> Vec<u8> {
+        self.spare.pop().unwrap_or_default()
     }
 
     /// Answers matched since the last call, in arrival order.

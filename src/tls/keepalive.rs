@@ -17,7 +17,8 @@ pub const FLOOR: Duration = Duration::from_secs(1);
 
 /// The timeout a server announced in `msg` (an answer), if it did.
 pub fn announced(msg: &[u8]) -> Option<Duration> {
-    let opt = crate::wire::message::scan_message(msg).ok()?.opt?;
+    // Only the OPT is needed: no walk that keeps the records (this runs on every answer).
+    let opt = crate::wire::message::find_opt(msg).ok()??;
     // Root name, type, class, TTL, RDLENGTH: the options follow.
     let rdata = msg.get(opt.start + 11..opt.end)?;
     let mut pos = 0;

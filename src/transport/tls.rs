@@ -203,7 +203,9 @@ impl Channel {
         if self.error.is_some() || !self.conn.accepts_queries() {
             return false;
         }
-        let msg = pad(msg);
+        let mut padded = self.conn.spare_buffer();
+        pad_into(msg, &mut padded);
+        let msg = padded;
         let token = self.next_token;
         match self.conn.send_query(&msg, token, &mut || rng.u16()) {
             Ok(()) => {}
@@ -364,6 +366,8 @@ impl Channel {
             self.was_open = true;
             if let Some(q) = self.queries.remove(&a.token) {
                 self.answers.push((q.owner, a.message));
+                // The query is answered: its buffer takes a later answer.
+                self.conn.recycle(q.msg);
             }
         }
     }
@@ -392,7 +396,9 @@ impl Channel {
         if let Some((owner, msg)) = self.answers.pop() {
             buf.clear();
             buf.extend_from_slice(&msg);
-            return Some(Event::Message(owner, msg.len()));
+            let n = msg.len();
+            self.conn.recycle(msg);
+            return Some(Event::Message(owner, n));
         }
         if self.error.is_some() {
             // Failed for good: queries resent too often already, or all when the
@@ -500,6 +506,14 @@ fn ack_now(_stream: &TcpStream) {}
 /// empty OPT and pads it to a multiple of 128 bytes (RFC 8467 4.1); other queries go as
 /// they are.
 pub fn pad(msg: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    pad_into(msg, &mut out);
+    out
+}
+
+/// [`pad`] into `out` (emptied first), a buffer the caller reuses.
+pub fn pad_into(msg: &[u8], out: &mut Vec<u8>) {
+    out.clear();
     let n = msg.len();
     // An OPT with no options: root name, type 41, class, TTL, rdlength 0.
     let tail_is_empty_opt = n >= 12 + 11
@@ -508,13 +522,14 @@ pub fn pad(msg: &[u8]) -> Vec<u8> {
         && msg[n - 2..] == [0, 0]
         && u16::from_be_bytes([msg[10], msg[11]]) >= 1;
     if !tail_is_empty_opt {
-        return msg.to_vec();
+        out.extend_from_slice(msg);
+        return;
     }
     // Keepalive (4 bytes) and the padding option's header (4) count in the length.
     let with_headers = n + 8;
     let pad_len = (PAD_BLOCK - with_headers % PAD_BLOCK) % PAD_BLOCK;
-    // One allocation of the final size, filled in order.
-    let mut out = Vec::with_capacity(with_headers + pad_len);
+    // Sized once, filled in order.
+    out.reserve(with_headers + pad_len);
     out.extend_from_slice(&msg[..n - 2]);
     out.extend_from_slice(&((8 + pad_len) as u16).to_be_bytes());
     out.extend_from_slice(&OPT_KEEPALIVE.to_be_bytes());
@@ -522,7 +537,6 @@ pub fn pad(msg: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&OPT_PADDING.to_be_bytes());
     out.extend_from_slice(&(pad_len as u16).to_be_bytes());
     out.resize(with_headers + pad_len, 0);
-    out
 }
 
 #[cfg(test)]
@@ -552,5 +566,19 @@ mod tests {
         // Without EDNS nothing is added.
         let plain = &q[..q.len() - 11];
         assert_eq!(pad(plain), plain);
+    }
+
+    #[test]
+    fn padding_into_a_used_buffer_replaces_its_contents() {
+        let mut q = vec![
+            0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 1, 1, b'a', 0, 0, 1, 0, 1,
+        ];
+        q.extend_from_slice(&[0, 0, 41, 4, 0, 0, 0, 0, 0, 0, 0]);
+        let mut buf = vec![0xee; 300];
+        pad_into(&q, &mut buf);
+        assert_eq!(buf, pad(&q));
+        let plain = &q[..q.len() - 11];
+        pad_into(plain, &mut buf);
+        assert_eq!(buf, plain);
     }
 }

@@ -207,6 +207,34 @@ pub fn parse_query_into(msg: &[u8], q: &mut QueryView) -> core::result::Result<(
     Ok(())
 }
 
+/// The OPT record of a whole message, found by the same checks as [`scan_message`]
+/// (every name and length valid, OPT only once and only in the additional section, no
+/// bytes after the last record) but without keeping the question or the records: for a
+/// caller that wants only the OPT, nothing is allocated or copied.
+pub fn find_opt(msg: &[u8]) -> Result<Option<Opt>> {
+    let h = Header::new_checked(msg)?;
+    let mut pos = HEADER_LEN;
+    for _ in 0..h.qdcount() {
+        pos = skip_name(msg, pos)? + 4;
+    }
+    let before = h.ancount() as usize + h.nscount() as usize;
+    let mut opt = None;
+    for i in 0..before + h.arcount() as usize {
+        let r = read_record(msg, pos, Section::Additional)?;
+        if r.rtype == rtype::OPT {
+            if i < before || opt.is_some() {
+                return Err(Error::BadOpt);
+            }
+            opt = Some(opt_from_record(msg, &r)?);
+        }
+        pos = r.end;
+    }
+    if pos != msg.len() {
+        return Err(Error::TrailingData);
+    }
+    Ok(opt)
+}
+
 /// The walk of a whole message: question, records and OPT.
 #[derive(Debug, Clone)]
 pub struct Scan {

@@ -132,7 +132,7 @@ impl NameBuf {
 
     /// Case-insensitive comparison (DNS names compare ASCII case-insensitively).
     pub fn eq_ignore_case(&self, other: &NameBuf) -> bool {
-        self.as_bytes().eq_ignore_ascii_case(other.as_bytes())
+        eq_ignore_case(self.as_bytes(), other.as_bytes())
     }
 
     /// Number of labels, root excluded.
@@ -158,7 +158,7 @@ impl NameBuf {
         let mut pos = 0;
         loop {
             if me.len() - pos == z.len() {
-                return me[pos..].eq_ignore_ascii_case(z);
+                return eq_ignore_case(&me[pos..], z);
             }
             let l = me[pos] as usize;
             if l == 0 {
@@ -192,6 +192,19 @@ impl NameBuf {
         }
         out
     }
+}
+
+/// ASCII case-insensitive equality of two wire names. Most names come back in the case
+/// they were asked in (always over TLS, and from most servers): one exact comparison
+/// (`memcmp`) settles the usual call, and only bytes that differ are folded. Not
+/// inlined: one copy serves every caller (the router binary is size-bound).
+#[inline(never)]
+fn eq_ignore_case(a: &[u8], b: &[u8]) -> bool {
+    a == b
+        || (a.len() == b.len()
+            && a.iter()
+                .zip(b)
+                .all(|(x, y)| x == y || x.eq_ignore_ascii_case(y)))
 }
 
 /// Iterator over the labels of a [`NameBuf`].
@@ -417,6 +430,21 @@ mod tests {
         assert_eq!(n.to_dotted(), "WwW.eXaMpLe-1.TeSt");
         assert!(n.eq_ignore_case(&orig));
         assert_eq!(n.len(), orig.len());
+    }
+
+    #[test]
+    fn case_insensitive_equality_with_and_without_exact_bytes() {
+        let n = |s: &str| NameBuf::from_dotted(s).unwrap();
+        // Same bytes, different case, different names of the same and other lengths.
+        assert!(n("www.example.test").eq_ignore_case(&n("www.example.test")));
+        assert!(n("www.example.test").eq_ignore_case(&n("WWW.eXample.tesT")));
+        assert!(!n("www.example.test").eq_ignore_case(&n("www.exbmple.test")));
+        assert!(!n("www.example.test").eq_ignore_case(&n("ww.example.test")));
+        // Folding is ASCII only: '@' (0x40) and '`' (0x60) differ by the case bit.
+        assert!(!n("a@b.test").eq_ignore_case(&n("a`b.test")));
+        assert!(n("sub.Example.TEST").is_subdomain_of(&n("example.test")));
+        assert!(n("sub.example.test").is_subdomain_of(&n("example.test")));
+        assert!(!n("sub.example.test").is_subdomain_of(&n("exbmple.test")));
     }
 
     #[test]

@@ -104,3 +104,41 @@ fn scan_finds_ttls_and_opt() {
     t[6] = 0xff;
     assert_eq!(scan_message(&t).err(), Some(Error::Truncated));
 }
+
+#[test]
+fn find_opt_agrees_with_the_full_scan() {
+    let mut m = query("a.test", 1, None);
+    m[2] |= 0x80;
+    m.extend_from_slice(b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x01\x2c\x00\x04\x01\x02\x03\x04");
+    m[7] = 1;
+    let plain = m.clone();
+    build::push_opt(&mut m, 1232, 0, true, None);
+    let mut trailing = m.clone();
+    trailing.push(0);
+    // The OPT counted as an answer record instead of an additional one.
+    let mut in_answer = m.clone();
+    in_answer[7] = 2;
+    in_answer[11] = 0;
+    let mut twice = m.clone();
+    build::push_opt(&mut twice, 512, 0, false, None);
+    let cut = m[..m.len() - 3].to_vec();
+    let mut huge = m.clone();
+    huge[6] = 0xff;
+    for (what, msg) in [
+        ("with OPT", &m),
+        ("without OPT", &plain),
+        ("trailing data", &trailing),
+        ("OPT in the answer section", &in_answer),
+        ("two OPTs", &twice),
+        ("cut short", &cut),
+        ("huge count", &huge),
+    ] {
+        let full = scan_message(msg).map(|s| s.opt);
+        assert_eq!(find_opt(msg).ok(), full.ok(), "{what}");
+        assert_eq!(find_opt(msg).is_err(), full.is_err(), "{what}");
+    }
+    assert!(find_opt(&m)
+        .unwrap()
+        .is_some_and(|o| o.do_bit && o.udp_size == 1232));
+    assert_eq!(find_opt(&twice).err(), Some(Error::BadOpt));
+}

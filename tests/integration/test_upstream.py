@@ -223,6 +223,32 @@ def test_merged_clients_each_get_their_own_spelling(px, up):
     assert up.count("www.example.test") == 1, "questions differing only in case must be merged: " + up.summary()
 
 
+def test_each_answer_goes_only_to_the_clients_that_asked(px, up):
+    """Questions one after another, each from its own socket: every client gets exactly
+    one reply, its own. (A finished question's list of waiting clients is reused for the
+    next: one left behind would get the next question's answer as well.)"""
+    socks = []
+    try:
+        for i in range(6):
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.settimeout(3)
+            socks.append(s)
+            s.sendto(make_query("r%d.example.test" % i, "A", qid=700 + i).to_wire(), px.addr())
+            msg = parse(s.recv(65535))
+            assert msg.id == 700 + i and rrset_texts(msg, rdtype="A") == ["192.0.2.%d" % (100 + i)], \
+                describe(msg)
+        # dproxy sends every reply of a question in the same loop turn, so a reply to an
+        # earlier client would be in its socket by the time the last client got its own.
+        for i, s in enumerate(socks):
+            s.setblocking(False)
+            with pytest.raises(BlockingIOError):
+                extra = parse(s.recv(65535))
+                pytest.fail("client %d got a second reply:\n%s" % (i, describe(extra)))
+    finally:
+        for s in socks:
+            s.close()
+
+
 def test_merge_across_udp_and_tcp_clients(px, up):
     up.delays = {"www.example.test.": 200}
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u, px.tcp_connect() as t:

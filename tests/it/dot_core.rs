@@ -528,3 +528,31 @@ fn queries_queued_when_the_server_closes_are_left_to_resend_not_sealed() {
     assert!(!p.client.has_queued());
     assert_eq!(p.client.take_unanswered(), vec![7]);
 }
+
+#[test]
+fn answers_copied_into_given_back_buffers_are_whole() {
+    let (_certs, mut p, t0) = connected("core-recycle");
+    let mut rnd = ids();
+    for (i, name) in ["a.example.test", "longer-name.b.example.test"]
+        .iter()
+        .enumerate()
+    {
+        // A used buffer, longer than the answer, given back before the answer comes.
+        p.client.recycle(vec![0xee; 200]);
+        p.client
+            .send_query(&query(0x100 + i as u16, name), i as u64, &mut rnd)
+            .unwrap();
+        p.pass_to_server();
+        let q = p.server_queries().remove(0);
+        p.server_send_frame(&answer_to(&q));
+        p.pass_to_client(t0).unwrap();
+        let mut answers = p.client.take_answers();
+        assert_eq!(answers.len(), 1);
+        let a = answers.remove(0);
+        assert_eq!(a.message[..2], (0x100 + i as u16).to_be_bytes());
+        assert_eq!(a.message[2..], answer_to(&q)[2..], "{name}");
+        p.client.recycle(a.message);
+    }
+    // A buffer given back is handed out empty.
+    assert!(p.client.spare_buffer().is_empty());
+}

@@ -7,8 +7,9 @@
 //! Case counts are kept small enough for the whole suite to run in seconds in debug.
 
 use dproxy::answer::{
-    prepare, to_stored, write_error, write_reply, write_stored_reply, Kind, ReplyOpts, TtlPolicy,
+    to_stored, write_error, write_reply, write_stored_reply, Kind, Prepared, ReplyOpts, TtlPolicy,
 };
+use dproxy::sanitize::{Respell, Scratch};
 use dproxy::wire::build::{self, Ede, EdnsReply};
 use dproxy::wire::message::Section;
 use dproxy::wire::name::read_name;
@@ -19,6 +20,52 @@ use proptest::prelude::*;
 
 use crate::common;
 use common::config;
+
+/// [`dproxy::answer::prepare`] as the daemon calls it, with working buffers kept from
+/// the answer before (another case of the same property), and checked against a run
+/// with fresh buffers: nothing left over from an earlier answer may change the result.
+fn prepare(
+    msg: &[u8],
+    s: &Scan,
+    pol: &TtlPolicy,
+    trust_ad: bool,
+    dnssec_ok: bool,
+    fix: Option<Respell>,
+) -> Option<Prepared> {
+    thread_local! {
+        static KEPT: std::cell::RefCell<Scratch> = Default::default();
+    }
+    let prep = |scratch: &mut Scratch| {
+        dproxy::answer::prepare(msg, s, pol, trust_ad, dnssec_ok, fix, scratch)
+    };
+    let reused = KEPT.with(|k| prep(&mut k.borrow_mut()));
+    let fresh = prep(&mut Scratch::default());
+    let parts = |p: &Option<Prepared>| {
+        p.as_ref().map(|p| {
+            (
+                p.msg.clone(),
+                p.ttl_pos.clone(),
+                p.lifetime,
+                p.kind,
+                p.rcode,
+            )
+        })
+    };
+    assert_eq!(
+        parts(&reused),
+        parts(&fresh),
+        "kept buffers changed the result"
+    );
+    // The daemon hands a delivered answer's buffers to the next one: so does this,
+    // with their contents left in.
+    if let Some(p) = &reused {
+        KEPT.with(|k| {
+            k.borrow_mut()
+                .keep_buffers(p.msg.clone(), p.ttl_pos.clone())
+        });
+    }
+    reused
+}
 
 // ------------------------------------------------------------------ generators
 
@@ -689,7 +736,7 @@ proptest! {
         prop_assume!(NameBuf::from_dotted(&spec.qname).is_ok_and(|n| n == sent));
         let (msg, _) = encode_answer(&spec);
         let s = scan_message(&msg).unwrap();
-        let fix = dproxy::sanitize::Respell { from: &sent, to: &q };
+        let fix = Respell { from: &sent, to: &q };
         let p = prepare(&msg, &s, &TtlPolicy::default(), false, case & 1 != 0, Some(fix))
             .expect("prepared");
         let ps = scan_message(&p.msg).unwrap();
