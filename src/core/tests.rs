@@ -721,7 +721,7 @@ fn formerr_to_edns_and_truncation_over_udp_ask_the_same_server_again() {
 /// An upstream answer to `name` A/AAAA (by the length of `rdata`) with one record of TTL
 /// 300, made ready as the shell makes it (`answer::prepare`).
 fn prepared(name: &str, rdata: &[u8]) -> crate::answer::Prepared {
-    use crate::wire::{rtype, scan_message};
+    use crate::wire::rtype;
     let qtype = if rdata.len() == 16 {
         rtype::AAAA
     } else {
@@ -734,9 +734,15 @@ fn prepared(name: &str, rdata: &[u8]) -> crate::answer::Prepared {
     m.extend_from_slice(&[0, 1, 0, 0, 1, 44]);
     m.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
     m.extend_from_slice(rdata);
-    let scan = scan_message(&m).unwrap();
+    prepare_defaults(&m)
+}
+
+/// Upstream answer `m` prepared with the default TTL policy, no AD trust, no DNSSEC,
+/// no respelling and buffers of its own.
+fn prepare_defaults(m: &[u8]) -> crate::answer::Prepared {
+    let scan = crate::wire::scan_message(m).unwrap();
     crate::answer::prepare(
-        &m,
+        m,
         &scan,
         &Default::default(),
         false,
@@ -751,17 +757,7 @@ fn prepared(name: &str, rdata: &[u8]) -> crate::answer::Prepared {
 fn prepared_empty(name: &str, rcode: u8) -> crate::answer::Prepared {
     let mut m = answer(7, name, 1);
     m[3] |= rcode;
-    let scan = crate::wire::scan_message(&m).unwrap();
-    crate::answer::prepare(
-        &m,
-        &scan,
-        &Default::default(),
-        false,
-        false,
-        None,
-        &mut Default::default(),
-    )
-    .unwrap()
+    prepare_defaults(&m)
 }
 
 /// The delivery decision for `p` to the question `name`, online, without validation,
