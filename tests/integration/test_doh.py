@@ -27,7 +27,7 @@ import dns.rrset
 import pytest
 
 from harness.tools import ede_codes, wait_until
-from test_dot import PlainWatch, _ca, _dated, _free_port, _leaf, _openssl_date
+from test_dot import LoopbackTlsServer, PlainWatch, _ca, _dated, _free_port, _leaf, _openssl_date
 
 NAME = "doh.test"
 EDE_NO_REACHABLE = 22
@@ -246,7 +246,7 @@ def _answer(wire, qid=0):
     return r.to_wire()
 
 
-class FaultServer:
+class FaultServer(LoopbackTlsServer):
     """A DoH server of our own over HTTP/1.1 (Python ssl, requests read by hand),
     answering A queries with 192.0.2.7. mode: normal, status404, status503, html (wrong
     content type), oversize (Content-Length above 65,535), garbage (a 3-byte body),
@@ -256,58 +256,14 @@ class FaultServer:
     never speaks TLS)."""
 
     def __init__(self, certs, mode="normal", stem="good", host="127.0.0.1", port=None):
-        self.port = port or _free_port()
         self.mode = mode
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ctx.load_cert_chain(os.path.join(certs, stem + ".pem"),
                                  os.path.join(certs, stem + ".key"))
         self.ctx.set_alpn_protocols(["http/1.1"])
-        self.lsock = socket.socket()
-        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.lsock.bind((host, self.port))
-        self.lsock.listen(16)
-        self.lsock.settimeout(0.2)
-        self.connections = 0
-        self.active = 0
-        self.plaintext = 0
         self.requests = []  # (method, path, headers dict, DNS ID of the body)
         self.alpn = set()
-        self.running = True
-        self.lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while self.running:
-            try:
-                c, _ = self.lsock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            with self.lock:
-                self.connections += 1
-                self.active += 1
-            threading.Thread(target=self._connection, args=(c,), daemon=True).start()
-
-    # What ends a connection thread quietly: the client going away, or bytes the
-    # server cannot read.
-    ERRORS = (OSError, ssl.SSLError, ValueError)
-
-    def _connection(self, c):
-        """One client connection in its own thread: served (`_serve`, per server kind),
-        then closed and no longer counted as active."""
-        c.settimeout(10)
-        try:
-            self._serve(c)
-        except self.ERRORS:
-            pass
-        finally:
-            try:
-                c.close()
-            except OSError:
-                pass
-            with self.lock:
-                self.active -= 1
+        super().__init__(host, port)
 
     @staticmethod
     def _read_request(s, buf):
@@ -386,10 +342,6 @@ class FaultServer:
             served += 1
             if self.mode == "close_header":
                 return
-
-    def stop(self):
-        self.running = False
-        self.lsock.close()
 
 
 def _start(dproxy, certs, port, host=NAME, inline="#127.0.0.1", lists=None, options=None):

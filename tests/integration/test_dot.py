@@ -197,45 +197,30 @@ class Unbound:
             self.proc.wait(5)
 
 
-class FaultServer:
-    """A DoT server of our own (Python ssl) answering A queries with 192.0.2.7 and
-    misbehaving on purpose. mode: normal, close_mid (answers the first query of a
-    connection, then closes with the rest unanswered), reverse (waits for `batch`
-    queries and answers them last first), stall (accepts TCP, never speaks TLS),
-    garbage (answers with a frame too short to be DNS), oversize (answers with a
-    65,535-byte length prefix followed by junk, and nothing more), tls12 (TLS 1.2 only), reset
-    (a TCP reset once the client has sent its ClientHello), keepalive (announces an
-    edns-tcp-keepalive timeout of 1.5 s to queries that carry the option), servfail_first (answers
-    the first query it gets with SERVFAIL, the others normally)."""
+class LoopbackTlsServer:
+    """The listening half of the suites' own TLS servers (DoT here, DoH in test_doh):
+    a socket on HOST:PORT (a free port by default), one thread per accepted connection
+    running `_serve` (per server kind), and the counts the tests read: connections,
+    active ones, plaintext ones (`_serve` counts those). A subclass sets what its
+    `_serve` uses before it calls this `__init__`, which starts accepting."""
 
-    def __init__(self, certs, stem="good", mode="normal", batch=3):
-        self.port = _free_port()
-        self.mode = mode
-        self.batch = batch
-        self.ctx = None
-        if mode not in ("stall", "reset"):
-            self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            self.ctx.load_cert_chain(os.path.join(certs, stem + ".pem"),
-                                     os.path.join(certs, stem + ".key"))
-            if mode == "tls12":
-                self.ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    # What ends a connection thread quietly: the client going away, or bytes the
+    # server cannot read.
+    ERRORS = (OSError, ssl.SSLError, ValueError)
+
+    def __init__(self, host="127.0.0.1", port=None):
+        self.port = port or _free_port()
         self.lsock = socket.socket()
         self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.lsock.bind(("127.0.0.1", self.port))
+        self.lsock.bind((host, self.port))
         self.lsock.listen(16)
         self.lsock.settimeout(0.2)
         self.connections = 0
         self.active = 0
         self.plaintext = 0
-        self.queries = 0
-        # Queries that carried edns-tcp-keepalive (option 11).
-        self.keepalive_asked = 0
-        # Handshakes that resumed an earlier session (no certificate sent).
-        self.resumed = 0
         self.running = True
         self.lock = threading.Lock()
-        self.threads = [threading.Thread(target=self._accept, daemon=True)]
-        self.threads[0].start()
+        threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
         while self.running:
@@ -248,9 +233,59 @@ class FaultServer:
             with self.lock:
                 self.connections += 1
                 self.active += 1
-            t = threading.Thread(target=self._serve, args=(c,), daemon=True)
-            t.start()
-            self.threads.append(t)
+            threading.Thread(target=self._connection, args=(c,), daemon=True).start()
+
+    def _connection(self, c):
+        """One client connection in its own thread: served, then closed and no longer
+        counted as active."""
+        c.settimeout(10)
+        try:
+            self._serve(c)
+        except self.ERRORS:
+            pass
+        finally:
+            try:
+                c.close()
+            except OSError:
+                pass
+            with self.lock:
+                self.active -= 1
+
+    def _serve(self, c):
+        raise NotImplementedError
+
+    def stop(self):
+        self.running = False
+        self.lsock.close()
+
+
+class FaultServer(LoopbackTlsServer):
+    """A DoT server of our own (Python ssl) answering A queries with 192.0.2.7 and
+    misbehaving on purpose. mode: normal, close_mid (answers the first query of a
+    connection, then closes with the rest unanswered), reverse (waits for `batch`
+    queries and answers them last first), stall (accepts TCP, never speaks TLS),
+    garbage (answers with a frame too short to be DNS), oversize (answers with a
+    65,535-byte length prefix followed by junk, and nothing more), tls12 (TLS 1.2 only), reset
+    (a TCP reset once the client has sent its ClientHello), keepalive (announces an
+    edns-tcp-keepalive timeout of 1.5 s to queries that carry the option), servfail_first (answers
+    the first query it gets with SERVFAIL, the others normally)."""
+
+    def __init__(self, certs, stem="good", mode="normal", batch=3):
+        self.mode = mode
+        self.batch = batch
+        self.ctx = None
+        if mode not in ("stall", "reset"):
+            self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.ctx.load_cert_chain(os.path.join(certs, stem + ".pem"),
+                                     os.path.join(certs, stem + ".key"))
+            if mode == "tls12":
+                self.ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        self.queries = 0
+        # Queries that carried edns-tcp-keepalive (option 11).
+        self.keepalive_asked = 0
+        # Handshakes that resumed an earlier session (no certificate sent).
+        self.resumed = 0
+        super().__init__()
 
     def _read_frame(self, s):
         hdr = b""
@@ -288,75 +323,60 @@ class FaultServer:
         return len(out).to_bytes(2, "big") + out
 
     def _serve(self, c):
-        c.settimeout(10)
-        try:
-            first = c.recv(1, socket.MSG_PEEK)
-            if first and first[0] != 0x16:  # not a TLS handshake record
-                with self.lock:
-                    self.plaintext += 1
-                return
-            if self.mode == "stall":
-                time.sleep(8)
-                return
-            if self.mode == "reset":
-                # SO_LINGER 0: close sends a TCP reset instead of a FIN.
-                c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-                return
-            s = self.ctx.wrap_socket(c, server_side=True)
-            if s.session_reused:
-                with self.lock:
-                    self.resumed += 1
-            held = []
-            answered = 0
-            while True:
-                q = self._read_frame(s)
-                if q is None:
-                    return
-                with self.lock:
-                    self.queries += 1
-                if self.mode == "garbage":
-                    s.sendall(b"\x00\x03abc")
-                    continue
-                if self.mode == "oversize":
-                    s.sendall(b"\xff\xff" + b"\xff" * 100)
-                    continue
-                if self.mode == "close_mid":
-                    if answered == 0:
-                        s.sendall(self._answer(q))
-                        answered += 1
-                        continue
-                    # The second query arrived: close with it (and any after it)
-                    # unanswered. A FIN, then reading until the client closes: closing
-                    # with unread data would be a reset that also destroys the answer
-                    # already sent (that is a lost answer, not a server closing first).
-                    s.shutdown(socket.SHUT_WR)
-                    while s.recv(4096):
-                        pass
-                    return
-                if self.mode == "reverse":
-                    held.append(q)
-                    if len(held) >= self.batch:
-                        for h in reversed(held):
-                            s.sendall(self._answer(h))
-                        held = []
-                    continue
-                if self.mode == "servfail_first" and self.queries == 1:
-                    s.sendall(self._servfail(q))
-                    continue
-                s.sendall(self._answer(q))
-        except (OSError, ssl.SSLError, ValueError):
-            return
-        finally:
-            try:
-                c.close()
-            except OSError:
-                pass
+        first = c.recv(1, socket.MSG_PEEK)
+        if first and first[0] != 0x16:  # not a TLS handshake record
             with self.lock:
-                self.active -= 1
-
-    def stop(self):
-        self.running = False
-        self.lsock.close()
+                self.plaintext += 1
+            return
+        if self.mode == "stall":
+            time.sleep(8)
+            return
+        if self.mode == "reset":
+            # SO_LINGER 0: close sends a TCP reset instead of a FIN.
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            return
+        s = self.ctx.wrap_socket(c, server_side=True)
+        if s.session_reused:
+            with self.lock:
+                self.resumed += 1
+        held = []
+        answered = 0
+        while True:
+            q = self._read_frame(s)
+            if q is None:
+                return
+            with self.lock:
+                self.queries += 1
+            if self.mode == "garbage":
+                s.sendall(b"\x00\x03abc")
+                continue
+            if self.mode == "oversize":
+                s.sendall(b"\xff\xff" + b"\xff" * 100)
+                continue
+            if self.mode == "close_mid":
+                if answered == 0:
+                    s.sendall(self._answer(q))
+                    answered += 1
+                    continue
+                # The second query arrived: close with it (and any after it)
+                # unanswered. A FIN, then reading until the client closes: closing
+                # with unread data would be a reset that also destroys the answer
+                # already sent (that is a lost answer, not a server closing first).
+                s.shutdown(socket.SHUT_WR)
+                while s.recv(4096):
+                    pass
+                return
+            if self.mode == "reverse":
+                held.append(q)
+                if len(held) >= self.batch:
+                    for h in reversed(held):
+                        s.sendall(self._answer(h))
+                    held = []
+                continue
+            if self.mode == "servfail_first" and self.queries == 1:
+                s.sendall(self._servfail(q))
+                continue
+            s.sendall(self._answer(q))
 
 
 def _start(dproxy, certs, port, name=NAME, extra_lists=None, options=None):
