@@ -5,7 +5,7 @@
 //! the answer is cached and replied to every waiting client.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
@@ -129,7 +129,7 @@ pub struct Server {
     pub(crate) transports: crate::transport::Transports,
     pub(crate) pending: Slab<Pending>,
     /// Cache key → pending slot, for merging identical questions in flight.
-    pub(crate) inflight: HashMap<Box<[u8]>, usize>,
+    pub(crate) inflight: crate::cache::KeyedMap<usize>,
     pub(crate) cache: Cache,
     pub(crate) upstreams: Upstreams,
     pub(crate) rng: Rng,
@@ -238,7 +238,7 @@ impl Server {
             #[cfg(feature = "dnssec")]
             dnssec: Default::default(),
             pending: Slab::default(),
-            inflight: HashMap::new(),
+            inflight: Default::default(),
             upstreams: Upstreams::default(),
             rng,
             signals,

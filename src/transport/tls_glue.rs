@@ -110,7 +110,6 @@ impl Transports {
         msg: &[u8],
         resends: u8,
     ) -> io::Result<()> {
-        let now = Instant::now();
         if self.tls.link_down {
             return Err(refused("link down: no connections to TLS upstreams"));
         }
@@ -142,6 +141,8 @@ impl Transports {
         let (Some(server), Some(roots)) = (self.tls.servers.get_mut(&addr), &self.tls.roots) else {
             return Err(refused("not a TLS upstream"));
         };
+        // The clock is read only here: most queries go on an open connection (above).
+        let now = Instant::now();
         if server.backing_off(now) {
             return Err(refused("TLS upstream backing off"));
         }
@@ -184,15 +185,18 @@ impl Transports {
         slot: usize,
         buf: &mut Vec<u8>,
     ) -> Option<Event> {
-        let now = Instant::now();
         let Some(Channel::Tls(t)) = self.channels.get_mut(slot) else {
             return None;
         };
         // One read takes all the answers that arrived; reading again for each of them
-        // would only cost a system call that finds the socket empty.
-        if !t.has_answers() {
+        // would only cost a system call that finds the socket empty (and a clock read:
+        // the answers read ahead come out without either).
+        let read_at = (!t.has_answers()).then(|| {
+            let now = Instant::now();
             t.drive(now);
-        }
+            now
+        });
+        let now = || read_at.unwrap_or_else(Instant::now);
         let addr = t.addr;
         let worked = t.was_open;
         if let Some(ev) = t.next_event(buf) {
@@ -202,7 +206,7 @@ impl Transports {
             if worked {
                 if let Some(s) = self.tls.servers.get_mut(&addr) {
                     if s.status != "ok" {
-                        s.record(addr, Ok(()), now);
+                        s.record(addr, Ok(()), now());
                     }
                 }
             }
@@ -220,8 +224,8 @@ impl Transports {
         );
         if let Some(s) = self.tls.servers.get_mut(&addr) {
             match failure {
-                Some(e) => s.record(addr, Err(e), now),
-                None if worked => s.record(addr, Ok(()), now),
+                Some(e) => s.record(addr, Err(e), now()),
+                None if worked => s.record(addr, Ok(()), now()),
                 None => {}
             }
         }
