@@ -180,14 +180,13 @@ pub fn to_stored_into(
     stored: &mut Vec<u8>,
     pos: &mut Vec<u16>,
 ) -> Option<()> {
-    let q = crate::wire::message::read_question(msg, HEADER_LEN).ok()?;
-    let qsec = q.end - HEADER_LEN;
-    if qsec != q.name.len() + 4 {
-        return None;
-    }
+    // The question must be one uncompressed name, its type and its class.
+    let end = crate::wire::name::plain_name_end(msg, HEADER_LEN)? + 4;
+    let (head, rest) = (msg.get(..HEADER_LEN)?, msg.get(end..)?);
+    let qsec = end - HEADER_LEN;
     stored.clear();
-    stored.extend_from_slice(&msg[..HEADER_LEN]);
-    stored.extend_from_slice(&msg[q.end..]);
+    stored.extend_from_slice(head);
+    stored.extend_from_slice(rest);
     pos.clear();
     for &p in ttl_pos {
         pos.push((p as usize).checked_sub(qsec)? as u16);

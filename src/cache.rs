@@ -9,6 +9,8 @@
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 
+use crate::wire::name::plain_name_end;
+
 /// A keyed 64-bit hash over bytes: 64-bit multiplies with two secret 64-bit keys, folded
 /// 8 bytes at a time. Cheap at opt-level z where SipHash is not, and keyed per process
 /// so that nobody outside can aim many names at one bucket.
@@ -40,10 +42,14 @@ impl KeyedHash {
             let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
             h = Self::mix(h ^ w, self.k0);
         }
-        let rest = chunks.remainder();
-        let mut tail = [0u8; 8];
-        tail[..rest.len()].copy_from_slice(rest);
-        h = Self::mix(h ^ u64::from_le_bytes(tail), self.k0 ^ self.k1);
+        // The last 0 to 7 bytes, little-endian as above, a byte at a time: a copy into a
+        // padded word was a call to memcpy on every hash.
+        let tail = chunks
+            .remainder()
+            .iter()
+            .rev()
+            .fold(0u64, |t, &b| t << 8 | b as u64);
+        h = Self::mix(h ^ tail, self.k0 ^ self.k1);
         Self::mix(h, self.k0.rotate_left(17))
     }
 }
@@ -199,25 +205,10 @@ struct Entry {
     flags: u8,
 }
 
-/// Where the wire-form name starting at `start` ends, if it is well formed.
-fn name_end(b: &[u8], start: usize) -> Option<usize> {
-    let mut p = start;
-    loop {
-        let l = *b.get(p)? as usize;
-        if l == 0 {
-            return Some(p + 1);
-        }
-        if l > 63 {
-            return None;
-        }
-        p += 1 + l;
-    }
-}
-
 impl Entry {
     fn key_len(&self) -> usize {
         // Checked at insert, so the fallback is never taken.
-        name_end(&self.buf, 5).unwrap_or(5)
+        plain_name_end(&self.buf, 5).unwrap_or(5)
     }
 
     fn key(&self) -> &[u8] {
@@ -477,7 +468,7 @@ impl Cache {
         self.remove(key);
         let size = key.len() + msg.len() + 2 * ttl_pos.len();
         if key.len() > MAX_KEY_LEN
-            || name_end(key, 5) != Some(key.len())
+            || plain_name_end(key, 5) != Some(key.len())
             || msg.len() > u16::MAX as usize
             || size + ENTRY_OVERHEAD > self.budget
         {

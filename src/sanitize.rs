@@ -5,7 +5,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::wire::message::{read_question, Record, Section};
+use crate::wire::message::{Record, Section};
 use crate::wire::name::read_name;
 use crate::wire::{read_u16, rtype, Header, NameBuf, Scan, HEADER_LEN, MAX_NAME_LEN};
 
@@ -44,14 +44,26 @@ impl Scratch {
     }
 }
 
+/// A compression pointer to the question's name, which starts right after the header:
+/// how most answers name their records' owners.
+const TO_QUESTION: [u8; 2] = [0xc0, HEADER_LEN as u8];
+
 /// Reads the owner of every record of `scan` into `owners`, in place (a reused slot is
 /// overwritten, not built anew and moved).
 fn read_owners(msg: &[u8], scan: &Scan, owners: &mut Vec<Option<NameBuf>>) {
     owners.resize(scan.records.len(), None);
     for (r, o) in scan.records.iter().zip(owners.iter_mut()) {
         let n = o.get_or_insert_with(NameBuf::root);
-        if read_name(msg, r.start, Some(n)).is_err() {
-            *o = None;
+        match &scan.question {
+            // The question as the scan read it, without reading it again.
+            Some(q) if msg.get(r.start..r.start + 2) == Some(&TO_QUESTION[..]) => {
+                n.clone_from(&q.name)
+            }
+            _ => {
+                if read_name(msg, r.start, Some(n)).is_err() {
+                    *o = None;
+                }
+            }
         }
     }
 }
@@ -256,10 +268,15 @@ struct Names<'a> {
 /// Copies a name from `msg` at `pos` into `out`, uncompressed except that a repeat of the
 /// question becomes a pointer to it; returns the position after the name in `msg`.
 fn copy_name(msg: &[u8], pos: usize, out: &mut Vec<u8>, w: Names) -> Option<usize> {
+    // A pointer to the question (offset 12 here and in `out`) stays one, unread.
+    if w.question.is_some() && msg.get(pos..pos + 2) == Some(&TO_QUESTION[..]) {
+        out.extend_from_slice(&TO_QUESTION);
+        return Some(pos + 2);
+    }
     let mut n = NameBuf::root();
     let end = read_name(msg, pos, Some(&mut n)).ok()?;
     if w.question.is_some_and(|q| q.eq_ignore_case(&n)) {
-        out.extend_from_slice(&[0xc0, HEADER_LEN as u8]);
+        out.extend_from_slice(&TO_QUESTION);
         return Some(end);
     }
     out.extend_from_slice(n.as_bytes());
@@ -334,18 +351,28 @@ pub fn rebuild(
     out.clear();
     out.reserve(msg.len() + 64);
     out.extend_from_slice(msg.get(..HEADER_LEN)?);
-    let q = read_question(msg, HEADER_LEN).ok()?;
+    // The scan read the question: `msg` is what it scanned.
+    let q = scan.question.as_ref()?;
     let plain = Names {
         fix,
         question: None,
     };
     copy_name(msg, HEADER_LEN, &mut out, plain)?;
-    // The question as written (respelled): what later repeats point to.
-    let mut qname = NameBuf::root();
-    read_name(&out, HEADER_LEN, Some(&mut qname)).ok()?;
+    // The question as written (respelled): what later repeats point to. Without a
+    // respelling it is the question as read.
+    let respelled;
+    let qname = match fix {
+        Some(_) => {
+            let mut n = NameBuf::root();
+            read_name(&out, HEADER_LEN, Some(&mut n)).ok()?;
+            respelled = n;
+            &respelled
+        }
+        None => &q.name,
+    };
     let w = Names {
         fix,
-        question: Some(&qname),
+        question: Some(qname),
     };
     out.extend_from_slice(&q.qtype.to_be_bytes());
     out.extend_from_slice(&q.qclass.to_be_bytes());

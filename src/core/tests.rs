@@ -425,6 +425,18 @@ fn an_answer_must_match_id_question_and_case() {
         check(&answer(0x1234, "wWw.ExAmple.test", 28), &a, &p),
         Verdict::Mismatch
     );
+    // Our name's bytes as the start of a longer name, and our name in another class:
+    // the bytes compared in place must not settle either.
+    assert_eq!(
+        check(&answer(0x1234, "wWw.ExAmple.test.x", 1), &a, &p),
+        Verdict::Mismatch
+    );
+    let mut chaos = answer(0x1234, "wWw.ExAmple.test", 1);
+    let name_len = crate::wire::NameBuf::from_dotted("wWw.ExAmple.test")
+        .unwrap()
+        .len();
+    chaos[crate::wire::HEADER_LEN + name_len + 3] = 3;
+    assert_eq!(check(&chaos, &a, &p), Verdict::Mismatch);
     let mut q = answer(0x1234, "wWw.ExAmple.test", 1);
     q[2] &= 0x7f;
     assert_eq!(check(&q, &a, &p), Verdict::Mismatch);

@@ -304,6 +304,24 @@ fn read_name_slow(msg: &[u8], pos: usize, mut out: Option<&mut NameBuf>) -> Resu
     }
 }
 
+/// Where the uncompressed name at `start` ends: None for a compression pointer, a bad
+/// label, a name longer than 255 bytes or one that runs past `b`. Reads nothing but the
+/// length bytes (a cache key's name, the question of a rebuilt answer).
+pub fn plain_name_end(b: &[u8], start: usize) -> Option<usize> {
+    let mut p = start;
+    loop {
+        let l = *b.get(p)? as usize;
+        if l == 0 {
+            let end = p + 1;
+            return (end - start <= MAX_NAME_LEN).then_some(end);
+        }
+        if l > 63 {
+            return None;
+        }
+        p += 1 + l;
+    }
+}
+
 /// Skips the name at `pos`, validating it; returns the offset just past it.
 pub fn skip_name(msg: &[u8], pos: usize) -> Result<usize> {
     read_name(msg, pos, None)
@@ -315,6 +333,34 @@ mod tests {
 
     fn wire(s: &str) -> Vec<u8> {
         NameBuf::from_dotted(s).unwrap().as_bytes().to_vec()
+    }
+
+    #[test]
+    fn plain_name_end_takes_only_uncompressed_names() {
+        let w = wire("www.example.test");
+        let mut m = vec![7u8];
+        m.extend_from_slice(&w);
+        m.extend_from_slice(&[0, 1]);
+        assert_eq!(plain_name_end(&m, 1), Some(1 + w.len()));
+        assert_eq!(plain_name_end(b"\x00", 0), Some(1));
+        // A pointer, a reserved label type, a name cut short.
+        assert_eq!(plain_name_end(b"\x03www\xc0\x00", 0), None);
+        assert_eq!(plain_name_end(b"\x03www\x40", 0), None);
+        assert_eq!(plain_name_end(&w[..w.len() - 1], 0), None);
+        // 255 bytes is the longest name; one more label byte is too long.
+        let mut long = Vec::new();
+        for _ in 0..3 {
+            long.push(63);
+            long.extend_from_slice(&[b'a'; 63]);
+        }
+        long.push(61);
+        long.extend_from_slice(&[b'a'; 61]);
+        long.push(0);
+        assert_eq!(long.len(), 255);
+        assert_eq!(plain_name_end(&long, 0), Some(255));
+        long[192] = 62;
+        long.insert(193, b'a');
+        assert_eq!(plain_name_end(&long, 0), None);
     }
 
     #[test]
