@@ -531,11 +531,12 @@ pub fn pad_into(msg: &[u8], out: &mut Vec<u8>) {
     // Sized once, filled in order.
     out.reserve(with_headers + pad_len);
     out.extend_from_slice(&msg[..n - 2]);
-    out.extend_from_slice(&((8 + pad_len) as u16).to_be_bytes());
-    out.extend_from_slice(&OPT_KEEPALIVE.to_be_bytes());
-    out.extend_from_slice(&0u16.to_be_bytes());
-    out.extend_from_slice(&OPT_PADDING.to_be_bytes());
-    out.extend_from_slice(&(pad_len as u16).to_be_bytes());
+    // RDLENGTH, then keepalive (code, length 0) and padding's code and length, in one copy.
+    let [r0, r1] = ((8 + pad_len) as u16).to_be_bytes();
+    let [k0, k1] = OPT_KEEPALIVE.to_be_bytes();
+    let [p0, p1] = OPT_PADDING.to_be_bytes();
+    let [l0, l1] = (pad_len as u16).to_be_bytes();
+    out.extend_from_slice(&[r0, r1, k0, k1, 0, 0, p0, p1, l0, l1]);
     out.resize(with_headers + pad_len, 0);
 }
 

@@ -14,14 +14,15 @@ pub fn query(
     rd: bool,
     cd: bool,
 ) {
+    // Whole pieces, not a field at a time: each copy is a call on the miss path.
+    let [i0, i1] = id.to_be_bytes();
+    let (rd, cd) = (if rd { 0x01 } else { 0 }, if cd { 0x10 } else { 0 });
+    let [t0, t1] = qtype.to_be_bytes();
+    let [c0, c1] = qclass.to_be_bytes();
     out.clear();
-    out.extend_from_slice(&id.to_be_bytes());
-    out.push(if rd { 0x01 } else { 0 });
-    out.push(if cd { 0x10 } else { 0 });
-    out.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
+    out.extend_from_slice(&[i0, i1, rd, cd, 0, 1, 0, 0, 0, 0, 0, 0]);
     out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(&qtype.to_be_bytes());
-    out.extend_from_slice(&qclass.to_be_bytes());
+    out.extend_from_slice(&[t0, t1, c0, c1]);
 }
 
 /// An Extended DNS Error to attach to an answer (RFC 8914).
@@ -33,10 +34,11 @@ pub struct Ede {
 
 /// Appends an OPT record to the message in `out` and bumps its ARCOUNT.
 pub fn push_opt(out: &mut Vec<u8>, udp_size: u16, ext_rcode: u8, do_bit: bool, ede: Option<Ede>) {
-    out.push(0); // root owner
-    out.extend_from_slice(&rtype::OPT.to_be_bytes());
-    out.extend_from_slice(&udp_size.to_be_bytes());
-    out.extend_from_slice(&[ext_rcode, 0, if do_bit { 0x80 } else { 0 }, 0]);
+    // Root owner, type, UDP size (the class), extended RCODE, version, flags (the TTL).
+    let [o0, o1] = rtype::OPT.to_be_bytes();
+    let [u0, u1] = udp_size.to_be_bytes();
+    let flags = if do_bit { 0x80 } else { 0 };
+    out.extend_from_slice(&[0, o0, o1, u0, u1, ext_rcode, 0, flags, 0]);
     match ede {
         Some(e) => {
             let text = e.text.as_bytes();
