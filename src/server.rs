@@ -137,7 +137,9 @@ pub struct Server {
     pub(crate) timers: BinaryHeap<Reverse<(Instant, Timer)>>,
     pub(crate) start: Instant,
     pub(crate) now: Instant,
-    /// UNIX seconds at the start of this loop turn.
+    /// `now` on the cache's clock ([`Self::now_secs`]), set with it.
+    clock_secs: u32,
+    /// UNIX seconds, read at most a second before this loop turn began.
     wall_now: u64,
     pub(crate) stats: Stats,
     pub(crate) config_status: crate::stats::ConfigStatus,
@@ -245,6 +247,7 @@ impl Server {
             timers: BinaryHeap::new(),
             start: now,
             now,
+            clock_secs: CLOCK_BASE,
             wall_now: Self::read_wall_clock(),
             stats: Stats::default(),
             config_status: Default::default(),
@@ -294,10 +297,10 @@ impl Server {
 
     /// Seconds since start, the cache's clock.
     pub(crate) fn now_secs(&self) -> u32 {
-        CLOCK_BASE + self.now.saturating_duration_since(self.start).as_secs() as u32
+        self.clock_secs
     }
 
-    /// UNIX time in seconds, read once per loop turn.
+    /// UNIX time in seconds, read when the cache clock's second changes.
     pub(crate) fn wall_secs(&self) -> u64 {
         self.wall_now
     }
@@ -446,8 +449,10 @@ impl Server {
                 .transports
                 .next_deadline()
                 .map_or(next, |d| next.min(d));
+            // From the start of this turn, not a new clock read: the wait then runs as
+            // long as this turn took (microseconds) past a deadline.
             let timeout = if self.udp_backlog.is_empty() {
-                next.saturating_duration_since(Instant::now())
+                next.saturating_duration_since(self.now)
             } else {
                 Duration::ZERO
             };
@@ -457,7 +462,13 @@ impl Server {
                 }
             }
             self.now = Instant::now();
-            self.wall_now = Self::read_wall_clock();
+            let secs = CLOCK_BASE + self.now.saturating_duration_since(self.start).as_secs() as u32;
+            // The wall clock once a second: a step of it (NTP at boot) shows within one.
+            // Reading it every turn was a clock read per query and wake-up.
+            if secs != self.clock_secs {
+                self.clock_secs = secs;
+                self.wall_now = Self::read_wall_clock();
+            }
             for ev in events.iter() {
                 self.dispatch(ev);
             }
