@@ -16,8 +16,9 @@ loopback with free ports.  The output says which one was used.
 
 Usage: bench.py [--quick] [--out FILE] [--command TEXT]
 Environment: BENCH_ONLY=phase,... runs only those phases (hot, cold, mixed, start,
-callgrind, local, persist, dot, dot-cg, doh, blocklist, blocklist-cg, dnssec, dnssec-cg; dot and
-dot-cg are in bench/dot.py, doh in bench/doh.py, dnssec and dnssec-cg in bench/dnssec.py, and use
+callgrind, local, persist, dot, dot-cg, doh, blocklist, blocklist-cg, dnssec, dnssec-cg, and dot-ab
+only when named; dot and dot-cg are in bench/dot.py, dot-ab in bench/dotab.py, doh in bench/doh.py,
+dnssec and dnssec-cg in bench/dnssec.py, and use
 DPROXY_FULL_BIN, default target/bench-full/release/dproxy), DPROXY_BIN (default target/release/dproxy), BENCH_NET=auto|netem|relay|host
 (veth = the netem topology without netem: a plumbing test only), BENCH_KEEP=1 keeps the work
 directory and dnsperf outputs.
@@ -42,6 +43,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.modules.setdefault("bench", sys.modules[__name__])
 import dnssec  # noqa: E402
 import dot  # noqa: E402
+import dotab  # noqa: E402
 import doh  # noqa: E402
 
 REPO = os.path.dirname(HERE)
@@ -999,6 +1001,9 @@ class Bench:
         if want("doh"):
             log("DoH: dproxy-full over DoH (dnsdist, HTTP/1.1) next to dproxy-full over DoT")
             self.safe("DoH", doh.run_doh, self)
+        if only and "dot-ab" in only:
+            log("DoT side by side: dproxy-full and BENCH_DOT_BEFORE at the same time")
+            self.safe("DoT side by side", dotab.run_dot_ab, self)
         if want("dot-cg") and self.available["dproxy"]:
             log("callgrind: full build against plain build")
             self.safe("callgrind full build", dot.run_dot_cg, self)
@@ -1115,6 +1120,7 @@ class Bench:
             self.table(),
             "",
             dot.table(self),
+            dotab.table(self),
             doh.table(self),
             dnssec.table(self),
         ]

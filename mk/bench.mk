@@ -10,12 +10,16 @@
 #                      unbound and dnsmasq over a signed hierarchy made at bench
 #                      time, bench/dnssec.py), about 15 minutes
 #   BENCH_ONLY=dnssec,dnssec-cg make bench   only the DNSSEC phases (5-8 minutes)
+#   BENCH_ONLY=dot-ab BENCH_DOT_BEFORE=<another dproxy-full> make bench
+#                      the two builds side by side over DoT at the paced rate
+#                      (bench/dotab.py), about 2 minutes
 #   make bench-quick   smaller counts, about 4 minutes (2.5 of them DNSSEC), for development
 #   make profile       where dproxy's CPU goes on a hit and on a miss (perf
 #                      samples by system call, bench/profile.py), under a minute
 #   make test-bench    the tests of the bench's own tools (tests/bench: the DoT relay's
 #                      TLS handshake classifier on openssl's handshakes, its drops; the
-#                      DoT floor's forwarding), in `make test`, a few seconds
+#                      DoT floor's forwarding; the side-by-side table's ratios), in
+#                      `make test`, a few seconds
 #
 # BENCH_BUILD= skips the cargo builds (bench an existing binary, or set
 # DPROXY_BIN=/path/to/dproxy, and DPROXY_FULL_BIN for the full build's rows); BENCH_NET=relay|host
