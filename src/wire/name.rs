@@ -335,6 +335,18 @@ mod tests {
         NameBuf::from_dotted(s).unwrap().as_bytes().to_vec()
     }
 
+    /// A name of 255 bytes, the longest: three labels of 63 bytes and one of 61.
+    fn longest_name() -> Vec<u8> {
+        let mut n = Vec::new();
+        for len in [63, 63, 63, 61] {
+            n.push(len);
+            n.extend(std::iter::repeat_n(b'a', len as usize));
+        }
+        n.push(0);
+        assert_eq!(n.len(), 255);
+        n
+    }
+
     #[test]
     fn plain_name_end_takes_only_uncompressed_names() {
         let w = wire("www.example.test");
@@ -348,15 +360,7 @@ mod tests {
         assert_eq!(plain_name_end(b"\x03www\x40", 0), None);
         assert_eq!(plain_name_end(&w[..w.len() - 1], 0), None);
         // 255 bytes is the longest name; one more label byte is too long.
-        let mut long = Vec::new();
-        for _ in 0..3 {
-            long.push(63);
-            long.extend_from_slice(&[b'a'; 63]);
-        }
-        long.push(61);
-        long.extend_from_slice(&[b'a'; 61]);
-        long.push(0);
-        assert_eq!(long.len(), 255);
+        let mut long = longest_name();
         assert_eq!(plain_name_end(&long, 0), Some(255));
         long[192] = 62;
         long.insert(193, b'a');
@@ -425,16 +429,7 @@ mod tests {
         msg.push(0);
         assert_eq!(read_name(&msg, 0, None), Err(Error::NameTooLong));
         // Exactly 255 is fine: 3*64 + 62 + 1.
-        let mut msg = Vec::new();
-        for _ in 0..3 {
-            msg.push(63);
-            msg.extend_from_slice(&[b'a'; 63]);
-        }
-        msg.push(61);
-        msg.extend_from_slice(&[b'a'; 61]);
-        msg.push(0);
-        assert_eq!(msg.len(), 255);
-        assert_eq!(read_name(&msg, 0, None), Ok(255));
+        assert_eq!(read_name(&longest_name(), 0, None), Ok(255));
         // Long through compression: many pointer hops that add up past 255.
         let mut msg = vec![63];
         msg.extend_from_slice(&[b'b'; 63]);
