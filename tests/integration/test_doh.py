@@ -310,7 +310,7 @@ class FaultServer(LoopbackTlsServer):
         s.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: " + ctype + b"\r\n" + extra
                   + b"Content-Length: %d\r\n\r\n" % len(out) + out)
 
-    def _serve(self, c):
+    def _serve(self, c, n):
         first = c.recv(1, socket.MSG_PEEK)
         if first and first[0] != 0x16:  # not a TLS handshake record
             with self.lock:
@@ -963,7 +963,7 @@ class H2FaultServer(FaultServer):
         ctype = b"text/html" if m == "html" else b"application/dns-message"
         s.sendall(_frame(1, 0x4, sid, _h2_headers(ctype=ctype)) + _frame(0, 0x1, sid, _answer(body)))
 
-    def _serve(self, c):
+    def _serve(self, c, n):
         s, number = self._accept_h2(c)
         mode, batch = self.mode, self.batch
         if mode in ("goaway", "close", "reset") and number > 1:
@@ -1030,7 +1030,7 @@ class H2ResendServer(H2FaultServer):
         self.first = None
         self.second_has_it = threading.Event()
 
-    def _serve(self, c):
+    def _serve(self, c, n):
         s, number = self._accept_h2(c)
         bodies, done, batched = {}, [], False
         for sid, body in self._requests(s, number):

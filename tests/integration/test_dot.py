@@ -200,7 +200,8 @@ class Unbound:
 class LoopbackTlsServer:
     """The listening half of the suites' own TLS servers (DoT here, DoH in test_doh):
     a socket on HOST:PORT (a free port by default), one thread per accepted connection
-    running `_serve` (per server kind), and the counts the tests read: connections,
+    running `_serve(c, n)` (per server kind; n numbers the connections from 1 in the
+    order they were accepted), and the counts the tests read: connections,
     active ones, plaintext ones (`_serve` counts those). A subclass sets what its
     `_serve` uses before it calls this `__init__`, which starts accepting."""
 
@@ -233,14 +234,15 @@ class LoopbackTlsServer:
             with self.lock:
                 self.connections += 1
                 self.active += 1
-            threading.Thread(target=self._connection, args=(c,), daemon=True).start()
+                n = self.connections
+            threading.Thread(target=self._connection, args=(c, n), daemon=True).start()
 
-    def _connection(self, c):
+    def _connection(self, c, n):
         """One client connection in its own thread: served, then closed and no longer
         counted as active."""
         c.settimeout(10)
         try:
-            self._serve(c)
+            self._serve(c, n)
         except self.ERRORS:
             pass
         finally:
@@ -251,7 +253,7 @@ class LoopbackTlsServer:
             with self.lock:
                 self.active -= 1
 
-    def _serve(self, c):
+    def _serve(self, c, n):
         raise NotImplementedError
 
     def stop(self):
@@ -322,7 +324,7 @@ class FaultServer(LoopbackTlsServer):
         out = r.to_wire()
         return len(out).to_bytes(2, "big") + out
 
-    def _serve(self, c):
+    def _serve(self, c, n):
         first = c.recv(1, socket.MSG_PEEK)
         if first and first[0] != 0x16:  # not a TLS handshake record
             with self.lock:

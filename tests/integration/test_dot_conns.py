@@ -12,14 +12,13 @@ import os
 import select
 import socket
 import ssl
-import threading
 import time
 
 import dns.message
 import dns.rrset
 import pytest
 
-from test_dot import NAME, _free_port, _start, certs  # noqa: F401 (certs: a fixture)
+from test_dot import NAME, LoopbackTlsServer, _start, certs  # noqa: F401 (certs: a fixture)
 
 BURST = 200          # more than one connection's in-flight limit, less than two
 
@@ -30,7 +29,7 @@ def _needs_full(dproxy_bin):
         pytest.skip("needs the full build: DPROXY_FULL=1 DPROXY_BIN=<dproxy built with --features full>")
 
 
-class HoldServer:
+class HoldServer(LoopbackTlsServer):
     """DoT server that answers nothing until `release_at` queries in all have arrived
     (over all its connections), then answers every query held; counts connections, and
     apart the connections that carried a question's first attempt: on a loaded machine
@@ -39,36 +38,14 @@ class HoldServer:
     which says nothing about how first attempts share connections."""
 
     def __init__(self, certs_dir):
-        self.port = _free_port()
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ctx.load_cert_chain(os.path.join(certs_dir, "good.pem"),
                                  os.path.join(certs_dir, "good.key"))
-        self.lsock = socket.socket()
-        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.lsock.bind(("127.0.0.1", self.port))
-        self.lsock.listen(16)
-        self.lsock.settimeout(0.2)
-        self.lock = threading.Lock()
-        self.connections = 0
         self.seen = set()            # names asked so far
-        self.first_conns = set()     # connections that carried a first attempt
+        self.first_conns = set()     # numbers of the connections that carried a first attempt
         self.received = 0
         self.release_at = BURST
-        self.running = True
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while self.running:
-            try:
-                c, _ = self.lsock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            with self.lock:
-                self.connections += 1
-                n = self.connections
-            threading.Thread(target=self._serve, args=(c, n), daemon=True).start()
+        super().__init__()
 
     @staticmethod
     def _read_exact(s, n):
@@ -96,40 +73,30 @@ class HoldServer:
     def _serve(self, c, n):
         # One thread per connection reads and writes its own socket (an SSL object
         # must not be used from two threads); it answers what it holds once the
-        # whole burst has arrived.
+        # whole burst has arrived. The base class closes it.
         held = []
-        try:
-            s = self.ctx.wrap_socket(c, server_side=True)
-            s.settimeout(10)
-            while self.running:
-                with self.lock:
-                    due = self.received >= self.release_at
-                if due and held:
-                    s.sendall(b"".join(self._answer(q) for q in held))
-                    held = []
-                if not s.pending() and not select.select([s], [], [], 0.01)[0]:
-                    continue
-                hdr = self._read_exact(s, 2)
-                if hdr is None:
-                    return
-                q = self._read_exact(s, int.from_bytes(hdr, "big"))
-                if q is None:
-                    return
-                held.append(q)
-                name = dns.message.from_wire(q).question[0].name
-                with self.lock:
-                    self.received += 1
-                    if name not in self.seen:
-                        self.seen.add(name)
-                        self.first_conns.add(n)
-        except (OSError, ssl.SSLError, ValueError):
-            return
-        finally:
-            c.close()
-
-    def stop(self):
-        self.running = False
-        self.lsock.close()
+        s = self.ctx.wrap_socket(c, server_side=True)
+        while self.running:
+            with self.lock:
+                due = self.received >= self.release_at
+            if due and held:
+                s.sendall(b"".join(self._answer(q) for q in held))
+                held = []
+            if not s.pending() and not select.select([s], [], [], 0.01)[0]:
+                continue
+            hdr = self._read_exact(s, 2)
+            if hdr is None:
+                return
+            q = self._read_exact(s, int.from_bytes(hdr, "big"))
+            if q is None:
+                return
+            held.append(q)
+            name = dns.message.from_wire(q).question[0].name
+            with self.lock:
+                self.received += 1
+                if name not in self.seen:
+                    self.seen.add(name)
+                    self.first_conns.add(n)
 
 
 def _burst(px, prefix, n=BURST):
