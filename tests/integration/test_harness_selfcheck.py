@@ -83,3 +83,23 @@ def test_host_lock_excludes_other_processes():
         assert probe() == "free"
     finally:
         os.unlink(path)
+
+
+def test_holds_port_tells_whose_socket_it_is(nsd):
+    """A server another worker started answers on its port like ours would: holds_port tells
+    the process that holds the socket from one that does not."""
+    from harness.ports import holds_port, started_on
+    assert holds_port(nsd.proc.pid, nsd.port) is True
+    assert started_on(nsd.proc, nsd.port)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as mine:
+        mine.bind(("127.0.0.1", 0))
+        port = mine.getsockname()[1]
+        assert holds_port(os.getpid(), port) is True
+        assert holds_port(nsd.proc.pid, port) is False
+        assert not started_on(nsd.proc, port)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+        assert holds_port(os.getpid(), port) is False, "a TCP socket that does not listen"
+        listener.listen(1)
+        assert holds_port(os.getpid(), port) is True

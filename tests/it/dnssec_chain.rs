@@ -52,16 +52,25 @@ struct Key {
 }
 
 fn keygen(dir: &Path, origin: &str, alg: &str, ksk: bool, taken: &mut Vec<String>) -> Key {
+    static KEYS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     loop {
+        // Each key in a directory of its own: ldns-keygen names its files after the key
+        // tag and writes over a file of that name, so a key whose tag repeats one made
+        // before would replace that key's files (its DS would then match no key).
+        let sub = format!(
+            "keys{}",
+            KEYS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        std::fs::create_dir(dir.join(&sub)).unwrap();
         let mut c = Command::new("ldns-keygen");
-        c.current_dir(dir).args(["-a", alg]);
+        c.current_dir(dir.join(&sub)).args(["-a", alg]);
         if alg.starts_with("RSA") {
             c.args(["-b", "1024"]);
         }
         if ksk {
             c.arg("-k");
         }
-        let base = run(c.arg(origin)).trim().to_string();
+        let base = format!("{sub}/{}", run(c.arg(origin)).trim());
         // Key tags must differ within a zone (ldns-signzone mixes them up otherwise).
         let tag = base.rsplit('+').next().unwrap_or("").to_string();
         if taken.contains(&tag) {

@@ -101,10 +101,14 @@ fn signed(origin: &str, alg: &str, bits: Option<&str>, single: bool) -> Zone {
     let dir = scratch.dir().to_path_buf();
     let file = dir.join("zone");
     std::fs::write(&file, format!("$ORIGIN {origin}.\n{ZONE}")).unwrap();
-    let ksk = keygen(&dir, origin, alg, bits, true);
-    let mut keys = vec![ksk.clone()];
+    let mut keys = vec![keygen(&dir, origin, alg, bits, true)];
     if !single {
-        keys.push(keygen(&dir, origin, alg, bits, false));
+        let zsk = keygen(&dir, origin, alg, bits, false);
+        if zsk == keys[0] {
+            // The ZSK's tag is the KSK's: ldns-keygen wrote over the KSK's files.
+            return signed(origin, alg, bits, single);
+        }
+        keys.push(zsk);
     }
     run(Command::new("ldns-signzone")
         .current_dir(&dir)
@@ -147,7 +151,7 @@ fn signed(origin: &str, alg: &str, bits: Option<&str>, single: bool) -> Zone {
         let out = run(Command::new("ldns-key2ds").current_dir(&dir).args([
             "-n",
             d,
-            &format!("{ksk}.key"),
+            &format!("{}.key", keys[0]),
         ]));
         z.ds_text.push_str(&out);
         let f: Vec<&str> = out.split_whitespace().collect();

@@ -17,7 +17,7 @@ import time
 import dns.message
 
 from .dnsutil import make_query, udp_exchange
-from .ports import free_port
+from .ports import free_port, started_on
 from .procs import terminate
 
 UNBOUND = os.environ.get("UNBOUND_BIN", "/usr/sbin/unbound")
@@ -63,8 +63,12 @@ def sign_zone(workdir, origin, text, nsec3=False):
     zone = os.path.join(d, origin + ".zone")
     with open(zone, "w") as f:
         f.write(text)
-    ksk = run([LDNS_KEYGEN, "-a", "ECDSAP256SHA256", "-k", origin], d).strip()
-    zsk = run([LDNS_KEYGEN, "-a", "ECDSAP256SHA256", origin], d).strip()
+    while True:
+        ksk = run([LDNS_KEYGEN, "-a", "ECDSAP256SHA256", "-k", origin], d).strip()
+        zsk = run([LDNS_KEYGEN, "-a", "ECDSAP256SHA256", origin], d).strip()
+        # Same tag: ldns-keygen wrote the ZSK over the KSK's files. Both again.
+        if zsk != ksk:
+            break
     # Valid from an hour ago: a validator with a clock a little behind still accepts it.
     inception = time.strftime("%Y%m%d%H%M%S", time.gmtime(time.time() - 3600))
     cmd = [LDNS_SIGNZONE, "-i", inception, "-f", zone + ".signed"]
@@ -162,7 +166,7 @@ class Validator:
                 # Answered by unbound itself (hide-identity is off): no forwarding.
                 wire = udp_exchange(self.host, self.port,
                                     make_query("id.server.", "TXT", rdclass="CH").to_wire(), 0.2)
-                if wire is not None:
+                if wire is not None and started_on(self.proc, self.port):
                     return self
             self.stop()
             last = self.log_text()

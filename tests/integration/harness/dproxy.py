@@ -8,7 +8,7 @@ import time
 
 
 from . import dnsutil
-from .ports import free_port, udp_port_taken
+from .ports import free_port, started_on, udp_port_taken
 
 START_TIMEOUT = 5.0
 STOP_TIMEOUT = 1.0
@@ -121,7 +121,7 @@ class Dproxy:
                 rc = self.proc.poll()
                 if rc is not None:
                     break
-                if self._listening(hosts):
+                if self._listening(hosts) and started_on(self.proc, self.port):
                     return self
                 time.sleep(0.02)
             rc = self.proc.poll()

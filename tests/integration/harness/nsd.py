@@ -6,7 +6,7 @@ import time
 import dns.message
 
 from .dnsutil import make_query, udp_exchange
-from .ports import free_port
+from .ports import free_port, started_on
 from .procs import terminate
 
 NSD = os.environ.get("NSD_BIN", "/usr/sbin/nsd")
@@ -125,7 +125,8 @@ class NsdServer:
                 if self.proc.poll() is not None:
                     break
                 wire = udp_exchange(self.host, self.port, make_query(probe, "SOA").to_wire(), 0.2)
-                if wire is not None and dns.message.from_wire(wire).answer:
+                if wire is not None and dns.message.from_wire(wire).answer \
+                        and started_on(self.proc, self.port):
                     return self
             self.stop()
             self.errfile.seek(0)

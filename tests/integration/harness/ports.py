@@ -1,4 +1,6 @@
-"""Free port selection on loopback (UDP and TCP free on every given host)."""
+"""Free port selection on loopback (UDP and TCP free on every given host), and whether a
+started server holds its port itself."""
+import os
 import socket
 
 
@@ -40,3 +42,38 @@ def udp_port_taken(host, port):
         return True
     finally:
         s.close()
+
+
+def holds_port(pid, port):
+    """Whether process `pid` holds a socket on `port` (UDP, or TCP listening; any local
+    address), from /proc; None when its descriptors cannot be read. A readiness check
+    that got an answer needs it: between free_port and the server's bind another
+    worker's server can take the port, and it answers too."""
+    inodes = set()
+    for table, listening in (("udp", None), ("udp6", None), ("tcp", "0A"), ("tcp6", "0A")):
+        try:
+            with open("/proc/net/" + table) as f:
+                lines = f.readlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            cols = line.split()
+            if len(cols) > 9 and int(cols[1].rsplit(":", 1)[1], 16) == port \
+                    and listening in (None, cols[3]):
+                inodes.add("socket:[%s]" % cols[9])
+    try:
+        fds = os.listdir("/proc/%d/fd" % pid)
+    except OSError:
+        return None
+    for fd in fds:
+        try:
+            if os.readlink("/proc/%d/fd/%s" % (pid, fd)) in inodes:
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def started_on(proc, port):
+    """True unless /proc shows that `proc` does not hold `port` (see holds_port)."""
+    return holds_port(proc.pid, port) is not False
