@@ -4,8 +4,9 @@
  *
  * Per turn of its epoll loop, as dproxy: recvmmsg of the client queries, one write of
  * all of them (2-byte length frames) to one persistent pipelined TCP connection, reads
- * of the answers, TCP_QUICKACK after a read while answers are due, sendmmsg of the
- * replies. Without TLS, cache, parsing (beyond the frames and the ID) or checks: the
+ * of the answers, sendmmsg of the replies; the ACK for answers read rides on the
+ * next write of queries, or goes on its own (TCP_QUICKACK) 2 ms after the read if
+ * answers are still due and no query went out by then. Without TLS, cache, parsing (beyond the frames and the ID) or checks: the
  * upstream is the DoT server's plain TCP port, through the same relay. Not a DNS
  * client to use anywhere else: it trusts its upstream entirely.
  *
@@ -20,6 +21,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define BATCH 32
@@ -30,6 +32,12 @@ static unsigned char client_id[65536][2];
 static unsigned char qbuf[BATCH][MAXMSG];
 static unsigned char out[BATCH * (MAXMSG + 2)];
 static unsigned char in[1 << 17];
+
+static long now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
 
 static void die(const char *what) {
     perror(what);
@@ -83,13 +91,20 @@ int main(int argc, char **argv) {
     size_t inlen = 0;
     unsigned next_id = 0;
     long due = 0;
+    long ack_by = 0; /* ms on the monotonic clock; 0: no ACK owed */
     for (;;) {
         struct epoll_event evs[8];
-        int n = epoll_wait(ep, evs, 8, -1);
+        int n = epoll_wait(ep, evs, 8, ack_by ? (int)(ack_by > now_ms() ? ack_by - now_ms() : 0) : -1);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
             die("epoll_wait");
+        long now = now_ms();
+        if (ack_by && now >= ack_by) {
+            if (due > 0)
+                setsockopt(t, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+            ack_by = 0;
+        }
         for (int i = 0; i < n; i++) {
             if (evs[i].data.fd == u) {
                 for (;;) {
@@ -120,8 +135,10 @@ int main(int argc, char **argv) {
                         o += len + 2;
                         due++;
                     }
-                    if (o)
+                    if (o) {
                         write_all(t, out, o);
+                        ack_by = 0; /* the write carried the ACK */
+                    }
                     /* A short batch took all there was (as dproxy reads). */
                     if (r < BATCH)
                         break;
@@ -172,8 +189,10 @@ int main(int argc, char **argv) {
                     if ((size_t)r < sizeof in - before)
                         break;
                 }
-                if (got && due > 0)
-                    setsockopt(t, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+                if (got && due <= 0)
+                    ack_by = 0;
+                else if (got && !ack_by)
+                    ack_by = now + 2;
             }
         }
     }

@@ -24,7 +24,7 @@ struct Pair {
     server_rx: Vec<u8>,
 }
 
-fn server_config(certs: &Certs) -> Arc<ServerConfig> {
+pub(crate) fn server_config(certs: &Certs) -> Arc<ServerConfig> {
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(certs.path("good.pem"))
         .unwrap()
         .map(|c| c.unwrap())
@@ -116,7 +116,7 @@ impl Pair {
 }
 
 /// The server's answer to `q`: the query with QR set (enough for the matching logic).
-fn answer_to(q: &[u8]) -> Vec<u8> {
+pub(crate) fn answer_to(q: &[u8]) -> Vec<u8> {
     let mut a = q.to_vec();
     a[2] |= 0x80;
     a

@@ -30,6 +30,7 @@ mod dnssec_chain;
 mod dnssec_core;
 mod dnssec_denial;
 mod dnssec_options;
+mod dot_ack;
 mod dot_core;
 mod dot_servers;
 mod prop_blocklist;
