@@ -44,11 +44,11 @@ of its own (not a peer): a before/after comparison in one run.
 BENCH_DOT_FLOOR=1 adds the floor (bench/floor.c, compiled with cc at bench time) as a
 client in a column of its own (not a peer): a forwarder that makes the system calls
 dproxy-full makes per query (recvmmsg, one write per loop turn to one pipelined TCP
-connection, reads, an ACK of its own 2 ms after a read that no query write carried,
-sendmmsg) and nothing else: no TLS, cache or parsing, over the DoT server's plain TCP
-port through the same relay. Its CPU per query is what the kernel charges any such
-client at that load; what a client spends above it is its own work. It takes part in
-the closed loop and the paced run, not in the drop run (it does not reconnect).
+connection, reads, the ACK as dproxy-full sends it, sendmmsg) and nothing else: no
+TLS, cache or parsing, over the DoT server's plain TCP port through the same relay.
+Its CPU per query is what the kernel charges any such client at that load; what a
+client spends above it is its own work. It takes part in the closed loop and the
+paced run, not in the drop run (it does not reconnect).
 
 BENCH_DOT_DIRECT=1 leaves the relay out: the clients connect straight to the DoT server,
 without link delay and without connection counts. The relay acknowledges the server's

@@ -4,9 +4,10 @@
  *
  * Per turn of its epoll loop, as dproxy: recvmmsg of the client queries, one write of
  * all of them (2-byte length frames) to one persistent pipelined TCP connection, reads
- * of the answers, sendmmsg of the replies; the ACK for answers read rides on the
- * next write of queries, or goes on its own (TCP_QUICKACK) 2 ms after the read if
- * answers are still due and no query went out by then. Without TLS, cache, parsing (beyond the frames and the ID) or checks: the
+ * of the answers, sendmmsg of the replies. The ACK for answers read, as dproxy-full
+ * sends it: while queries went out within the last 1 ms, it rides on the next write
+ * of queries or goes on its own (TCP_QUICKACK) 1 ms after the read if answers are
+ * still due; otherwise TCP_QUICKACK at once. Without TLS, cache, parsing (beyond the frames and the ID) or checks: the
  * upstream is the DoT server's plain TCP port, through the same relay. Not a DNS
  * client to use anywhere else: it trusts its upstream entirely.
  *
@@ -33,11 +34,13 @@ static unsigned char qbuf[BATCH][MAXMSG];
 static unsigned char out[BATCH * (MAXMSG + 2)];
 static unsigned char in[1 << 17];
 
-static long now_ms(void) {
+static long now_us(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+    return ts.tv_sec * 1000000L + ts.tv_nsec / 1000L;
 }
+
+#define ACK_WAIT_US 1000L
 
 static void die(const char *what) {
     perror(what);
@@ -91,15 +94,18 @@ int main(int argc, char **argv) {
     size_t inlen = 0;
     unsigned next_id = 0;
     long due = 0;
-    long ack_by = 0; /* ms on the monotonic clock; 0: no ACK owed */
+    long ack_by = 0;   /* µs on the monotonic clock; 0: no ACK owed */
+    long wrote_at = 0; /* when queries last went out */
     for (;;) {
         struct epoll_event evs[8];
-        int n = epoll_wait(ep, evs, 8, ack_by ? (int)(ack_by > now_ms() ? ack_by - now_ms() : 0) : -1);
+        long left = ack_by ? ack_by - now_us() : -1;
+        int timeout = left < 0 && ack_by ? 0 : ack_by ? (int)((left + 999) / 1000) : -1;
+        int n = epoll_wait(ep, evs, 8, timeout);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
             die("epoll_wait");
-        long now = now_ms();
+        long now = now_us();
         if (ack_by && now >= ack_by) {
             if (due > 0)
                 setsockopt(t, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
@@ -138,6 +144,7 @@ int main(int argc, char **argv) {
                     if (o) {
                         write_all(t, out, o);
                         ack_by = 0; /* the write carried the ACK */
+                        wrote_at = now;
                     }
                     /* A short batch took all there was (as dproxy reads). */
                     if (r < BATCH)
@@ -191,8 +198,11 @@ int main(int argc, char **argv) {
                 }
                 if (got && due <= 0)
                     ack_by = 0;
-                else if (got && !ack_by)
-                    ack_by = now + 2;
+                else if (got && now - wrote_at < ACK_WAIT_US) {
+                    if (!ack_by)
+                        ack_by = now + ACK_WAIT_US;
+                } else if (got && !ack_by)
+                    setsockopt(t, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
             }
         }
     }

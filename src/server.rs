@@ -492,7 +492,7 @@ impl Server {
             }
             // The DoT queries of this turn, sealed and written together.
             #[cfg(feature = "tls")]
-            self.transports.flush_tls();
+            self.transports.flush_tls(self.now);
         }
         self.flush_udp();
         self.save_persisted();

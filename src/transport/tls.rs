@@ -127,13 +127,14 @@ const SHORT_READ_EMPTIES: bool = cfg!(any(target_os = "linux", target_os = "andr
 /// Bytes one read asks for.
 const READ_CHUNK: usize = 4096;
 
-/// How long the ACK for answers read may wait for a query to carry it before the
-/// connection sends one of its own ([`ack_now`]). Above a few hundred queries a second
-/// a query goes out well within it, and the ACK costs no system call and no segment of
-/// its own (about 4 % of the CPU per miss at 3,000 a second); below, each read is
-/// acknowledged 2 ms late at most. A server with Nagle on holds the rest of a burst
-/// that long, not for the kernel's delayed ACK (40 ms).
-pub const ACK_WAIT: Duration = Duration::from_millis(2);
+/// While queries go out on a connection at least this often, the ACK for answers read
+/// waits for the next one to carry it, this long at most, before the connection sends
+/// one of its own ([`ack_now`]): at such loads the ACK then costs no system call and no
+/// segment (about 4 % of the CPU per miss at 3,000 a second), and a server with Nagle
+/// on holds its next answer no longer than the gap between two queries. Otherwise
+/// (light use: a burst, then nothing) what is read is acknowledged at once, so that
+/// such a server sends the rest of the burst one round trip after its first answer.
+pub const ACK_WAIT: Duration = Duration::from_millis(1);
 
 /// One TLS connection to an upstream.
 pub struct Channel {
@@ -166,6 +167,8 @@ pub struct Channel {
     /// When the ACK for answers read goes out on its own if no query has carried it
     /// by then (see [`ACK_WAIT`]).
     ack_by: Option<Instant>,
+    /// When queries were last written.
+    wrote_at: Option<Instant>,
 }
 
 impl Channel {
@@ -199,6 +202,7 @@ impl Channel {
             drained: false,
             read_to_end: false,
             ack_by: None,
+            wrote_at: None,
         };
         c.collect_output();
         Ok(c)
@@ -243,10 +247,11 @@ impl Channel {
     /// Seals the queries added since the last call and writes them (one TLS record and
     /// one write for all of them, where one each cost a record, a write and, at 100 in
     /// flight, a share of the latency).
-    pub fn send_queued(&mut self) {
+    pub fn send_queued(&mut self, now: Instant) {
         if self.conn.has_queued() {
             self.collect_output();
             self.flush();
+            self.wrote_at = Some(now);
         }
     }
 
@@ -357,14 +362,18 @@ impl Channel {
         }
         // Only while more is due from the server: with nothing in flight it holds
         // nothing back, and the next query carries the ACK. The handshake's at once (a
-        // reconnect waits on it); answers' when no query carried it within ACK_WAIT.
+        // reconnect waits on it); answers' by the next query while queries flow (see
+        // ACK_WAIT), at once otherwise.
         if read_some {
+            let flowing = self
+                .wrote_at
+                .is_some_and(|t| now.saturating_duration_since(t) < ACK_WAIT);
             if !self.awaits_data() {
                 self.ack_by = None;
-            } else if *self.conn.state() == DotState::Handshaking {
-                ack_now(&self.stream);
+            } else if *self.conn.state() == DotState::Open && flowing {
+                self.ack_by.get_or_insert(now + ACK_WAIT);
             } else if self.ack_by.is_none() {
-                self.ack_by = Some(now + ACK_WAIT);
+                ack_now(&self.stream);
             }
         }
         if *self.conn.state() == DotState::Open {

@@ -289,13 +289,13 @@ impl Transports {
 
     /// Writes the queries of this loop turn on every TLS connection; called once per
     /// turn after everything that may send.
-    pub fn flush_tls(&mut self) {
+    pub fn flush_tls(&mut self, now: Instant) {
         if !self.tls_open() {
             return;
         }
         for &slot in self.tls.conns.values().chain(self.tls.older.iter()) {
             if let Some(Channel::Tls(t)) = self.channels.get_mut(slot) {
-                t.send_queued();
+                t.send_queued(now);
             }
         }
     }

@@ -1,8 +1,9 @@
-//! When a DoT connection acknowledges the answers it reads: a query written within
-//! `ACK_WAIT` carries the ACK; otherwise the connection sends one of its own
-//! (TCP_QUICKACK) at that deadline, which the event loop keeps through
-//! `Channel::next_deadline` and `Channel::tick`. A real TLS connection over loopback to
-//! a rustls server in a thread; the deadlines on a virtual clock.
+//! When a DoT connection acknowledges the answers it reads: while queries flow (one
+//! went out within `ACK_WAIT`), a query written within `ACK_WAIT` carries the ACK,
+//! or the connection sends one of its own (TCP_QUICKACK) at that deadline, which the
+//! event loop keeps through `Channel::next_deadline` and `Channel::tick`; otherwise
+//! at once. A real TLS connection over loopback to a rustls server in a thread; the
+//! deadlines on a virtual clock.
 #![cfg(all(feature = "tls", target_os = "linux"))]
 
 use std::io::{Read, Write};
@@ -136,10 +137,11 @@ fn answers_are_acknowledged_by_the_next_query_or_at_the_deadline() {
     }
     assert!(c.was_open, "{:?} {:?}", c.error, c.socket_error);
 
-    // Two queries in flight; the server answers the first.
+    // Two queries in flight; the server answers the first while queries flow (the
+    // last went out less than ACK_WAIT before).
     assert!(c.add(owner(1), &query(1, "a.example.test"), 0, &mut rng));
     assert!(c.add(owner(2), &query(2, "b.example.test"), 0, &mut rng));
-    c.send_queued();
+    c.send_queued(t0);
     // What a connection that sends right after it reads is in: delayed ACKs.
     set_quickack(&c.stream, false);
     tell.send(1).unwrap();
@@ -147,9 +149,12 @@ fn answers_are_acknowledged_by_the_next_query_or_at_the_deadline() {
     let mut buf = Vec::new();
     assert!(matches!(c.next_event(&mut buf), Some(Event::Message(o, _)) if o == owner(1)));
     // The ACK waits for a query to carry it, ACK_WAIT at most.
-    assert!(!quickack(&c.stream), "acknowledged at once");
+    assert!(
+        !quickack(&c.stream),
+        "acknowledged at once while queries flow"
+    );
     assert_eq!(c.next_deadline(), Some(t0 + ACK_WAIT));
-    c.tick(t0 + ACK_WAIT - Duration::from_millis(1));
+    c.tick(t0 + ACK_WAIT / 2);
     assert!(!quickack(&c.stream), "acknowledged before the deadline");
     c.tick(t0 + ACK_WAIT);
     assert!(quickack(&c.stream), "no ACK at the deadline");
@@ -160,16 +165,16 @@ fn answers_are_acknowledged_by_the_next_query_or_at_the_deadline() {
     );
 
     // A query written after the read carries the ACK: nothing owed after it.
-    assert!(c.add(owner(3), &query(3, "c.example.test"), 0, &mut rng));
-    c.send_queued();
-    set_quickack(&c.stream, false);
     let t1 = t0 + Duration::from_secs(1);
+    assert!(c.add(owner(3), &query(3, "c.example.test"), 0, &mut rng));
+    c.send_queued(t1);
+    set_quickack(&c.stream, false);
     tell.send(2).unwrap();
     read_arrival(&mut c, t1);
     assert!(matches!(c.next_event(&mut buf), Some(Event::Message(o, _)) if o == owner(2)));
     assert_eq!(c.next_deadline(), Some(t1 + ACK_WAIT));
     assert!(c.add(owner(4), &query(4, "d.example.test"), 0, &mut rng));
-    c.send_queued();
+    c.send_queued(t1);
     assert_eq!(c.next_deadline(), None, "the query carried the ACK");
     c.tick(t1 + ACK_WAIT);
     assert!(
@@ -177,11 +182,17 @@ fn answers_are_acknowledged_by_the_next_query_or_at_the_deadline() {
         "an ACK of its own after a query carried it"
     );
 
-    // Nothing in flight after the last answers: nothing held back, nothing owed.
-    tell.send(3).unwrap();
-    tell.send(4).unwrap();
+    // No query for longer than ACK_WAIT (light use): acknowledged at once.
     let t2 = t1 + Duration::from_secs(1);
-    // Both answers, in as many reads as they take to arrive (bounded).
+    tell.send(3).unwrap();
+    read_arrival(&mut c, t2);
+    assert!(matches!(c.next_event(&mut buf), Some(Event::Message(o, _)) if o == owner(3)));
+    assert!(quickack(&c.stream), "the read left the ACK delayed");
+    assert_eq!(c.next_deadline(), None);
+
+    // Nothing in flight after the last answer: nothing held back, nothing owed.
+    tell.send(4).unwrap();
+    // In as many reads as it takes to arrive (bounded).
     for _ in 0..10 {
         read_arrival(&mut c, t2);
         while c.next_event(&mut buf).is_some() {}
