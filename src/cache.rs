@@ -60,35 +60,6 @@ impl Default for KeyedHash {
     }
 }
 
-/// [`KeyedHash`] for a `HashMap` with byte-string keys from the LAN (the questions in
-/// flight, by cache key): the cache's keyed hash, a few dozen instructions where the
-/// standard SipHash takes a few hundred, with the same guard against chosen keys.
-pub type KeyedMap<V> = std::collections::HashMap<Box<[u8]>, V, KeyedHash>;
-
-impl BuildHasher for KeyedHash {
-    type Hasher = KeyedHasher;
-
-    fn build_hasher(&self) -> KeyedHasher {
-        KeyedHasher(*self, 0)
-    }
-}
-
-/// The hasher of a [`KeyedMap`]: a key is one `write` of its bytes (their length is in
-/// the hash), after the length prefix, which it leaves out.
-pub struct KeyedHasher(KeyedHash, u64);
-
-impl std::hash::Hasher for KeyedHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        self.1 ^= self.0.hash(bytes);
-    }
-
-    fn write_usize(&mut self, _: usize) {}
-
-    fn finish(&self) -> u64 {
-        self.1
-    }
-}
-
 /// Per-entry bookkeeping counted against the budget on top of the entry's bytes
 /// (slot, index bucket, allocator overhead).
 pub const ENTRY_OVERHEAD: usize = 112;
@@ -634,31 +605,6 @@ mod tests {
         assert!(buckets.iter().all(|&c| c < 30), "{buckets:?}");
         assert_ne!(a.hash(b"x.test"), b.hash(b"x.test"));
         assert_ne!(a.hash(b""), a.hash(b"\0"));
-    }
-
-    #[test]
-    fn keyed_map_holds_byte_keys() {
-        // A model check against a BTreeMap, with keys that differ only late and in length.
-        let mut m: KeyedMap<usize> = Default::default();
-        let mut model = std::collections::BTreeMap::new();
-        for i in 0..2000usize {
-            let mut k = key((i % 700) as u32);
-            k.extend(std::iter::repeat_n(b'x', i % 5));
-            let k: Box<[u8]> = k.into();
-            if i % 3 == 2 {
-                assert_eq!(m.remove(&k), model.remove(&k), "key {i}");
-            } else {
-                assert_eq!(m.insert(k.clone(), i), model.insert(k, i), "key {i}");
-            }
-        }
-        assert_eq!(m.len(), model.len());
-        for (k, v) in &model {
-            assert_eq!(m.get(k), Some(v));
-        }
-        // Keyed: another map (another seed) places the same key elsewhere.
-        let (a, b) = (KeyedHash::new(), KeyedHash::new());
-        let k: &[u8] = &key(1);
-        assert_ne!(a.hash_one(k), b.hash_one(k));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::core::inflight::{check, ReplyTo, Verdict, Waiter};
 use crate::core::retry::{self, OnReply, MAX_OPEN_ATTEMPTS};
 use crate::core::timers::{self, OnMiss, OnTimer};
 use crate::core::upstreams::UpstreamId;
-use crate::server::{Attempt, Conn, Pending, Server, Timer};
+use crate::server::{Attempt, Conn, Pending, PendingSlot, Server, Timer};
 use crate::transport::{Event, Owner, Proto};
 use crate::wire::build::{self, Ede};
 use crate::wire::{ede, scan_message, NameBuf, QueryView};
@@ -24,13 +24,18 @@ pub(crate) mod validate;
 const MAX_WAITERS: usize = 256;
 /// Questions in flight at once.
 pub(crate) const MAX_PENDING: usize = 4096;
-/// Emptied waiter and attempt lists kept for new questions (a miss then allocates
-/// neither), and the largest lists worth keeping. Only in builds with encrypted
-/// upstreams: the plain router binary has no room left for it in its size budget.
+/// Records of finished questions kept for new ones (a miss then allocates neither the
+/// record nor its lists), and the largest lists worth keeping. Only in builds with
+/// encrypted upstreams: the plain router binary has no room left for it in its size
+/// budget.
 #[cfg(feature = "tls")]
-const SPARE_LISTS: usize = 32;
+const SPARE_PENDING: usize = 32;
 #[cfg(feature = "tls")]
 const SPARE_WAITERS: usize = 4;
+/// [`Server::pending_gens`] of a free slot. A question may have this generation too
+/// (once in 2^32): its dead timers then stay in the heap until due, and fire harmlessly.
+#[cfg(feature = "tls")]
+const NO_GEN: u32 = u32::MAX;
 #[cfg(feature = "tls")]
 const SPARE_ATTEMPTS: usize = 8;
 
@@ -64,7 +69,7 @@ impl Server {
             opt: q.opt,
             name: q.question.name.clone(),
         };
-        if let Some(&pi) = self.inflight.get(key.as_bytes()) {
+        if let Some(pi) = self.inflight_slot(key) {
             if let Some(p) = self.pending.get_mut(pi) {
                 if p.waiters.len() >= MAX_WAITERS {
                     self.stats.drop_overload += 1;
@@ -150,16 +155,29 @@ impl Server {
         let mut name = NameBuf::from_wire(key.name_wire()).ok()?;
         name.make_lowercase();
         self.pending_gen = self.pending_gen.wrapping_add(1);
-        let mut p = Pending::new(self.pending_gen, key, name, None, self.now);
         #[cfg(feature = "tls")]
-        if let Some((waiters, attempts)) = self.miss.spare_lists.pop() {
-            (p.waiters, p.attempts) = (waiters, attempts);
-        }
+        let mut p = match self.miss.spare_pending.pop() {
+            Some(mut p) => {
+                p.reset(self.pending_gen, key, name, self.now);
+                p
+            }
+            None => Box::new(Pending::new(self.pending_gen, key, name, None, self.now)),
+        };
+        #[cfg(not(feature = "tls"))]
+        let mut p = Pending::new(self.pending_gen, key, name, None, self.now);
         if let Some(w) = waiter {
             p.waiters.push(w);
         }
         let pi = self.pending.insert(p);
-        self.inflight.insert(key.as_bytes().into(), pi);
+        #[cfg(feature = "tls")]
+        {
+            if self.pending_gens.len() <= pi {
+                self.pending_gens.resize(pi + 1, NO_GEN);
+            }
+            self.pending_gens[pi] = self.pending_gen;
+        }
+        let hash = self.inflight.hash(key.as_bytes());
+        self.inflight.insert(hash, pi);
         Some(pi)
     }
 
@@ -180,7 +198,7 @@ impl Server {
     /// Sends one link probe: one attempt per server (at most 3), no retransmits, so a
     /// dead server does not hide a live one.
     pub(crate) fn probe(&mut self, key: &Key) {
-        if self.inflight.contains_key(key.as_bytes()) || self.upstreams.is_empty() {
+        if self.inflight_slot(key).is_some() || self.upstreams.is_empty() {
             return;
         }
         let attempts = self.upstreams.list.len().min(3);
@@ -194,7 +212,7 @@ impl Server {
 
     /// Starts resolving `key` with nobody waiting (prefetch, refresh).
     pub(crate) fn background(&mut self, key: &Key) -> bool {
-        if self.inflight.contains_key(key.as_bytes())
+        if self.inflight_slot(key).is_some()
             || self.upstreams.is_empty()
             || self.pending.len() >= MAX_PENDING / 2
             || self.inflight_over_limit()
@@ -680,7 +698,7 @@ impl Server {
             self.give_up(pi, EDE_NO_UPSTREAM);
             return;
         }
-        let Some(mut p) = self.finish(pi) else { return };
+        let Some(p) = self.finish(pi) else { return };
         let now = self.now_secs();
         let flags = store.flags;
         if store.cached(|| self.key_blocked(&p.key)) {
@@ -720,7 +738,7 @@ impl Server {
         (self.miss.stored, self.miss.stored_pos) = (stored, stored_pos);
         #[cfg(feature = "dnssec")]
         self.feed_walks(pi, p.gen, Some(&prepared.msg));
-        self.recycle(&mut p);
+        self.recycle(p);
         let scratch = &mut self.miss.scratch;
         scratch.keep_buffers(prepared.msg, prepared.ttl_pos);
     }
@@ -748,7 +766,7 @@ impl Server {
 
     /// Answers NXDOMAIN (EDE 15, Blocked) to everyone waiting on a rebinding answer.
     fn refuse_rebinding(&mut self, pi: usize) {
-        let Some(mut p) = self.finish(pi) else { return };
+        let Some(p) = self.finish(pi) else { return };
         for w in &p.waiters {
             let q = w.query_view(p.qtype, p.qclass);
             self.client_outstanding(w.to, -1);
@@ -762,7 +780,7 @@ impl Server {
         }
         #[cfg(feature = "dnssec")]
         self.feed_walks(pi, p.gen, None);
-        self.recycle(&mut p);
+        self.recycle(p);
     }
 
     /// Nothing useful came back in time: a stale answer, the last failure answer, or SERVFAIL.
@@ -781,7 +799,7 @@ impl Server {
                 return;
             }
         }
-        let Some(mut p) = self.finish(pi) else { return };
+        let Some(p) = self.finish(pi) else { return };
         for w in &p.waiters {
             let q = w.query_view(p.qtype, p.qclass);
             self.client_outstanding(w.to, -1);
@@ -791,7 +809,7 @@ impl Server {
         }
         #[cfg(feature = "dnssec")]
         self.feed_walks(pi, p.gen, None);
-        self.recycle(&mut p);
+        self.recycle(p);
     }
 
     /// The client-response timer (RFC 8767): waiters get the stale answer, resolution goes on.
@@ -815,29 +833,39 @@ impl Server {
     /// Keeps a finished question's lists, emptied, for [`Self::new_pending`] (large
     /// ones go with the question).
     #[cfg(feature = "tls")]
-    fn recycle(&mut self, p: &mut Pending) {
-        let spare = &mut self.miss.spare_lists;
-        if spare.len() < SPARE_LISTS
+    fn recycle(&mut self, p: PendingSlot) {
+        let spare = &mut self.miss.spare_pending;
+        if spare.len() < SPARE_PENDING
             && p.waiters.capacity() <= SPARE_WAITERS
             && p.attempts.capacity() <= SPARE_ATTEMPTS
         {
-            p.waiters.clear();
-            p.attempts.clear();
-            spare.push((
-                std::mem::take(&mut p.waiters),
-                std::mem::take(&mut p.attempts),
-            ));
+            spare.push(p);
         }
     }
 
     #[cfg(not(feature = "tls"))]
-    fn recycle(&mut self, _: &mut Pending) {}
+    fn recycle(&mut self, _: PendingSlot) {}
+
+    /// The question in flight for `key`, if any.
+    pub(crate) fn inflight_slot(&self, key: &Key) -> Option<usize> {
+        let hash = self.inflight.hash(key.as_bytes());
+        self.inflight.get(hash, |pi| {
+            self.pending
+                .get(pi)
+                .is_some_and(|p| p.key.as_bytes() == key.as_bytes())
+        })
+    }
 
     /// Removes a pending question and closes its sockets.
-    fn finish(&mut self, pi: usize) -> Option<Pending> {
+    fn finish(&mut self, pi: usize) -> Option<PendingSlot> {
         self.close_attempts(pi);
         let p = self.pending.remove(pi)?;
-        self.inflight.remove(p.key.as_bytes());
+        #[cfg(feature = "tls")]
+        if let Some(g) = self.pending_gens.get_mut(pi) {
+            *g = NO_GEN;
+        }
+        let hash = self.inflight.hash(p.key.as_bytes());
+        self.inflight.remove(hash, pi);
         Some(p)
     }
 

@@ -52,6 +52,14 @@ pub enum Conn {
 /// A question in flight as the daemon keeps it: attempts over its transports, the
 /// failure answer prepared for its clients.
 pub type Pending = inflight::Pending<crate::transport::Proto, crate::answer::Prepared>;
+/// A question in flight as the pending table holds it. Boxed in builds with encrypted
+/// upstreams, where finished records are kept for new questions: a miss then moves no
+/// 700-byte record into the table and out of it again, and allocates nothing. Inline
+/// in the plain router binary, which has no room left in its size budget.
+#[cfg(feature = "tls")]
+pub type PendingSlot = Box<Pending>;
+#[cfg(not(feature = "tls"))]
+pub type PendingSlot = Pending;
 /// One attempt of a [`Pending`] question.
 pub type Attempt = inflight::Attempt<crate::transport::Proto>;
 
@@ -64,9 +72,9 @@ pub(crate) struct MissBuffers {
     /// An answer's stored form (bytes, TTL offsets) on its way to the cache and replies.
     pub(crate) stored: Vec<u8>,
     pub(crate) stored_pos: Vec<u16>,
-    /// Waiter and attempt lists of finished questions, emptied, for new ones.
+    /// Records of finished questions, for new ones (with their lists' capacity).
     #[cfg(feature = "tls")]
-    pub(crate) spare_lists: Vec<(Vec<crate::core::inflight::Waiter>, Vec<Attempt>)>,
+    pub(crate) spare_pending: Vec<PendingSlot>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -127,9 +135,9 @@ pub struct Server {
     pub(crate) conns: Slab<Conn>,
     /// Upstream sockets, under the attempts they serve.
     pub(crate) transports: crate::transport::Transports,
-    pub(crate) pending: Slab<Pending>,
+    pub(crate) pending: Slab<PendingSlot>,
     /// Cache key → pending slot, for merging identical questions in flight.
-    pub(crate) inflight: crate::cache::KeyedMap<usize>,
+    pub(crate) inflight: crate::core::inflight::InflightIndex,
     pub(crate) cache: Cache,
     pub(crate) upstreams: Upstreams,
     pub(crate) rng: Rng,
@@ -159,6 +167,11 @@ pub struct Server {
     next_housekeeping: Instant,
     pub(crate) serial: u32,
     pub(crate) pending_gen: u32,
+    /// The generation of the question in each pending slot, NO_GEN when free: what
+    /// tells a dead timer at the head of the heap from a live one each loop turn,
+    /// read from 4 bytes a slot instead of the slot's record (a cache miss a turn).
+    #[cfg(feature = "tls")]
+    pub(crate) pending_gens: Vec<u32>,
     pub(crate) link: crate::core::link::Link,
     /// `stale_exclude` as names.
     pub(crate) stale_exclude: Vec<crate::wire::NameBuf>,
@@ -263,6 +276,8 @@ impl Server {
             next_housekeeping: now,
             serial: 0,
             pending_gen: 0,
+            #[cfg(feature = "tls")]
+            pending_gens: Vec::new(),
             link: crate::core::link::Link::default(),
             stale_exclude: Vec::new(),
             rebind_exempt: Vec::new(),
@@ -539,11 +554,9 @@ impl Server {
     /// loop does not wake for them (see `core::timers::drop_dead_heads`).
     #[cfg(feature = "tls")]
     fn drop_dead_timers(&mut self) {
-        let pending = &self.pending;
+        let gens = &self.pending_gens;
         crate::core::timers::drop_dead_heads(&mut self.timers, |t| match *t {
-            Timer::Pending(i, gen) | Timer::Stale(i, gen) => {
-                !pending.get(i).is_some_and(|p| p.gen == gen)
-            }
+            Timer::Pending(i, gen) | Timer::Stale(i, gen) => gens.get(i) != Some(&gen),
             Timer::Client(..) => false,
         });
     }

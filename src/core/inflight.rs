@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use crate::cache::Key;
+use crate::cache::{Key, KeyedHash};
 use crate::core::upstreams::UpstreamId;
 use crate::wire::message::read_question;
 use crate::wire::{Header, NameBuf, Opt, QueryView, Question, HEADER_LEN};
@@ -148,5 +148,68 @@ pub fn check<P, F>(msg: &[u8], a: &Attempt<P>, p: &Pending<P, F>) -> Verdict {
             false => Verdict::Match,
         },
         _ => Verdict::Mismatch,
+    }
+}
+
+/// The questions in flight by cache key, for merging identical ones: the key's keyed
+/// hash (the cache's: keys are LAN-chosen) → the question's slot. The key itself is not
+/// kept here (a copy and an allocation per miss): the slot's record has it, and a
+/// lookup confirms it there. Two keys with one hash (by chance, once in 2^64) share an
+/// entry: the later one takes it, and the earlier question is merged no more.
+#[derive(Default)]
+pub struct InflightIndex {
+    slots: std::collections::HashMap<u64, usize, std::hash::BuildHasherDefault<Spread>>,
+    keys: KeyedHash,
+}
+
+/// A hasher for keys that are hashes already (keyed, well mixed): passes them on.
+#[derive(Default)]
+pub struct Spread(u64);
+
+impl std::hash::Hasher for Spread {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, h: u64) {
+        self.0 = h;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl InflightIndex {
+    /// The hash a key is filed under.
+    pub fn hash(&self, key: &[u8]) -> u64 {
+        self.keys.hash(key)
+    }
+
+    /// The slot filed under `hash`, if `is(slot)` confirms it holds the key.
+    pub fn get(&self, hash: u64, is: impl FnOnce(usize) -> bool) -> Option<usize> {
+        self.slots.get(&hash).copied().filter(|&slot| is(slot))
+    }
+
+    /// Files `slot` under `hash`, in place of what was there.
+    pub fn insert(&mut self, hash: u64, slot: usize) {
+        self.slots.insert(hash, slot);
+    }
+
+    /// Unfiles `slot` from `hash`, unless another slot took the entry since.
+    pub fn remove(&mut self, hash: u64, slot: usize) {
+        if self.slots.get(&hash) == Some(&slot) {
+            self.slots.remove(&hash);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
     }
 }

@@ -1297,3 +1297,39 @@ fn the_wait_ends_at_the_first_live_timer() {
     super::timers::drop_dead_heads(&mut heap, dead);
     assert!(heap.is_empty());
 }
+
+/// The in-flight index files a slot under its key's hash and hands it out only when the
+/// slot confirms the key; two keys with one hash share the entry (the later one's), and
+/// the earlier one's removal leaves it alone.
+#[test]
+fn inflight_index_files_slots_by_keyed_hash() {
+    use crate::core::inflight::InflightIndex;
+    let mut ix = InflightIndex::default();
+    let slots = ["a.test", "b.test", "c.test"];
+    let key_of = |slot: usize| slots[slot].as_bytes();
+    for (slot, key) in slots.iter().enumerate() {
+        ix.insert(ix.hash(key.as_bytes()), slot);
+    }
+    assert_eq!(ix.len(), 3);
+    for key in slots {
+        let h = ix.hash(key.as_bytes());
+        assert_eq!(
+            ix.get(h, |s| key_of(s) == key.as_bytes()).map(key_of),
+            Some(key.as_bytes())
+        );
+    }
+    // Not confirmed by the slot: not in flight.
+    let h = ix.hash(b"a.test");
+    assert_eq!(ix.get(h, |_| false), None);
+    assert_eq!(ix.get(ix.hash(b"d.test"), |_| true), None);
+    // Two keys, one hash: the later slot takes the entry.
+    ix.insert(h, 7);
+    assert_eq!(ix.get(h, |s| s == 7), Some(7));
+    ix.remove(h, 0);
+    assert_eq!(ix.get(h, |s| s == 7), Some(7), "the earlier slot's removal");
+    ix.remove(h, 7);
+    assert_eq!(ix.get(h, |_| true), None);
+    assert_eq!(ix.len(), 2);
+    // Keyed: another index (another seed) files the same key under another hash.
+    assert_ne!(InflightIndex::default().hash(b"a.test"), ix.hash(b"a.test"));
+}

@@ -80,6 +80,47 @@ impl<P, F> Pending<P, F> {
         }
     }
 
+    /// Makes a finished question's record a new one, as [`Pending::new`] without a
+    /// waiter would, in place: its lists keep their capacity, and the record (700
+    /// bytes) is not built elsewhere and moved in.
+    pub fn reset(&mut self, gen: u32, key: &Key, name: NameBuf, now: Instant) {
+        // Every field, named: a field added later must be reset here too.
+        let Pending {
+            gen: g,
+            key: k,
+            name: n,
+            qtype,
+            qclass,
+            do_bit,
+            cd,
+            waiters,
+            attempts,
+            next_timeout,
+            deadline,
+            last_failure,
+            held,
+            max_attempts,
+            stale_at,
+            no_0x20,
+        } = self;
+        *g = gen;
+        k.clone_from(key);
+        *n = name;
+        *qtype = key.qtype();
+        *qclass = key.qclass();
+        *do_bit = key.flags() & KEY_DO != 0;
+        *cd = key.flags() & KEY_CD != 0;
+        waiters.clear();
+        attempts.clear();
+        *next_timeout = now;
+        *deadline = now + QUERY_DEADLINE;
+        *last_failure = None;
+        *held = false;
+        *max_attempts = MAX_ATTEMPTS;
+        *stale_at = None;
+        *no_0x20 = false;
+    }
+
     /// Parks the question at `now` for `hold_timeout`; returns when its timer fires.
     pub fn hold(&mut self, now: Instant, hold_timeout: Duration) -> Instant {
         self.held = true;

@@ -281,7 +281,7 @@ impl Server {
                 return Some(full_message(hit.msg, hit.ttl_positions(), key));
             }
         }
-        let &spi = self.inflight.get(key.as_bytes())?;
+        let spi = self.inflight_slot(key)?;
         let gen = self.pending.get(spi)?.gen;
         self.dnssec
             .walks
@@ -309,7 +309,7 @@ impl Server {
                 continue;
             }
             self.dnssec.counters.subqueries += 1;
-            if let Some(&spi) = self.inflight.get(key.as_bytes()) {
+            if let Some(spi) = self.inflight_slot(&key) {
                 let gen = self.pending.get(spi).map(|p| p.gen);
                 if let (Some(gen), Some(v)) = (gen, self.dnssec.walks.get_mut(vid)) {
                     v.sub = Some((spi, gen));
