@@ -2,8 +2,8 @@
 //! went out within `ACK_WAIT`), a query written within `ACK_WAIT` carries the ACK,
 //! or the connection sends one of its own (TCP_QUICKACK) at that deadline, which the
 //! event loop keeps through `Channel::next_deadline` and `Channel::tick`; otherwise
-//! at once. A real TLS connection over loopback to a rustls server in a thread; the
-//! deadlines on a virtual clock.
+//! at once, as during the handshake. A real TLS connection over loopback to a rustls
+//! server in a thread (a raw TCP peer for the handshake); deadlines on a virtual clock.
 #![cfg(all(feature = "tls", target_os = "linux"))]
 
 use std::io::{Read, Write};
@@ -204,4 +204,46 @@ fn answers_are_acknowledged_by_the_next_query_or_at_the_deadline() {
     assert!(deadline > t2 + ACK_WAIT, "only the idle close is left");
     drop(tell);
     srv.join().unwrap();
+}
+
+/// The handshake's reads are acknowledged at once, whatever the load: a reconnect
+/// waits on the server's next flight, which a Nagle-on server would hold for the ACK.
+#[test]
+fn what_the_handshake_reads_is_acknowledged_at_once() {
+    let certs = Certs::make("dot-ack-hs");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let roots = load_roots(&certs.path("ca.pem")).unwrap();
+    let cfg = client_config(
+        std::sync::Arc::new(roots),
+        Vec::new(),
+        ClockTrust { synced: true },
+    )
+    .unwrap();
+    let now = Instant::now();
+    let mut c = Channel::connect(addr, cfg, NAME, now).unwrap();
+    let (mut server, _) = listener.accept().unwrap();
+    server
+        .set_read_timeout(Some(Duration::from_millis(10)))
+        .unwrap();
+    // The client's hello reaches the server once the connect is done. One byte: a read
+    // that times out part way would lose what it took.
+    let mut hello = [0u8; 1];
+    for _ in 0..500 {
+        c.drive(now);
+        if server.read_exact(&mut hello).is_ok() {
+            break;
+        }
+    }
+    assert_eq!(hello[0], 0x16, "a TLS handshake record");
+    set_quickack(&c.stream, false);
+    // The first bytes of the server's hello: a partial record, nothing to fail on yet.
+    server.write_all(&[0x16, 0x03, 0x03]).unwrap();
+    read_arrival(&mut c, now);
+    assert!(quickack(&c.stream), "the read left the ACK delayed");
+    assert_eq!(
+        c.next_deadline(),
+        Some(now + dproxy::tls::DotLimits::default().handshake_timeout),
+        "no ACK owed: only the handshake deadline"
+    );
 }
