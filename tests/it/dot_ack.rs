@@ -100,6 +100,17 @@ fn read_arrival(c: &mut Channel, now: Instant) {
     assert!(c.error.is_none(), "{:?}", c.error);
 }
 
+/// A client configuration that trusts the test CA, its clock synced.
+fn client(certs: &Certs) -> std::sync::Arc<rustls::ClientConfig> {
+    let roots = load_roots(&certs.path("ca.pem")).unwrap();
+    client_config(
+        std::sync::Arc::new(roots),
+        Vec::new(),
+        ClockTrust { synced: true },
+    )
+    .unwrap()
+}
+
 fn owner(n: usize) -> Owner {
     Owner {
         pending: n,
@@ -116,15 +127,8 @@ fn answers_are_acknowledged_by_the_next_query_or_at_the_deadline() {
     let (tell, told) = mpsc::channel();
     let srv = std::thread::spawn(server(&certs, listener, told));
 
-    let roots = load_roots(&certs.path("ca.pem")).unwrap();
-    let cfg = client_config(
-        std::sync::Arc::new(roots),
-        Vec::new(),
-        ClockTrust { synced: true },
-    )
-    .unwrap();
     let t0 = Instant::now();
-    let mut c = Channel::connect(addr, cfg, NAME, t0).unwrap();
+    let mut c = Channel::connect(addr, client(&certs), NAME, t0).unwrap();
     let mut rng = dproxy::rand::Rng::new().unwrap();
     // The handshake (and the session tickets after it), driven as the loop would.
     for _ in 0..1000 {
@@ -213,15 +217,8 @@ fn what_the_handshake_reads_is_acknowledged_at_once() {
     let certs = Certs::make("dot-ack-hs");
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let roots = load_roots(&certs.path("ca.pem")).unwrap();
-    let cfg = client_config(
-        std::sync::Arc::new(roots),
-        Vec::new(),
-        ClockTrust { synced: true },
-    )
-    .unwrap();
     let now = Instant::now();
-    let mut c = Channel::connect(addr, cfg, NAME, now).unwrap();
+    let mut c = Channel::connect(addr, client(&certs), NAME, now).unwrap();
     let (mut server, _) = listener.accept().unwrap();
     server
         .set_read_timeout(Some(Duration::from_millis(10)))
