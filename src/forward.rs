@@ -32,12 +32,12 @@ pub(crate) const MAX_PENDING: usize = 4096;
 const SPARE_PENDING: usize = 32;
 #[cfg(feature = "tls")]
 const SPARE_WAITERS: usize = 4;
+#[cfg(feature = "tls")]
+const SPARE_ATTEMPTS: usize = 8;
 /// [`Server::pending_gens`] of a free slot. A question may have this generation too
 /// (once in 2^32): its dead timers then stay in the heap until due, and fire harmlessly.
 #[cfg(feature = "tls")]
 const NO_GEN: u32 = u32::MAX;
-#[cfg(feature = "tls")]
-const SPARE_ATTEMPTS: usize = 8;
 
 const EDE_NO_UPSTREAM: Ede = Ede {
     code: ede::NO_REACHABLE_AUTHORITY,
