@@ -1333,3 +1333,39 @@ fn inflight_index_files_slots_by_keyed_hash() {
     // Keyed: another index (another seed) files the same key under another hash.
     assert_ne!(InflightIndex::default().hash(b"a.test"), ix.hash(b"a.test"));
 }
+
+/// A finished question's record, reset for a new question, is the record `new` makes:
+/// `reset` writes each field in place (no 700-byte record built and moved), so it
+/// repeats `new`'s starting values, and this keeps the two from drifting apart.
+#[test]
+fn a_reset_record_is_a_new_one() {
+    let t0 = Instant::now();
+    let (a, mut used) = attempt("www.example.test", true);
+    use crate::cache::{Key, KEY_CD, KEY_DO};
+    let key = Key::new(b"\x01b\x04test\x00", 28, 1, KEY_DO | KEY_CD);
+    let name = crate::wire::NameBuf::from_wire(key.name_wire()).unwrap();
+    // Everything a question's life changes.
+    used.attempts.push(a);
+    used.hold(t0, Duration::from_secs(30));
+    used.last_failure = Some(Failure);
+    used.max_attempts = 9;
+    used.stale_at = Some(t0);
+    used.no_0x20 = true;
+    let t1 = t0 + Duration::from_secs(5);
+    used.reset(42, &key, name.clone(), t1);
+    let new: Pending<Via, Failure> = Pending::new(42, &key, name, None, t1);
+    assert_eq!(used.gen, new.gen);
+    assert_eq!(used.key.as_bytes(), new.key.as_bytes());
+    assert_eq!(used.name, new.name);
+    assert_eq!((used.qtype, used.qclass), (new.qtype, new.qclass));
+    assert_eq!((used.do_bit, used.cd), (new.do_bit, new.cd));
+    assert!(used.waiters.is_empty() && used.attempts.is_empty());
+    assert!(used.attempts.capacity() > 0, "the list keeps its capacity");
+    assert_eq!(used.next_timeout, new.next_timeout);
+    assert_eq!(used.deadline, new.deadline);
+    assert!(used.last_failure.is_none() && new.last_failure.is_none());
+    assert_eq!(used.held, new.held);
+    assert_eq!(used.max_attempts, new.max_attempts);
+    assert_eq!(used.stale_at, new.stale_at);
+    assert_eq!(used.no_0x20, new.no_0x20);
+}
