@@ -27,8 +27,8 @@ import dns.rrset
 import pytest
 
 from harness.tools import ede_codes, wait_until
-from harness.ports import started_on
-from test_dot import LoopbackTlsServer, PlainWatch, _ca, _dated, _free_port, _leaf, _openssl_date
+from test_dot import (LoopbackTlsServer, PlainWatch, _ca, _dated, _free_port, _leaf,
+                      _openssl_date, _wait_listening)
 
 NAME = "doh.test"
 EDE_NO_REACHABLE = 22
@@ -54,21 +54,6 @@ def certs():
         os.chmod(os.path.join(d, f), 0o644)
     yield d
     subprocess.run(["rm", "-rf", d])
-
-
-def _wait_listening(proc, port, what):
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, what + " exited"
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            # Another worker's server on the port accepts too.
-            if started_on(proc, port):
-                return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise AssertionError("%s does not listen on %d" % (what, port))
 
 
 class Backend:

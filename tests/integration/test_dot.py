@@ -149,6 +149,22 @@ class PlainWatch:
         self.sock.close()
 
 
+def _wait_listening(proc, port, what):
+    """Waits (10 s at most) until `proc` accepts TCP on 127.0.0.1:`port` itself."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, what + " exited"
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            # Another worker's server on the port accepts too.
+            if started_on(proc, port):
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError("%s does not listen on %d" % (what, port))
+
+
 class Unbound:
     def __init__(self, certs, port):
         self.dir = tempfile.mkdtemp(prefix="dproxy-dot-unbound-")
@@ -174,18 +190,8 @@ class Unbound:
         self.proc = subprocess.Popen(["unbound", "-d", "-c", self.conf],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, "unbound exited"
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                # Another worker's server on the port accepts too.
-                if started_on(self.proc, self.port):
-                    return self
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError("unbound does not listen on %d" % self.port)
+        _wait_listening(self.proc, self.port, "unbound")
+        return self
 
     def queries(self):
         try:
