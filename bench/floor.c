@@ -98,8 +98,11 @@ int main(int argc, char **argv) {
     long wrote_at = 0; /* when queries last went out */
     for (;;) {
         struct epoll_event evs[8];
-        long left = ack_by ? ack_by - now_us() : -1;
-        int timeout = left < 0 && ack_by ? 0 : ack_by ? (int)((left + 999) / 1000) : -1;
+        int timeout = -1; /* no ACK owed: wait for traffic */
+        if (ack_by) {
+            long left = ack_by - now_us();
+            timeout = left > 0 ? (int)((left + 999) / 1000) : 0;
+        }
         int n = epoll_wait(ep, evs, 8, timeout);
         if (n < 0 && errno == EINTR)
             continue;
