@@ -2,9 +2,11 @@
 //!
 //! Each entry is one allocation holding the key, the answer in wire form and the
 //! offsets of its TTL fields, plus a 40-byte slot with its LRU links. The index is an
-//! open-addressing table of 4-byte slot numbers (linear probing, backward-shift
-//! deletion), placed by a keyed hash with a random seed per process (no hash flooding);
-//! the slot's own key is compared on every hit.
+//! open-addressing table (linear probing, backward-shift deletion) of 8-byte buckets,
+//! each a slot number and the upper half of its key's hash, placed by a keyed hash with
+//! a random seed per process (no hash flooding). Probes compare the bucket's hash, so a
+//! lookup reads slots only for a likely match, whose own key is then compared: on a
+//! router's miss path each slot read is a cache miss of its own.
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -160,6 +162,22 @@ impl Key {
 
 const NIL: u32 = u32::MAX;
 
+/// An empty index bucket.
+const EMPTY: u64 = u64::MAX;
+
+/// An index bucket: the key's hash (upper half of the keyed hash) above the slot number.
+fn bucket(slot: u32, hash: u32) -> u64 {
+    (hash as u64) << 32 | slot as u64
+}
+
+fn bucket_slot(b: u64) -> u32 {
+    b as u32
+}
+
+fn bucket_hash(b: u64) -> u32 {
+    (b >> 32) as u32
+}
+
 /// 40 bytes: the key's length is not stored, its name's labels tell it.
 struct Entry {
     /// key ++ message ++ TTL offsets (u16, big-endian).
@@ -223,8 +241,9 @@ impl<'a> Cached<'a> {
 
 /// The cache itself.
 pub struct Cache {
-    /// Slot numbers (NIL = empty); the length is a power of two, at most 3/4 full.
-    index: Vec<u32>,
+    /// Buckets (see [`bucket`]; EMPTY = none); the length is a power of two, at most
+    /// 3/4 full.
+    index: Vec<u64>,
     count: usize,
     slots: Vec<Option<Entry>>,
     free: Vec<u32>,
@@ -294,23 +313,22 @@ impl Cache {
     fn index_insert(&mut self, i: u32, h: u32) {
         if (self.count + 1) * 4 > self.index.len() * 3 {
             let cap = (self.index.len() * 2).max(64);
-            let old = std::mem::replace(&mut self.index, vec![NIL; cap]);
-            for s in old.into_iter().filter(|&s| s != NIL) {
-                let hs = self.slot(s).map(|e| e.hash).unwrap_or(0);
-                self.place(s, hs);
+            let old = std::mem::replace(&mut self.index, vec![EMPTY; cap]);
+            for b in old.into_iter().filter(|&b| b != EMPTY) {
+                self.place(b);
             }
         }
-        self.place(i, h);
+        self.place(bucket(i, h));
         self.count += 1;
     }
 
-    fn place(&mut self, i: u32, h: u32) {
+    fn place(&mut self, b: u64) {
         let mask = self.mask();
-        let mut p = h as usize & mask;
-        while self.index[p] != NIL {
+        let mut p = bucket_hash(b) as usize & mask;
+        while self.index[p] != EMPTY {
             p = (p + 1) & mask;
         }
-        self.index[p] = i;
+        self.index[p] = b;
     }
 
     /// Takes slot `i` out of the index (backward-shift deletion keeps probes short).
@@ -322,31 +340,31 @@ impl Cache {
         let mut p = h as usize & mask;
         loop {
             match self.index.get(p) {
-                Some(&s) if s == i => break,
-                Some(&NIL) | None => return,
+                Some(&b) if b == bucket(i, h) => break,
+                Some(&EMPTY) | None => return,
                 Some(_) => p = (p + 1) & mask,
             }
         }
         let mut j = p;
         loop {
             j = (j + 1) & mask;
-            let s = self.index[j];
-            if s == NIL {
+            let b = self.index[j];
+            if b == EMPTY {
                 break;
             }
-            let home = self.slot(s).map(|e| e.hash as usize & mask).unwrap_or(j);
-            // Move s back into the hole unless its home lies cyclically in (p, j].
+            let home = bucket_hash(b) as usize & mask;
+            // Move b back into the hole unless its home lies cyclically in (p, j].
             let in_between = if p <= j {
                 p < home && home <= j
             } else {
                 p < home || home <= j
             };
             if !in_between {
-                self.index[p] = s;
+                self.index[p] = b;
                 p = j;
             }
         }
-        self.index[p] = NIL;
+        self.index[p] = EMPTY;
         self.count -= 1;
     }
 
@@ -366,12 +384,13 @@ impl Cache {
         let mask = self.mask();
         let mut p = h as usize & mask;
         loop {
-            let s = *self.index.get(p)?;
-            if s == NIL {
+            let b = *self.index.get(p)?;
+            if b == EMPTY {
                 return None;
             }
-            if let Some(e) = self.slot(s) {
-                if e.hash == h && e.key() == key {
+            if bucket_hash(b) == h {
+                let s = bucket_slot(b);
+                if self.slot(s).is_some_and(|e| e.key() == key) {
                     return Some(s);
                 }
             }
@@ -633,6 +652,28 @@ mod tests {
                 Some(v.to_be_bytes().to_vec())
             );
         }
+    }
+
+    #[test]
+    fn index_holds_keys_whose_hashes_collide() {
+        // Zero keys make every key hash to 0: every bucket then carries the same hash, so
+        // lookups must tell keys apart by the slot's own key, and removal must keep the
+        // rest findable (one long probe run).
+        let mut c = Cache::new(1 << 20);
+        c.seed = KeyedHash { k0: 0, k1: 0 };
+        assert_eq!(c.hash(&key(1)), c.hash(&key(2)));
+        for n in 0..40 {
+            assert!(c.insert(&key(n), &n.to_be_bytes(), &[], 0, 60, 0));
+        }
+        for n in (0..40).step_by(3) {
+            assert!(c.remove(&key(n)));
+        }
+        for n in 0..40 {
+            let got = c.peek(&key(n)).map(|e| e.msg.to_vec());
+            let want = (n % 3 != 0).then(|| n.to_be_bytes().to_vec());
+            assert_eq!(got, want, "key {n}");
+        }
+        assert!(c.get(&key(99)).is_none());
     }
 
     #[test]

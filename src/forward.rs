@@ -433,9 +433,9 @@ impl Server {
         let mut buf = std::mem::take(&mut self.rbuf);
         // Read until the socket is empty: epoll reports it only once, and a flood of
         // forged answers must not bury the real one. The socket buffer bounds the loop.
-        while let Some(ev) = self
-            .transports
-            .next_event(self.poll.registry(), slot, &mut buf)
+        while let Some(ev) =
+            self.transports
+                .next_event(self.poll.registry(), slot, &mut buf, self.now)
         {
             match ev {
                 Event::Message(owner, n) => {

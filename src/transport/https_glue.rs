@@ -371,8 +371,8 @@ impl Transports {
         reg: &Registry,
         slot: usize,
         buf: &mut Vec<u8>,
+        now: Instant,
     ) -> Option<Event> {
-        let now = Instant::now();
         let Some(Channel::Https(t)) = self.channels.get_mut(slot) else {
             return None;
         };

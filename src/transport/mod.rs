@@ -11,6 +11,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use mio::{Interest, Registry, Token};
 
@@ -252,7 +253,16 @@ impl Transports {
     /// The next thing the socket with token `TOKEN_BASE + slot` has to say, reading from
     /// the socket as needed; None when it has nothing more for now. A message is put into
     /// `buf`. Call until None: epoll reports a socket once per change (edge-triggered).
-    pub fn next_event(&mut self, reg: &Registry, slot: usize, buf: &mut Vec<u8>) -> Option<Event> {
+    /// What the channel at `slot` says next. `now` is the loop turn's clock, read once
+    /// after the wait: a read of it per event was a clock read per answer.
+    #[cfg_attr(not(feature = "tls"), allow(unused_variables))]
+    pub fn next_event(
+        &mut self,
+        reg: &Registry,
+        slot: usize,
+        buf: &mut Vec<u8>,
+        now: Instant,
+    ) -> Option<Event> {
         let ev = match self.channels.get_mut(slot)? {
             // A bootstrap lookup's socket: the lookup takes what it says.
             #[cfg(feature = "doh")]
@@ -263,9 +273,9 @@ impl Transports {
             Channel::Udp(u) => return u.next_event(buf),
             Channel::Tcp(t) => t.next_event(buf),
             #[cfg(feature = "tls")]
-            Channel::Tls(_) => return self.next_tls_event(reg, slot, buf),
+            Channel::Tls(_) => return self.next_tls_event(reg, slot, buf, now),
             #[cfg(feature = "doh")]
-            Channel::Https(_) => return self.next_https_event(reg, slot, buf),
+            Channel::Https(_) => return self.next_https_event(reg, slot, buf, now),
         };
         match ev {
             Some(Event::Message(o, _)) | Some(Event::Failed(o)) => {

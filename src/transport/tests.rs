@@ -37,7 +37,7 @@ fn collect(t: &mut Transports, poll: &mut Poll, want: usize) -> Vec<(Event, Vec<
             .unwrap();
         for ev in events.iter() {
             let slot = ev.token().0 - TOKEN_BASE;
-            while let Some(e) = t.next_event(poll.registry(), slot, &mut buf) {
+            while let Some(e) = t.next_event(poll.registry(), slot, &mut buf, Instant::now()) {
                 let body = match e {
                     Event::Message(_, n) => buf[..n].to_vec(),
                     _ => Vec::new(),
@@ -115,7 +115,12 @@ fn tcp_pipelines_attempts_to_one_server_and_matches_answers_by_id() {
         let mut buf = Vec::new();
         for ev in events.iter() {
             assert_eq!(
-                t.next_event(poll.registry(), ev.token().0 - TOKEN_BASE, &mut buf),
+                t.next_event(
+                    poll.registry(),
+                    ev.token().0 - TOKEN_BASE,
+                    &mut buf,
+                    Instant::now()
+                ),
                 None
             );
         }

@@ -184,19 +184,16 @@ impl Transports {
         reg: &Registry,
         slot: usize,
         buf: &mut Vec<u8>,
+        now: Instant,
     ) -> Option<Event> {
         let Some(Channel::Tls(t)) = self.channels.get_mut(slot) else {
             return None;
         };
         // One read takes all the answers that arrived; reading again for each of them
-        // would only cost a system call that finds the socket empty (and a clock read:
-        // the answers read ahead come out without either).
-        let read_at = (!t.has_answers()).then(|| {
-            let now = Instant::now();
+        // would only cost a system call that finds the socket empty.
+        if !t.has_answers() {
             t.drive(now);
-            now
-        });
-        let now = || read_at.unwrap_or_else(Instant::now);
+        }
         let addr = t.addr;
         let worked = t.was_open;
         if let Some(ev) = t.next_event(buf) {
@@ -206,7 +203,7 @@ impl Transports {
             if worked {
                 if let Some(s) = self.tls.servers.get_mut(&addr) {
                     if s.status != "ok" {
-                        s.record(addr, Ok(()), now());
+                        s.record(addr, Ok(()), now);
                     }
                 }
             }
@@ -224,8 +221,8 @@ impl Transports {
         );
         if let Some(s) = self.tls.servers.get_mut(&addr) {
             match failure {
-                Some(e) => s.record(addr, Err(e), now()),
-                None if worked => s.record(addr, Ok(()), now()),
+                Some(e) => s.record(addr, Err(e), now),
+                None if worked => s.record(addr, Ok(()), now),
                 None => {}
             }
         }
