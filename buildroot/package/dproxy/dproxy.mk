@@ -9,6 +9,11 @@ DPROXY_SITE = $(call github,dproxy,dproxy,v$(DPROXY_VERSION))
 DPROXY_LICENSE = MIT or Apache-2.0
 DPROXY_LICENSE_FILES = LICENSE-MIT LICENSE-APACHE
 
+# Cargo.toml's release profile is the host build's (opt-level 3). On the target the
+# level follows Buildroot's own choice: 2 or 3 when it optimises for speed, else "s",
+# as the router binaries of `make cross` are built.
+DPROXY_CARGO_ENV += CARGO_PROFILE_RELEASE_OPT_LEVEL=$(if $(BR2_OPTIMIZE_2),2,$(if $(BR2_OPTIMIZE_3)$(BR2_OPTIMIZE_FAST),3,s))
+
 # The full build (DNS over TLS). cargo-package builds and then installs with
 # cargo install, so both get the feature; the CA bundle is read at run time.
 ifeq ($(BR2_PACKAGE_DPROXY_FULL),y)
