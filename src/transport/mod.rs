@@ -253,8 +253,8 @@ impl Transports {
     /// The next thing the socket with token `TOKEN_BASE + slot` has to say, reading from
     /// the socket as needed; None when it has nothing more for now. A message is put into
     /// `buf`. Call until None: epoll reports a socket once per change (edge-triggered).
-    /// What the channel at `slot` says next. `now` is the loop turn's clock, read once
-    /// after the wait: a read of it per event was a clock read per answer.
+    /// `now` is the loop turn's clock, read once after the wait: reading it here was a
+    /// clock read per answer.
     #[cfg_attr(not(feature = "tls"), allow(unused_variables))]
     pub fn next_event(
         &mut self,
