@@ -830,8 +830,8 @@ impl Server {
         }
     }
 
-    /// Keeps a finished question's lists, emptied, for [`Self::new_pending`] (large
-    /// ones go with the question).
+    /// Keeps a finished question's record for [`Self::new_pending`], which resets it in
+    /// place (a record whose lists grew large goes, lists and all).
     #[cfg(feature = "tls")]
     fn recycle(&mut self, p: PendingSlot) {
         let spare = &mut self.miss.spare_pending;
