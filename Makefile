@@ -57,16 +57,16 @@ lint: rust
 	python3 scripts/check-layers.py
 	sh scripts/check-layers-selftest.sh
 
-# The test-release profile (Cargo.toml): release code without fat LTO. With the
-# full features, so that one compile of the library, its tests and the tests in tests/
-# serves both builds: every test of the plain build runs in the full one too, except
-# the plain build's refusals of what needs dproxy-full, which the integration suite
-# checks on the plain daemon (tests/integration/test_plain_build.py). The tests in
-# tests/ are one binary, tests/it (one module per topic: its dev-dependencies are
-# compiled and linked once), and tests/localnames_mem.rs, which counts the heap with
-# a global allocator and so needs a process of its own. The full daemon built
-# next to the tests (target/test-release/dproxy) is the one the DoT and DoH suites run
-# (mk/tls.mk). `cargo test` alone still runs the plain build's tests.
+# The test-release profile (Cargo.toml): release code at opt-level "s" without fat
+# LTO. With the full features, so that one compile of the library, its tests and the
+# tests in tests/ serves both builds: every test of the plain build runs in the full
+# one too, except the plain build's refusals of what needs dproxy-full, which the
+# integration suite checks on the plain daemon (tests/integration/test_plain_build.py).
+# The tests in tests/ are one binary, tests/it (one module per topic: its
+# dev-dependencies are compiled and linked once), and tests/localnames_mem.rs, which
+# counts the heap with a global allocator and so needs a process of its own. The full
+# daemon built next to the tests (target/test-release/dproxy) is the one the DoT and
+# DoH suites run (mk/tls.mk). `cargo test` alone still runs the plain build's tests.
 test-unit: rust
 	$(CARGO) test --profile test-release --features full
 
