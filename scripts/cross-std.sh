@@ -17,8 +17,10 @@
 # ~/.cache/dproxy/std (override: DPROXY_STD_CACHE), next to zig and the VM kernels.
 # The cache key is a hash of everything that goes into it: the compiler's version and
 # commit, the std sources' version, the target, the args above, .cargo/config.toml,
-# the [profile.*] sections of Cargo.toml. Any change gives a new key and a new build;
-# nothing is ever used that was built with other settings.
+# the [profile.*] sections of Cargo.toml but for their comment lines and for
+# [profile.test-release] (used by no cross build; its tests run on the host). Any
+# change to a setting gives a new key and a new build; nothing is ever used that was
+# built with other settings, and a comment edit costs no rebuild.
 #
 # How: a probe crate (an empty program for "release", a library with one test for
 # "test", as the unit tests are built) is built with -Zbuild-std and the same settings
@@ -51,6 +53,9 @@ cache=${DPROXY_STD_CACHE:-$HOME/.cache/dproxy}/std
 # The daemon's profiles, which decide how std is compiled: into the key, and the probe
 # is built with them.
 profiles=$(sed -n '/^\[profile\./,/^\[[^p]/p' "$here/Cargo.toml" | sed '$ {/^\[[^p]/d}')
+# What of them goes into the key: the settings of the profiles a cross build uses.
+key_profiles=$(printf '%s\n' "$profiles" |
+    awk '/^\[/ { skip = ($0 == "[profile.test-release]") } !skip && !/^[[:space:]]*(#|$)/')
 
 # The key: the clone's own path is left out (a flag may name a file in it), so every
 # clone of the same tree shares one std.
@@ -61,7 +66,7 @@ key=$( (
     echo "$triple $kind"
     printf '%s\n' "$@" | sed "s#$here#@ROOT@#g"
     cat "$here/.cargo/config.toml"
-    printf '%s\n' "$profiles"
+    printf '%s\n' "$key_profiles"
 ) | sha256sum | cut -c1-16)
 sysroot=$cache/$triple-$kind-$key
 libdir=lib/rustlib/$triple/lib
