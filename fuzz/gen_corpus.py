@@ -370,6 +370,50 @@ fd00::60 tv.lan tv
 
 
 # ---------------------------------------------------------------- main
+def h2_frame(kind, flags, stream, payload):
+    return struct.pack(">I", len(payload))[1:] + bytes([kind, flags]) + struct.pack(">I", stream) + payload
+
+
+def h2_feed(b):
+    """doh_h2's operation 2 for each piece of at most 256 bytes of B."""
+    out = b""
+    for i in range(0, len(b), 256):
+        piece = b[i:i + 256]
+        out += bytes([2, len(piece) - 1]) + piece
+    return out
+
+
+def doh_seeds(ans):
+    """doh_h2: scripts of operations (see fuzz_targets/doh_h2.rs); doh_http1: responses."""
+    for t in ["doh_h2", "doh_http1"]:
+        reset(os.path.join(CORPUS, t))
+    body = ans[0][1]
+    # HPACK: ":status: 200" is static entry 8; content-type (static name 31) as a literal.
+    ctype = b"application/dns-message"
+    block = b"\x88" + bytes([0x5f, len(ctype)]) + ctype
+    settings = h2_frame(4, 0, 0, struct.pack(">HI", 3, 100) + struct.pack(">HI", 4, 65535))
+    answer1 = h2_frame(1, 0x4, 1, block) + h2_frame(0, 0x1, 1, body)
+    answer3 = h2_frame(1, 0x5, 3, b"\x8d")  # ":status: 404", END_STREAM
+    reset3 = h2_frame(3, 0, 3, struct.pack(">I", 8))
+    goaway = h2_frame(7, 0, 0, struct.pack(">II", 1, 0))
+    ping = h2_frame(6, 0, 0, b"12345678")
+    window = h2_frame(8, 0, 0, struct.pack(">I", 1000))
+    d = os.path.join(CORPUS, "doh_h2")
+    write(d, "answer", b"\x00" + h2_feed(settings + answer1) + b"\x03")
+    write(d, "two-streams", b"\x00\x00" + h2_feed(settings + answer1 + answer3) + b"\x03")
+    write(d, "split", b"\x00" + h2_feed(settings) + bytes([2, 4]) + answer1[:5] + h2_feed(answer1[5:]))
+    write(d, "reset-and-goaway", b"\x00\x00" + h2_feed(settings + ping + window + reset3 + goaway))
+    write(d, "cancel", b"\x00\x00\x01\x01" + h2_feed(settings + answer1 + answer3))
+    d = os.path.join(CORPUS, "doh_http1")
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/dns-message\r\n"
+    write(d, "length", head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    write(d, "chunked", head + b"Transfer-Encoding: chunked\r\n\r\n%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n")
+    write(d, "continue-then-close", b"HTTP/1.1 100 Continue\r\n\r\n" + head
+          + b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+    write(d, "pipelined", (head + b"Content-Length: %d\r\n\r\n" % len(body) + body) * 2)
+    write(d, "status-503", b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
+
+
 def main():
     qs = queries()
     ans = answers()
@@ -423,6 +467,8 @@ def main():
     d = os.path.join(CORPUS, "local_names")
     for name, (mode, text) in LOCAL.items():
         write(d, name, bytes([mode]) + text.encode())
+
+    doh_seeds(ans)
 
     total = sum(len(files) for _, _, files in os.walk(CORPUS))
     print("corpus: %d files; packets: %d files" % (total, len(os.listdir(PACKETS))))

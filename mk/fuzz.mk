@@ -10,7 +10,8 @@
 # Installs cargo-fuzz from crates.io if it is missing.
 
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= wire_query wire_answer cache_ops config_load persist_decode tcp_frame local_names blocklist_parse
+FUZZ_TARGETS ?= wire_query wire_answer cache_ops config_load persist_decode tcp_frame local_names \
+	blocklist_parse dnssec_walk doh_h2 doh_http1
 
 .PHONY: fuzz fuzz-deps fuzz-build fuzz-corpus
 

@@ -27,7 +27,10 @@ fuzz_target!(|data: &[u8]| {
         let mut sub = b"x.".to_vec();
         sub.extend_from_slice(n);
         if sub.len() <= 253 {
-            assert!(set.blocks(&sub), "a subdomain of a listed name is not blocked");
+            assert!(
+                set.blocks(&sub),
+                "a subdomain of a listed name is not blocked"
+            );
         }
     }
 });

@@ -106,7 +106,9 @@ fuzz_target!(|data: &[u8]| {
                 {
                     continue;
                 }
-                let Some(p) = prepare(msg, &s, &TtlPolicy::default(), false, false, None) else {
+                let scratch = &mut dproxy::sanitize::Scratch::default();
+                let Some(p) = prepare(msg, &s, &TtlPolicy::default(), false, false, None, scratch)
+                else {
                     continue;
                 };
                 let k = Key::new(q.name.as_bytes(), q.qtype, q.qclass, 0);

@@ -265,6 +265,7 @@ pub fn answer_path(ctl: &[u8; 8], msg: &[u8]) {
         ctl[0] & 0x08 != 0,
         ctl[0] & 0x04 != 0,
         respell,
+        &mut dproxy::sanitize::Scratch::default(),
     ) else {
         return;
     };

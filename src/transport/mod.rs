@@ -17,14 +17,15 @@ use mio::{Interest, Registry, Token};
 
 use crate::slab::Slab;
 
+// The two DoH codecs are public for their fuzz targets (fuzz/fuzz_targets/doh_*.rs).
 #[cfg(feature = "doh")]
-mod h2;
+pub mod h2;
 #[cfg(feature = "doh")]
 pub mod https;
 #[cfg(feature = "doh")]
 pub mod https_boot;
 #[cfg(feature = "doh")]
-mod https_http;
+pub mod https_http;
 mod open;
 pub mod tcp;
 #[cfg(feature = "tls")]
