@@ -182,7 +182,8 @@ fn bucket_hash(b: u64) -> u32 {
 struct Entry {
     /// key ++ message ++ TTL offsets (u16, big-endian).
     buf: Box<[u8]>,
-    /// Upper half of the key's hash: its place in the index, and a quick compare.
+    /// Upper half of the key's hash: where removal finds the entry's bucket (lookups
+    /// compare the copy in the bucket, without reading the slot).
     hash: u32,
     /// Seconds on the cache clock.
     inserted: u32,
